@@ -1,0 +1,35 @@
+# Two commands: `make run` (embedded default workflow) and `make test` (full test suite).
+PY      ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+CORES   ?= all
+STAMP   := $(VENV)/.installed
+
+.PHONY: run test install lint dry-run report clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Reinstall when the dependency list changes.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test,slurm]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES) --configfile config.yaml
+	$(BIN)/snakemake --cores 1 --configfile config.yaml --report results/report.html
+
+test: $(STAMP)
+	$(BIN)/python -m pytest tests
+
+lint: $(STAMP)
+	$(BIN)/snakemake --lint --configfile config.yaml
+
+dry-run: $(STAMP)
+	$(BIN)/snakemake -n --configfile config.yaml
+
+clean:
+	rm -rf results .snakemake

@@ -1,0 +1,22 @@
+# pntk workflow: data → training → tiled kernels → diagnostics/regression → tables, figures, report.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/kernels.smk"
+include: "workflow/rules/diagnostics.smk"
+include: "workflow/rules/regression.smk"
+include: "workflow/rules/figures.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

@@ -1,0 +1,15 @@
+"""prepare_data: raw data set → normalised Zarr store with a content fingerprint."""
+from pntk.scriptutil import setup
+
+log = setup(snakemake)  # noqa: F821
+
+from pntk.data import prepare_dataset  # noqa: E402
+
+p = snakemake.params  # noqa: F821
+attrs = prepare_dataset(snakemake.wildcards.dataset, p.root, snakemake.output.store, download=p.download,  # noqa: F821
+                        verify_md5=p.verify_md5, train_size=p.train_size, test_size=p.test_size, seed=p.seed)
+n_train, n_test = p.expected_sizes
+if (attrs["n_train"], attrs["n_test"]) != (n_train, n_test):
+    raise RuntimeError(f"prepared {attrs['n_train']}/{attrs['n_test']} train/test examples, the workflow "
+                       f"planned {n_train}/{n_test} (pntk.config.SPLIT_SIZES)")
+log.info("prepared %s: %d train, %d test, fingerprint %s", attrs["name"], n_train, n_test, attrs["fingerprint"])

@@ -1,0 +1,18 @@
+"""tables: tidy CSVs of every statistic, and the Theorem 1 width-rate fit."""
+from pntk.scriptutil import setup
+
+log = setup(snakemake)  # noqa: F821
+
+from pntk import tables  # noqa: E402
+
+sm = snakemake  # noqa: F821
+diag = tables.diagnostics_table(list(sm.input.diagnostics))
+training = tables.training_table(list(sm.input.train_logs))
+regr = tables.regression_table(list(sm.input.regression), training)
+rate = tables.rate_table(diag, n_boot=sm.params.bootstrap)
+for df, path in ((diag, sm.output.diagnostics), (regr, sm.output.regression), (training, sm.output.training),
+                 (rate, sm.output.rate)):
+    df.to_csv(path, index=False)
+    log.info("wrote %s (%d rows)", path, len(df))
+if len(rate):
+    log.info("width-rate fit:\n%s", rate.to_string())

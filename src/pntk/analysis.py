@@ -1,0 +1,118 @@
+"""Per-checkpoint analyses of the workflow: the paper's eNTK-vs-pNTK diagnostics and full-data regression.
+
+Each function reads kernel stores through their manifests (never a half-written store), the checkpoint
+and the prepared data, and returns a JSON-serialisable dict; the thin scripts write it.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from . import diagnostics as dg
+from .data import PreparedData, index_set, open_prepared
+from .regression import linearized_predict, regression_summary
+from .store import read_block
+from .tiles import stem_of, store_path
+
+log = logging.getLogger(__name__)
+
+
+def load_manifest_block(manifest: str | Path, row_ids: np.ndarray, col_ids: np.ndarray) -> np.ndarray:
+    """Kernel values for global indices, from the finalized store named by `manifest`."""
+    rec = json.loads(Path(manifest).read_text())  # raises if the store was never finalized
+    return read_block(store_path(stem_of(manifest)), row_ids, col_ids).astype(np.float64), rec
+
+
+def model_outputs(checkpoint: str | Path, x: np.ndarray, batch: int = 512) -> np.ndarray:
+    """f(x) of the checkpoint's model in eval mode, float64. x (N, C, H, W) → (N, O)."""
+    import torch
+
+    from .train import load_checkpoint
+
+    model, _ = load_checkpoint(checkpoint)
+    model = model.double()
+    with torch.no_grad():
+        outs = [model(torch.as_tensor(x[s:s + batch], dtype=torch.float64)) for s in range(0, len(x), batch)]
+    return torch.cat(outs).numpy()
+
+
+def _subsets(data: PreparedData, data_cfg: dict) -> tuple[np.ndarray, np.ndarray]:
+    kw = dict(subset_train=data_cfg["subset_train"], subset_test=data_cfg["subset_test"], seed=data_cfg["seed"])
+    return index_set(data, "sub-train", **kw), index_set(data, "sub-test", **kw)
+
+
+def epoch_diagnostics(*, data_path, checkpoint, manifests: dict[str, str], data_cfg: dict,
+                      regression_cfg: dict) -> dict:
+    """Figs 2–8 on D = sub-train and X = sub-test. `manifests` keys: entk_dd, entk_xd, pntk_dd, pntk_xd."""
+    data = open_prepared(data_path)
+    d_ids, x_ids = _subsets(data, data_cfg)
+    entk_dd, _ = load_manifest_block(manifests["entk_dd"], d_ids, d_ids)  # (N, N, O, O)
+    entk_xd, _ = load_manifest_block(manifests["entk_xd"], x_ids, d_ids)  # (M, N, O, O)
+    pntk_dd, _ = load_manifest_block(manifests["pntk_dd"], d_ids, d_ids)  # (N, N)
+    pntk_xd, _ = load_manifest_block(manifests["pntk_xd"], x_ids, d_ids)  # (M, N)
+    f0_d = model_outputs(checkpoint, data.x[d_ids])  # (N, O)
+    f0_x = model_outputs(checkpoint, data.x[x_ids])  # (M, O)
+    o = f0_d.shape[1]
+    y_d = np.eye(o)[data.y[d_ids]]  # (N, O) one-hot targets
+    kw = dict(ridge=regression_cfg["ridge"], solver=regression_cfg["solver"], log=log,
+              memory_cap_bytes=int(regression_cfg["memory_cap_gb"] * 2**30))
+    pred_e = linearized_predict(entk_dd, entk_xd, f0_d, f0_x, y_d, **kw)  # (M, O), eNTK, Eq. 5
+    pred_p = linearized_predict(pntk_dd, pntk_xd, f0_d, f0_x, y_d, **kw)  # (M, O), pNTK, Eq. 6
+    stats = {}
+    stats.update(dg.diagonal_ratio(entk_dd))
+    stats.update(dg.frobenius_distance(entk_dd, pntk_dd))
+    stats.update(dg.spectrum_differences(entk_dd, pntk_dd))
+    stats.update(dg.prediction_gaps(pred_e, pred_p, data.y[x_ids]))
+    stats["model_acc_subtest"] = float((f0_x.argmax(1) == data.y[x_ids]).mean())
+    return {"n_train_subset": len(d_ids), "n_test_subset": len(x_ids), "num_outputs": o, "stats": stats}
+
+
+def epoch_regression(*, data_path, checkpoint, manifest_dd, manifest_xd, regression_cfg: dict,
+                     predictions_path: str | Path) -> dict:
+    """Figs 9, 11, 12: f̂_lin with the full-data pNTK (one-vs-rest, prior mean f0) vs the SGD model."""
+    import xarray as xr
+
+    data = open_prepared(data_path)
+    tr, te = data.train_indices, data.test_indices
+    f0_d = model_outputs(checkpoint, data.x[tr])  # (N, O)
+    f0_x = model_outputs(checkpoint, data.x[te])  # (M, O)
+    o = f0_d.shape[1]
+    y_d = np.eye(o)[data.y[tr]]  # (N, O)
+    k_dd = store_path(stem_of(manifest_dd))
+    k_xd, _ = load_manifest_block(manifest_xd, te, tr)  # (M, N): small next to k_dd
+    json.loads(Path(manifest_dd).read_text())  # the train×train store must be finalized too
+    times = list(regression_cfg["times"])
+    kw = dict(ridge=regression_cfg["ridge"], log=log, device=regression_cfg["device"],
+              memory_cap_bytes=int(regression_cfg["memory_cap_gb"] * 2**30))
+    pred, info = linearized_predict(_ordered(k_dd, tr), k_xd, f0_d, f0_x, y_d, solver=regression_cfg["solver"],
+                                    return_info=True, **kw)
+    summary = regression_summary(pred, data.y[te])
+    out = {"flin_test_acc": summary["accuracy"], "flin_test_mse": summary["mse"],
+           "model_test_acc": float((f0_x.argmax(1) == data.y[te]).mean()),
+           "flin_model_agreement": float((pred.argmax(1) == f0_x.argmax(1)).mean()),
+           "solver": {k: v for k, v in info.items() if isinstance(v, (int, float, str, bool, type(None)))}}
+    coords = {"test_index": te, "output": np.arange(o)}
+    ds = xr.Dataset({"flin": (("test_index", "output"), pred), "f0": (("test_index", "output"), f0_x),
+                     "label": (("test_index",), data.y[te])}, coords=coords)
+    if times:
+        pt = linearized_predict(_ordered(k_dd, tr), k_xd, f0_d, f0_x, y_d, t=np.asarray(times), solver="eigh", **kw)
+        ds["flin_t"] = (("time", "test_index", "output"), pt)
+        ds = ds.assign_coords(time=np.asarray(times, dtype=float))
+        out["flin_t_test_acc"] = {str(t): float((pt[k].argmax(1) == data.y[te]).mean()) for k, t in enumerate(times)}
+    tmp = Path(predictions_path).with_name(Path(predictions_path).name + ".tmp")
+    ds.to_netcdf(tmp, engine="scipy")
+    tmp.replace(predictions_path)
+    return out
+
+
+def _ordered(k_dd_store: Path, ids: np.ndarray):
+    """The train×train store if its rows are exactly `ids` in order (streamable by CG), else a dense copy."""
+    import zarr
+
+    g = zarr.open_group(str(k_dd_store), mode="r")
+    if np.array_equal(g["row"][:], ids) and np.array_equal(g["col"][:], ids):
+        return g["kernel"]
+    return read_block(k_dd_store, ids, ids)

@@ -1,0 +1,198 @@
+"""Workflow configuration: schema validation with defaults, semantic checks, derived run lists.
+
+`workflow/rules/common.smk` calls `validate_config` before any job is scheduled; the same function
+serves tests and the CLI, so a bad config fails identically everywhere, naming the offending key.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
+
+# Number of examples in each split of the raw data sets (digits: stratified 25 % test split).
+SPLIT_SIZES = {
+    "digits": (1347, 450),
+    "mnist": (60000, 10000),
+    "fashion_mnist": (60000, 10000),
+    "cifar10": (50000, 10000),
+    "cifar100": (50000, 10000),
+    "svhn": (73257, 26032),
+}
+NUM_CLASSES = {"digits": 10, "mnist": 10, "fashion_mnist": 10, "cifar10": 10, "cifar100": 100, "svhn": 10}
+IN_SHAPES = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28),
+             "cifar10": (3, 32, 32), "cifar100": (3, 32, 32), "svhn": (3, 32, 32)}
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message starts with the offending key."""
+
+
+def _with_defaults(validator_cls):
+    """jsonschema validator that fills in `default` values while validating (as Snakemake does)."""
+    validate_props = validator_cls.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if "default" in sub and name not in instance:
+                    instance[name] = copy.deepcopy(sub["default"])
+        yield from validate_props(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_cls, {"properties": set_defaults})
+
+
+def load_schema() -> dict:
+    with open(SCHEMA_PATH) as fh:
+        return yaml.safe_load(fh)
+
+
+def _key_of(error: jsonschema.ValidationError) -> str:
+    path = ".".join(str(p) for p in error.absolute_path)
+    if error.validator == "additionalProperties":
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        path = ".".join(filter(None, [path, ",".join(extra)]))
+        return f"{path}: unknown key (allowed: {', '.join(sorted(error.schema.get('properties', {})))})"
+    if error.validator == "required":
+        return f"{path or '<top>'}: {error.message}"
+    return f"{path or '<top>'}: {error.message}"
+
+
+def validate_config(config: dict) -> dict:
+    """Validate `config` in place (defaults filled in) and return it; raise ConfigError naming the key."""
+    schema = load_schema()
+    cls = _with_defaults(jsonschema.Draft202012Validator)
+    # Defaults are filled while descending, so nested objects defaulted to {} get their own defaults.
+    errors = sorted(cls(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        raise ConfigError("invalid config: " + "; ".join(_key_of(e) for e in errors[:5]))
+    check_semantics(config)
+    return config
+
+
+def check_semantics(config: dict) -> None:
+    """Checks JSON Schema cannot express: cross-key constraints and files that must exist."""
+    data, train, kern = config["data"], config["train"], config["kernels"]
+    for e in train["checkpoint_epochs"]:
+        if e > train["epochs"]:
+            raise ConfigError(f"train.checkpoint_epochs: epoch {e} is after the last epoch "
+                              f"(train.epochs = {train['epochs']})")
+    if data["name"] != "digits":
+        if not data["root"]:
+            raise ConfigError(f"data.root: data set {data['name']!r} is read from a local folder; "
+                              "set data.root to the folder holding the torchvision-format files")
+        if not data["download"] and not Path(data["root"]).is_dir():
+            raise ConfigError(f"data.root: folder {data['root']!r} does not exist "
+                              "(set data.download: true to let torchvision fetch the files)")
+    n_train, n_test = split_sizes(config)
+    if data["subset_train"] > n_train:
+        raise ConfigError(f"data.subset_train: {data['subset_train']} exceeds the {n_train} train examples")
+    if data["subset_test"] > n_test:
+        raise ConfigError(f"data.subset_test: {data['subset_test']} exceeds the {n_test} test examples")
+    for m in config["models"]:
+        if m["parameterization"] == "ntk" and m["arch"] != "fcn":
+            raise ConfigError(f"models.parameterization: 'ntk' is implemented for fcn only, not {m['arch']!r}")
+        if m["arch"] == "wrn16" and m["depth"] is not None and (m["depth"] - 4) % 6:
+            raise ConfigError(f"models.depth: WideResNet depth must be 6n+4, got {m['depth']}")
+    archs = [m["arch"] for m in config["models"]]
+    if len(set(archs)) != len(archs):
+        raise ConfigError("models: each arch may appear once (list several widths instead)")
+    for kind in kern["kinds"]:
+        if not kern["index_sets"][kind]:
+            raise ConfigError(f"kernels.index_sets.{kind}: no (rows, cols) pair given for a requested kind")
+    if config["diagnostics"]["enabled"]:
+        missing = [k for k in ("pntk", "entk") if k not in kern["kinds"]]
+        if missing:
+            raise ConfigError(f"kernels.kinds: diagnostics need {missing} (or set diagnostics.enabled: false)")
+        for kind in ("pntk", "entk"):
+            for pair in (("sub-train", "sub-train"), ("sub-test", "sub-train")):
+                if find_store(config, kind, *pair) is None:
+                    raise ConfigError(f"kernels.index_sets.{kind}: diagnostics need a store covering {list(pair)}")
+
+
+def split_sizes(config: dict) -> tuple[int, int]:
+    """(n_train, n_test) after the optional seeded subsampling."""
+    data = config["data"]
+    full_train, full_test = SPLIT_SIZES[data["name"]]
+    n_train = data["train_size"] or full_train
+    n_test = data["test_size"] or full_test
+    if n_train > full_train:
+        raise ConfigError(f"data.train_size: {n_train} exceeds the {full_train} train examples of {data['name']}")
+    if n_test > full_test:
+        raise ConfigError(f"data.test_size: {n_test} exceeds the {full_test} test examples of {data['name']}")
+    return n_train, n_test
+
+
+def index_set_size(config: dict, name: str) -> int:
+    n_train, n_test = split_sizes(config)
+    return {"train": n_train, "test": n_test, "sub-train": config["data"]["subset_train"],
+            "sub-test": config["data"]["subset_test"]}[name]
+
+
+# Index sets that contain another one: a store over `train` can serve a request for `sub-train`.
+SUPERSETS = {"train": ("train",), "test": ("test",), "sub-train": ("sub-train", "train"),
+             "sub-test": ("sub-test", "test")}
+
+
+def find_store(config: dict, kind: str, rows: str, cols: str) -> tuple[str, str] | None:
+    """The configured (rows, cols) store of `kind` that covers the requested index sets, smallest first."""
+    if kind not in config["kernels"]["kinds"]:
+        return None
+    pairs = [tuple(p) for p in config["kernels"]["index_sets"][kind]]
+    for r in SUPERSETS[rows]:
+        for c in SUPERSETS[cols]:
+            if (r, c) in pairs:
+                return r, c
+    return None
+
+
+@dataclass(frozen=True)
+class Run:
+    dataset: str
+    arch: str
+    width: int
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.dataset}/{self.arch}-w{self.width}-s{self.seed}"
+
+
+def runs(config: dict) -> list[Run]:
+    return [Run(config["data"]["name"], m["arch"], w, s)
+            for m in config["models"] for w in m["widths"] for s in config["seeds"]]
+
+
+def model_entry(config: dict, arch: str) -> dict:
+    for m in config["models"]:
+        if m["arch"] == arch:
+            return m
+    raise ConfigError(f"models: no entry for arch {arch!r}")
+
+
+def store_specs(config: dict) -> list[tuple[str, str, str]]:
+    """(kind, rows, cols) of every kernel store computed for each run and checkpoint epoch."""
+    kern = config["kernels"]
+    return [(k, r, c) for k in kern["kinds"] for r, c in kern["index_sets"][k]]
+
+
+def tile_grid(config: dict, rows: str, cols: str) -> list[tuple[int, int]]:
+    """Tile indices (i, j) computed by jobs; for symmetric stores (rows == cols) only i <= j."""
+    t = config["kernels"]["tile_size"]
+    nr = math.ceil(index_set_size(config, rows) / t)
+    nc = math.ceil(index_set_size(config, cols) / t)
+    if rows == cols:
+        return [(i, j) for i in range(nr) for j in range(i, nc)]
+    return [(i, j) for i in range(nr) for j in range(nc)]
+
+
+def load_config(path: str | Path) -> dict:
+    with open(path) as fh:
+        cfg = yaml.safe_load(fh) or {}
+    return validate_config(cfg)

@@ -1,0 +1,80 @@
+"""What the kernel rules do, as plain functions: shared by scripts/kernel_*.py, the CLI and the tests."""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import tiles
+from .data import PreparedData, index_set, open_prepared
+from .provenance import sha256_file
+
+log = logging.getLogger(__name__)
+
+
+def index_sets_for(data: PreparedData, rows: str, cols: str, data_cfg: dict) -> tuple[np.ndarray, np.ndarray]:
+    kw = dict(subset_train=data_cfg["subset_train"], subset_test=data_cfg["subset_test"], seed=data_cfg["seed"])
+    return index_set(data, rows, **kw), index_set(data, cols, **kw)
+
+
+def store_attrs(kind: str, rows: str, cols: str, kernels_cfg: dict, checkpoint: str | Path,
+                data: PreparedData, run_meta: dict) -> dict:
+    return {"rows": rows, "cols": cols, "method": kernels_cfg["method"],
+            "checkpoint": Path(checkpoint).name, "checkpoint_sha256": sha256_file(checkpoint),
+            "data_fingerprint": data.fingerprint, "dataset": data.attrs["name"], **run_meta}
+
+
+def run_meta_from_path(checkpoint: str | Path) -> dict:
+    """{arch, width, seed, epoch} from …/{arch}-w{width}-s{seed}/checkpoints/epoch{E}.pt."""
+    p = Path(checkpoint)
+    arch, rest = p.parent.parent.name.rsplit("-w", 1)
+    width, seed = rest.split("-s")
+    return {"arch": arch, "width": int(width), "seed": int(seed), "epoch": int(p.stem.removeprefix("epoch"))}
+
+
+def init_job(sentinel: str | Path, *, kind: str, rows: str, cols: str, data_path, checkpoint,
+             kernels_cfg: dict, data_cfg: dict) -> None:
+    data = open_prepared(data_path)
+    r_ids, c_ids = index_sets_for(data, rows, cols, data_cfg)
+    attrs = store_attrs(kind, rows, cols, kernels_cfg, checkpoint, data, run_meta_from_path(checkpoint))
+    tiles.init_store(sentinel, kind=kind, row_ids=r_ids, col_ids=c_ids, row_labels=data.y[r_ids],
+                     col_labels=data.y[c_ids], tile=kernels_cfg["tile_size"], dtype=kernels_cfg["dtype"],
+                     out_dim=data.num_classes if kind == "entk" else None, attrs=attrs)
+    log.info("initialised %s: %d × %d, tile %d", tiles.store_path(tiles.stem_of(sentinel)), len(r_ids),
+             len(c_ids), kernels_cfg["tile_size"])
+
+
+def tile_job(flag: str | Path, *, kind: str, rows: str, cols: str, i: int, j: int, data_path, checkpoint,
+             kernels_cfg: dict, data_cfg: dict) -> dict:
+    """Compute tile (i, j): reads only the rows/cols of this tile, so memory is bounded by the tile."""
+    import torch
+
+    from .store import tile_range
+    from .train import load_checkpoint
+
+    data = open_prepared(data_path, lazy=True)  # x stays on disk: only this tile's rows are read
+    r_ids, c_ids = index_sets_for(data, rows, cols, data_cfg)
+    t = kernels_cfg["tile_size"]
+    r_sel, c_sel = r_ids[tile_range(len(r_ids), t, i)], c_ids[tile_range(len(c_ids), t, j)]
+    dtype = getattr(torch, kernels_cfg["dtype"])
+    device = kernels_cfg["device"]
+    model, _ = load_checkpoint(checkpoint, device=device)
+    t0 = time.perf_counter()
+    x_rows = torch.as_tensor(read_rows(data, r_sel), device=device)  # (R, C, H, W)
+    x_cols = torch.as_tensor(read_rows(data, c_sel), device=device)  # (S, C, H, W)
+    block = tiles.compute_tile(model, x_rows, x_cols, symmetric_diagonal=(rows == cols and i == j), kind=kind,
+                               method=kernels_cfg["method"], batch_size=kernels_cfg["batch_size"], dtype=dtype)
+    seconds = time.perf_counter() - t0
+    rec = tiles.write_tile_and_flag(flag, block, i, j, seconds,
+                                    extra={"n_rows": len(r_sel), "n_cols": len(c_sel), "device": device})
+    log.info("tile (%d,%d) %s: %d × %d in %.2f s", i, j, kind, len(r_sel), len(c_sel), seconds)
+    return rec
+
+
+def read_rows(data: PreparedData, ids: np.ndarray) -> np.ndarray:
+    """Rows `ids` of the images, whether `data.x` is in memory or a lazy Zarr array."""
+    if isinstance(data.x, np.ndarray):
+        return data.x[ids]
+    return np.asarray(data.x.oindex[np.asarray(ids)])

@@ -1,0 +1,173 @@
+"""Pieces shared by every kernel method: kinds as Jacobian "rows", blocking, model state, budgets.
+
+Every kind is a contraction of Jacobian *rows*: a row r is the gradient of the scalar
+``sum_a C[r, a] f_a(x)`` for a cotangent matrix ``C`` of shape (R, O):
+
+    kind         C (R, O)          pairing          result
+    pntk         ones(1, O)/sqrt O  full (R = 1)     (N1, N2)
+    first_logit  e_0  (1, O)        full (R = 1)     (N1, N2)
+    entk         I_O  (O, O)        full             (N1, N2, O, O)
+    trace        I_O  (O, O)        diagonal, × 1/O  (N1, N2)
+
+"full" contracts every row pair (r, s) -> (N1, N2, R, R); "diagonal" only r = s, summed -> (N1, N2).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+DEFAULT_MEMORY_BYTES = 1 << 30  # per-sample-gradient budget when batch_size is None (CPU)
+
+
+@dataclass(frozen=True)
+class RowSpec:
+    """How a kernel kind is built from Jacobian rows (see module docstring)."""
+
+    cotangents: Tensor  # (R, O)
+    diagonal: bool      # True: sum_r <J_r(x), J_r(x')> -> (N1, N2); False: all (r, s) -> (N1, N2, R, R)
+    scale: float        # multiplies the result
+    squeeze: bool       # full with R = 1: return (N1, N2) instead of (N1, N2, 1, 1)
+
+    @property
+    def num_rows(self) -> int:
+        return self.cotangents.shape[0]
+
+
+def row_spec(kind: str, num_outputs: int, dtype: torch.dtype, device: torch.device) -> RowSpec:
+    """RowSpec of ``kind`` for a model with ``num_outputs`` outputs."""
+    o = num_outputs
+    if kind == "pntk":
+        c = torch.full((1, o), 1.0 / math.sqrt(o), dtype=dtype, device=device)  # (1, O)
+        return RowSpec(c, diagonal=False, scale=1.0, squeeze=True)
+    if kind == "first_logit":
+        c = torch.zeros(1, o, dtype=dtype, device=device)  # (1, O)
+        c[0, 0] = 1.0
+        return RowSpec(c, diagonal=False, scale=1.0, squeeze=True)
+    eye = torch.eye(o, dtype=dtype, device=device)  # (O, O)
+    if kind == "entk":
+        return RowSpec(eye, diagonal=False, scale=1.0, squeeze=False)
+    if kind == "trace":
+        return RowSpec(eye, diagonal=True, scale=1.0 / o, squeeze=False)
+    raise ValueError(f"unknown kind {kind!r}")
+
+
+def result_tail(rows: RowSpec) -> tuple[int, ...]:
+    """Trailing shape of a raw kernel block: () for diagonal, (R, R) for full."""
+    return () if rows.diagonal else (rows.num_rows, rows.num_rows)
+
+
+def finish(k: Tensor, rows: RowSpec) -> Tensor:
+    """Raw (N1, N2[, R, R]) -> the kind's result (scale, squeeze)."""
+    if rows.scale != 1.0:
+        k = k * rows.scale
+    if rows.squeeze:
+        k = k[:, :, 0, 0]  # (N1, N2, 1, 1) -> (N1, N2)
+    return k
+
+
+def contract_rows(j1: Tensor, j2: Tensor, diagonal: bool) -> Tensor:
+    """Inner products of per-sample gradient rows.
+
+    j1: (n1, R, P), j2: (n2, R, P) -> (n1, n2) if diagonal else (n1, n2, R, R).
+    """
+    n1, r, p = j1.shape
+    n2 = j2.shape[0]
+    if diagonal:
+        # (R, n1, P) @ (R, P, n2) -> (R, n1, n2), summed over R
+        return torch.bmm(j1.transpose(0, 1), j2.permute(1, 2, 0)).sum(0)
+    g = j1.reshape(n1 * r, p) @ j2.reshape(n2 * r, p).T  # (n1*R, n2*R)
+    return g.view(n1, r, n2, r).permute(0, 2, 1, 3)  # (n1, n2, R, R)
+
+
+def side_block(batch_size: int, num_rows: int) -> int:
+    """Samples per block on each side so that two blocks of rows fit in batch_size rows.
+
+    The bound "at most batch_size x P per-sample gradient values held" holds whenever
+    batch_size >= 2 * num_rows; below that a block is one sample (the minimum).
+    """
+    return max(1, batch_size // (2 * num_rows))
+
+
+def default_batch_size(num_params: int, num_rows: int, itemsize: int, device: torch.device) -> int:
+    """Rows of per-sample gradients that fit the memory budget (at least 2 * num_rows)."""
+    budget = DEFAULT_MEMORY_BYTES
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        budget = max(budget, free // 4)
+    else:
+        try:
+            import psutil
+
+            budget = min(budget, psutil.virtual_memory().available // 4)
+        except ImportError:  # pragma: no cover - psutil is a dependency
+            pass
+    return max(2 * num_rows, budget // max(1, num_params * itemsize))
+
+
+def blocked_kernel(
+    featurize: Callable[[Tensor], Any],
+    contract: Callable[[Any, Any], Tensor],
+    x1: Tensor,
+    x2: Tensor | None,
+    block: int,
+    tail: tuple[int, ...],
+    dtype: torch.dtype,
+) -> Tensor:
+    """Assemble K (N1, N2, *tail) from blocks of ``block`` samples per side.
+
+    ``featurize(xb)`` maps a block of inputs to features, ``contract(f1, f2)`` two feature sets to
+    a (n1, n2, *tail) block. With ``x2 is None`` only blocks j >= i are computed and mirrored
+    (tail (R, R) is transposed too), and diagonal blocks are symmetrized exactly.
+    At most two blocks of features are alive at any time.
+    """
+    sym = x2 is None
+    xb2 = x1 if sym else x2
+    n1, n2 = x1.shape[0], xb2.shape[0]
+    k = torch.empty(n1, n2, *tail, dtype=dtype, device=x1.device)  # (N1, N2, *tail)
+
+    def mirror(t: Tensor) -> Tensor:  # (a, b, *tail) -> (b, a, *tail^T)
+        t = t.transpose(0, 1)
+        return t.transpose(2, 3) if len(tail) == 2 else t
+
+    for i in range(0, n1, block):
+        f1 = featurize(x1[i:i + block])
+        for j in range(i if sym else 0, n2, block):
+            same = sym and j == i
+            f2 = f1 if same else featurize(xb2[j:j + block])
+            kb = contract(f1, f2)  # (b1, b2, *tail)
+            if same:
+                kb = 0.5 * (kb + mirror(kb))
+            k[i:i + block, j:j + block] = kb
+            if sym and not same:
+                k[j:j + block, i:i + block] = mirror(kb)
+            del f2, kb
+        del f1
+    return k
+
+
+def iter_blocks(n: int, block: int) -> Iterator[slice]:
+    for i in range(0, n, block):
+        yield slice(i, min(n, i + block))
+
+
+@contextmanager
+def evaluation_mode(model: nn.Module):
+    """model.eval() for the duration; every submodule's training flag restored afterwards."""
+    flags = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for m, flag in flags:
+            m.training = flag
+
+
+def trainable_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
+    """name -> parameter with requires_grad (tied parameters once, under their first name)."""
+    return {n: p for n, p in model.named_parameters() if p.requires_grad}

@@ -1,0 +1,212 @@
+"""Model zoo of the pNTK paper: FCN, ConvNet, ResNet-18 and WideResNet-16-k.
+
+Every model takes images (N, C, H, W) of any size from 8×8 up to 32×32 and ends in a
+dense readout ``nn.Linear(w_readout, num_classes)`` named ``readout``. Standard
+parameterization (PyTorch default init) unless ``parameterization="ntk"`` (FCN only),
+where weights are N(0, 1) and each layer's output is scaled by sigma_w / sqrt(fan_in).
+
+Width conventions (what "width w" means per architecture):
+    fcn       hidden width w; depth = number of Linear layers (depth 3: in→w→w→O)
+    convnet   channel width w of every conv layer; depth = number of conv layers
+    resnet18  base channels w; stages (w, 2w, 4w, 8w); readout input 8w (paper default 64)
+    wrn16     widening factor k; stages (16k, 32k, 64k); readout input 64k
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+ARCHS = ("fcn", "convnet", "resnet18", "wrn16")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    arch: str
+    width: int
+    in_shape: tuple[int, int, int]  # (C, H, W)
+    num_classes: int
+    depth: int | None = None
+    parameterization: str = "standard"  # "standard" | "ntk" (fcn only)
+
+    def validate(self) -> None:
+        if self.arch not in ARCHS:
+            raise ValueError(f"models.arch: unknown architecture {self.arch!r}; expected one of {ARCHS}")
+        if self.width <= 0:
+            raise ValueError(f"models.widths: width must be a positive integer, got {self.width}")
+        if self.parameterization not in ("standard", "ntk"):
+            raise ValueError(f"models.parameterization: expected 'standard' or 'ntk', got {self.parameterization!r}")
+        if self.parameterization == "ntk" and self.arch != "fcn":
+            raise ValueError("models.parameterization: 'ntk' is implemented for arch 'fcn' only")
+        if self.depth is not None and self.depth < 1:
+            raise ValueError(f"models.depth: must be >= 1, got {self.depth}")
+
+
+class NTKLinear(nn.Module):
+    """Linear layer in NTK parameterization: y = sigma_w/sqrt(fan_in) W x + sigma_b b, W,b ~ N(0,1)."""
+
+    def __init__(self, fan_in: int, fan_out: int, sigma_w: float = math.sqrt(2.0), sigma_b: float = 0.1):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(fan_out, fan_in))
+        self.bias = nn.Parameter(torch.randn(fan_out))
+        self.w_scale = sigma_w / math.sqrt(fan_in)
+        self.b_scale = sigma_b
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight * self.w_scale, self.bias * self.b_scale)
+
+
+class FCN(nn.Module):
+    def __init__(self, in_features: int, width: int, num_classes: int, depth: int = 3,
+                 parameterization: str = "standard"):
+        super().__init__()
+        make = (lambda i, o: NTKLinear(i, o)) if parameterization == "ntk" else nn.Linear
+        dims = [in_features] + [width] * (depth - 1)
+        self.hidden = nn.ModuleList(make(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        self.readout = make(dims[-1], num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x.flatten(1)  # (N, C*H*W)
+        for layer in self.hidden:
+            h = F.relu(layer(h))
+        return self.readout(h)
+
+
+class ConvNet(nn.Module):
+    """Fully convolutional: `depth` 3×3 convs of `width` channels, global average pool, readout.
+
+    Spatial size halves (stride 2) at the layers depth//3 and 2*depth//3 while it is above 4.
+    """
+
+    def __init__(self, in_shape: tuple[int, int, int], width: int, num_classes: int, depth: int = 8):
+        super().__init__()
+        c, h, _ = in_shape
+        layers: list[nn.Module] = []
+        down_at = {depth // 3, 2 * depth // 3} if depth >= 3 else set()
+        for i in range(depth):
+            stride = 2 if (i in down_at and h > 4) else 1
+            if stride == 2:
+                h = (h + 1) // 2
+            layers += [nn.Conv2d(c if i == 0 else width, width, 3, stride=stride, padding=1), nn.ReLU()]
+        self.features = nn.Sequential(*layers)
+        self.readout = nn.Linear(width, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.features(x).mean(dim=(2, 3))  # (N, width)
+        return self.readout(h)
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, c_in: int, c_out: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False),
+                                          nn.BatchNorm2d(c_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + self.shortcut(x))
+
+
+class ResNet18(nn.Module):
+    """CIFAR-style ResNet-18 (3×3 stem, no max-pool) with base width w."""
+
+    def __init__(self, in_channels: int, width: int, num_classes: int):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, width, 3, padding=1, bias=False),
+                                  nn.BatchNorm2d(width), nn.ReLU())
+        blocks, c = [], width
+        for stage, mult in enumerate((1, 2, 4, 8)):
+            for b in range(2):
+                stride = 2 if (stage > 0 and b == 0) else 1
+                blocks.append(BasicBlock(c, width * mult, stride))
+                c = width * mult
+        self.blocks = nn.Sequential(*blocks)
+        self.readout = nn.Linear(c, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.blocks(self.stem(x)).mean(dim=(2, 3))  # (N, 8w)
+        return self.readout(h)
+
+
+class WideBlock(nn.Module):
+    """Pre-activation wide residual block (BN-ReLU-conv ×2), no dropout."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int):
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(c_in)
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
+        self.shortcut = None
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        o = F.relu(self.bn1(x))
+        skip = x if self.shortcut is None else self.shortcut(o)
+        out = self.conv1(o)
+        out = self.conv2(F.relu(self.bn2(out)))
+        return out + skip
+
+
+class WideResNet16(nn.Module):
+    """WRN-16-k (Zagoruyko & Komodakis): 2 blocks per stage, stage widths 16k, 32k, 64k."""
+
+    def __init__(self, in_channels: int, k: int, num_classes: int, depth: int = 16):
+        super().__init__()
+        if (depth - 4) % 6:
+            raise ValueError(f"models.depth: WideResNet depth must be 6n+4, got {depth}")
+        n = (depth - 4) // 6
+        self.stem = nn.Conv2d(in_channels, 16, 3, padding=1, bias=False)
+        blocks, c = [], 16
+        for stage, mult in enumerate((16, 32, 64)):
+            for b in range(n):
+                stride = 2 if (stage > 0 and b == 0) else 1
+                blocks.append(WideBlock(c, mult * k, stride))
+                c = mult * k
+        self.blocks = nn.Sequential(*blocks)
+        self.bn = nn.BatchNorm2d(c)
+        self.readout = nn.Linear(c, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.relu(self.bn(self.blocks(self.stem(x)))).mean(dim=(2, 3))  # (N, 64k)
+        return self.readout(h)
+
+
+def build_model(spec: ModelSpec) -> nn.Module:
+    """Construct the model described by ``spec`` (parameters drawn from torch's current RNG)."""
+    spec.validate()
+    c, h, w = spec.in_shape
+    if spec.arch == "fcn":
+        return FCN(c * h * w, spec.width, spec.num_classes, spec.depth or 3, spec.parameterization)
+    if spec.arch == "convnet":
+        return ConvNet(spec.in_shape, spec.width, spec.num_classes, spec.depth or 8)
+    if spec.arch == "resnet18":
+        return ResNet18(c, spec.width, spec.num_classes)
+    return WideResNet16(c, spec.width, spec.num_classes, spec.depth or 16)
+
+
+def init_model(spec: ModelSpec, seed: int) -> nn.Module:
+    """Build the model with parameters determined by ``seed`` alone."""
+    gen_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        return build_model(spec)
+    finally:
+        torch.random.set_rng_state(gen_state)
+
+
+def readout_width(model: nn.Module) -> int:
+    """Input width of the dense readout layer (the w of the pNTK convergence theorem)."""
+    ro = model.readout
+    return ro.in_features if isinstance(ro, nn.Linear) else ro.weight.shape[1]

@@ -1,0 +1,232 @@
+"""Linearized (kernel) regression with a pNTK or eNTK: predictions of the linearized network
+at infinite or finite training time, from kernels in memory or streamed from Zarr stores.
+
+    f_lin(x) = f0(x) + Θ(x,D) Θ(D,D)^{-1} (Y − f0(D))                                  (t = ∞)
+    f_t(x)   = f0(x) − Θ(x,D) Θ(D,D)^{-1} (I − e^{−tΘ(D,D)}) (f0(D) − Y)              (finite t)
+
+Solvers (dispatch table ``SOLVERS``): dense float64 Cholesky with jitter, eigendecomposition (the
+only one for finite t), and Jacobi-preconditioned CG whose products stream tiles from the store.
+"""
+from __future__ import annotations
+
+import enum
+import logging
+import time
+
+import numpy as np
+import torch
+
+from pntk.solvers import (LogLike, ZarrKernelOperator, cg_solve, cholesky_solve, emit,
+                          finite_time_weights, open_kernel)
+
+__all__ = ["Solver", "linearized_predict", "accuracy", "regression_summary", "default_memory_cap",
+           "ZarrKernelOperator", "cholesky_solve", "cg_solve", "finite_time_weights"]
+
+
+class Solver(str, enum.Enum):
+    AUTO = "auto"
+    CHOLESKY = "cholesky"
+    EIGH = "eigh"
+    CG = "cg"
+
+
+# float64 n×n matrices a dense solver keeps resident: Cholesky K + L; eigh K + V + workspace.
+DENSE_COPIES = {Solver.CHOLESKY: 2, Solver.EIGH: 3}
+
+
+def default_memory_cap(device) -> int:
+    """Half the available RAM (CPU) or 80 % of free device memory (CUDA)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return int(0.8 * torch.cuda.mem_get_info(device)[0])
+    import psutil
+
+    return int(0.5 * psutil.virtual_memory().available)
+
+
+def _as_f64(x, name: str, shape: tuple, device) -> torch.Tensor:
+    if x is None:  # f0 = 0: regression from a zero function
+        return torch.zeros(shape, dtype=torch.float64, device=device)
+    t = x if isinstance(x, torch.Tensor) else torch.from_numpy(np.asarray(x))
+    if tuple(t.shape) != shape:
+        raise ValueError(f"{name}: shape {tuple(t.shape)}, expected {shape}")
+    t = t.to(device=device, dtype=torch.float64)
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{name}: contains NaN/inf")
+    return t
+
+
+def _targets(y_d, n: int, o: int, device) -> torch.Tensor:
+    """(N,) integer labels → one-hot (N, O); (N, O) targets pass through."""
+    y = y_d if isinstance(y_d, torch.Tensor) else torch.from_numpy(np.asarray(y_d))
+    if y.ndim == 1 and not y.is_floating_point():
+        if y.numel() and (int(y.min()) < 0 or int(y.max()) >= o):
+            raise ValueError(f"y_d: labels must lie in [0, {o}); got [{int(y.min())}, {int(y.max())}]")
+        y = torch.nn.functional.one_hot(y.long(), o)
+    return _as_f64(y, "y_d", (n, o), device)
+
+
+def _check_shapes(k_dd, k_xd):
+    sd, sx = tuple(k_dd.shape), tuple(k_xd.shape)
+    if len(sd) not in (2, 4) or sd[0] != sd[1] or (len(sd) == 4 and sd[2] != sd[3]):
+        raise ValueError(f"k_dd: shape {sd}, expected (N, N) pNTK or (N, N, O, O) eNTK")
+    if len(sx) != len(sd) or sx[1] != sd[0] or sx[2:] != sd[2:]:
+        raise ValueError(f"k_xd: shape {sx}, expected (M, {sd[0]}{', ' if sd[2:] else ''}"
+                         f"{', '.join(map(str, sd[2:]))}) to match k_dd {sd}")
+    return sd[0], sx[0]
+
+
+def _solve_cholesky(A, rhs, ctx):
+    K = A.to_dense()  # (n, n) with ridge on the diagonal
+    alpha, jitter = cholesky_solve(K, rhs, 0.0, ctx["log"], overwrite=True)
+    ctx["info"]["jitter"] = jitter
+    return alpha
+
+
+def _solve_cg(A, rhs, ctx):
+    A.check_symmetric()
+    dinv = 1.0 / A.diagonal().clamp_min(1e-300)  # Jacobi preconditioner
+    alpha, info = cg_solve(A, rhs, precond=dinv, tol=ctx["tol"], maxiter=ctx["maxiter"], log=ctx["log"])
+    ctx["info"].update(cg_iterations=info.iterations, cg_converged=info.converged,
+                       cg_max_rel_residual=max(info.rel_residual, default=0.0), cg_tol=ctx["tol"],
+                       kernel_passes=A.passes, read_seconds=round(A.read_seconds, 3))
+    return alpha
+
+
+def _solve_eigh(A, rhs, ctx):
+    """Returns (T, n, R) coefficient blocks, one per time (t = inf when ctx['times'] is None)."""
+    K = A.to_dense()
+    lam, V = torch.linalg.eigh(K)  # K = V diag(λ) Vᵀ
+    del K
+    times = ctx["times"] if ctx["times"] is not None else np.array([np.inf])
+    g = finite_time_weights(lam, times)  # (T, n)
+    w = V.T @ rhs  # (n, R)
+    ctx["info"].update(eig_min=float(lam[0]), eig_max=float(lam[-1]))
+    return V, g[:, :, None] * w[None]  # V (n, n), coefficients (T, n, R)
+
+
+SOLVERS = {Solver.CHOLESKY: _solve_cholesky, Solver.CG: _solve_cg, Solver.EIGH: _solve_eigh}
+
+
+def linearized_predict(k_dd, k_xd, f0_d, f0_x, y_d, *, ridge=0.0, t=None, solver="auto",
+                       memory_cap_bytes=None, device="cpu", log: LogLike = None, tol=1e-8,
+                       maxiter=None, return_info=False):
+    """Predictions of the linearized model at time t (t=None: infinite time), float64 numpy.
+
+    f_lin(x) = f0(x) + Θ(x,D) Θ(D,D)^{-1} (Y − f0(D))                      (t=None)
+    f_t(x)   = f0(x) − Θ(x,D) Θ(D,D)^{-1} (I − e^{−tΘ(D,D)}) (f0(D) − Y)  (finite t, via eigh)
+
+    Shapes: pNTK: k_dd (N,N), k_xd (M,N), f0_d (N,O), f0_x (M,O), y_d (N,O) targets or (N,) int
+            labels (one-hot) → (M,O): one solve with O right-hand sides (one-vs-rest form).
+            eNTK: k_dd (N,N,O,O), k_xd (M,N,O,O) flattened to (N·O, N·O), row n*O+a → (M,O).
+    Kernels: np.ndarray | torch.Tensor | zarr.Array | path of a Zarr group with array ``kernel``.
+    f0_d / f0_x may be None (zero function). ridge: λ added to the diagonal of Θ(D,D).
+    t: None, a scalar → (M,O), or a 1-D array of times → (len(t),M,O); t=0 gives f0.
+    solver: "cholesky" | "eigh" | "cg" | "auto". auto: finite t → eigh; else cholesky when the dense
+            float64 K and its factor (2·8·n² bytes, n = N·O for eNTK, N for pNTK) fit under
+            memory_cap_bytes (default: half the available RAM, or 80 % of free GPU memory),
+            otherwise CG streaming row blocks of ≤ cap/4 bytes from the store.
+    tol / maxiter: CG stopping rule (relative residual per right-hand side).
+    device: torch device for all arithmetic ("cpu", "cuda", ...).
+    log: logging.Logger or callable(str); default the ``pntk.regression`` logger.
+    return_info: also return a dict (solver, sizes, jitter, CG iterations/residual, seconds).
+    """
+    t_start = time.perf_counter()
+    device = torch.device(device)
+    k_dd, k_xd = open_kernel(k_dd), open_kernel(k_xd)
+    n_d, n_x = _check_shapes(k_dd, k_xd)
+    entk = len(k_dd.shape) == 4
+    if entk:
+        o = k_dd.shape[2]
+    else:
+        ref = next((a for a in (f0_d, y_d, f0_x) if a is not None and np.ndim(a) == 2), None)
+        if ref is None:
+            raise ValueError("pNTK: cannot infer the number of outputs O; pass f0_d or (N, O) y_d")
+        o = ref.shape[1]
+    f0d = _as_f64(f0_d, "f0_d", (n_d, o), device)
+    f0x = _as_f64(f0_x, "f0_x", (n_x, o), device)
+    resid = _targets(y_d, n_d, o, device) - f0d  # Y − f0(D), (N, O)
+    rhs = resid.reshape(n_d * o, 1) if entk else resid  # eNTK: (N·O, 1), index n*O+a; pNTK: (N, O)
+    n = rhs.shape[0]
+
+    times = None if t is None else np.asarray(t, dtype=np.float64)
+    if times is not None and times.ndim > 1:
+        raise ValueError(f"t: expected a scalar or 1-D array, got shape {times.shape}")
+    cap = int(memory_cap_bytes) if memory_cap_bytes is not None else default_memory_cap(device)
+    try:
+        choice = Solver(solver)
+    except ValueError:
+        raise ValueError(f"solver={solver!r}: expected one of {[s.value for s in Solver]}") from None
+    if choice is Solver.AUTO:
+        if times is not None:
+            choice = Solver.EIGH
+        else:
+            fits = DENSE_COPIES[Solver.CHOLESKY] * 8 * n * n <= cap
+            choice = Solver.CHOLESKY if fits else Solver.CG
+    if times is not None and choice is not Solver.EIGH:
+        raise ValueError(f"finite t needs solver='eigh' (got {choice.value!r})")
+    dense_bytes = DENSE_COPIES.get(choice, 0) * 8 * n * n
+    if memory_cap_bytes is not None and dense_bytes > cap:
+        emit(log, f"{choice.value}: needs ~{dense_bytes / 2**20:.0f} MiB dense, above the cap "
+                  f"{cap / 2**20:.0f} MiB (explicitly requested; running anyway)", logging.WARNING)
+    block_bytes = int(min(max(cap // 4, 1 << 20), 256 << 20))
+    A = ZarrKernelOperator(k_dd, ridge=ridge, block_bytes=block_bytes, device=device)
+    Ax = ZarrKernelOperator(k_xd, block_bytes=block_bytes, device=device)
+    info = dict(solver=choice.value, kind="entk" if entk else "pntk", n_train=n_d, n_test=n_x,
+                n_outputs=o, system_size=n, n_rhs=rhs.shape[1], ridge=float(ridge),
+                memory_cap_bytes=cap, dense_bytes=dense_bytes, block_bytes=A.block_nbytes,
+                device=str(device), store=type(k_dd).__module__.split(".")[0])
+    emit(log, f"linearized_predict: {info['kind']} N={n_d} M={n_x} O={o} → system {n}×{n} with "
+              f"{rhs.shape[1]} rhs; solver={choice.value} (dense {dense_bytes / 2**20:.0f} MiB, "
+              f"cap {cap / 2**20:.0f} MiB, stream blocks {A.block_nbytes / 2**20:.1f} MiB) on {device}")
+    ctx = dict(log=log, tol=tol, maxiter=maxiter, times=times, info=info)
+    if choice is Solver.EIGH:
+        V, coef = SOLVERS[choice](A, rhs, ctx)  # V (n, n), coef (T, n, R)
+        kxv = Ax.matmat(V)  # Θ(x,D) V, (M·O or M, n)
+        del V
+        out = torch.einsum("mk,tkr->tmr", kxv, coef)  # (T, M·O or M, R)
+        out = out.reshape(out.shape[0], n_x, o) + f0x  # (T, M, O)
+        out = out[0] if times is None or times.ndim == 0 else out
+    else:
+        alpha = SOLVERS[choice](A, rhs, ctx)  # (n, R)
+        alpha = alpha if isinstance(alpha, torch.Tensor) else torch.from_numpy(alpha)
+        out = Ax.matmat(alpha.to(device)).reshape(n_x, o) + f0x  # (M·O, 1) or (M, O) → (M, O)
+    pred = out.cpu().numpy()
+    if not np.isfinite(pred).all():
+        raise FloatingPointError("linearized_predict: non-finite predictions (check the kernel)")
+    info["seconds"] = round(time.perf_counter() - t_start, 3)
+    return (pred, info) if return_info else pred
+
+
+def _labels(labels, o: int | None = None) -> np.ndarray:
+    lab = labels.cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
+    return lab.argmax(-1) if lab.ndim == 2 else lab.astype(np.int64)
+
+
+def accuracy(pred, labels):
+    """Fraction of argmax(pred) == labels. pred (..., M, O); labels (M,) ints or (M, O) one-hot.
+    Returns a float for (M, O) predictions, an array for leading axes (e.g. (T, M, O))."""
+    p = pred.cpu().numpy() if isinstance(pred, torch.Tensor) else np.asarray(pred)
+    acc = (p.argmax(-1) == _labels(labels)).mean(-1)  # (...,)
+    return float(acc) if np.ndim(acc) == 0 else acc
+
+
+def regression_summary(pred, labels) -> dict:
+    """accuracy, mse (vs one-hot targets, mean over samples and outputs), per-class accuracy and
+    sizes; lists per time for (T, M, O) predictions. JSON-serialisable."""
+    p = pred.cpu().numpy() if isinstance(pred, torch.Tensor) else np.asarray(pred, dtype=np.float64)
+    lab = _labels(labels)
+    m, o = p.shape[-2:]
+    if lab.shape != (m,):
+        raise ValueError(f"labels: shape {lab.shape}, expected ({m},) or ({m}, {o})")
+    onehot = np.eye(o)[lab]  # (M, O)
+    hit = p.argmax(-1) == lab  # (..., M)
+    per_class = [(hit[..., lab == c].mean(-1) if (lab == c).any() else np.full(hit.shape[:-1], np.nan))
+                 for c in range(o)]  # O × (...)
+    def tolist(a):  # NaN (class absent) → None, so the dict stays valid JSON
+        a = np.asarray(a, dtype=np.float64)
+        return np.where(np.isnan(a), None, a).tolist() if a.ndim else (None if np.isnan(a) else float(a))
+    return dict(n=int(m), n_outputs=int(o), accuracy=tolist(hit.mean(-1)),
+                mse=tolist(((p - onehot) ** 2).mean((-2, -1))),
+                per_class_accuracy=tolist(np.stack(per_class, -1)),
+                finite=bool(np.isfinite(p).all()))

@@ -1,0 +1,156 @@
+"""Zarr v3 kernel stores: one group per kernel, one chunk per tile, labelled for xarray.
+
+Layout of `{kind}-{rows}-{cols}.zarr`:
+    kernel   (row, col) or (row, col, out_row, out_col), chunks = one tile, fill NaN
+    row, col             global data-set indices of the rows / cols        (coordinates)
+    row_label, col_label class labels of those examples                    (coordinates)
+    out_row, out_col     output indices 0..O-1 (eNTK only)                 (coordinates)
+Group attributes hold kind, method, dtype, tile size, symmetric flag, model, checkpoint sha256,
+data fingerprint and pntk version. `xr.open_zarr(path)["kernel"]` is a labelled DataArray.
+
+A chunk's checksum is the sha256 of its decoded values (C order, stored dtype), so it does not depend on
+the codec; `tile_sha256` is the one definition used by tile jobs, finalize and `pntk verify`.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import shutil
+import warnings
+from pathlib import Path
+
+import numpy as np
+import zarr
+
+KINDS_4D = ("entk",)
+
+
+def tile_range(n: int, tile: int, i: int) -> slice:
+    return slice(i * tile, min((i + 1) * tile, n))
+
+
+def n_tiles(n: int, tile: int) -> int:
+    return math.ceil(n / tile)
+
+
+def create_store(path: str | Path, *, kind: str, row_ids: np.ndarray, col_ids: np.ndarray,
+                 row_labels: np.ndarray, col_labels: np.ndarray, tile: int, dtype: str,
+                 out_dim: int | None = None, attrs: dict | None = None) -> zarr.Group:
+    """Create an empty store (every value NaN) at `path`, replacing whatever was there."""
+    path = Path(path)
+    if path.exists():
+        shutil.rmtree(path)
+    g = zarr.open_group(str(path), mode="w", zarr_format=3)
+    shape: tuple[int, ...] = (len(row_ids), len(col_ids))
+    chunks: tuple[int, ...] = (tile, tile)
+    dims = ["row", "col"]
+    if kind in KINDS_4D:
+        if not out_dim:
+            raise ValueError("create_store: eNTK stores need out_dim (number of outputs O)")
+        shape, chunks, dims = shape + (out_dim, out_dim), chunks + (out_dim, out_dim), dims + ["out_row", "out_col"]
+    arr = g.create_array("kernel", shape=shape, chunks=chunks, dtype=dtype, fill_value=np.nan,
+                         dimension_names=dims)
+    coord_names = ["row_label", "col_label"]
+    arr.attrs["coordinates"] = " ".join(coord_names)
+    for name, values, dim in (("row", row_ids, "row"), ("col", col_ids, "col"),
+                              ("row_label", row_labels, "row"), ("col_label", col_labels, "col")):
+        values = np.asarray(values, dtype=np.int64)
+        a = g.create_array(name, shape=values.shape, dtype="int64", dimension_names=[dim],
+                           chunks=(max(len(values), 1),))
+        a[:] = values
+    if kind in KINDS_4D:
+        for name in ("out_row", "out_col"):
+            a = g.create_array(name, shape=(out_dim,), dtype="int64", dimension_names=[name])
+            a[:] = np.arange(out_dim)
+    g.attrs.update({"kind": kind, "dtype": dtype, "tile_size": tile,
+                    "symmetric": bool(np.array_equal(row_ids, col_ids)), **(attrs or {})})
+    return g
+
+
+def open_kernel(path: str | Path) -> zarr.Array:
+    return zarr.open_group(str(path), mode="r")["kernel"]
+
+
+def tile_sha256(block: np.ndarray) -> str:
+    """Checksum of decoded tile values (dtype and shape included, so a reshaped block differs)."""
+    block = np.ascontiguousarray(block)
+    h = hashlib.sha256(f"{block.dtype.str}{block.shape}".encode())
+    h.update(block.tobytes())
+    return h.hexdigest()
+
+
+def tile_slices(arr: zarr.Array, i: int, j: int) -> tuple[slice, slice]:
+    t = arr.chunks[0]
+    return tile_range(arr.shape[0], t, i), tile_range(arr.shape[1], t, j)
+
+
+def read_tile(arr: zarr.Array, i: int, j: int) -> np.ndarray:
+    rs, cs = tile_slices(arr, i, j)
+    return arr[rs, cs]
+
+
+def write_tile(path: str | Path, i: int, j: int, block: np.ndarray) -> dict[str, str]:
+    """Write tile (i, j) and, for a symmetric store, its transpose (j, i); return {"i_j": sha256}."""
+    g = zarr.open_group(str(path), mode="r+")
+    arr = g["kernel"]
+    rs, cs = tile_slices(arr, i, j)
+    if block.shape[:2] != (rs.stop - rs.start, cs.stop - cs.start):
+        raise ValueError(f"tile ({i},{j}) of {path}: block shape {block.shape[:2]} does not fit "
+                         f"rows {rs} cols {cs}")
+    block = np.asarray(block, dtype=arr.dtype)
+    arr[rs, cs] = block
+    sums = {f"{i}_{j}": tile_sha256(block)}
+    if g.attrs.get("symmetric") and i != j:
+        # Θ(x', x)_{ba} = Θ(x, x')_{ab}: swap samples and, for eNTK, outputs.
+        block_t = block.transpose(1, 0, 3, 2) if block.ndim == 4 else block.T  # (cols, rows[, O, O])
+        arr[cs, rs] = block_t
+        sums[f"{j}_{i}"] = tile_sha256(block_t)
+    return sums
+
+
+def all_tiles(arr: zarr.Array) -> list[tuple[int, int]]:
+    t = arr.chunks[0]
+    return [(i, j) for i in range(n_tiles(arr.shape[0], t)) for j in range(n_tiles(arr.shape[1], t))]
+
+
+def chunk_checksums(path: str | Path) -> dict[str, str | None]:
+    """sha256 of every tile as stored now; None for a tile that was never written (still NaN)."""
+    arr = open_kernel(path)
+    out: dict[str, str | None] = {}
+    for i, j in all_tiles(arr):
+        block = read_tile(arr, i, j)
+        out[f"{i}_{j}"] = None if np.isnan(block).all() else tile_sha256(block)
+    return out
+
+
+def read_block(path: str | Path, row_ids: np.ndarray, col_ids: np.ndarray) -> np.ndarray:
+    """Kernel values for global data-set indices (rows × cols), looked up through the coordinates."""
+    g = zarr.open_group(str(path), mode="r")
+    rpos = _positions(g["row"][:], row_ids, path, "row")
+    cpos = _positions(g["col"][:], col_ids, path, "col")
+    arr = g["kernel"]
+    # Orthogonal selection decodes one chunk at a time: memory bounded by the result, not by N.
+    r_order, c_order = np.argsort(rpos), np.argsort(cpos)
+    block = arr.oindex[rpos[r_order], cpos[c_order]]
+    return block[np.ix_(np.argsort(r_order), np.argsort(c_order))]
+
+
+def _positions(stored: np.ndarray, wanted: np.ndarray, path, axis: str) -> np.ndarray:
+    lookup = {int(v): k for k, v in enumerate(stored)}
+    try:
+        return np.array([lookup[int(v)] for v in wanted], dtype=np.int64)
+    except KeyError as err:
+        raise KeyError(f"{path}: data-set index {err.args[0]} is not among the store's {axis}s") from None
+
+
+def consolidate(path: str | Path) -> None:
+    with warnings.catch_warnings():  # consolidated metadata is not (yet) in the v3 spec; xarray uses it
+        warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+        zarr.consolidate_metadata(str(path))
+
+
+def store_info(path: str | Path) -> dict:
+    g = zarr.open_group(str(path), mode="r")
+    arr = g["kernel"]
+    return {"path": str(path), "shape": list(arr.shape), "chunks": list(arr.chunks),
+            "dtype": str(arr.dtype), **dict(g.attrs)}

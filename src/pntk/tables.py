@@ -1,0 +1,75 @@
+"""Tidy tables aggregated over runs: one row per run × epoch × statistic, seed as a column."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .diagnostics import TIDY_COLUMNS, fit_rate, tidy_rows
+
+RATE_STATISTIC = "frobenius_distance"
+
+
+def diagnostics_table(paths: list[str | Path]) -> pd.DataFrame:
+    rows = []
+    for p in paths:
+        rec = json.loads(Path(p).read_text())
+        rows += tidy_rows(rec["meta"], rec["stats"])
+    return pd.DataFrame(rows, columns=list(TIDY_COLUMNS))
+
+
+def _run_meta(log_path: Path) -> dict:
+    """{dataset, arch, width, seed} from …/runs/{dataset}/{arch}-w{width}-s{seed}/train_log.csv."""
+    run = log_path.parent
+    arch, rest = run.name.rsplit("-w", 1)
+    width, seed = rest.split("-s")
+    return {"dataset": run.parent.name, "arch": arch, "width": int(width), "seed": int(seed)}
+
+
+def training_table(log_paths: list[str | Path]) -> pd.DataFrame:
+    """Fig 10: the SGD model's metrics through training, from every run's train_log.csv."""
+    frames = []
+    for p in log_paths:
+        df = pd.read_csv(p)
+        meta = _run_meta(Path(p))
+        long = df.melt(id_vars=["epoch"], value_vars=["train_loss", "train_acc", "test_loss", "test_acc", "lr"],
+                       var_name="statistic", value_name="value")
+        for k, v in meta.items():
+            long[k] = v
+        frames.append(long)
+    if not frames:
+        return pd.DataFrame(columns=list(TIDY_COLUMNS))
+    return pd.concat(frames, ignore_index=True)[list(TIDY_COLUMNS)]
+
+
+def regression_table(paths: list[str | Path], training: pd.DataFrame) -> pd.DataFrame:
+    """Figs 9, 11, 12: f̂_lin accuracy, minus the current model's, minus the final model's."""
+    final = (training[training.statistic == "test_acc"].sort_values("epoch")
+             .groupby(["dataset", "arch", "width", "seed"]).value.last())
+    rows = []
+    for p in paths:
+        rec = json.loads(Path(p).read_text())
+        m = rec["meta"]
+        key = (m["dataset"], m["arch"], int(m["width"]), int(m["seed"]))
+        stats = {"flin_test_acc": rec["flin_test_acc"], "model_test_acc": rec["model_test_acc"],
+                 "flin_minus_current": rec["flin_test_acc"] - rec["model_test_acc"],
+                 "flin_minus_final": rec["flin_test_acc"] - float(final.get(key, np.nan)),
+                 "flin_model_agreement": rec["flin_model_agreement"]}
+        rows += tidy_rows(m, stats)
+    return pd.DataFrame(rows, columns=list(TIDY_COLUMNS))
+
+
+def rate_table(diag: pd.DataFrame, n_boot: int, epoch: int = 0) -> pd.DataFrame:
+    """Theorem 1: exponent of the Fig 3 distance against readout width, per architecture, at `epoch`."""
+    rows = []
+    sel = diag[(diag.statistic == RATE_STATISTIC) & (diag.epoch == epoch)]
+    for (dataset, arch), g in sel.groupby(["dataset", "arch"]):
+        if g.width.nunique() < 2:
+            continue
+        fit = fit_rate(g.width.to_numpy(), g.value.to_numpy(), g.seed.to_numpy(), n_boot=n_boot)
+        rows.append({"dataset": dataset, "arch": arch, "epoch": epoch, "statistic": RATE_STATISTIC,
+                     "widths": " ".join(str(w) for w in sorted(g.width.unique())),
+                     "n_seeds": int(g.seed.nunique()), **fit})
+    return pd.DataFrame(rows)

@@ -1,0 +1,135 @@
+"""Tile protocol: init an empty store, compute tiles in independent jobs, finalize with a manifest.
+
+    init      create `{stem}.zarr` (all NaN) and the sentinel `{stem}.init.json`
+    tile      compute block (i, j) with the kernel engine, write its chunk (and the transposed chunk of
+              a symmetric store), then atomically write the flag `{stem}.tiles/{i}_{j}.json` holding the
+              chunk checksums and timing. A job killed before the flag exists is simply recomputed.
+    finalize  check every flag against the chunks, check no tile is missing, consolidate metadata and
+              write `{stem}.manifest.json` (all tile checksums). Downstream rules read the manifest.
+The store directory is deliberately not a declared Snakemake output: tile jobs write into it, and its
+modification time must not make finished tiles look stale.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import store as kstore
+from .provenance import atomic_write_json, provenance, sha256_file
+
+
+def stem_of(path: str | Path) -> Path:
+    """`…/pntk-train-train.manifest.json` / `.init.json` / `.zarr` → `…/pntk-train-train`."""
+    p = Path(path)
+    for suffix in (".manifest.json", ".init.json", ".zarr"):
+        if p.name.endswith(suffix):
+            return p.with_name(p.name[: -len(suffix)])
+    return p
+
+
+def store_path(stem: Path) -> Path:
+    return stem.with_name(stem.name + ".zarr")
+
+
+def flag_path(stem: Path, i: int, j: int) -> Path:
+    return stem.with_name(stem.name + ".tiles") / f"{i}_{j}.json"
+
+
+def init_store(sentinel: str | Path, *, kind: str, row_ids, col_ids, row_labels, col_labels, tile: int,
+               dtype: str, out_dim: int | None, attrs: dict) -> None:
+    stem = stem_of(sentinel)
+    kstore.create_store(store_path(stem), kind=kind, row_ids=row_ids, col_ids=col_ids,
+                        row_labels=row_labels, col_labels=col_labels, tile=tile, dtype=dtype,
+                        out_dim=out_dim, attrs=attrs)
+    atomic_write_json(sentinel, {"store": store_path(stem).name, "kind": kind, "tile_size": tile,
+                                 "shape": [len(row_ids), len(col_ids)], **provenance()})
+
+
+def compute_tile(model, x_rows, x_cols, *, symmetric_diagonal: bool, kind: str, method: str,
+                 batch_size: int | None, dtype) -> np.ndarray:
+    """Kernel block for one tile. x_rows (R, C, H, W), x_cols (S, C, H, W) → (R, S[, O, O])."""
+    import torch
+
+    from .kernels import empirical_kernel
+
+    model = model.to(dtype)
+    x1 = torch.as_tensor(x_rows, dtype=dtype)
+    x2 = None if symmetric_diagonal else torch.as_tensor(x_cols, dtype=dtype)
+    k = empirical_kernel(model, x1, x2, kind=kind, method=method, batch_size=batch_size)
+    return k.detach().cpu().numpy()
+
+
+def write_tile_and_flag(flag: str | Path, block: np.ndarray, i: int, j: int, seconds: float,
+                        extra: dict | None = None) -> dict:
+    stem = Path(flag).parent.with_name(Path(flag).parent.name.removesuffix(".tiles"))
+    if not np.isfinite(block).all():
+        raise FloatingPointError(f"tile ({i},{j}) of {store_path(stem)} has non-finite values; no flag written")
+    sums = kstore.write_tile(store_path(stem), i, j, block)
+    record = {"tile": [i, j], "chunks": sums, "seconds": seconds, "host": platform.node(),
+              "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **(extra or {})}
+    atomic_write_json(flag, record)
+    return record
+
+
+def finalize(manifest: str | Path, flags: list[str | Path], inputs: dict | None = None) -> dict:
+    """Check every flag against the stored chunks and write the manifest; raise naming bad tiles."""
+    stem = stem_of(manifest)
+    spath = store_path(stem)
+    expected: dict[str, str] = {}
+    timing = {}
+    for f in flags:
+        rec = json.loads(Path(f).read_text())
+        expected.update(rec["chunks"])
+        timing[f"{rec['tile'][0]}_{rec['tile'][1]}"] = rec["seconds"]
+    actual = kstore.chunk_checksums(spath)
+    missing = sorted(k for k, v in actual.items() if k not in expected)
+    bad = sorted(k for k, v in expected.items() if actual.get(k) != v)
+    if missing or bad:
+        raise RuntimeError(f"{spath}: cannot finalize: tiles without a flag {missing}, "
+                           f"tiles whose chunk does not match its flag {bad}")
+    kstore.consolidate(spath)
+    info = kstore.store_info(spath)
+    record = {"store": spath.name, "tiles": dict(sorted(expected.items())), "tile_seconds": timing,
+              "shape": info["shape"], "kind": info["kind"], "dtype": info["dtype"],
+              "attrs": {k: v for k, v in info.items() if k not in ("path", "shape", "chunks", "dtype")},
+              "inputs": {k: sha256_file(v) for k, v in (inputs or {}).items()}, **provenance()}
+    atomic_write_json(manifest, record)
+    return record
+
+
+def verify(store: str | Path, manifest: str | Path | None = None) -> dict:
+    """Recompute every chunk checksum and compare with the manifest and the tile flags.
+
+    Returns {"ok", "missing": tiles never written or absent from the manifest, "mismatch": tiles whose
+    chunk differs from the manifest, "bad_flags": flag files unreadable or disagreeing with the manifest}.
+    Without a manifest (store not finalized) the flags are the reference and "ok" is False.
+    """
+    spath = Path(store)
+    stem = stem_of(spath)
+    mpath = Path(manifest) if manifest else stem.with_name(stem.name + ".manifest.json")
+    actual = kstore.chunk_checksums(spath)
+    flags: dict[str, dict | None] = {}
+    flags_dir = stem.with_name(stem.name + ".tiles")
+    for f in sorted(flags_dir.glob("*.json")) if flags_dir.exists() else []:
+        try:
+            flags[f.name] = json.loads(f.read_text())["chunks"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            flags[f.name] = None
+    if mpath.exists():
+        expected = json.loads(mpath.read_text())["tiles"]
+    else:
+        expected = {k: v for sums in flags.values() if sums for k, v in sums.items()}
+    bad_flags = sorted(name for name, sums in flags.items()
+                       if sums is None or any(expected.get(k) != v for k, v in sums.items()))
+    result = {"store": str(spath), "manifest": str(mpath), "n_tiles": len(actual),
+              "manifest_missing": not mpath.exists(),
+              "missing": sorted(k for k, v in actual.items() if v is None or k not in expected),
+              "mismatch": sorted(k for k, v in expected.items()
+                                 if actual.get(k) is not None and actual[k] != v),
+              "bad_flags": bad_flags}
+    result["ok"] = not (result["missing"] or result["mismatch"] or bad_flags or result["manifest_missing"])
+    return result

@@ -1,0 +1,146 @@
+"""Every diagnostic against a hand-computed case."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from pntk import diagnostics as dg
+
+# One input, two outputs: Θ = [[2, 1], [1, 2]]; pNTK = (2+1+1+2)/2 = 3.
+ONE = np.array([[2.0, 1.0], [1.0, 2.0]]).reshape(1, 1, 2, 2)
+
+
+def _two_input_entk() -> np.ndarray:
+    k = np.zeros((2, 2, 2, 2))
+    k[0, 0] = [[2, 1], [1, 2]]
+    k[1, 1] = [[3, 0], [0, 1]]
+    k[0, 1] = [[1, 0.5], [0, 1]]
+    k[1, 0] = k[0, 1].T
+    return k
+
+
+def _random_kernels(n=5, o=3, p=40, seed=0):
+    j = np.random.default_rng(seed).normal(size=(n, o, p))  # per-output Jacobians
+    entk = np.einsum("nap,mbp->nmab", j, j)  # (N, N, O, O)
+    pntk = entk.sum((2, 3)) / o  # NTK of Σ f_a / √O
+    return entk, pntk
+
+
+def test_entk_matrix_row_index_is_n_times_o_plus_a():
+    entk, _ = _random_kernels()
+    m = dg.entk_matrix(entk)
+    assert m.shape == (15, 15)
+    assert m[1 * 3 + 2, 4 * 3 + 0] == entk[1, 4, 2, 0]
+    np.testing.assert_allclose(m, m.T)
+
+
+def test_kron_identity_is_zero_distance_zero_ratio_equal_spectra():
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(4, 6))
+    k = a @ a.T + 0.1 * np.eye(4)
+    entk = dg.kron_identity(k, 3)
+    np.testing.assert_allclose(dg.entk_matrix(entk), np.kron(k, np.eye(3)))
+    assert dg.frobenius_distance(entk, k)["frobenius_distance"] == 0
+    r = dg.diagonal_ratio(entk)
+    assert all(v == 0 for v in r.values()), r
+    s = dg.spectrum_differences(entk, k)
+    for key in ("lambda_max_rel_diff", "lambda_min_rel_diff", "cond_rel_diff"):
+        assert s[key] == pytest.approx(0, abs=1e-10)
+    np.testing.assert_allclose(np.linalg.eigvalsh(dg.entk_matrix(entk)),
+                               np.repeat(np.linalg.eigvalsh(k), 3), rtol=1e-10)
+
+
+def test_diagonal_ratio_hand_values():
+    r = dg.diagonal_ratio(ONE)
+    assert r["offdiag_ratio"] == pytest.approx(0.5)  # √(1+1) / √(4+4)
+    r = dg.diagonal_ratio(_two_input_entk())
+    # diag² : 8 + 10 + 2 + 2 = 22 ; off² : 2 + 0 + 0.25 + 0.25 = 2.5
+    assert r["offdiag_ratio"] == pytest.approx(math.sqrt(2.5 / 22))
+    assert r["offdiag_ratio_same_input"] == pytest.approx(math.sqrt(2 / 18))
+    assert r["offdiag_ratio_pairwise"] == pytest.approx((0.5 + 0 + 2 * math.sqrt(0.25 / 2)) / 4)
+    assert r["offdiag_mean_abs_ratio"] == pytest.approx((3 / 8) / (12 / 8))
+
+
+def test_frobenius_distance_hand_value():
+    # Θ − 3·I = [[-1, 1], [1, -1]] → ‖·‖ = 2 ; ‖Θ‖ = √10
+    d = dg.frobenius_distance(ONE, np.array([[3.0]]))
+    assert d["frobenius_distance"] == pytest.approx(2 / math.sqrt(10))
+
+
+def test_spectrum_differences_hand_values():
+    s = dg.spectrum_differences(ONE, np.array([[3.0]]))  # eig(Θ) = {1, 3}, eig(Θ̂) = {3}
+    assert s["lambda_max_entk"] == pytest.approx(3) and s["lambda_min_entk"] == pytest.approx(1)
+    assert s["lambda_max_rel_diff"] == pytest.approx(0, abs=1e-12)
+    assert s["lambda_min_rel_diff"] == pytest.approx(2)
+    assert s["cond_entk"] == pytest.approx(3) and s["cond_pntk"] == pytest.approx(1)
+    assert s["cond_rel_diff"] == pytest.approx(2 / 3)
+
+
+def test_spectrum_singular_kernel_gives_inf_cond_and_nan_diff():
+    entk = dg.kron_identity(np.ones((2, 2)), 2)  # rank 1 → λ_min = 0
+    s = dg.spectrum_differences(entk, -np.ones((2, 2)))
+    assert math.isinf(s["cond_entk"]) and math.isnan(s["cond_rel_diff"])
+
+
+def test_random_jacobian_kernels_are_consistent():
+    entk, pntk = _random_kernels(p=4000)
+    d = dg.frobenius_distance(entk, pntk)["frobenius_distance"]
+    assert 0 < d < 1
+    s = dg.spectrum_differences(entk, pntk)
+    assert s["lambda_max_entk"] >= s["lambda_max_pntk"] * 0.5
+    with pytest.raises(ValueError, match="pntk"):
+        dg.frobenius_distance(entk, pntk[:3, :3])
+    with pytest.raises(ValueError, match="entk"):
+        dg.diagonal_ratio(pntk)
+
+
+def test_prediction_gaps_hand_values():
+    f = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
+    g = np.array([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]])
+    y = np.array([0, 1, 1])
+    r = dg.prediction_gaps(f, g, y)
+    assert r["pred_rel_diff"] == pytest.approx(math.sqrt(2 / 3))
+    assert r["acc_entk"] == pytest.approx(2 / 3) and r["acc_pntk"] == pytest.approx(1 / 3)
+    assert r["acc_diff"] == pytest.approx(1 / 3) and r["acc_abs_diff"] == pytest.approx(1 / 3)
+    assert r["argmax_agreement"] == pytest.approx(2 / 3)
+    assert dg.prediction_gaps(f, g, np.eye(2)[y]) == r  # one-hot labels
+    with pytest.raises(ValueError):
+        dg.prediction_gaps(f, g[:2], y)
+
+
+def test_fit_rate_recovers_planted_exponent():
+    rng = np.random.default_rng(0)
+    widths = np.repeat(2.0 ** np.arange(6, 13), 5)
+    seeds = np.tile(np.arange(5), 7)
+    values = 3.0 * widths**-0.5 * np.exp(rng.normal(scale=0.1, size=widths.size))
+    r = dg.fit_rate(widths, values, seeds, n_boot=1000, rng=0)
+    assert r["exponent"] == pytest.approx(-0.5, abs=0.05)
+    assert r["ci_low"] < -0.5 < r["ci_high"]
+    assert r["ci_high"] - r["ci_low"] < 0.1
+    assert r["intercept"] == pytest.approx(math.log(3), abs=0.3)
+    assert (r["n_points"], r["n_widths"]) == (35, 7)
+    exact = dg.fit_rate(widths, 3.0 * widths**-0.5, seeds, n_boot=50)
+    assert exact["exponent"] == pytest.approx(-0.5) and exact["ci_low"] == pytest.approx(-0.5)
+    assert dg.fit_rate(widths, values, seeds, rng=0) == r  # deterministic given rng
+
+
+def test_fit_rate_rejects_bad_input():
+    with pytest.raises(ValueError, match="2 distinct widths"):
+        dg.fit_rate([8, 8], [1.0, 2.0], [0, 1])
+    with pytest.raises(ValueError, match="positive"):
+        dg.fit_rate([8, 16], [1.0, 0.0], [0, 0])
+
+
+def test_tidy_rows():
+    meta = {"dataset": "digits", "arch": "fcn", "width": np.int64(64), "seed": 1, "epoch": 0, "kind": "x"}
+    stats = {**dg.frobenius_distance(ONE, np.array([[3.0]])), "spec": {"cond": np.float32(2.0)}}
+    rows = dg.tidy_rows(meta, stats)
+    assert [r["statistic"] for r in rows] == ["frobenius_distance", "spec.cond"]
+    assert list(rows[0]) == [*dg.TIDY_COLUMNS, "kind"]
+    assert rows[1]["value"] == 2.0 and isinstance(rows[0]["width"], int)
+    with pytest.raises(ValueError, match="epoch"):
+        dg.tidy_rows({k: v for k, v in meta.items() if k != "epoch"}, stats)
+    with pytest.raises(ValueError, match="scalar"):
+        dg.tidy_rows(meta, {"bad": np.ones(3)})

@@ -1,0 +1,17 @@
+rule prepare_data:
+    """Load the raw data set (sklearn digits or torchvision files under data.root), normalise, write Zarr."""
+    output:
+        store=directory(R + "/data/{dataset}.zarr"),
+    params:
+        root=config["data"]["root"],
+        download=config["data"]["download"],
+        verify_md5=config["data"]["verify_md5"],
+        train_size=config["data"]["train_size"],
+        test_size=config["data"]["test_size"],
+        seed=config["data"]["seed"],
+        expected_sizes=pcfg.split_sizes(config),
+    log:
+        R + "/logs/prepare_data/{dataset}.log",
+    cache: "omit-software"
+    script:
+        "../../scripts/prepare_data.py"

@@ -1,0 +1,19 @@
+rule regression:
+    """Figs 9, 11, 12: kernel regression with the full-data pNTK (one-vs-rest, prior mean f0)."""
+    input:
+        dd=lambda wc: store_manifest(wc, "pntk", "train", "train"),
+        xd=lambda wc: store_manifest(wc, "pntk", "test", "train"),
+        data=data_store,
+        checkpoint=checkpoint_of,
+    output:
+        json=EPOCH_DIR + "/regression.json",
+        predictions=EPOCH_DIR + "/predictions.nc",
+    params:
+        regression=config["regression"],
+    resources:
+        gpu=1 if config["regression"]["device"].startswith("cuda") else 0,
+    threads: HEAVY_CPU
+    log:
+        EPOCH_DIR + "/regression.log",
+    script:
+        "../../scripts/regression.py"
