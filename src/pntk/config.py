@@ -64,19 +64,21 @@ def _key_of(error: jsonschema.ValidationError) -> str:
     return f"{path or '<top>'}: {error.message}"
 
 
-def validate_config(config: dict) -> dict:
-    """Validate `config` in place (defaults filled in) and return it; raise ConfigError naming the key."""
+def validate_config(config: dict, *, check_files: bool = True) -> dict:
+    """Validate `config` in place (defaults filled in) and return it; raise ConfigError naming the key.
+
+    check_files=False skips checks of local files (a dry run planning a cluster job needs no data)."""
     schema = load_schema()
     cls = _with_defaults(jsonschema.Draft202012Validator)
     # Defaults are filled while descending, so nested objects defaulted to {} get their own defaults.
     errors = sorted(cls(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         raise ConfigError("invalid config: " + "; ".join(_key_of(e) for e in errors[:5]))
-    check_semantics(config)
+    check_semantics(config, check_files=check_files)
     return config
 
 
-def check_semantics(config: dict) -> None:
+def check_semantics(config: dict, *, check_files: bool = True) -> None:
     """Checks JSON Schema cannot express: cross-key constraints and files that must exist."""
     data, train, kern = config["data"], config["train"], config["kernels"]
     for e in train["checkpoint_epochs"]:
@@ -87,19 +89,23 @@ def check_semantics(config: dict) -> None:
         if not data["root"]:
             raise ConfigError(f"data.root: data set {data['name']!r} is read from a local folder; "
                               "set data.root to the folder holding the torchvision-format files")
-        if not data["download"] and not Path(data["root"]).is_dir():
+        if check_files and not data["download"] and not Path(data["root"]).is_dir():
             raise ConfigError(f"data.root: folder {data['root']!r} does not exist "
                               "(set data.download: true to let torchvision fetch the files)")
     n_train, n_test = split_sizes(config)
+    data["subset_train"] = data["subset_train"] or min(1000, n_train)
+    data["subset_test"] = data["subset_test"] or min(500, n_test)
     if data["subset_train"] > n_train:
         raise ConfigError(f"data.subset_train: {data['subset_train']} exceeds the {n_train} train examples")
     if data["subset_test"] > n_test:
         raise ConfigError(f"data.subset_test: {data['subset_test']} exceeds the {n_test} test examples")
-    for m in config["models"]:
+    for i, m in enumerate(config["models"]):
         if m["parameterization"] == "ntk" and m["arch"] != "fcn":
-            raise ConfigError(f"models.parameterization: 'ntk' is implemented for fcn only, not {m['arch']!r}")
-        if m["arch"] == "wrn16" and m["depth"] is not None and (m["depth"] - 4) % 6:
-            raise ConfigError(f"models.depth: WideResNet depth must be 6n+4, got {m['depth']}")
+            raise ConfigError(f"models.{i}.parameterization: 'ntk' is implemented for fcn only, not {m['arch']!r}")
+        if m["arch"] == "wrn16" and m["depth"] is not None and (m["depth"] < 10 or (m["depth"] - 4) % 6):
+            raise ConfigError(f"models.{i}.depth: WideResNet depth must be 6n+4 with n >= 1, got {m['depth']}")
+        if m["arch"] == "resnet18" and m["depth"] not in (None, 18):
+            raise ConfigError(f"models.{i}.depth: resnet18 has a fixed depth; leave depth unset")
     archs = [m["arch"] for m in config["models"]]
     if len(set(archs)) != len(archs):
         raise ConfigError("models: each arch may appear once (list several widths instead)")

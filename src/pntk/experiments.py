@@ -1,5 +1,4 @@
-"""Stand-alone experiments of the paper: kernel timing on torchvision ResNets (Fig 1) and the
-infinite-width reference for NTK-parameterised FCNs. Each returns tidy rows (diagnostics.TIDY_COLUMNS)."""
+"""Kernel timing on torchvision ResNets (paper Fig 1), as tidy rows (diagnostics.TIDY_COLUMNS)."""
 from __future__ import annotations
 
 import logging
@@ -9,7 +8,6 @@ import time
 import numpy as np
 
 from .diagnostics import tidy_rows
-from .infinite import infinite_distances, relu_fcn_kernels
 
 log = logging.getLogger(__name__)
 
@@ -57,28 +55,4 @@ def time_kernels(x: np.ndarray, num_classes: int, depths: list[int], *, dataset:
         log.info("resnet%d (%d params): %s", depth, n_params, stats)
         rows += tidy_rows({"dataset": dataset, "arch": f"resnet{depth}", "width": 64, "seed": 0, "epoch": 0,
                            "n_params": n_params, "device": device, "method": method}, stats)
-    return rows
-
-
-def infinite_width_rows(x: np.ndarray, num_classes: int, widths: list[int], seeds: list[int], *, depth: int,
-                        dataset: str) -> list[dict]:
-    """Distance of finite-width eNTK / pNTK (NTK parameterisation, at init) from the analytic NTK."""
-    import torch
-
-    from .kernels import empirical_kernel
-    from .models import ModelSpec, init_model
-
-    xt = torch.as_tensor(x, dtype=torch.float64)  # (N, C, H, W)
-    _, ntk_inf = relu_fcn_kernels(x.reshape(len(x), -1), None, depth=depth)  # (N, N)
-    rows = []
-    for width in widths:
-        for seed in seeds:
-            spec = ModelSpec("fcn", width, tuple(x.shape[1:]), num_classes, depth=depth, parameterization="ntk")
-            model = init_model(spec, seed).double()
-            entk = empirical_kernel(model, xt, kind="entk").numpy()  # (N, N, O, O)
-            pntk = empirical_kernel(model, xt, kind="pntk").numpy()  # (N, N)
-            stats = infinite_distances(ntk_inf, entk=entk, pntk=pntk)
-            rows += tidy_rows({"dataset": dataset, "arch": "fcn-ntk", "width": width, "seed": seed, "epoch": 0},
-                              stats)
-            log.info("width %d seed %d: %s", width, seed, stats)
     return rows

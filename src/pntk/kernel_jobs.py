@@ -21,7 +21,7 @@ def index_sets_for(data: PreparedData, rows: str, cols: str, data_cfg: dict) -> 
 
 def store_attrs(kind: str, rows: str, cols: str, kernels_cfg: dict, checkpoint: str | Path,
                 data: PreparedData, run_meta: dict) -> dict:
-    return {"rows": rows, "cols": cols, "method": kernels_cfg["method"],
+    return {"rows": rows, "cols": cols, "symmetric": rows == cols, "method": kernels_cfg["method"],
             "checkpoint": Path(checkpoint).name, "checkpoint_sha256": sha256_file(checkpoint),
             "data_fingerprint": data.fingerprint, "dataset": data.attrs["name"], **run_meta}
 
@@ -55,6 +55,7 @@ def tile_job(flag: str | Path, *, kind: str, rows: str, cols: str, i: int, j: in
     from .train import load_checkpoint
 
     data = open_prepared(data_path, lazy=True)  # x stays on disk: only this tile's rows are read
+    _check_inputs(flag, checkpoint, data)
     r_ids, c_ids = index_sets_for(data, rows, cols, data_cfg)
     t = kernels_cfg["tile_size"]
     r_sel, c_sel = r_ids[tile_range(len(r_ids), t, i)], c_ids[tile_range(len(c_ids), t, j)]
@@ -71,6 +72,19 @@ def tile_job(flag: str | Path, *, kind: str, rows: str, cols: str, i: int, j: in
                                     extra={"n_rows": len(r_sel), "n_cols": len(c_sel), "device": device})
     log.info("tile (%d,%d) %s: %d × %d in %.2f s", i, j, kind, len(r_sel), len(c_sel), seconds)
     return rec
+
+
+def _check_inputs(flag, checkpoint, data: PreparedData) -> None:
+    """Refuse to write into a store initialised for another checkpoint or data set."""
+    import zarr
+
+    stem = Path(flag).parent.with_name(Path(flag).parent.name.removesuffix(".tiles"))
+    attrs = zarr.open_group(str(tiles.store_path(stem)), mode="r").attrs
+    if attrs.get("checkpoint_sha256") != sha256_file(checkpoint):
+        raise RuntimeError(f"{checkpoint}: checksum differs from the one {tiles.store_path(stem)} was "
+                           "initialised with; rerun kernel_init")
+    if attrs.get("data_fingerprint") != data.fingerprint:
+        raise RuntimeError(f"{tiles.store_path(stem)}: initialised for other data (fingerprint differs)")
 
 
 def read_rows(data: PreparedData, ids: np.ndarray) -> np.ndarray:

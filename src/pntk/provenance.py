@@ -24,10 +24,19 @@ def git_describe() -> str:
         return "unknown"
 
 
-def provenance() -> dict:
-    import torch
+@functools.lru_cache(maxsize=1)
+def _torch_version() -> str:
+    # From the installed metadata: importing torch would cost seconds in jobs that do not need it.
+    from importlib.metadata import PackageNotFoundError, version
 
-    return {"pntk_version": __version__, "git_describe": git_describe(), "torch_version": torch.__version__,
+    try:
+        return version("torch")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def provenance() -> dict:
+    return {"pntk_version": __version__, "git_describe": git_describe(), "torch_version": _torch_version(),
             "host": platform.node(), "python": platform.python_version()}
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 
 
@@ -17,6 +18,8 @@ def setup(snakemake) -> logging.Logger:
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
     logging.captureWarnings(True)
+    # Snakemake marks directory outputs with .snakemake_timestamp; zarr warns about the foreign file.
+    warnings.filterwarnings("ignore", message=r"Object at \.snakemake_timestamp")
     stream = open(log_path, "a", buffering=1)
     sys.stderr = stream  # tracebacks and tqdm progress land in the rule's log
     threads = int(getattr(snakemake, "threads", 1) or 1)

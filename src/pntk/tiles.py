@@ -129,7 +129,7 @@ def verify(store: str | Path, manifest: str | Path | None = None) -> dict:
               "manifest_missing": not mpath.exists(),
               "missing": sorted(k for k, v in actual.items() if v is None or k not in expected),
               "mismatch": sorted(k for k, v in expected.items()
-                                 if actual.get(k) is not None and actual[k] != v),
+                                 if k not in actual or (actual[k] is not None and actual[k] != v)),
               "bad_flags": bad_flags}
     result["ok"] = not (result["missing"] or result["mismatch"] or bad_flags or result["manifest_missing"])
     return result

@@ -45,6 +45,12 @@ class TrainConfig:
     device: str = "cpu"
 
 
+    def __post_init__(self):
+        late = [e for e in self.checkpoint_epochs if e > self.epochs]
+        if late:
+            raise ValueError(f"train.checkpoint_epochs: {late} after the last epoch (train.epochs = {self.epochs})")
+
+
 class DivergedError(RuntimeError):
     pass
 
@@ -96,6 +102,9 @@ def train_run(spec: ModelSpec, seed: int, x_train: np.ndarray, y_train: np.ndarr
               extra_meta: dict | None = None) -> list[Path]:
     """Train one run; returns the checkpoint paths. Resumes from `{run_dir}/.resume` if present."""
     run_dir = Path(run_dir)
+    # Outputs of an earlier run must not outlive a failure of this one; they are re-linked at the end.
+    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+    (run_dir / "train_log.csv").unlink(missing_ok=True)
     resume = run_dir / ".resume"
     resume.mkdir(parents=True, exist_ok=True)
     lrs = [cfg.lr] + ([cfg.lr_fallback] if cfg.lr_fallback and cfg.lr_fallback != cfg.lr else [])

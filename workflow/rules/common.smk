@@ -7,7 +7,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))  # the library, also wit
 from pntk import config as pcfg  # noqa: E402
 
 try:
-    pcfg.validate_config(config)
+    pcfg.validate_config(config, check_files=not workflow.dryrun)
 except pcfg.ConfigError as err:
     raise WorkflowError(str(err)) from None
 
@@ -19,6 +19,7 @@ RUN_DIR = R + "/runs/{dataset}/{arch}-w{width}-s{seed}"
 EPOCH_DIR = RUN_DIR + "/epoch{epoch}"
 KERNEL_STEM = EPOCH_DIR + "/kernels/{kind}-{rows}-{cols}"
 HEAVY_CPU = max(1, workflow.cores if isinstance(workflow.cores, int) else 1)
+GPU_JOB_THREADS = config["resources"]["cpus_per_gpu"]
 
 
 wildcard_constraints:

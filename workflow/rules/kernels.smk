@@ -36,7 +36,7 @@ rule kernel_tile:
     resources:
         gpu=lambda wc: 1 if config["kernels"]["device"].startswith("cuda") else 0,
         runtime=config["resources"]["tile_runtime_min"],
-    threads: HEAVY_CPU
+    threads: GPU_JOB_THREADS if config["kernels"]["device"].startswith("cuda") else 1
     group:
         "tiles"
     log:

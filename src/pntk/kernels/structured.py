@@ -1,5 +1,281 @@
-"""placeholder"""
-def kernel(*a, **k):
-    raise NotImplementedError
-def make_plan(*a, **k):
-    raise NotImplementedError
+"""Structured (layer-wise) method: kernels from layer inputs A and output gradients Δ.
+
+One forward of a block records every handled layer's input A and output; R backward passes of the
+row scalars Σ_n Σ_a C[r, a] f_a(x_n) give the output gradients Δ (n, R, ...). Each layer then adds
+its term (see ``_layers.py``): a Linear layer (A₁A₂ᵀ + 1)∘(Δ₁Δ₂ᵀ); a Conv2d the cheaper (by FLOPs)
+of explicit per-sample gradients or position pairs; an eval-mode BatchNorm its per-channel affine
+gradients. Every other trainable parameter (other modules, parameters used more than once, modules
+called more than once) gets explicit per-sample gradients from ``jacobian.per_sample_rows``.
+
+Which parameters a layer rule may claim is decided on a probe forward by inspecting the autograd
+graph: the parameter must reach the output through exactly one edge, and its module must be called
+exactly once with an output that reaches the model output. In-place ops that would modify a
+recorded tensor are detected by version counters; such layers record copies instead.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import partial
+
+import torch
+from torch import Tensor, nn
+
+from . import _layers as L
+from ._common import (DEFAULT_MEMORY_BYTES, RowSpec, blocked_kernel, contract_rows, finish, result_tail,
+                      side_block, trainable_parameters)
+from .jacobian import per_sample_rows
+
+_BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+
+
+def _rule(m: nn.Module) -> str | None:
+    """Layer rule for module m, or None (its parameters fall back to per-sample gradients)."""
+    if type(m).forward is nn.Linear.forward and isinstance(m, nn.Linear):
+        return "linear"
+    if type(m).forward is nn.Conv2d.forward and isinstance(m, nn.Conv2d):
+        return "conv"
+    if isinstance(m, _BN) and type(m).forward is type(m).__mro__[1].forward \
+            and m.running_mean is not None and m.running_var is not None:
+        return "bn"  # eval mode with running statistics: affine per channel
+    return None
+
+
+@dataclass
+class Layer:
+    name: str
+    module: nn.Module
+    rule: str             # "linear" | "conv" | "bn"
+    weight: bool          # weight is trainable and claimed by this rule
+    bias: bool            # bias is trainable and claimed by this rule
+    mode: str = "bn"      # "gram" | "explicit" | "pairs" | "bn"
+    clone_in: bool = False
+    clone_out: bool = False
+    shape: tuple[int, int, int, int] = (1, 1, 1, 1)  # (g, L, din, dout) for matmul-like rules
+
+
+@dataclass
+class Plan:
+    layers: list[Layer]
+    fallback: list[str]        # parameter names handled by explicit per-sample gradients
+    cost_structured: float     # FLOP estimates for the whole kernel
+    cost_jacobian: float
+    values_per_sample: float   # feature values held per sample (for the default block size)
+
+    @property
+    def cheaper_than_jacobian(self) -> bool:
+        return self.cost_structured < self.cost_jacobian
+
+
+@dataclass
+class _Record:
+    x: Tensor
+    x_version: int
+    out: Tensor
+    out_version: int
+
+
+@dataclass
+class _Capture:
+    """Forward hooks recording (input, output) of the given layers; copies where asked."""
+
+    layers: list[Layer]
+    records: dict[str, list[_Record]] = field(default_factory=dict)
+    handles: list = field(default_factory=list)
+
+    def _hook(self, layer: Layer, module, args, kwargs, output):
+        x = args[0] if args else next(iter(kwargs.values()))
+        rec = _Record(x.detach().clone() if layer.clone_in else x.detach(), x._version, output, output._version)
+        self.records.setdefault(layer.name, []).append(rec)
+        return output.clone() if layer.clone_out else None
+
+    def __enter__(self):
+        for layer in self.layers:
+            self.handles.append(layer.module.register_forward_hook(partial(self._hook, layer), with_kwargs=True))
+        return self
+
+    def __exit__(self, *exc):
+        for h in self.handles:
+            h.remove()
+        self.handles.clear()
+
+
+def _graph(root) -> tuple[dict[int, int], set[int], list]:
+    """Edge count into each leaf's AccumulateGrad (by id of the leaf) and ids of all graph nodes."""
+    counts: dict[int, int] = {}
+    keep, seen, stack = [], set(), [root] if root is not None else []
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        keep.append(node)  # keep wrappers alive so ids stay unique
+        for nxt, _ in node.next_functions:
+            if nxt is None:
+                continue
+            if hasattr(nxt, "variable"):
+                counts[id(nxt.variable)] = counts.get(id(nxt.variable), 0) + 1
+            stack.append(nxt)
+    return counts, seen, keep
+
+
+def make_plan(model: nn.Module, x1: Tensor, x2: Tensor | None, rows: RowSpec) -> Plan:
+    """Decide per parameter: which layer rule (and mode) or per-sample-gradient fallback."""
+    trainable = trainable_parameters(model)
+    name_of = {id(p): n for n, p in trainable.items()}
+    cands = []
+    for mname, m in model.named_modules():
+        rule = _rule(m)
+        own = dict(m.named_parameters(recurse=False))
+        if rule and any(p.requires_grad for p in own.values()):
+            w, b = own.get("weight"), own.get("bias")
+            cands.append(Layer(mname, m, rule, w is not None and w.requires_grad, b is not None and b.requires_grad))
+    with _Capture(cands) as cap:
+        out = model(x1[:2])  # (n, O) probe
+    counts, nodes, _keep = _graph(out.grad_fn)
+    n1 = x1.shape[0]
+    n2 = n1 if x2 is None else x2.shape[0]
+    n_feat = n1 if x2 is None else n1 + n2
+    r = rows.num_rows
+    rp = r if rows.diagonal else r * r
+    layers, claimed = [], set()
+    cost_s = cost_j = fwd = per_sample = 0.0
+    for layer in cands:
+        recs = cap.records.get(layer.name, [])
+        ok = len(recs) == 1 and recs[0].out.grad_fn is not None and id(recs[0].out.grad_fn) in nodes
+        m = layer.module
+        layer.weight = layer.weight and ok and counts.get(id(m.weight), 0) == 1
+        layer.bias = layer.bias and ok and counts.get(id(m.bias), 0) == 1
+        if not (layer.weight or layer.bias):
+            continue
+        claimed.update(id(p) for p, use in ((m.weight, layer.weight), (m.bias, layer.bias)) if use)
+        rec = recs[0]
+        layer.clone_in = rec.x._version != rec.x_version
+        layer.clone_out = rec.out._version != rec.out_version
+        if layer.rule == "bn":
+            c = m.num_features
+            cost = 2.0 * n1 * n2 * rp * c * (layer.weight + layer.bias)
+            cost_s, cost_j, per_sample = cost_s + cost, cost_j + cost, per_sample + r * c * 2
+        else:
+            if layer.rule == "linear":
+                g, din, dout = 1, m.in_features, m.out_features
+                l = rec.x[0].numel() // din
+            else:
+                g, dout = m.groups, m.out_channels // m.groups
+                din = m.in_channels // g * m.kernel_size[0] * m.kernel_size[1]
+                l = rec.out.shape[2] * rec.out.shape[3]
+            layer.shape = (g, l, din, dout)
+            fwd += 2.0 * n_feat * g * l * din * dout
+            bias_cost = 2.0 * n1 * n2 * rp * g * dout if layer.bias else 0.0
+            costs = L.matmul_costs(n1, n2, n_feat, r, rows.diagonal, g, l, din, dout)
+            layer.mode = min(costs, key=costs.get) if layer.weight else "explicit"
+            cost_s += (costs[layer.mode] if layer.weight else 0.0) + bias_cost
+            cost_j += (costs["explicit"] if layer.weight else 0.0) + bias_cost
+            per_sample += {"gram": din + r * dout, "explicit": r * g * dout * (din + 1) + g * l * din,
+                           "pairs": g * l * (din + r * dout)}[layer.mode]
+        layers.append(layer)
+    fallback = [name_of[i] for i in name_of if i not in claimed and counts.get(i, 0) > 0]
+    p_fb = sum(trainable[n].numel() for n in fallback)
+    if fallback:
+        cost_j += 2.0 * n1 * n2 * rp * p_fb
+        cost_s += 2.0 * n1 * n2 * rp * p_fb + 3.0 * fwd  # + an extra forward/backward under vmap
+        per_sample += r * p_fb
+    return Plan(layers, fallback, cost_s, cost_j, per_sample)
+
+
+@dataclass
+class Features:
+    """Per-block features: explicit rows (n, R, P_k), gram (U, D, weight, bias), pairs (U, D)."""
+
+    explicit: list[Tensor] = field(default_factory=list)
+    gram: list[tuple[Tensor, Tensor, bool, bool]] = field(default_factory=list)
+    pairs: list[tuple[Tensor, Tensor]] = field(default_factory=list)
+
+
+def featurize(model: nn.Module, xb: Tensor, rows: RowSpec, plan: Plan) -> Features:
+    """Features of one block xb (n, *in_shape)."""
+    feats = Features()
+    r = rows.num_rows
+    if plan.layers:
+        with _Capture(plan.layers) as cap:
+            out = model(xb)  # (n, O)
+        recs = []
+        for layer in plan.layers:
+            got = cap.records.get(layer.name, [])
+            if len(got) != 1:
+                raise RuntimeError(f"structured kernel: module {layer.name!r} was called {len(got)} times "
+                                   "on this block but once when planning (data-dependent control flow?); "
+                                   "use method='jacobian'")
+            recs.append(got[0])
+        outputs = [rec.out for rec in recs]
+        per_row = []
+        for i in range(r):
+            s = (out * rows.cotangents[i]).sum()  # Σ_n Σ_a C[i, a] f_a(x_n)
+            per_row.append(torch.autograd.grad(s, outputs, retain_graph=i < r - 1, allow_unused=True))
+        for layer, rec in zip(plan.layers, recs):
+            if (not layer.clone_in and rec.x._version != rec.x_version) or \
+                    (not layer.clone_out and rec.out._version != rec.out_version):
+                raise RuntimeError(f"structured kernel: an in-place op modified the input/output of "
+                                   f"{layer.name!r} on this block but not when planning")
+        del out
+        for k, (layer, rec) in enumerate(zip(plan.layers, recs)):
+            gs = [torch.zeros_like(rec.out) if pr[k] is None else pr[k] for pr in per_row]
+            dy = gs[0].unsqueeze(1) if r == 1 else torch.stack(gs, 1)  # (n, R, *out_shape)
+            _layer_features(layer, rec.x, dy, feats)
+        del recs, outputs, per_row, cap
+    if plan.fallback:
+        feats.explicit += per_sample_rows(model, xb, rows, plan.fallback)  # list of (n, R, P_k)
+    return feats
+
+
+def _layer_features(layer: Layer, x: Tensor, dy: Tensor, feats: Features) -> None:
+    m, n = layer.module, x.shape[0]
+    if layer.rule == "bn":
+        feats.explicit += L.bn_grads(m, x, dy, layer.weight, layer.bias)  # each (n, R, C)
+        return
+    if layer.mode == "gram":
+        u = x if layer.rule == "linear" else L.conv_u(m, x)  # (n, din) or conv patches (n, 1, 1, din)
+        u = u.reshape(n, -1)  # (n, din)
+        d = dy.reshape(n, dy.shape[1], -1)  # (n, R, dout)
+        feats.gram.append((u, d, layer.weight, layer.bias))
+        return
+    u = L.linear_u(x) if layer.rule == "linear" else L.conv_u(m, x)  # (n, g, L, din)
+    d = L.matmul_d(dy, layer.rule, m.groups if layer.rule == "conv" else 1)  # (n, R, g, L, dout)
+    if layer.bias:
+        feats.explicit.append(L.bias_grad(d))  # (n, R, g·dout)
+    if layer.weight:
+        if layer.mode == "pairs":
+            feats.pairs.append((u, d))
+        else:
+            feats.explicit.append(L.weight_grad(u, d))  # (n, R, g·dout·din)
+
+
+def contract(f1: Features, f2: Features, diagonal: bool) -> Tensor:
+    """Σ over all terms -> (n1, n2) if diagonal else (n1, n2, R, R)."""
+    terms = [contract_rows(a, b, diagonal) for a, b in zip(f1.explicit, f2.explicit)]
+    terms += [L.gram_contract(u1, d1, u2, d2, w, b, diagonal)
+              for (u1, d1, w, b), (u2, d2, _, _) in zip(f1.gram, f2.gram)]
+    terms += [L.pairs_contract(u1, d1, u2, d2, diagonal) for (u1, d1), (u2, d2) in zip(f1.pairs, f2.pairs)]
+    k = terms[0]
+    for t in terms[1:]:
+        k += t
+    return k
+
+
+def kernel(model: nn.Module, x1: Tensor, x2: Tensor | None, *, rows: RowSpec, batch_size: int | None,
+           plan: Plan | None = None) -> Tensor:
+    """Structured kernel; shapes as in :func:`pntk.kernels.empirical_kernel`."""
+    plan = plan or make_plan(model, x1, x2, rows)
+    dtype = next(iter(trainable_parameters(model).values())).dtype
+    n_max = max(x1.shape[0], 0 if x2 is None else x2.shape[0])
+    if batch_size is None:
+        block = max(1, int(DEFAULT_MEMORY_BYTES // (2 * max(1.0, plan.values_per_sample) * dtype.itemsize)))
+    else:
+        block = side_block(batch_size, rows.num_rows)
+    if not plan.layers and not plan.fallback:  # no parameter reaches the output
+        n2 = x1.shape[0] if x2 is None else x2.shape[0]
+        return finish(torch.zeros(x1.shape[0], n2, *result_tail(rows), dtype=dtype, device=x1.device), rows)
+    raw = blocked_kernel(
+        featurize=lambda xb: featurize(model, xb, rows, plan),
+        contract=lambda a, b: contract(a, b, rows.diagonal),
+        x1=x1, x2=x2, block=min(block, n_max), tail=result_tail(rows), dtype=dtype)
+    return finish(raw, rows)

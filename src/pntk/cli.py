@@ -1,0 +1,198 @@
+"""`pntk` command line: inspect and verify kernel stores, pack and import result archives.
+
+    pntk info STORE [--json]                   shape, kind, tiles written / total, finalized, provenance
+    pntk verify STORE [STORE ...] [--json]     recompute every tile checksum (exit 1 if any store is bad)
+    pntk archive pack --config C -o FILE.zip [--results DIR] [--run SELECTOR ...] [--no-data]
+    pntk archive import FILE.zip [--config C] [--results DIR] [--overwrite]
+
+STORE is a kernel store `….zarr`, its `….manifest.json` or `….init.json`, or the common stem.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import __version__
+
+PROVENANCE_KEYS = ("arch", "width", "seed", "epoch", "dataset", "rows", "cols", "method", "checkpoint",
+                   "checkpoint_sha256", "data_fingerprint")
+BUILD_KEYS = ("pntk_version", "git_describe", "torch_version", "host")
+
+
+def store_summary(path: str | Path) -> dict:
+    """What `pntk info` shows: layout, completeness (from the tile flags: cheap) and provenance."""
+    from . import store as kstore
+    from . import tiles
+
+    stem = tiles.stem_of(path)
+    zpath = tiles.store_path(stem)
+    if not (zpath / "zarr.json").is_file():
+        raise FileNotFoundError(f"{zpath}: no kernel store there (expected a Zarr group with zarr.json)")
+    info = kstore.store_info(zpath)
+    tile = int(info["chunks"][0])
+    grid = [kstore.n_tiles(n, tile) for n in info["shape"][:2]]
+    manifest = stem.with_name(stem.name + ".manifest.json")
+    sentinel = stem.with_name(stem.name + ".init.json")
+    written: set[str] = set()
+    bad_flags = []
+    flags_dir = stem.with_name(stem.name + ".tiles")
+    for f in sorted(flags_dir.glob("*.json")) if flags_dir.is_dir() else []:
+        try:
+            written |= set(json.loads(f.read_text())["chunks"])
+        except (ValueError, KeyError, TypeError):
+            bad_flags.append(f.name)
+    build = {}
+    for src in (sentinel, manifest):  # the manifest (written last) wins
+        if src.is_file():
+            rec = json.loads(src.read_text())
+            build.update({k: rec[k] for k in BUILD_KEYS if k in rec})
+    return {"store": str(zpath), "kind": info.get("kind"), "shape": info["shape"], "dtype": info["dtype"],
+            "tile_size": tile, "symmetric": bool(info.get("symmetric")), "tile_grid": grid,
+            "tiles_total": grid[0] * grid[1], "tiles_written": len(written), "unreadable_flags": bad_flags,
+            "finalized": manifest.is_file(), "manifest": str(manifest) if manifest.is_file() else None,
+            "provenance": {k: info[k] for k in PROVENANCE_KEYS if k in info}, "build": build}
+
+
+def format_summary(s: dict) -> str:
+    complete = s["tiles_written"] == s["tiles_total"]
+    lines = [("store", s["store"]),
+             ("kind", f"{s['kind']}{' (symmetric)' if s['symmetric'] else ''}"),
+             ("shape", " × ".join(map(str, s["shape"]))),
+             ("dtype", s["dtype"]),
+             ("tile size", f"{s['tile_size']} ({s['tile_grid'][0]} × {s['tile_grid'][1]} tiles)"),
+             ("completeness", f"{s['tiles_written']}/{s['tiles_total']} tiles written"
+                              f"{' (complete)' if complete else ''}"
+                              + (f", unreadable flags {s['unreadable_flags']}" if s["unreadable_flags"] else "")),
+             ("finalized", f"yes ({s['manifest']})" if s["finalized"] else "no (no manifest)")]
+    lines += [(k.replace("_", " "), v) for k, v in s["provenance"].items()]
+    lines += [(k.replace("_", " "), v) for k, v in s["build"].items()]
+    width = max(len(k) for k, _ in lines)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in lines)
+
+
+def cmd_info(args) -> int:
+    summary = store_summary(args.store)
+    print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from . import tiles
+
+    results, ok = [], True
+    for s in args.stores:
+        zpath = tiles.store_path(tiles.stem_of(s))
+        if not (zpath / "zarr.json").is_file():
+            res = {"store": str(zpath), "ok": False, "error": "no kernel store there"}
+        else:
+            res = tiles.verify(zpath)
+        results.append(res)
+        ok &= bool(res["ok"])
+        if args.json:
+            continue
+        if res["ok"]:
+            print(f"OK      {res['store']} ({res['n_tiles']} tiles)")
+            continue
+        why = [res["error"]] if "error" in res else []
+        if res.get("manifest_missing"):
+            why.append(f"not finalized (no manifest {res['manifest']})")
+        for key, label in (("missing", "missing tiles"), ("mismatch", "tiles whose chunk differs from the "
+                                                                      "manifest"), ("bad_flags", "bad flags")):
+            if res.get(key):
+                why.append(f"{label}: {', '.join(res[key])}")
+        print(f"FAILED  {res['store']}\n" + "\n".join(f"        {w}" for w in why))
+    if args.json:
+        print(json.dumps(results, indent=2))
+    return 0 if ok else 1
+
+
+def _config(path: str) -> dict:
+    from . import config as pcfg
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"--config {path}: no such file")
+    return pcfg.load_config(path)
+
+
+def cmd_pack(args) -> int:
+    from . import archive
+
+    cfg = _config(args.config)
+    results = Path(args.results or cfg["results"])
+    man = archive.pack(cfg, results, args.output, selectors=args.run, with_data=not args.no_data)
+    size = sum(f["size"] for f in man["files"].values())
+    print(f"packed {len(man['stores'])} kernel stores of {len(man['runs'])} runs ({len(man['files'])} files, "
+          f"{size / 2**20:.1f} MiB{', with' if man['data']['included'] else ', without'} the data store) "
+          f"into {args.output}")
+    for s in man["stores"]:
+        print(f"  {s['key']}")
+    if man["not_computed"]:
+        print(f"skipped {len(man['not_computed'])} selected stores that are not computed at all")
+    return 0
+
+
+def cmd_import(args) -> int:
+    from . import archive
+
+    cfg = _config(args.config)
+    results = Path(args.results or cfg["results"])
+    res = archive.import_archive(args.archive, results, cfg, overwrite=args.overwrite)
+    print(f"imported {len(res['stores'])} kernel stores of {len(res['runs'])} runs into {results}: "
+          f"{res['written']} files written, {res['unchanged']} already present, data store {res['data']}")
+    for key in res["stores"]:
+        print(f"  {key}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pntk", description=__doc__.split("\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"pntk {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    q = sub.add_parser("info", help="shape, kind, completeness and provenance of a kernel store")
+    q.add_argument("store")
+    q.add_argument("--json", action="store_true", help="print the summary as JSON")
+    q.set_defaults(func=cmd_info)
+    q = sub.add_parser("verify", help="recompute tile checksums against the manifest and tile flags")
+    q.add_argument("stores", nargs="+", metavar="STORE")
+    q.add_argument("--json", action="store_true", help="print the verification records as JSON")
+    q.set_defaults(func=cmd_verify)
+    arch = sub.add_parser("archive", help="pack finished results / import them into another checkout")
+    asub = arch.add_subparsers(dest="archive_command", required=True)
+    q = asub.add_parser("pack", help="zip finalized kernel stores with the checkpoints and data they need")
+    q.add_argument("--config", required=True, help="workflow config (YAML) the results were computed with")
+    q.add_argument("--results", help="results folder (default: the config's `results`)")
+    q.add_argument("--run", action="append", default=[], metavar="SELECTOR",
+                   help="glob on {dataset}/{arch}-w{W}-s{S}/epoch{EEE}/{kind}-{rows}-{cols}, matching whole "
+                        "components (e.g. fcn-w64-s0, epoch003, 'pntk-*'); repeatable; default: every "
+                        "finished store")
+    q.add_argument("--no-data", action="store_true",
+                   help="leave out the prepared data store (only its fingerprint is kept); the importer then "
+                        "needs results/data/{dataset}.zarr with the same fingerprint")
+    q.add_argument("-o", "--output", required=True, metavar="FILE.zip")
+    q.set_defaults(func=cmd_pack)
+    q = asub.add_parser("import", help="check an archive against this checkout's config, then extract it")
+    q.add_argument("archive", metavar="FILE.zip")
+    q.add_argument("--config", default="config.yaml", help="this checkout's workflow config (default: config.yaml)")
+    q.add_argument("--results", help="results folder (default: the config's `results`)")
+    q.add_argument("--overwrite", action="store_true", help="replace existing files whose contents differ")
+    q.set_defaults(func=cmd_import)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .archive import ArchiveError
+    from .config import ConfigError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ArchiveError, ConfigError, FileNotFoundError) as err:
+        print(f"pntk {args.command}: error: {err}", file=sys.stderr)
+        return 2 if not isinstance(err, ArchiveError) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

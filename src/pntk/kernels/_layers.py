@@ -1,0 +1,128 @@
+"""Layer rules of the structured method: features from (layer input, output gradient), contractions.
+
+Notation: n samples in a block, R Jacobian rows, "Rp" row pairs (R² for full, R for diagonal).
+A matmul-like layer (Linear, Conv2d) is written canonically as
+    U (n, g, L, din)       layer-input patches: g groups, L positions, din = fan-in per group
+    D (n, R, g, L, dout)   gradient of row r w.r.t. the layer output at each position
+    per-sample weight gradient  G[n, r, g] = Σ_l D[n, r, g, l]ᵀ U[n, g, l]   (dout, din)
+    per-sample bias gradient    b[n, r]    = Σ_l D[n, r, :, l]                (g·dout,)
+and contributes Σ_g <G1[n, r, g], G2[m, s, g]> to K[n, m, r, s] (+ <b1, b2> with a bias). Modes:
+    "gram"      L = 1:  (U1 U2ᵀ [+ 1]) ∘ (D1 D2ᵀ)         two GEMMs, no per-sample gradients
+    "explicit"  build G (per-sample gradient, unfold + bmm), contract G1 G2ᵀ
+    "pairs"     Σ_{l,l'} (U1[n,l]·U2[m,l']) (D1[n,r,l]·D2[m,s,l'])   (position pairs, no G)
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ._common import contract_rows
+
+PAIR_CHUNK_ELEMENTS = 1 << 24  # bound on the (chunk, n2, Rp, g, L, L) intermediate of "pairs"
+
+
+# ----------------------------------------------------------------------------- canonical forms
+def linear_u(x: Tensor) -> Tensor:
+    """Linear input (n, *, din) -> U (n, 1, L, din), L = prod(*)."""
+    n, din = x.shape[0], x.shape[-1]
+    return x.reshape(n, 1, -1, din)  # (n, 1, L, din)
+
+
+def conv_u(m: nn.Conv2d, x: Tensor) -> Tensor:
+    """Conv2d input (n, Cin, H, W) -> patches U (n, g, L, din), din = Cin/g·kh·kw."""
+    pad = m.padding
+    if m.padding_mode != "zeros" or isinstance(m.padding, str):
+        mode = "constant" if m.padding_mode == "zeros" else m.padding_mode
+        x = F.pad(x, m._reversed_padding_repeated_twice, mode=mode)  # as nn.Conv2d pads
+        pad = 0
+    u = F.unfold(x, m.kernel_size, dilation=m.dilation, padding=pad, stride=m.stride)  # (n, Cin·kh·kw, L)
+    n, g = x.shape[0], m.groups
+    return u.view(n, g, -1, u.shape[-1]).transpose(2, 3)  # (n, g, din, L) -> (n, g, L, din)
+
+
+def matmul_d(dy: Tensor, kind: str, g: int) -> Tensor:
+    """Output gradients -> D (n, R, g, L, dout).
+
+    Linear: dy (n, R, *, dout). Conv2d: dy (n, R, Cout, Ho, Wo).
+    """
+    n, r = dy.shape[:2]
+    if kind == "linear":
+        return dy.reshape(n, r, 1, -1, dy.shape[-1])  # (n, R, 1, L, dout)
+    d = dy.reshape(n, r, g, dy.shape[2] // g, -1)  # (n, R, g, dout, L)
+    return d.transpose(3, 4)  # (n, R, g, L, dout)
+
+
+def weight_grad(u: Tensor, d: Tensor) -> Tensor:
+    """Per-sample weight gradients G: U (n, g, L, din), D (n, R, g, L, dout) -> (n, R, g·dout·din)."""
+    n, g, l, din = u.shape
+    r, dout = d.shape[1], d.shape[-1]
+    dt = d.permute(0, 2, 1, 4, 3).reshape(n * g, r * dout, l)  # (n·g, R·dout, L)
+    gw = torch.bmm(dt, u.reshape(n * g, l, din))  # (n·g, R·dout, din)
+    gw = gw.view(n, g, r, dout * din).transpose(1, 2)  # (n, R, g, dout·din)
+    return gw.reshape(n, r, g * dout * din)  # (n, R, g·dout·din)
+
+
+def bias_grad(d: Tensor) -> Tensor:
+    """Per-sample bias gradients: D (n, R, g, L, dout) -> (n, R, g·dout)."""
+    n, r = d.shape[:2]
+    return d.sum(3).reshape(n, r, -1)  # (n, R, g, dout) -> (n, R, g·dout)
+
+
+def bn_grads(m: nn.modules.batchnorm._BatchNorm, x: Tensor, dy: Tensor, weight: bool, bias: bool) -> list[Tensor]:
+    """Eval-mode BatchNorm y = x̂ γ + β per channel: per-sample grads of γ, β, each (n, R, C).
+
+    x: (n, C, *), dy: (n, R, C, *).
+    """
+    shape = (1, -1) + (1,) * (x.dim() - 2)  # broadcast (C,) over (n, C, *)
+    out = []
+    spatial = tuple(range(3, dy.dim()))  # the * dims of dy (n, R, C, *)
+    if weight:
+        xhat = (x - m.running_mean.view(shape)) * torch.rsqrt(m.running_var.view(shape) + m.eps)  # (n, C, *)
+        prod = dy * xhat.unsqueeze(1)  # (n, R, C, *)
+        out.append(prod.sum(spatial) if spatial else prod)  # (n, R, C)
+    if bias:
+        out.append(dy.sum(spatial) if spatial else dy)  # (n, R, C)
+    return out
+
+
+# ----------------------------------------------------------------------------- contractions
+def gram_contract(u1: Tensor, d1: Tensor, u2: Tensor, d2: Tensor, weight: bool, bias: bool,
+                  diagonal: bool) -> Tensor:
+    """Linear layer with L = 1: U (n, din), D (n, R, dout) -> (n1, n2) or (n1, n2, R, R)."""
+    dd = contract_rows(d1, d2, diagonal)  # D1 D2ᵀ: (n1, n2) or (n1, n2, R, R)
+    if not weight:
+        return dd
+    uu = u1 @ u2.T  # (n1, din) @ (din, n2) -> (n1, n2)
+    if bias:
+        uu = uu + 1.0
+    return dd * (uu if diagonal else uu[:, :, None, None])
+
+
+def pairs_contract(u1: Tensor, d1: Tensor, u2: Tensor, d2: Tensor, diagonal: bool) -> Tensor:
+    """Weight term by position pairs: U (n, g, L, din), D (n, R, g, L, dout) -> (n1, n2[, R, R])."""
+    n1, g, l, _ = u1.shape
+    n2, r = u2.shape[0], d1.shape[1]
+    rp = r if diagonal else r * r
+    out = u1.new_zeros((n1, n2) if diagonal else (n1, n2, r, r))
+    chunk = max(1, PAIR_CHUNK_ELEMENTS // max(1, n2 * (rp + 1) * g * l * l))
+    for i in range(0, n1, chunk):
+        uu = torch.einsum("ngld,mgkd->nmglk", u1[i:i + chunk], u2)  # (c, n2, g, L, L)
+        if diagonal:
+            dd = torch.einsum("nrglo,mrgko->nmglk", d1[i:i + chunk], d2)  # (c, n2, g, L, L)
+            out[i:i + chunk] = (uu * dd).sum((2, 3, 4))  # (c, n2)
+        else:
+            dd = torch.einsum("nrglo,msgko->nmrsglk", d1[i:i + chunk], d2)  # (c, n2, R, R, g, L, L)
+            out[i:i + chunk] = (dd * uu[:, :, None, None]).sum((4, 5, 6))  # (c, n2, R, R)
+    return out
+
+
+# ----------------------------------------------------------------------------- FLOP model
+def matmul_costs(n1: int, n2: int, n_feat: int, r: int, diagonal: bool, g: int, l: int, din: int,
+                 dout: int) -> dict[str, float]:
+    """FLOPs of each mode for one matmul-like layer (weight term; ``n_feat`` samples featurized)."""
+    rp = r if diagonal else r * r
+    costs = {"gram": 2.0 * n1 * n2 * (din + rp * dout + rp)} if l == 1 and g == 1 else {}  # preferred on ties
+    costs["explicit"] = 2.0 * n_feat * r * g * l * din * dout + 2.0 * n1 * n2 * rp * g * din * dout
+    costs["pairs"] = 2.0 * n1 * n2 * g * l * l * (din + rp * dout + rp)
+    return costs

@@ -1,0 +1,23 @@
+"""Shared fixtures. Keep this file small: fixtures used by a single test module belong in that module."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def small_digits_store(tmp_path_factory) -> Path:
+    """A real prepared data store (`prepare_dataset`) of a small stratified digits subsample: 80 train, 40 test."""
+    from pntk.data import prepare_dataset
+
+    path = tmp_path_factory.mktemp("data") / "digits.zarr"
+    prepare_dataset("digits", None, path, train_size=80, test_size=40, seed=0)
+    return path

@@ -1,0 +1,236 @@
+"""pntk.config: bad configs fail early naming the key; good ones validate with defaults filled in."""
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pntk import config as C
+from pntk.config import ConfigError, validate_config
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+
+
+def base() -> dict:
+    """A small valid config (digits)."""
+    return {
+        "models": [{"arch": "fcn", "widths": [8, 16], "depth": 3}, {"arch": "convnet", "widths": [4]}],
+        "seeds": [0],
+        "data": {"subset_train": 20, "subset_test": 10},
+        "train": {"epochs": 2, "checkpoint_epochs": [0, 2]},
+        "kernels": {"tile_size": 16},
+    }
+
+
+def _set(cfg: dict, dotted: str, value) -> dict:
+    *parents, last = dotted.split(".")
+    node = cfg
+    for p in parents:
+        node = node[int(p)] if isinstance(node, list) else node.setdefault(p, {})
+    if isinstance(node, list):
+        node[int(last)] = value
+    else:
+        node[last] = value
+    return cfg
+
+
+def _del(cfg: dict, dotted: str) -> dict:
+    *parents, last = dotted.split(".")
+    node = cfg
+    for p in parents:
+        node = node[int(p)] if isinstance(node, list) else node[p]
+    del node[last]
+    return cfg
+
+
+# (id, mutation of base(), text that the error message must contain: the offending key)
+BAD = [
+    ("unknown-arch", lambda c: _set(c, "models.0.arch", "mlp"), "models.0.arch"),
+    ("width-zero", lambda c: _set(c, "models.0.widths", [0]), "widths"),
+    ("width-negative", lambda c: _set(c, "models.1.widths", [4, -2]), "widths"),
+    ("width-not-int", lambda c: _set(c, "models.0.widths", [8.5]), "widths"),
+    ("checkpoint-after-last-epoch", lambda c: _set(c, "train.checkpoint_epochs", [0, 3]), "train.checkpoint_epochs"),
+    ("unknown-dataset", lambda c: _set(c, "data.name", "imagenet"), "data.name"),
+    ("cifar10-without-root", lambda c: _set(c, "data.name", "cifar10"), "data.root"),
+    ("cifar10-root-missing", lambda c: _set(_set(c, "data.name", "cifar10"), "data.root", "/nonexistent/pntk/cifar"),
+     "data.root"),
+    ("unknown-top-level-key", lambda c: _set(c, "epochs", 3), "epochs"),
+    ("unknown-nested-key", lambda c: _set(c, "train.epoch", 3), "train.epoch"),
+    ("unknown-model-key", lambda c: _set(c, "models.0.width", 8), "models.0.width"),
+    ("wrong-type-lr", lambda c: _set(c, "train.lr", "fast"), "train.lr"),
+    ("lr-zero", lambda c: _set(c, "train.lr", 0), "train.lr"),
+    ("wrong-type-epochs", lambda c: _set(c, "train.epochs", "2"), "train.epochs"),
+    ("bad-device", lambda c: _set(c, "train.device", "gpu"), "train.device"),
+    ("subset-train-too-large", lambda c: _set(c, "data.subset_train", 1348), "data.subset_train"),
+    ("subset-test-too-large", lambda c: _set(c, "data.subset_test", 451), "data.subset_test"),
+    ("subset-larger-than-train-size",
+     lambda c: _set(_set(c, "data.train_size", 100), "data.subset_train", 101), "data.subset_train"),
+    ("train-size-too-large", lambda c: _set(c, "data.train_size", 5000), "data.train_size"),
+    ("unknown-kernel-kind", lambda c: _set(c, "kernels.kinds", ["pntk", "entk", "ntk"]), "kernels.kinds"),
+    ("bad-index-set-name", lambda c: _set(c, "kernels.index_sets", {"pntk": [["train", "validation"]]}),
+     "kernels.index_sets.pntk"),
+    ("index-set-pair-too-long", lambda c: _set(c, "kernels.index_sets", {"pntk": [["train", "train", "test"]]}),
+     "kernels.index_sets.pntk"),
+    ("kind-without-index-sets",
+     lambda c: _set(_set(c, "kernels.kinds", ["pntk", "entk", "trace"]), "kernels.index_sets", {"trace": []}),
+     "kernels.index_sets.trace"),
+    ("ntk-parameterization-on-convnet", lambda c: _set(c, "models.1.parameterization", "ntk"), "parameterization"),
+    ("unknown-parameterization", lambda c: _set(c, "models.0.parameterization", "mup"),
+     "models.0.parameterization"),
+    ("wrn16-depth-not-6n+4", lambda c: _set(c, "models.1", {"arch": "wrn16", "widths": [1], "depth": 15}), "depth"),
+    ("duplicate-arch", lambda c: c["models"].append({"arch": "fcn", "widths": [32]}) or c, "models"),
+    ("no-models", lambda c: _del(c, "models"), "models"),
+    ("empty-models", lambda c: _set(c, "models", []), "models"),
+    ("diagnostics-without-entk", lambda c: _set(c, "kernels.kinds", ["pntk"]), "kernels.kinds"),
+    ("diagnostics-without-sub-test-store",
+     lambda c: _set(c, "kernels.index_sets", {"entk": [["sub-train", "sub-train"]]}), "kernels.index_sets.entk"),
+    ("negative-seed", lambda c: _set(c, "seeds", [-1]), "seeds"),
+]
+
+
+def test_base_config_is_valid():
+    validate_config(base())
+
+
+@pytest.mark.parametrize("mutate, key", [b[1:] for b in BAD], ids=[b[0] for b in BAD])
+def test_bad_config_is_rejected_naming_the_key(mutate, key):
+    cfg = mutate(base())
+    with pytest.raises(ConfigError) as err:
+        validate_config(cfg)
+    assert key in str(err.value), f"message does not name {key!r}: {err.value}"
+
+
+def test_wrong_type_message_says_what_was_expected():
+    with pytest.raises(ConfigError, match=r"train\.lr: 'fast' is not of type 'number'"):
+        validate_config(_set(base(), "train.lr", "fast"))
+
+
+def test_unknown_key_message_lists_allowed_keys():
+    with pytest.raises(ConfigError) as err:
+        validate_config(_set(base(), "train.epoch", 3))
+    assert "unknown key" in str(err.value) and "epochs" in str(err.value)
+
+
+def test_existing_data_root_is_accepted(tmp_path):
+    cfg = _set(_set(base(), "data.name", "cifar10"), "data.root", str(tmp_path))
+    assert validate_config(cfg)["data"]["root"] == str(tmp_path)
+
+
+def test_check_files_false_skips_only_the_folder_check():
+    cfg = _set(_set(base(), "data.name", "cifar10"), "data.root", "/nonexistent/pntk/cifar")
+    validate_config(copy.deepcopy(cfg), check_files=False)
+    with pytest.raises(ConfigError, match="data.root"):  # a root is still required
+        validate_config(_set(copy.deepcopy(cfg), "data.root", None), check_files=False)
+
+
+def test_defaults_are_filled_in():
+    cfg = validate_config({"models": [{"arch": "fcn", "widths": [8]}], "data": {"subset_test": 100}})
+    assert cfg["results"] == "results"
+    assert cfg["seeds"] == [0]
+    assert cfg["data"]["name"] == "digits" and cfg["data"]["root"] is None and cfg["data"]["subset_train"] == 1000
+    assert cfg["models"][0]["parameterization"] == "standard" and cfg["models"][0]["depth"] is None
+    assert cfg["train"]["epochs"] == 200 and cfg["train"]["checkpoint_epochs"] == [0, 50, 100, 150, 200]
+    assert cfg["train"]["lr_fallback"] == 0.01 and cfg["train"]["loss"] == "cross_entropy"
+    assert cfg["kernels"]["kinds"] == ["pntk", "entk"]
+    assert cfg["kernels"]["index_sets"]["pntk"] == [["train", "train"], ["test", "train"]]
+    assert cfg["kernels"]["index_sets"]["entk"] == [["sub-train", "sub-train"], ["sub-test", "sub-train"]]
+    assert cfg["diagnostics"]["enabled"] is True and cfg["regression"]["solver"] == "auto"
+    assert cfg["resources"]["tile_runtime_min"] == 60
+
+
+def test_defaults_are_not_shared_between_configs():
+    a = validate_config(base())
+    b = validate_config(base())
+    a["kernels"]["index_sets"]["pntk"].append(["test", "test"])
+    a["train"]["checkpoint_epochs"].append(1)
+    assert b["kernels"]["index_sets"]["pntk"] == [["train", "train"], ["test", "train"]]
+    assert C.load_schema()["properties"]["kernels"]["properties"]["index_sets"]["properties"]["pntk"]["default"] == \
+        [["train", "train"], ["test", "train"]]
+
+
+def test_validation_is_idempotent():
+    once = validate_config(base())
+    twice = validate_config(copy.deepcopy(once))
+    assert once == twice
+
+
+def test_default_config_yaml_validates():
+    cfg = C.load_config(REPO / "config.yaml")
+    assert cfg["data"]["name"] == "digits"
+    runs = C.runs(cfg)
+    n_widths = sum(len(m["widths"]) for m in cfg["models"])
+    assert len(runs) == n_widths * len(cfg["seeds"])
+    assert len({r.name for r in runs}) == len(runs)
+    assert all(e <= cfg["train"]["epochs"] for e in cfg["train"]["checkpoint_epochs"])
+
+
+SHIPPED_CONFIGS = sorted((REPO / "configs").glob("*.yaml")) + sorted((REPO / "tests" / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", SHIPPED_CONFIGS,
+                         ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_shipped_configs_validate(path, tmp_path):
+    cfg = yaml.safe_load(path.read_text()) or {}
+    data = cfg.get("data", {})
+    if data.get("name", "digits") != "digits" and not data.get("download") and \
+            not (data.get("root") and Path(data["root"]).is_dir()):
+        data["root"] = str(tmp_path)  # the raw files live on the cluster; check everything else here
+    validate_config(cfg)
+
+
+# ------------------------------------------------------------------------------------------------
+# derived quantities
+
+
+def test_tile_grid_symmetric_and_rectangular():
+    cfg = validate_config(_set(_set(base(), "data.train_size", 50), "data.test_size", 21))
+    cfg["kernels"]["tile_size"] = 16
+    assert C.tile_grid(cfg, "train", "train") == [(0, 0), (0, 1), (0, 2), (0, 3), (1, 1), (1, 2), (1, 3),
+                                                  (2, 2), (2, 3), (3, 3)]  # ceil(50/16) = 4, i <= j
+    assert C.tile_grid(cfg, "test", "train") == [(i, j) for i in range(2) for j in range(4)]
+    assert C.tile_grid(cfg, "sub-test", "sub-train") == [(0, 0), (0, 1)]  # 10 × 20
+
+
+def test_find_store_uses_supersets():
+    cfg = validate_config(base())
+    assert C.find_store(cfg, "pntk", "sub-train", "sub-train") == ("train", "train")
+    assert C.find_store(cfg, "entk", "sub-train", "sub-train") == ("sub-train", "sub-train")
+    assert C.find_store(cfg, "entk", "test", "train") is None
+    assert C.find_store(cfg, "trace", "train", "train") is None  # kind not requested
+
+
+def test_index_set_sizes():
+    cfg = validate_config(_set(base(), "data.train_size", 300))
+    assert [C.index_set_size(cfg, n) for n in ("train", "test", "sub-train", "sub-test")] == [300, 450, 20, 10]
+
+
+# ------------------------------------------------------------------------------------------------
+# the workflow itself refuses a bad config before any job
+
+
+SMK_BAD = [
+    ("unknown-arch", lambda c: _set(c, "models.0.arch", "mlp"), "models.0.arch"),
+    ("unknown-nested-key", lambda c: _set(c, "train.epoch", 3), "train.epoch"),
+    ("checkpoint-after-last-epoch", lambda c: _set(c, "train.checkpoint_epochs", [0, 5]), "train.checkpoint_epochs"),
+]
+
+
+@pytest.mark.skipif(not SNAKEMAKE.exists(), reason="snakemake not installed next to the interpreter")
+@pytest.mark.parametrize("mutate, key", [b[1:] for b in SMK_BAD], ids=[b[0] for b in SMK_BAD])
+def test_snakemake_rejects_bad_config_before_any_job(mutate, key, tmp_path):
+    cfg = mutate(base())
+    cfg["results"] = str(tmp_path / "results")
+    cfg_path = tmp_path / "bad.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    proc = subprocess.run([str(SNAKEMAKE), "-n", "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path),
+                           "--configfile", str(cfg_path), "--cores", "1"],
+                          capture_output=True, text=True, timeout=120)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out
+    assert key in out, out
+    assert not (tmp_path / "results").exists()

@@ -1,0 +1,157 @@
+"""The real Snakemake workflow on tests/configs/tiny.yaml, in a temporary folder.
+
+One full run is shared by the tests of this module (module-scoped fixture): outputs exist and are
+readable, a second `snakemake -n` has nothing to do, adding a width schedules only that width's jobs,
+and a run killed with SIGKILL while tile jobs run resumes to a bitwise-identical kernel store.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+TINY = REPO / "tests" / "configs" / "tiny.yaml"
+
+pytestmark = pytest.mark.slow
+
+
+def snakemake(workdir: Path, *args: str, config: Path | None = None, check: bool = True, timeout: int = 900):
+    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(config or workdir / "config.yaml"), "--cores", "2", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def job_counts(dry_run_output: str) -> dict[str, int]:
+    """Parse Snakemake's 'Job stats' table of a dry run into {rule: count}."""
+    counts, in_table = {}, False
+    for line in dry_run_output.splitlines():
+        if line.startswith("job ") and "count" in line:
+            in_table = True
+            continue
+        if in_table:
+            m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+            if m and m.group(1) != "total":
+                counts[m.group(1)] = int(m.group(2))
+            elif line.strip().startswith("total"):
+                break
+    return counts
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    work = tmp_path_factory.mktemp("tiny")
+    shutil.copy(TINY, work / "config.yaml")
+    t0 = time.perf_counter()
+    snakemake(work)
+    print(f"tiny workflow: {time.perf_counter() - t0:.1f} s")
+    return work
+
+
+def test_outputs_exist_and_are_readable(tiny_run):
+    import xarray as xr
+
+    res = tiny_run / "results"
+    cfg = yaml.safe_load(TINY.read_text())
+    runs = list((res / "runs" / "digits").iterdir())
+    assert len(runs) == len(cfg["models"][0]["widths"]) * len(cfg["seeds"])
+    for run in runs:
+        for e in cfg["train"]["checkpoint_epochs"]:
+            assert (run / "checkpoints" / f"epoch{e:03d}.pt").is_file()
+    manifests = sorted(res.glob("runs/*/*/epoch*/kernels/*.manifest.json"))
+    assert len(manifests) == len(runs) * len(cfg["train"]["checkpoint_epochs"]) * 4
+    store = manifests[0].with_name(manifests[0].name.replace(".manifest.json", ".zarr"))
+    da = xr.open_zarr(store)["kernel"]
+    assert not np.isnan(da.values).any()
+    assert {"row", "col", "row_label", "col_label"} <= set(da.coords)
+    for table in ("diagnostics", "regression", "training", "rate", "infinite"):
+        assert (res / "tables" / f"{table}.csv").stat().st_size > 0
+    pngs = sorted(p.name for p in (res / "figures").glob("*.png"))
+    assert len(pngs) == 16, pngs
+    for stage in ("timing", "frobenius", "flin", "sgd", "data-samples", "kernel-heatmap", "infinite", "rate"):
+        assert any(stage in p for p in pngs), stage
+
+
+def test_kernel_store_symmetric_and_matches_engine(tiny_run):
+    """The tiled train×train pNTK equals the one-shot engine result on the same checkpoint."""
+    import torch
+    import xarray as xr
+
+    from pntk.data import open_prepared
+    from pntk.kernels import empirical_kernel
+    from pntk.train import load_checkpoint
+
+    run = tiny_run / "results" / "runs" / "digits" / "fcn-w16-s0"
+    k = xr.open_zarr(run / "epoch002" / "kernels" / "pntk-train-train.zarr")["kernel"]
+    data = open_prepared(tiny_run / "results" / "data" / "digits.zarr")
+    model, _ = load_checkpoint(run / "checkpoints" / "epoch002.pt")
+    x = torch.as_tensor(data.x[k.row.values], dtype=torch.float64)
+    ref = empirical_kernel(model.double(), x, kind="pntk", method="reference").numpy()
+    np.testing.assert_allclose(k.values, ref, rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(k.values, k.values.T)
+
+
+def test_rerun_has_nothing_to_do(tiny_run):
+    out = snakemake(tiny_run, "-n").stdout
+    assert "Nothing to be done" in out or job_counts(out) == {}, out[-2000:]
+
+
+def test_adding_a_width_schedules_only_that_width(tiny_run, tmp_path):
+    cfg = yaml.safe_load(TINY.read_text())
+    cfg["models"][0]["widths"].append(48)
+    new = tmp_path / "wider.yaml"
+    new.write_text(yaml.safe_dump(cfg))
+    out = snakemake(tiny_run, "-n", config=new).stdout
+    counts = job_counts(out)
+    assert counts.get("train") == len(cfg["seeds"]), counts
+    assert "prepare_data" not in counts and "timing" not in counts and "infinite_width" not in counts
+    scheduled = set(re.findall(r"runs/digits/(fcn-w\d+-s\d+)/", out))
+    assert scheduled == {f"fcn-w48-s{s}" for s in cfg["seeds"]}, scheduled
+    assert {"tables", "figures"} <= set(counts)
+
+
+def test_sigkill_during_tiles_resumes_bitwise_equal(tiny_run, tmp_path):
+    """Kill Snakemake (and its jobs) once a tile flag exists; the rerun recomputes only missing tiles."""
+    import zarr
+
+    work = tmp_path / "killed"
+    work.mkdir()
+    shutil.copy(TINY, work / "config.yaml")
+    stem = "results/runs/digits/fcn-w16-s0/epoch002/kernels/pntk-train-train"
+    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(work), "--configfile",
+           str(work / "config.yaml"), "--cores", "1", f"{stem}.manifest.json"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    flags = work / f"{stem}.tiles"
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None:
+        if flags.is_dir() and any(flags.glob("*.json")):
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "workflow finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = {p.name for p in flags.glob("*.json")}
+    assert not (work / f"{stem}.manifest.json").exists()
+    out = snakemake(work, "--rerun-incomplete", f"{stem}.manifest.json").stdout
+    rerun = set(re.findall(r"tiles/(\d+_\d+)\.json", out))
+    assert not (rerun & {n.removesuffix(".json") for n in done_before}) or not rerun
+    a = zarr.open_group(str(tiny_run / f"{stem}.zarr"), mode="r")["kernel"][...]
+    b = zarr.open_group(str(work / f"{stem}.zarr"), mode="r")["kernel"][...]
+    assert a.tobytes() == b.tobytes()
+    ma = json.loads((tiny_run / f"{stem}.manifest.json").read_text())["tiles"]
+    mb = json.loads((work / f"{stem}.manifest.json").read_text())["tiles"]
+    assert ma == mb
