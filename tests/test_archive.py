@@ -217,6 +217,9 @@ def test_pack_refuses_unfinished_or_absent_stores(checkout_a, tmp_path):
     man = archive.pack(config, copy, tmp_path / "y.zip", selectors=["pntk-*"], with_data=False)
     assert [s["key"] for s in man["stores"]] == [f"{RUN}/epoch001/{STORES[0]}"]
     assert not any(f.startswith("data/") for f in man["files"]) and man["data"]["fingerprint"]
+    (copy / f"runs/{RUN}/epoch001/kernels/{STORES[0]}.tiles/0_1.json").unlink()
+    with pytest.raises(ArchiveError, match=rf"epoch001/{STORES[0]}: tile flags missing"):
+        archive.pack(config, copy, tmp_path / "x.zip", selectors=["pntk-*"])
     assert not (tmp_path / "x.zip").exists()
 
 

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pntk.kernels import Kind, Method, empirical_kernel, structured
+from pntk.kernels import Kind, empirical_kernel, structured
 from pntk.kernels._common import row_spec
 from pntk.models import ModelSpec, init_model
 

@@ -108,12 +108,14 @@ def test_operator_tilings(n1, n2, o, tile, block_kib, square, f32):
     ridge = 0.25 if square else 0.0
     dense = flat(k) + ridge * np.eye(n1 * o, n2 * o) if square else flat(k)
     v = rng.normal(size=(n2 * o, 2))
-    for src in (arr, k):
-        op = ZarrKernelOperator(src, ridge=ridge, block_bytes=block_kib * 1024)
+    for src, sym in [(arr, False), (k, False), (arr, True), (k, True)]:
+        if sym and not square:
+            continue
+        op = ZarrKernelOperator(src, ridge=ridge, block_bytes=block_kib * 1024, symmetric=sym)
         assert np.allclose(op.matmat(torch.from_numpy(v)).numpy(), dense @ v, atol=1e-10)
-        assert np.allclose(op.to_dense().numpy(), dense, atol=0)
+        assert np.array_equal(op.to_dense().numpy(), dense)
         if square:
-            assert np.allclose(op.diagonal().numpy(), np.diag(dense), atol=0)
+            assert np.array_equal(op.diagonal().numpy(), np.diag(dense))
 
 
 def test_finite_time(problem):
@@ -184,11 +186,12 @@ def test_cg_info_and_nonconvergence(caplog):
     assert torch.allclose(a @ x, b) and inf.converged
 
 
-def test_store_with_one_triangle_is_refused(tmp_path):
+@pytest.mark.parametrize("solver", ["cg", "cholesky"])
+def test_store_with_one_triangle_is_refused(tmp_path, solver):
     p = make_problem("pntk", n=40)
     write_store(tmp_path / "k.zarr", np.triu(p["k_dd"]), 16)
     with pytest.raises(ValueError, match="not symmetric"):
-        linearized_predict(str(tmp_path / "k.zarr"), p["k_xd"], p["f0_d"], p["f0_x"], p["y_d"], solver="cg")
+        linearized_predict(str(tmp_path / "k.zarr"), p["k_xd"], p["f0_d"], p["f0_x"], p["y_d"], solver=solver)
 
 
 def test_bad_inputs(tmp_path):

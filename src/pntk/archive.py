@@ -28,6 +28,7 @@ import shutil
 import stat
 import time
 import zipfile
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -173,6 +174,10 @@ def _unfinished(results: Path, stem: str, run: str, epoch: int, data_fp: str) ->
         return f"not finalized (no manifest; {res['n_tiles'] - len(res['missing'])}/{res['n_tiles']} tiles written)"
     if not res["ok"]:
         return f"fails verify (missing {res['missing']}, mismatch {res['mismatch']}, bad flags {res['bad_flags']})"
+    flags = base.with_name(base.name + ".tiles").glob("*.json")
+    flagged = {k for f in flags for k in json.loads(f.read_text())["chunks"]}
+    if set(json.loads(base.with_name(base.name + ".manifest.json").read_text())["tiles"]) - flagged:
+        return "tile flags missing (Snakemake would recompute those tiles)"
     attrs, ck = _attrs(zpath), results / f"runs/{run}/checkpoints/epoch{epoch:03d}.pt"
     if not ck.is_file() or attrs.get("checkpoint_sha256") != sha256_file(ck):
         return f"stale (computed from another {ck.name} than the one in {ck.parent})"
@@ -242,14 +247,9 @@ def check_entries(zf: zipfile.ZipFile, man: dict, results: Path) -> None:
     """Names (safety), the set of entries against the manifest, and the sha256 of every entry."""
     bad = [f"{i.filename!r}: {why}" for i in zf.infolist() if (why := unsafe_name(i))]
     names = [i.filename for i in zf.infolist()]
-    root = os.path.realpath(results)
-    for rel in man["files"]:
-        real = os.path.realpath(Path(results, rel).parent)
-        if os.path.commonpath([root, real]) != root:
-            bad.append(f"{rel!r}: path leaves the target folder {results} (through a symlink there)")
     if bad:
         raise ArchiveError("refused: unsafe entries in the archive:\n  " + "\n  ".join(bad))
-    dup = sorted({n for n in names if names.count(n) > 1})
+    dup = sorted(n for n, c in Counter(names).items() if c > 1)
     extra = sorted(set(names) - set(man["files"]) - {MANIFEST})
     absent = sorted(set(man["files"]) - set(names))
     if dup or extra or absent:
@@ -328,6 +328,10 @@ def check_contents(zf: zipfile.ZipFile, man: dict, zip_path: Path) -> None:
     """Checkpoints, store attrs and tile checksums, data fingerprint: all consistent with one another."""
     fp, ds, files = man["data"]["fingerprint"], man["data"]["dataset"], man["files"]
     epochs = sorted(man["config"]["train"]["checkpoint_epochs"])
+    data_rel = f"data/{man['config']['data']['name']}.zarr"
+    if man["data"]["path"] != data_rel or ds != man["config"]["data"]["name"] or any(
+            level_of(r) == "data" and not r.startswith(data_rel + "/") for r in files):
+        raise ArchiveError(f"refused: the data entries of the archive are not all under {data_rel}/")
     for name, run in man["runs"].items():
         dataset, arch, width, seed = _parse_run(name)
         want = [f"runs/{name}/checkpoints/epoch{e:03d}.pt" for e in epochs]
@@ -355,7 +359,8 @@ def check_contents(zf: zipfile.ZipFile, man: dict, zip_path: Path) -> None:
         smf = json.loads(zf.read(f"{stem}.manifest.json"))
         for source, attrs in (("store attrs", _attrs("", zf.read(f"{stem}.zarr/zarr.json"))),
                               ("manifest attrs", {**smf.get("attrs", {}), "dtype": smf.get("dtype")})):
-            bad = [f"{k} {attrs.get(k)} (its path/checkpoint/config say {v})" for k, v in exp.items() if attrs.get(k) != v]
+            bad = [f"{k} {attrs.get(k)} (its path/checkpoint/config say {v})"
+                   for k, v in exp.items() if attrs.get(k) != v]
             if bad:
                 raise ArchiveError(f"refused: {stem}: {source} do not match: {'; '.join(bad)}")
         if smf.get("inputs", {}).get("checkpoint") != files[ck_rel]["sha256"]:
@@ -392,7 +397,8 @@ def _verify_tiles_in_zip(zf: zipfile.ZipFile, zip_path: Path, stem: str, expecte
             actual[f"{i}_{j}"] = None if np.isnan(block).all() else kstore.tile_sha256(block)
     missing = sorted(k for k, v in actual.items() if v is None or k not in expected)
     mismatch = sorted(k for k, v in expected.items() if actual.get(k) != v)
-    bad_flags = sorted(n for n, sums in flags.items() if sums is None or any(expected.get(k) != v for k, v in sums.items()))
+    bad_flags = sorted(n for n, sums in flags.items()
+                       if sums is None or any(expected.get(k) != v for k, v in sums.items()))
     unflagged = sorted(set(expected) - {k for sums in flags.values() if sums for k in sums})
     if missing or mismatch or bad_flags or unflagged:
         raise ArchiveError(f"refused: {stem} fails verification: missing tiles {missing}, chunks differing from "
@@ -407,7 +413,7 @@ def _verify_data_in_zip(man: dict, zip_path: Path) -> None:
             fp, attrs = fingerprint(g["x"][...], g["y"][...], g["split"][...]), dict(g.attrs)
     except Exception as err:  # noqa: BLE001 - whatever zarr raises: the store is unusable
         raise ArchiveError(f"refused: data store {man['data']['path']} in the archive is unreadable: {err}") from None
-    if not (fp == attrs.get("fingerprint") == man["data"]["fingerprint"]) or attrs.get("name") != man["data"]["dataset"]:
+    if (fp, fp, man["data"]["dataset"]) != (attrs.get("fingerprint"), man["data"]["fingerprint"], attrs.get("name")):
         raise ArchiveError(f"refused: data store {man['data']['path']}: arrays hash to {fp}, its attrs say "
                            f"{attrs.get('fingerprint')} ({attrs.get('name')}), {MANIFEST} {man['data']['fingerprint']}")
 
@@ -432,7 +438,7 @@ def import_archive(zip_path: str | Path, results: str | Path, config: dict, over
         data_rel = man["data"]["path"]
         keep_data = _existing_data(man, results)
         plan, kept = _plan(man, results, overwrite, skip_data=keep_data)
-        times, floors = _level_times(results, kept, keep_data, results / data_rel)
+        times, floors = _level_times(results, plan, kept, keep_data, results / data_rel)
         if not keep_data:  # the data store goes to a temp folder renamed into place: absent or complete
             data, t = results / data_rel, times["data"]
             tmp = data.with_name(f".{data.name}.pntk-import-{os.getpid()}")
@@ -475,33 +481,37 @@ def _plan(man: dict, results: Path, overwrite: bool, skip_data: bool) -> tuple[l
     """(files to write, files already here with the same content); refuse on differing files."""
     plan, kept, conflicts = [], [], []
     for rel, meta in man["files"].items():
+        dst = results / rel
         if skip_data and level_of(rel) == "data":
             continue
-        dst = results / rel
-        if dst.is_symlink() or dst.exists():
-            if dst.is_file() and not dst.is_symlink() and sha256_file(dst) == meta["sha256"]:
-                kept.append(rel)
-                continue
-            if dst.is_dir() and not dst.is_symlink() or not overwrite:
-                conflicts.append(rel)
-                continue
-        plan.append(rel)
+        if not (dst.exists() or dst.is_symlink()):
+            plan.append(rel)
+        elif dst.is_file() and sha256_file(dst) == meta["sha256"]:
+            kept.append(rel)
+        else:
+            (plan if overwrite and not (dst.is_dir() and not dst.is_symlink()) else conflicts).append(rel)
+    root = os.path.realpath(results)
+    outside = [r for r in plan if os.path.commonpath([root, os.path.realpath(Path(results, r).parent)]) != root]
+    if outside:
+        raise ArchiveError(f"refused: {outside[:3]} would be written outside {results} (through a symlink there)")
     if conflicts:
         raise ArchiveError(f"refused: {len(conflicts)} files already exist with other contents (use --overwrite "
                            f"to replace them): {conflicts[:5]}{' …' if len(conflicts) > 5 else ''}")
     return plan, kept
 
 
-def _level_times(results: Path, kept: list[str], keep_data: bool, data: Path) -> tuple[dict, dict]:
-    """Per level: the mtime for its files, newer than everything (written or kept) on the levels below,
-    and that floor (a kept file at or below it is touched, so it is not older than its inputs)."""
+def _level_times(results: Path, plan: list[str], kept: list[str], keep_data: bool, data: Path) -> tuple[dict, dict]:
+    """Per level: the mtime for the files written there, newer than every file on the levels below, and
+    that floor (a kept file at or below it is touched too, so that it is not older than its inputs)."""
     stamp = data / ".snakemake_timestamp"
     prev = (stamp if stamp.exists() else data).stat().st_mtime if keep_data else float("-inf")
     base, times, floors = time.time() - 2 * len(LEVELS), {}, {}
     for n, level in enumerate(LEVELS):
         floors[level] = prev
         times[level] = prev if level == "data" and keep_data else max(base + 2 * n, prev + 1)
-        prev = max([prev, times[level]] + [os.path.getmtime(results / r) for r in kept if level_of(r) == level])
+        here = [os.path.getmtime(results / r) for r in kept if level_of(r) == level]
+        touched = any(level_of(r) == level for r in plan) or any(t <= prev for t in here)
+        prev = max([prev, *here] + ([times[level]] if touched else []))
     return times, floors
 
 

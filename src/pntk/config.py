@@ -75,7 +75,21 @@ def validate_config(config: dict, *, check_files: bool = True) -> dict:
     if errors:
         raise ConfigError("invalid config: " + "; ".join(_key_of(e) for e in errors[:5]))
     check_semantics(config, check_files=check_files)
+    _sort_keys_in_place(config)
     return config
+
+
+def _sort_keys_in_place(obj) -> None:
+    """Canonical key order, so rule params do not look changed when a config file is reordered."""
+    if isinstance(obj, dict):
+        items = sorted(obj.items())
+        obj.clear()
+        obj.update(items)
+        for v in obj.values():
+            _sort_keys_in_place(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            _sort_keys_in_place(v)
 
 
 def check_semantics(config: dict, *, check_files: bool = True) -> None:

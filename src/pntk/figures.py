@@ -95,6 +95,7 @@ def _xcol(df: pd.DataFrame) -> tuple[str, str]:
 
 def _agg(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     """Mean, s.d. (ddof=1, 0 for a single seed) and count of ``value`` per group, sorted."""
+    by = list(dict.fromkeys(by))  # x may be "width" itself
     g = df.groupby(by, sort=True)["value"]
     out = g.agg(mean="mean", std="std", n="count").reset_index()
     out["std"] = out["std"].fillna(0.0)

@@ -206,6 +206,11 @@ def init_model(spec: ModelSpec, seed: int) -> nn.Module:
         torch.random.set_rng_state(gen_state)
 
 
+def readout_width_of(arch: str, width: int) -> int:
+    """Readout width implied by the width parameter (resnet18: 8w, wrn16: 64k), without building."""
+    return {"fcn": 1, "convnet": 1, "resnet18": 8, "wrn16": 64}[arch] * int(width)
+
+
 def readout_width(model: nn.Module) -> int:
     """Input width of the dense readout layer (the w of the pNTK convergence theorem)."""
     ro = model.readout

@@ -63,6 +63,8 @@ def _targets(y_d, n: int, o: int, device) -> torch.Tensor:
         if y.numel() and (int(y.min()) < 0 or int(y.max()) >= o):
             raise ValueError(f"y_d: labels must lie in [0, {o}); got [{int(y.min())}, {int(y.max())}]")
         y = torch.nn.functional.one_hot(y.long(), o)
+    elif y.ndim == 1 and o == 1:  # (N,) real targets, single output
+        y = y.reshape(n, 1)
     return _as_f64(y, "y_d", (n, o), device)
 
 
@@ -87,7 +89,6 @@ def _solve_cholesky(A, rhs, ctx):
 
 
 def _solve_cg(A, rhs, ctx):
-    A.check_symmetric()
     dinv = 1.0 / A.diagonal().clamp_min(1e-300)  # Jacobi preconditioner
     alpha, info = cg_solve(A, rhs, precond=dinv, tol=ctx["tol"], maxiter=ctx["maxiter"], log=ctx["log"])
     ctx["info"].update(cg_iterations=info.iterations, cg_converged=info.converged,
@@ -176,7 +177,8 @@ def linearized_predict(k_dd, k_xd, f0_d, f0_x, y_d, *, ridge=0.0, t=None, solver
         emit(log, f"{choice.value}: needs ~{dense_bytes / 2**20:.0f} MiB dense, above the cap "
                   f"{cap / 2**20:.0f} MiB (explicitly requested; running anyway)", logging.WARNING)
     block_bytes = int(min(max(cap // 4, 1 << 20), 256 << 20))
-    A = ZarrKernelOperator(k_dd, ridge=ridge, block_bytes=block_bytes, device=device)
+    A = ZarrKernelOperator(k_dd, ridge=ridge, block_bytes=block_bytes, device=device, symmetric=True)
+    A.check_symmetric()  # the upper block triangle stands for the lower one
     Ax = ZarrKernelOperator(k_xd, block_bytes=block_bytes, device=device)
     if A.block_nbytes > block_bytes:
         emit(log, f"one tile ({A.block_nbytes / 2**20:.0f} MiB in float64) exceeds the streaming budget "
@@ -191,10 +193,11 @@ def linearized_predict(k_dd, k_xd, f0_d, f0_x, y_d, *, ridge=0.0, t=None, solver
     ctx = dict(log=log, tol=tol, maxiter=maxiter, times=times, info=info)
     if choice is Solver.EIGH:
         V, coef = SOLVERS[choice](A, rhs, ctx)  # V (n, n), coef (T, n, R)
-        kxv = Ax.matmat(V)  # Θ(x,D) V, (M·O or M, n)
-        del V
-        out = torch.einsum("mk,tkr->tmr", kxv, coef)  # (T, M·O or M, R)
-        out = out.reshape(out.shape[0], n_x, o) + f0x  # (T, M, O)
+        n_t, r = coef.shape[0], coef.shape[2]
+        alphas = torch.einsum("nk,tkr->ntr", V, coef).reshape(n, n_t * r)  # V g_t Vᵀ(Y − f0), (n, T·R)
+        del V, coef
+        out = Ax.matmat(alphas).reshape(-1, n_t, r).permute(1, 0, 2)  # (T, M·O or M, R)
+        out = out.reshape(n_t, n_x, o) + f0x  # (T, M, O)
         out = out[0] if times is None or times.ndim == 0 else out
     else:
         alpha = SOLVERS[choice](A, rhs, ctx)  # (n, R)
@@ -207,7 +210,7 @@ def linearized_predict(k_dd, k_xd, f0_d, f0_x, y_d, *, ridge=0.0, t=None, solver
     return (pred, info) if return_info else pred
 
 
-def _labels(labels, o: int | None = None) -> np.ndarray:
+def _labels(labels) -> np.ndarray:
     lab = labels.cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
     return lab.argmax(-1) if lab.ndim == 2 else lab.astype(np.int64)
 

@@ -22,11 +22,11 @@ LogLike = Union[logging.Logger, logging.LoggerAdapter, Callable[[str], None], No
 
 
 def emit(log: LogLike, msg: str, level: int = logging.INFO) -> None:
-    """Send ``msg`` to a Logger (at ``level``) or to a callable; None → the module logger."""
+    """Send ``msg`` to a Logger (at ``level``) or to a callable (INFO and above); None → module logger."""
     log = _LOG if log is None else log
     if isinstance(log, (logging.Logger, logging.LoggerAdapter)):
         log.log(level, msg)
-    else:
+    elif level >= logging.INFO:
         log(msg)
 
 
@@ -54,10 +54,13 @@ class ZarrKernelOperator:
 
     matmat streams row blocks (whole chunk-rows of tiles; split into groups of whole chunk-columns
     when one chunk-row exceeds ``block_bytes`` in float64), so only one block is resident at a time.
+    ``symmetric=True`` (square Θ(D,D)): square blocks of whole tiles, only the upper block triangle
+    is read and each off-diagonal block B_IJ serves both B_IJ v_J and B_IJᵀ v_I, halving the reads.
     Works for any sliceable kernel (zarr.Array, np.ndarray, torch.Tensor).
     """
 
-    def __init__(self, k, *, ridge: float = 0.0, block_bytes: int = 64 << 20, device="cpu"):
+    def __init__(self, k, *, ridge: float = 0.0, block_bytes: int = 64 << 20, device="cpu",
+                 symmetric: bool = False):
         self.k = open_kernel(k)
         shape = tuple(self.k.shape)
         if len(shape) not in (2, 4) or (len(shape) == 4 and shape[2] != shape[3]):
@@ -76,6 +79,12 @@ class ZarrKernelOperator:
         self.block_rows = min(rows, self.n1)
         cols = max(tc, (block_bytes // max(1, per * self.block_rows)) // tc * tc)
         self.block_cols = min(cols, self.n2)
+        if symmetric:
+            if self.n1 != self.n2:
+                raise ValueError(f"symmetric needs a square kernel; got {shape}")
+            side = max(tr, math.isqrt(block_bytes // per) // tr * tr)  # square blocks of whole tiles
+            self.block_rows = self.block_cols = min(side, self.n1)
+        self.symmetric = symmetric
         self.tile = (tr, tc)
         self._buf = None  # reused float64 block buffer for chunked (zarr) kernels
         self.passes = 0  # full sweeps over the kernel (one per matmat)
@@ -101,7 +110,7 @@ class ZarrKernelOperator:
                 t = t.permute(0, 2, 1, 3).reshape(br * o, bc * o)
         else:
             if self._buf is None or self._buf.size < br * bc * o * o:
-                self._buf = np.empty(self.block_rows * self.block_cols * o * o)
+                self._buf = np.empty(max(br * bc, self.block_rows * self.block_cols) * o * o)
             buf = self._buf[: br * bc * o * o].reshape(br, o, bc, o)  # (r, O, c, O)
             tr, tc = self.tile
             for i in range(r0, r1, tr):
@@ -115,9 +124,10 @@ class ZarrKernelOperator:
         return t
 
     def _blocks(self):
+        """(r0, r1, c0, c1) sample ranges of the blocks to read: all, or the upper triangle."""
         for r0 in range(0, self.n1, self.block_rows):
             r1 = min(r0 + self.block_rows, self.n1)
-            for c0 in range(0, self.n2, self.block_cols):
+            for c0 in range(r0 if self.symmetric else 0, self.n2, self.block_cols):
                 yield r0, r1, c0, min(c0 + self.block_cols, self.n2)
 
     def matmat(self, v: torch.Tensor) -> torch.Tensor:
@@ -127,7 +137,10 @@ class ZarrKernelOperator:
         o = self.o
         out = torch.zeros(self.shape[0], v.shape[1], dtype=torch.float64, device=self.device)
         for r0, r1, c0, c1 in self._blocks():
-            out[r0 * o : r1 * o] += self.block(r0, r1, c0, c1) @ v[c0 * o : c1 * o]
+            b = self.block(r0, r1, c0, c1)  # (Δr·O, Δc·O)
+            out[r0 * o : r1 * o] += b @ v[c0 * o : c1 * o]
+            if self.symmetric and c0 != r0:  # mirrored block B_JI = B_IJᵀ
+                out[c0 * o : c1 * o] += b.T @ v[r0 * o : r1 * o]
         if self.ridge:
             out += self.ridge * v
         self.passes += 1
@@ -151,7 +164,10 @@ class ZarrKernelOperator:
         o = self.o
         out = torch.empty(self.shape, dtype=torch.float64, device=self.device)
         for r0, r1, c0, c1 in self._blocks():
-            out[r0 * o : r1 * o, c0 * o : c1 * o] = self.block(r0, r1, c0, c1)
+            b = self.block(r0, r1, c0, c1)
+            out[r0 * o : r1 * o, c0 * o : c1 * o] = b
+            if self.symmetric and c0 != r0:
+                out[c0 * o : c1 * o, r0 * o : r1 * o] = b.T
         if self.ridge:
             out.diagonal().add_(self.ridge)
         return out
@@ -189,8 +205,9 @@ def cholesky_solve(K, B, ridge: float = 0.0, log: LogLike = None, *, overwrite: 
         K = K.clone()
     Bt = _to_torch(B, dev)
     n = K.shape[0]
-    if not (torch.isfinite(K).all() and torch.isfinite(Bt).all()):
-        raise ValueError("cholesky_solve: kernel or right-hand side contains NaN/inf")
+    if not (torch.isfinite(K.sum()) and torch.isfinite(Bt).all()):  # sum: no n×n bool temporary
+        raise ValueError("cholesky_solve: kernel or right-hand side contains NaN/inf "
+                         "(unwritten tiles of a store are NaN)")
     d = K.diagonal()
     if ridge:
         d.add_(ridge)

@@ -8,8 +8,16 @@ import numpy as np
 import pandas as pd
 
 from .diagnostics import TIDY_COLUMNS, fit_rate, tidy_rows
+from .models import ARCHS, readout_width_of
 
 RATE_STATISTIC = "frobenius_distance"
+
+
+def with_readout_width(df: pd.DataFrame) -> pd.DataFrame:
+    """Add the readout width (the w of Theorem 1) next to the architecture's width parameter."""
+    df = df.copy()
+    df["readout_width"] = [readout_width_of(a, w) if a in ARCHS else w for a, w in zip(df.arch, df.width)]
+    return df
 
 
 def diagnostics_table(paths: list[str | Path]) -> pd.DataFrame:
@@ -17,7 +25,7 @@ def diagnostics_table(paths: list[str | Path]) -> pd.DataFrame:
     for p in paths:
         rec = json.loads(Path(p).read_text())
         rows += tidy_rows(rec["meta"], rec["stats"])
-    return pd.DataFrame(rows, columns=list(TIDY_COLUMNS))
+    return with_readout_width(pd.DataFrame(rows, columns=list(TIDY_COLUMNS)))
 
 
 def _run_meta(log_path: Path) -> dict:
@@ -40,8 +48,8 @@ def training_table(log_paths: list[str | Path]) -> pd.DataFrame:
             long[k] = v
         frames.append(long)
     if not frames:
-        return pd.DataFrame(columns=list(TIDY_COLUMNS))
-    return pd.concat(frames, ignore_index=True)[list(TIDY_COLUMNS)]
+        return pd.DataFrame(columns=list(TIDY_COLUMNS) + ["readout_width"])
+    return with_readout_width(pd.concat(frames, ignore_index=True)[list(TIDY_COLUMNS)])
 
 
 def regression_table(paths: list[str | Path], training: pd.DataFrame) -> pd.DataFrame:
@@ -58,7 +66,7 @@ def regression_table(paths: list[str | Path], training: pd.DataFrame) -> pd.Data
                  "flin_minus_final": rec["flin_test_acc"] - float(final.get(key, np.nan)),
                  "flin_model_agreement": rec["flin_model_agreement"]}
         rows += tidy_rows(m, stats)
-    return pd.DataFrame(rows, columns=list(TIDY_COLUMNS))
+    return with_readout_width(pd.DataFrame(rows, columns=list(TIDY_COLUMNS)))
 
 
 def rate_table(diag: pd.DataFrame, n_boot: int, epoch: int = 0) -> pd.DataFrame:
@@ -68,8 +76,8 @@ def rate_table(diag: pd.DataFrame, n_boot: int, epoch: int = 0) -> pd.DataFrame:
     for (dataset, arch), g in sel.groupby(["dataset", "arch"]):
         if g.width.nunique() < 2:
             continue
-        fit = fit_rate(g.width.to_numpy(), g.value.to_numpy(), g.seed.to_numpy(), n_boot=n_boot)
+        fit = fit_rate(g.readout_width.to_numpy(), g.value.to_numpy(), g.seed.to_numpy(), n_boot=n_boot)
         rows.append({"dataset": dataset, "arch": arch, "epoch": epoch, "statistic": RATE_STATISTIC,
-                     "widths": " ".join(str(w) for w in sorted(g.width.unique())),
+                     "readout_widths": " ".join(str(w) for w in sorted(g.readout_width.unique())),
                      "n_seeds": int(g.seed.nunique()), **fit})
     return pd.DataFrame(rows)

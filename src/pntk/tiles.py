@@ -105,7 +105,8 @@ def verify(store: str | Path, manifest: str | Path | None = None) -> dict:
     """Recompute every chunk checksum and compare with the manifest and the tile flags.
 
     Returns {"ok", "missing": tiles never written or absent from the manifest, "mismatch": tiles whose
-    chunk differs from the manifest, "bad_flags": flag files unreadable or disagreeing with the manifest}.
+    chunk differs from the manifest, "bad_flags": flag files unreadable or disagreeing with the manifest,
+    "unflagged": tiles in the manifest whose flag file is gone}.
     Without a manifest (store not finalized) the flags are the reference and "ok" is False.
     """
     spath = Path(store)
@@ -125,11 +126,14 @@ def verify(store: str | Path, manifest: str | Path | None = None) -> dict:
         expected = {k: v for sums in flags.values() if sums for k, v in sums.items()}
     bad_flags = sorted(name for name, sums in flags.items()
                        if sums is None or any(expected.get(k) != v for k, v in sums.items()))
+    flagged = {k for sums in flags.values() if sums for k in sums}
     result = {"store": str(spath), "manifest": str(mpath), "n_tiles": len(actual),
+              "unflagged": sorted(set(expected) - flagged),
               "manifest_missing": not mpath.exists(),
               "missing": sorted(k for k, v in actual.items() if v is None or k not in expected),
               "mismatch": sorted(k for k, v in expected.items()
                                  if k not in actual or (actual[k] is not None and actual[k] != v)),
               "bad_flags": bad_flags}
-    result["ok"] = not (result["missing"] or result["mismatch"] or bad_flags or result["manifest_missing"])
+    result["ok"] = not (result["missing"] or result["mismatch"] or bad_flags or result["unflagged"]
+                        or result["manifest_missing"])
     return result

@@ -30,9 +30,10 @@ pytestmark = pytest.mark.slow
 def snakemake(workdir: Path, *args: str, config: Path | None = None, check: bool = True, timeout: int = 900):
     cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
            "--configfile", str(config or workdir / "config.yaml"), "--cores", "2", *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    # Snakemake logs to stderr: merge it into stdout so callers can parse one stream.
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
     if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-6000:]}")
     return proc
 
 
@@ -124,34 +125,49 @@ def test_adding_a_width_schedules_only_that_width(tiny_run, tmp_path):
     assert {"tables", "figures"} <= set(counts)
 
 
-def test_sigkill_during_tiles_resumes_bitwise_equal(tiny_run, tmp_path):
-    """Kill Snakemake (and its jobs) once a tile flag exists; the rerun recomputes only missing tiles."""
+def _small_tile_config(path: Path) -> Path:
+    cfg = yaml.safe_load(TINY.read_text())
+    cfg["kernels"]["tile_size"] = 16  # 60 train examples: 4 ragged row tiles, 10 tile jobs (i <= j)
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_sigkill_during_tiles_resumes_bitwise_equal(tmp_path):
+    """Kill Snakemake and its jobs (SIGKILL) once a tile flag exists; the rerun recomputes only the
+    missing tiles and the store is bitwise equal to an uninterrupted run's."""
     import zarr
 
-    work = tmp_path / "killed"
-    work.mkdir()
-    shutil.copy(TINY, work / "config.yaml")
     stem = "results/runs/digits/fcn-w16-s0/epoch002/kernels/pntk-train-train"
+    clean, work = tmp_path / "clean", tmp_path / "killed"
+    for d in (clean, work):
+        d.mkdir()
+        _small_tile_config(d / "config.yaml")
+    snakemake(clean, f"{stem}.manifest.json")
+
     cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(work), "--configfile",
            str(work / "config.yaml"), "--cores", "1", f"{stem}.manifest.json"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     flags = work / f"{stem}.tiles"
     deadline = time.time() + 600
     while time.time() < deadline and proc.poll() is None:
-        if flags.is_dir() and any(flags.glob("*.json")):
+        if flags.is_dir() and len(list(flags.glob("*.json"))) >= 2:
             break
-        time.sleep(0.2)
+        time.sleep(0.1)
     assert proc.poll() is None, "workflow finished before it could be killed"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    done_before = {p.name for p in flags.glob("*.json")}
-    assert not (work / f"{stem}.manifest.json").exists()
+    done_before = {p.name.removesuffix(".json") for p in flags.glob("*.json")}
+    assert done_before and not (work / f"{stem}.manifest.json").exists()
+
     out = snakemake(work, "--rerun-incomplete", f"{stem}.manifest.json").stdout
-    rerun = set(re.findall(r"tiles/(\d+_\d+)\.json", out))
-    assert not (rerun & {n.removesuffix(".json") for n in done_before}) or not rerun
-    a = zarr.open_group(str(tiny_run / f"{stem}.zarr"), mode="r")["kernel"][...]
+    rerun = set(re.findall(r"\.tiles/(\d+_\d+)\.json", out))
+    # The tile whose flag appeared last may still count as incomplete for Snakemake and be redone;
+    # every other finished tile must be kept.
+    assert rerun and len(done_before - rerun) >= len(done_before) - 1, (rerun, done_before)
+    assert len(rerun | done_before) == 10
+    a = zarr.open_group(str(clean / f"{stem}.zarr"), mode="r")["kernel"][...]
     b = zarr.open_group(str(work / f"{stem}.zarr"), mode="r")["kernel"][...]
     assert a.tobytes() == b.tobytes()
-    ma = json.loads((tiny_run / f"{stem}.manifest.json").read_text())["tiles"]
+    ma = json.loads((clean / f"{stem}.manifest.json").read_text())["tiles"]
     mb = json.loads((work / f"{stem}.manifest.json").read_text())["tiles"]
-    assert ma == mb
+    assert ma == mb and len(ma) == 16

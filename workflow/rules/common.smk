@@ -1,10 +1,13 @@
 # Validation (before any job) and the path/target functions every rule file uses.
+import hashlib
+import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))  # the library, also without `pip install`
 
 from pntk import config as pcfg  # noqa: E402
+from pntk import figure_set as fset  # noqa: E402
 
 try:
     pcfg.validate_config(config, check_files=not workflow.dryrun)
@@ -15,11 +18,13 @@ R = config["results"]
 DATASET = config["data"]["name"]
 EPOCHS = sorted(config["train"]["checkpoint_epochs"])
 RUNS = pcfg.runs(config)
-RUN_DIR = R + "/runs/{dataset}/{arch}-w{width}-s{seed}"
-EPOCH_DIR = RUN_DIR + "/epoch{epoch}"
-KERNEL_STEM = EPOCH_DIR + "/kernels/{kind}-{rows}-{cols}"
+RUN_DIR = f"{R}/runs/{{dataset}}/{{arch}}-w{{width}}-s{{seed}}"
+EPOCH_DIR = f"{RUN_DIR}/epoch{{epoch}}"
+KERNEL_STEM = f"{EPOCH_DIR}/kernels/{{kind}}-{{rows}}-{{cols}}"
 HEAVY_CPU = max(1, workflow.cores if isinstance(workflow.cores, int) else 1)
 GPU_JOB_THREADS = config["resources"]["cpus_per_gpu"]
+USES_CUDA = any(config[k]["device"].startswith("cuda") for k in ("train", "kernels", "regression", "timing"))
+CONDA_ENV = "../../envs/pntk-cuda.yaml" if USES_CUDA else "../../envs/pntk.yaml"
 
 
 wildcard_constraints:
@@ -33,6 +38,14 @@ wildcard_constraints:
     cols=r"sub-train|sub-test|train|test",
     i=r"\d+",
     j=r"\d+",
+
+
+def code_digest(*modules):
+    """sha256 of the library modules a cached rule runs (the output cache hashes the script only)."""
+    h = hashlib.sha256()
+    for m in modules:
+        h.update((Path(workflow.basedir) / "src" / "pntk" / f"{m}.py").read_bytes())
+    return h.hexdigest()
 
 
 def data_store(wildcards=None):
@@ -75,3 +88,73 @@ def all_targets():
     targets += [m for d in epoch_dirs() for m in manifests_of(d)]
     targets += figure_targets()
     return targets
+
+
+# --- kernels
+def tile_flags(wildcards):
+    stem = KERNEL_STEM.format(**wildcards)
+    return [f"{stem}.tiles/{i}_{j}.json" for i, j in pcfg.tile_grid(config, wildcards.rows, wildcards.cols)]
+
+
+# --- diagnostics
+def diag_manifests(wildcards):
+    return {
+        "entk_dd": store_manifest(wildcards, "entk", "sub-train", "sub-train"),
+        "entk_xd": store_manifest(wildcards, "entk", "sub-test", "sub-train"),
+        "pntk_dd": store_manifest(wildcards, "pntk", "sub-train", "sub-train"),
+        "pntk_xd": store_manifest(wildcards, "pntk", "sub-test", "sub-train"),
+    }
+
+
+# --- figures
+def figure_numbers():
+    nums = [10, 15]
+    if config["timing"]["enabled"]:
+        nums.append(1)
+    if config["diagnostics"]["enabled"]:
+        nums += [2, 3, 4, 5, 6, 7, 8, 13]
+    if has_full_pntk():
+        nums += [9, 11, 12]
+    if config["infinite"]["enabled"]:
+        nums.append(14)
+    if heatmap_manifest():
+        nums.append(16)
+    return sorted(nums)
+
+
+def heatmap_manifest():
+    found = pcfg.find_store(config, "pntk", "sub-train", "sub-train")
+    if found is None or not RUNS:
+        return None
+    return f"{R}/runs/{RUNS[0].name}/epoch{EPOCHS[-1]:03d}/kernels/pntk-{found[0]}-{found[1]}.manifest.json"
+
+
+def figure_outputs():
+    out = {}
+    for n, name in zip(figure_numbers(), fset.figure_names(figure_numbers())):
+        for ext in config["figures"]["formats"]:
+            path = f"{R}/figures/{name}.{ext}"
+            cap = f"../report/fig{n:02d}.rst"
+            out[f"fig{n:02d}_{ext}"] = report(path, caption=cap, category="Figures") if ext == "png" else path
+    return out
+
+
+def figure_targets():
+    return list(figure_outputs().values()) + [f"{R}/tables/{t}.csv" for t in ("diagnostics", "regression", "training", "rate")]
+
+
+def figure_inputs(wildcards):
+    inp = {
+        "diagnostics": f"{R}/tables/diagnostics.csv",
+        "regression": f"{R}/tables/regression.csv",
+        "training": f"{R}/tables/training.csv",
+        "rate": f"{R}/tables/rate.csv",
+        "data": data_store(),
+    }
+    if config["timing"]["enabled"]:
+        inp["timing"] = f"{R}/timing/{DATASET}.csv"
+    if config["infinite"]["enabled"]:
+        inp["infinite"] = f"{R}/tables/infinite.csv"
+    if heatmap_manifest():
+        inp["kernel_manifest"] = heatmap_manifest()
+    return inp

@@ -1,8 +1,10 @@
 rule prepare_data:
     """Load the raw data set (sklearn digits or torchvision files under data.root), normalise, write Zarr."""
     output:
-        store=directory(R + "/data/{dataset}.zarr"),
+        store=directory(f"{R}/data/{{dataset}}.zarr"),
     params:
+        name=lambda wc: wc.dataset,
+        code=code_digest("data", "datasets_io"),
         root=config["data"]["root"],
         download=config["data"]["download"],
         verify_md5=config["data"]["verify_md5"],
@@ -10,8 +12,10 @@ rule prepare_data:
         test_size=config["data"]["test_size"],
         seed=config["data"]["seed"],
         expected_sizes=pcfg.split_sizes(config),
+    conda:
+        CONDA_ENV
     log:
-        R + "/logs/prepare_data/{dataset}.log",
+        f"{R}/logs/prepare_data/{{dataset}}.log",
     cache: "omit-software"
     script:
         "../../scripts/prepare_data.py"

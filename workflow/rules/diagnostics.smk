@@ -2,15 +2,6 @@
 # reference, and the tidy tables every figure reads.
 
 
-def diag_manifests(wildcards):
-    return {
-        "entk_dd": store_manifest(wildcards, "entk", "sub-train", "sub-train"),
-        "entk_xd": store_manifest(wildcards, "entk", "sub-test", "sub-train"),
-        "pntk_dd": store_manifest(wildcards, "pntk", "sub-train", "sub-train"),
-        "pntk_xd": store_manifest(wildcards, "pntk", "sub-test", "sub-train"),
-    }
-
-
 rule diagnostics:
     """eNTK vs pNTK on D (sub-train) and X (sub-test): block structure, distance, spectra, predictions."""
     input:
@@ -18,12 +9,14 @@ rule diagnostics:
         data=data_store,
         checkpoint=checkpoint_of,
     output:
-        json=EPOCH_DIR + "/diagnostics.json",
+        json=f"{EPOCH_DIR}/diagnostics.json",
     params:
         data=config["data"],
         regression=config["regression"],
+    conda:
+        CONDA_ENV
     log:
-        EPOCH_DIR + "/diagnostics.log",
+        f"{EPOCH_DIR}/diagnostics.log",
     script:
         "../../scripts/diagnostics.py"
 
@@ -33,15 +26,17 @@ rule timing:
     input:
         data=data_store,
     output:
-        csv=R + "/timing/{dataset}.csv",
+        csv=f"{R}/timing/{{dataset}}.csv",
     params:
         timing=config["timing"],
         method=config["kernels"]["method"],
     resources:
         gpu=1 if config["timing"]["device"].startswith("cuda") else 0,
     threads: HEAVY_CPU
+    conda:
+        CONDA_ENV
     log:
-        R + "/logs/timing/{dataset}.log",
+        f"{R}/logs/timing/{{dataset}}.log",
     script:
         "../../scripts/timing.py"
 
@@ -51,12 +46,14 @@ rule infinite_width:
     input:
         data=data_store,
     output:
-        csv=R + "/tables/infinite.csv",
+        csv=f"{R}/tables/infinite.csv",
     params:
         infinite=config["infinite"],
         data=config["data"],
+    conda:
+        CONDA_ENV
     log:
-        R + "/logs/infinite_width.log",
+        f"{R}/logs/infinite_width.log",
     script:
         "../../scripts/infinite_width.py"
 
@@ -68,14 +65,15 @@ rule tables:
         regression=[f"{d}/regression.json" for d in epoch_dirs()] if has_full_pntk() else [],
         train_logs=[f"{d}/train_log.csv" for d in run_dirs()],
     output:
-        diagnostics=R + "/tables/diagnostics.csv",
-        regression=R + "/tables/regression.csv",
-        training=R + "/tables/training.csv",
-        rate=R + "/tables/rate.csv",
+        diagnostics=f"{R}/tables/diagnostics.csv",
+        regression=f"{R}/tables/regression.csv",
+        training=f"{R}/tables/training.csv",
+        rate=f"{R}/tables/rate.csv",
     params:
         bootstrap=config["diagnostics"]["rate_bootstrap"],
-        results=R,
+    conda:
+        CONDA_ENV
     log:
-        R + "/logs/tables.log",
+        f"{R}/logs/tables.log",
     script:
         "../../scripts/tables.py"

@@ -1,23 +1,20 @@
 # Tile protocol (src/pntk/tiles.py): init → one job per tile → finalize (manifest).
 
 
-def tile_flags(wildcards):
-    stem = KERNEL_STEM.format(**wildcards)
-    return [f"{stem}.tiles/{i}_{j}.json" for i, j in pcfg.tile_grid(config, wildcards.rows, wildcards.cols)]
-
-
 rule kernel_init:
     """Create the empty Zarr store (NaN everywhere) with coordinates and provenance."""
     input:
         data=data_store,
         checkpoint=checkpoint_of,
     output:
-        sentinel=KERNEL_STEM + ".init.json",
+        sentinel=f"{KERNEL_STEM}.init.json",
     params:
         kernels=config["kernels"],
         data=config["data"],
+    conda:
+        CONDA_ENV
     log:
-        KERNEL_STEM + ".init.log",
+        f"{KERNEL_STEM}.init.log",
     script:
         "../../scripts/kernel_init.py"
 
@@ -25,11 +22,11 @@ rule kernel_init:
 rule kernel_tile:
     """Compute tile (i, j) with the kernel engine; write its chunk(s), then its flag."""
     input:
-        sentinel=KERNEL_STEM + ".init.json",
+        sentinel=f"{KERNEL_STEM}.init.json",
         data=data_store,
         checkpoint=checkpoint_of,
     output:
-        flag=KERNEL_STEM + ".tiles/{i}_{j}.json",
+        flag=f"{KERNEL_STEM}.tiles/{{i}}_{{j}}.json",
     params:
         kernels=config["kernels"],
         data=config["data"],
@@ -39,8 +36,10 @@ rule kernel_tile:
     threads: GPU_JOB_THREADS if config["kernels"]["device"].startswith("cuda") else 1
     group:
         "tiles"
+    conda:
+        CONDA_ENV
     log:
-        KERNEL_STEM + ".tiles/{i}_{j}.log",
+        f"{KERNEL_STEM}.tiles/{{i}}_{{j}}.log",
     script:
         "../../scripts/kernel_tile.py"
 
@@ -48,13 +47,15 @@ rule kernel_tile:
 rule kernel_finalize:
     """Check every flag against its chunk, consolidate metadata, write the manifest."""
     input:
-        sentinel=KERNEL_STEM + ".init.json",
+        sentinel=f"{KERNEL_STEM}.init.json",
         flags=tile_flags,
         checkpoint=checkpoint_of,
         data=data_store,
     output:
-        manifest=KERNEL_STEM + ".manifest.json",
+        manifest=f"{KERNEL_STEM}.manifest.json",
+    conda:
+        CONDA_ENV
     log:
-        KERNEL_STEM + ".finalize.log",
+        f"{KERNEL_STEM}.finalize.log",
     script:
         "../../scripts/kernel_finalize.py"

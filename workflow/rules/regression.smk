@@ -6,14 +6,16 @@ rule regression:
         data=data_store,
         checkpoint=checkpoint_of,
     output:
-        json=EPOCH_DIR + "/regression.json",
-        predictions=EPOCH_DIR + "/predictions.nc",
+        json=f"{EPOCH_DIR}/regression.json",
+        predictions=f"{EPOCH_DIR}/predictions.nc",
     params:
         regression=config["regression"],
     resources:
         gpu=1 if config["regression"]["device"].startswith("cuda") else 0,
     threads: HEAVY_CPU
+    conda:
+        CONDA_ENV
     log:
-        EPOCH_DIR + "/regression.log",
+        f"{EPOCH_DIR}/regression.log",
     script:
         "../../scripts/regression.py"

@@ -3,17 +3,22 @@ rule train:
     input:
         data=data_store,
     output:
-        checkpoints=[RUN_DIR + f"/checkpoints/epoch{e:03d}.pt" for e in EPOCHS],
-        log_csv=RUN_DIR + "/train_log.csv",
+        **{f"epoch{e:03d}": f"{RUN_DIR}/checkpoints/epoch{e:03d}.pt" for e in EPOCHS},
+        log_csv=f"{RUN_DIR}/train_log.csv",
     params:
         train=config["train"],
         model=lambda wc: pcfg.model_entry(config, wc.arch),
+        # The output cache keys on params, not wildcards or library code: name both.
+        run=lambda wc: {"dataset": wc.dataset, "arch": wc.arch, "width": int(wc.width), "seed": int(wc.seed)},
+        code=code_digest("train", "models", "data"),
     resources:
         gpu=lambda wc: 1 if config["train"]["device"].startswith("cuda") else 0,
         runtime=config["resources"]["train_runtime_min"],
     threads: HEAVY_CPU
+    conda:
+        CONDA_ENV
     log:
-        R + "/logs/train/{dataset}/{arch}-w{width}-s{seed}.log",
+        f"{R}/logs/train/{{dataset}}/{{arch}}-w{{width}}-s{{seed}}.log",
     cache: "omit-software"
     script:
         "../../scripts/train.py"

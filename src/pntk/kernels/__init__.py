@@ -90,14 +90,22 @@ def _input_hint(model: nn.Module) -> str:
     return ""
 
 
+def _prepare(x, p0: Tensor):
+    """Detached input on the parameters' device (floating inputs in their dtype); not an inference tensor."""
+    if not isinstance(x, Tensor):
+        return x
+    x = x.detach().to(p0.device, p0.dtype if x.is_floating_point() else x.dtype)
+    return x.clone() if x.is_inference() else x
+
+
 def _check_inputs(model: nn.Module, x1: Tensor, x2: Tensor | None) -> int:
     """Validate model and inputs (model already in eval mode); return the number of outputs O."""
     params = trainable_parameters(model)
     if not params:
         raise ValueError("empirical_kernel: the model has no trainable parameters "
                          "(expected at least one parameter with requires_grad=True)")
-    for name, p in params.items():
-        if not torch.isfinite(p).all():
+    for name, p in params.items():  # a finite sum implies finite entries; check exactly only otherwise
+        if not torch.isfinite(p.detach().sum()) and not torch.isfinite(p).all():
             raise ValueError(f"empirical_kernel: parameter {name!r} contains NaN or inf values; "
                              "expected finite parameters")
     for label, x in (("x1", x1), ("x2", x2)):
@@ -147,11 +155,7 @@ def empirical_kernel(model: nn.Module, x1: Tensor, x2: Tensor | None = None, *,
     with evaluation_mode(model), torch.enable_grad():
         params = trainable_parameters(model)
         if params:
-            p0 = next(iter(params.values()))
-            x1 = x1.detach().to(p0.device, p0.dtype if x1.is_floating_point() else x1.dtype) \
-                if isinstance(x1, Tensor) else x1
-            if isinstance(x2, Tensor):
-                x2 = x2.detach().to(p0.device, p0.dtype if x2.is_floating_point() else x2.dtype)
+            x1, x2 = (_prepare(x, next(iter(params.values()))) for x in (x1, x2))
         num_outputs = _check_inputs(model, x1, x2)
         k = _IMPLEMENTATIONS[method](model, x1, x2, kind, num_outputs, batch_size)
     return k.to(out_device)

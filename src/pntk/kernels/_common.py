@@ -14,7 +14,7 @@ Every kind is a contraction of Jacobian *rows*: a row r is the gradient of the s
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -149,11 +149,6 @@ def blocked_kernel(
             del f2, kb
         del f1
     return k
-
-
-def iter_blocks(n: int, block: int) -> Iterator[slice]:
-    for i in range(0, n, block):
-        yield slice(i, min(n, i + block))
 
 
 @contextmanager

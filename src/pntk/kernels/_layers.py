@@ -29,16 +29,39 @@ def linear_u(x: Tensor) -> Tensor:
     return x.reshape(n, 1, -1, din)  # (n, 1, L, din)
 
 
+def _padded(m: nn.Conv2d, x: Tensor) -> tuple[Tensor, tuple[int, int]]:
+    """Input padded the way nn.Conv2d pads it when that is not plain symmetric zero padding."""
+    if m.padding_mode == "zeros" and not isinstance(m.padding, str):
+        return x, tuple(m.padding)
+    left, right, top, bottom = m._reversed_padding_repeated_twice  # how nn.Conv2d pads
+    if m.padding_mode == "zeros" and left == right and top == bottom:
+        return x, (top, left)  # symmetric 'same'/'valid'
+    mode = "constant" if m.padding_mode == "zeros" else m.padding_mode
+    return F.pad(x, m._reversed_padding_repeated_twice, mode=mode), (0, 0)  # (n, Cin, H', W')
+
+
 def conv_u(m: nn.Conv2d, x: Tensor) -> Tensor:
     """Conv2d input (n, Cin, H, W) -> patches U (n, g, L, din), din = Cin/g·kh·kw."""
-    pad = m.padding
-    if m.padding_mode != "zeros" or isinstance(m.padding, str):
-        mode = "constant" if m.padding_mode == "zeros" else m.padding_mode
-        x = F.pad(x, m._reversed_padding_repeated_twice, mode=mode)  # as nn.Conv2d pads
-        pad = 0
+    x, pad = _padded(m, x)
     u = F.unfold(x, m.kernel_size, dilation=m.dilation, padding=pad, stride=m.stride)  # (n, Cin·kh·kw, L)
     n, g = x.shape[0], m.groups
     return u.view(n, g, -1, u.shape[-1]).transpose(2, 3)  # (n, g, din, L) -> (n, g, L, din)
+
+
+def conv_weight_grad(m: nn.Conv2d, x: Tensor, dy: Tensor) -> Tensor:
+    """Per-sample Conv2d weight gradients without patches: x (n, Cin, H, W), dy (n, R, Cout, Ho, Wo)
+    -> (n, R, Cout·Cin/g·kh·kw), by one weight-backward of a convolution with n·g groups per row."""
+    n, r = dy.shape[:2]
+    x, pad = _padded(m, x)
+    xg = x.reshape(1, -1, *x.shape[2:])  # (1, n·Cin, H', W'): samples become groups
+    w = x.new_empty(1).expand(n * m.out_channels, *m.weight.shape[1:])  # shape only: (n·Cout, Cin/g, kh, kw)
+    rows = []
+    for i in range(r):
+        gy = dy[:, i].reshape(1, -1, *dy.shape[3:])  # (n, Cout, Ho, Wo) -> (1, n·Cout, Ho, Wo)
+        gw = torch.ops.aten.convolution_backward(gy, xg, w, None, m.stride, pad, m.dilation, False, [0, 0],
+                                                 n * m.groups, [False, True, False])[1]  # (n·Cout, Cin/g, kh, kw)
+        rows.append(gw.view(n, -1))  # (n, Cout·Cin/g·kh·kw)
+    return rows[0].unsqueeze(1) if r == 1 else torch.stack(rows, 1)  # (n, R, P_w)
 
 
 def matmul_d(dy: Tensor, kind: str, g: int) -> Tensor:
@@ -63,10 +86,12 @@ def weight_grad(u: Tensor, d: Tensor) -> Tensor:
     return gw.reshape(n, r, g * dout * din)  # (n, R, g·dout·din)
 
 
-def bias_grad(d: Tensor) -> Tensor:
-    """Per-sample bias gradients: D (n, R, g, L, dout) -> (n, R, g·dout)."""
-    n, r = d.shape[:2]
-    return d.sum(3).reshape(n, r, -1)  # (n, R, g, dout) -> (n, R, g·dout)
+def bias_grad(dy: Tensor, kind: str) -> Tensor:
+    """Per-sample bias gradients from output gradients (see matmul_d) -> (n, R, Cout)."""
+    n, r = dy.shape[:2]
+    if kind == "linear":
+        return dy.reshape(n, r, -1, dy.shape[-1]).sum(2)  # (n, R, L, dout) -> (n, R, dout)
+    return dy.flatten(3).sum(-1)  # (n, R, Cout, Ho·Wo) -> (n, R, Cout)
 
 
 def bn_grads(m: nn.modules.batchnorm._BatchNorm, x: Tensor, dy: Tensor, weight: bool, bias: bool) -> list[Tensor]:

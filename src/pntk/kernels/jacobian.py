@@ -32,7 +32,7 @@ def per_sample_rows(model: nn.Module, xb: Tensor, rows: RowSpec, names: list[str
     n = xb.shape[0]
     try:
         jac = vmap(jacrev(f), in_dims=(None, 0))(wrt, xb)  # name -> (n, R, *shape)
-    except (RuntimeError, NotImplementedError) as err:  # pragma: no cover - exotic models only
+    except (RuntimeError, NotImplementedError) as err:  # e.g. data-dependent control flow
         if "vmap" not in str(err) and "functorch" not in str(err):
             raise
         return _loop_rows(model, xb, rows, names)
@@ -40,7 +40,7 @@ def per_sample_rows(model: nn.Module, xb: Tensor, rows: RowSpec, names: list[str
 
 
 def _loop_rows(model: nn.Module, xb: Tensor, rows: RowSpec, names: list[str]) -> list[Tensor]:
-    """Same as per_sample_rows with one backward per (sample, row)."""  # pragma: no cover
+    """Same as per_sample_rows with one forward per sample and one backward per (sample, row)."""
     all_params = dict(model.named_parameters())
     params = [all_params[k] for k in names]
     out_rows: list[list[Tensor]] = [[] for _ in names]

@@ -26,15 +26,17 @@ from ._common import (DEFAULT_MEMORY_BYTES, RowSpec, blocked_kernel, contract_ro
 from .jacobian import per_sample_rows
 
 _BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+_BatchNorm = nn.modules.batchnorm._BatchNorm
 
 
 def _rule(m: nn.Module) -> str | None:
     """Layer rule for module m, or None (its parameters fall back to per-sample gradients)."""
-    if type(m).forward is nn.Linear.forward and isinstance(m, nn.Linear):
+    t = type(m)
+    if isinstance(m, nn.Linear) and t.forward is nn.Linear.forward:
         return "linear"
-    if type(m).forward is nn.Conv2d.forward and isinstance(m, nn.Conv2d):
+    if isinstance(m, nn.Conv2d) and t.forward is nn.Conv2d.forward and t._conv_forward is nn.Conv2d._conv_forward:
         return "conv"
-    if isinstance(m, _BN) and type(m).forward is type(m).__mro__[1].forward \
+    if isinstance(m, _BN) and t.forward is _BatchNorm.forward \
             and m.running_mean is not None and m.running_var is not None:
         return "bn"  # eval mode with running statistics: affine per channel
     return None
@@ -130,7 +132,7 @@ def make_plan(model: nn.Module, x1: Tensor, x2: Tensor | None, rows: RowSpec) ->
             w, b = own.get("weight"), own.get("bias")
             cands.append(Layer(mname, m, rule, w is not None and w.requires_grad, b is not None and b.requires_grad))
     with _Capture(cands) as cap:
-        out = model(x1[:2])  # (n, O) probe
+        out = model(x1[:1])  # (1, O) probe
     counts, nodes, _keep = _graph(out.grad_fn)
     n1 = x1.shape[0]
     n2 = n1 if x2 is None else x2.shape[0]
@@ -238,15 +240,19 @@ def _layer_features(layer: Layer, x: Tensor, dy: Tensor, feats: Features) -> Non
         d = dy.reshape(n, dy.shape[1], -1)  # (n, R, dout)
         feats.gram.append((u, d, layer.weight, layer.bias))
         return
-    u = L.linear_u(x) if layer.rule == "linear" else L.conv_u(m, x)  # (n, g, L, din)
-    d = L.matmul_d(dy, layer.rule, m.groups if layer.rule == "conv" else 1)  # (n, R, g, L, dout)
     if layer.bias:
-        feats.explicit.append(L.bias_grad(d))  # (n, R, g·dout)
-    if layer.weight:
-        if layer.mode == "pairs":
-            feats.pairs.append((u, d))
-        else:
-            feats.explicit.append(L.weight_grad(u, d))  # (n, R, g·dout·din)
+        feats.explicit.append(L.bias_grad(dy, layer.rule))  # (n, R, Cout)
+    if not layer.weight:
+        return
+    if layer.mode == "explicit" and layer.rule == "conv":
+        feats.explicit.append(L.conv_weight_grad(m, x, dy))  # (n, R, g·dout·din)
+        return
+    d = L.matmul_d(dy, layer.rule, m.groups if layer.rule == "conv" else 1)  # (n, R, g, L, dout)
+    u = L.linear_u(x) if layer.rule == "linear" else L.conv_u(m, x)  # (n, g, L, din)
+    if layer.mode == "pairs":
+        feats.pairs.append((u, d))
+    else:
+        feats.explicit.append(L.weight_grad(u, d))  # (n, R, g·dout·din)
 
 
 def contract(f1: Features, f2: Features, diagonal: bool) -> Tensor:

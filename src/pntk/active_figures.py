@@ -1,0 +1,129 @@
+"""Active-learning figures from the tidy per-run CSVs (columns: pntk.active_loop.COLUMNS).
+
+    accuracy figure: test accuracy vs number of labels, mean and 95% t-interval over seeds; right
+                     panel (when "random" ran): accuracy minus random's, paired by seed
+    time figure:     acquisition wall time per cycle, log scale: geometric mean and 95% t-interval
+                     of log(time) over seeds; the legend gives the candidate-set size |S|
+One line per (strategy, kernel). Figures are written atomically (temp file + rename) in every format.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from .active_loop import COLUMNS, ci95
+
+CAPTIONS = {
+    "accuracy": "Pool-based active learning: test accuracy of the network retrained after each cycle, "
+                "against the number of labels; lines are means over seeds, bands 95% t-intervals. "
+                "MLMOC = look-ahead by the linearised network (pNTK one-vs-rest, eNTK, or first-logit "
+                "kernel); -seq = sequential block updates within a cycle.",
+    "time": "Wall time of one acquisition (kernel + scoring, or per-candidate SGD retraining for the naive "
+            "look-ahead, on its own smaller candidate set) per cycle; geometric mean and 95% t-interval over "
+            "seeds, log scale.",
+}
+
+
+def load_tables(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
+    frames = [pd.read_csv(p) for p in paths]
+    for p, f in zip(paths, frames):
+        missing = [c for c in COLUMNS if c not in f.columns]
+        if missing:
+            raise ValueError(f"{p}: missing columns {missing}; expected {COLUMNS}")
+    df = pd.concat(frames, ignore_index=True)
+    df["label"] = np.where(df["kernel"].isin(["none", ""]) | df["kernel"].isna(), df["strategy"],
+                           df["strategy"].str.replace("mlmoc", "MLMOC") + " " + df["kernel"].astype(str))
+    return df
+
+
+def summary(df: pd.DataFrame, value: str, by: str) -> pd.DataFrame:
+    """mean, ci95 and n of `value` per (label, by) over seeds."""
+    g = df.dropna(subset=[value]).groupby(["label", by])[value]
+    return g.agg(mean="mean", ci95=ci95, n="count").reset_index()
+
+
+def _save(fig: Figure, stem: str | os.PathLike, formats: Iterable[str], dpi: int) -> list[Path]:
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    out = []
+    for ext in formats:
+        final = stem.with_name(f"{stem.name}.{ext}")
+        tmp = final.with_name(f".{final.name}.tmp")
+        fig.savefig(tmp, format=ext, dpi=dpi)
+        os.replace(tmp, final)
+        out.append(final)
+    return out
+
+
+BASELINE_LABELS = ("random", "entropy", "margin", "naive")
+
+
+def _lines(ax, s: pd.DataFrame, x: str, log: bool = False, names: dict | None = None) -> None:
+    for label, g in s.groupby("label", sort=True):
+        g = g.sort_values(x)
+        lo, mid, hi = g["mean"] - g["ci95"], g["mean"], g["mean"] + g["ci95"]
+        if log:  # summary of log10(value): geometric mean and its interval
+            lo, mid, hi = 10 ** lo, 10 ** mid, 10 ** hi
+        ls = "--" if label in BASELINE_LABELS else "-"
+        ax.plot(g[x], mid, ls, marker="o", ms=3, label=(names or {}).get(label, label))
+        ax.fill_between(g[x], lo, hi, alpha=0.1)
+
+
+def paired_gain(df: pd.DataFrame, base: str = "random") -> pd.DataFrame:
+    """test_acc minus the `base` strategy's at the same (seed, cycle), for every other label."""
+    ref = df[df["label"] == base].set_index(["seed", "cycle"])["test_acc"]
+    d = df[df["label"] != base].join(ref.rename("base_acc"), on=["seed", "cycle"])
+    return d.assign(gain=d["test_acc"] - d["base_acc"]).dropna(subset=["gain"])
+
+
+def plot_accuracy(df: pd.DataFrame, stem, formats=("png", "pdf"), dpi: int = 150) -> list[Path]:
+    has_random = bool((df["label"] == "random").any()) and df["label"].nunique() > 1
+    fig = Figure(figsize=(11 if has_random else 6, 4), layout="constrained")
+    axes = fig.subplots(1, 2 if has_random else 1, squeeze=False)[0]
+    _lines(axes[0], summary(df, "test_acc", "n_labels"), "n_labels")
+    n_seeds = df["seed"].nunique()
+    axes[0].set(xlabel="number of labels", ylabel="test accuracy",
+                title=f"Active learning ({n_seeds} seed{'s' * (n_seeds > 1)}; mean, 95% CI)")
+    if has_random:
+        _lines(axes[1], summary(paired_gain(df), "gain", "n_labels"), "n_labels")
+        axes[1].axhline(0, color="k", lw=0.8)
+        axes[1].set(xlabel="number of labels", ylabel="test accuracy − random (same seed)",
+                    title="Gain over random, paired by seed (mean, 95% CI)")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return _save(fig, stem, formats, dpi)
+
+
+def plot_time(df: pd.DataFrame, stem, formats=("png", "pdf"), dpi: int = 150) -> list[Path]:
+    d = df[(df["cycle"] > 0) & (df["strategy"] != "random")]  # random acquisition takes microseconds
+    d = d[d["acquisition_seconds"] > 0].assign(log_s=lambda t: np.log10(t["acquisition_seconds"]))
+    names = {lab: f"{lab} (|S| = {int(g.median())})" for lab, g in d.groupby("label")["candidates"]}
+    fig = Figure(figsize=(6, 4), layout="constrained")
+    ax = fig.add_subplot()
+    _lines(ax, summary(d, "log_s", "cycle"), "cycle", log=True, names=names)
+    ax.set_yscale("log")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.set(xlabel="cycle", ylabel="acquisition wall time [s]",
+           title="Acquisition time per cycle (geometric mean, 95% CI)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return _save(fig, stem, formats, dpi)
+
+
+def render_all(csv_paths, out_dir, *, formats=("png", "pdf"), dpi: int = 150, table: str | None = None) -> list[Path]:
+    """Both figures (and optionally the concatenated tidy table) from the per-run CSVs."""
+    df = load_tables(list(csv_paths))
+    paths = plot_accuracy(df, Path(out_dir) / "active-accuracy", formats, dpi)
+    paths += plot_time(df, Path(out_dir) / "active-time", formats, dpi)
+    if table:
+        from .provenance import atomic_write_text
+
+        atomic_write_text(table, df[COLUMNS].to_csv(index=False))
+        paths.append(Path(table))
+    return paths

@@ -1,0 +1,43 @@
+# Active learning (Mohamadi 2023, Ch. 2 and §3.5): one job per strategy × seed, then two figures.
+# Path/target functions (ACTIVE_RUN, active_csvs, active_figure_outputs, active_targets) live in common.smk.
+
+
+rule active_learning:
+    """Pool = train split, accuracy on the test split; MLMOC look-ahead (pNTK/eNTK/first-logit) or a baseline."""
+    input:
+        data=data_store,
+    output:
+        csv=f"{ACTIVE_RUN}.csv",
+        meta=f"{ACTIVE_RUN}.json",
+    params:
+        active=config["active"],
+    wildcard_constraints:
+        strategy=r"random|entropy|margin|naive|mlmoc-(pntk|entk|first_logit)(-seq)?",
+    resources:
+        gpu=1 if config["active"]["device"].startswith("cuda") else 0,
+    threads: GPU_JOB_THREADS if config["active"]["device"].startswith("cuda") else 1
+    conda:
+        CONDA_ENV
+    log:
+        f"{R}/logs/active/{{dataset}}/{{strategy}}-s{{seed}}.log",
+    script:
+        "../../scripts/active_learning.py"
+
+
+rule active_figures:
+    """Test accuracy vs labels (mean, 95% CI over seeds) and acquisition wall time per cycle."""
+    input:
+        csvs=active_csvs(),
+    output:
+        table=f"{R}/tables/active.csv",
+        **active_figure_outputs(),
+    params:
+        out_dir=f"{R}/figures",
+        formats=config["figures"]["formats"],
+        dpi=config["figures"]["dpi"],
+    conda:
+        CONDA_ENV
+    log:
+        f"{R}/logs/active_figures.log",
+    script:
+        "../../scripts/active_figures.py"
