@@ -7,6 +7,9 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
@@ -14,6 +17,7 @@ include: "workflow/rules/kernels.smk"
 include: "workflow/rules/diagnostics.smk"
 include: "workflow/rules/regression.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/active.smk"
 
 
 rule all:

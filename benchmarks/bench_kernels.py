@@ -55,14 +55,12 @@ def models(quick: bool) -> dict[str, dict]:
                   build=lambda: init_model(ModelSpec("fcn", 1024, (1, 8, 8), 10), 0),
                   slice={"reference": 4, ("jacobian", "entk"): 32, ("jacobian", "trace"): 32}),
         "b": dict(label="(b) cnn-bench 4x conv64 16x16", in_shape=(3, 16, 16), n=128, build=CNNBench,
-                  slice={"reference": 4, ("jacobian", "entk"): 32, ("jacobian", "trace"): 32,
-                         ("structured", "entk"): 64, ("structured", "trace"): 64,
-                         ("auto", "entk"): 64, ("auto", "trace"): 64}),
+                  slice={"reference": 4}),
         "c": dict(label="(c) ResNet-18 w64 32x32", in_shape=(3, 32, 32), n=16 if quick else 64,
                   build=lambda: init_model(ModelSpec("resnet18", 64, (3, 32, 32), 10), 0),
-                  slice={"reference": 2, ("jacobian", "entk"): 4, ("jacobian", "trace"): 4,
-                         ("structured", "entk"): 8, ("structured", "trace"): 8,
-                         ("auto", "entk"): 8, ("auto", "trace"): 8}),
+                  slice={"reference": 1, ("jacobian", "entk"): 2, ("jacobian", "trace"): 2,
+                         ("structured", "entk"): 4, ("structured", "trace"): 4,
+                         ("auto", "entk"): 4, ("auto", "trace"): 4}),
     }
 
 

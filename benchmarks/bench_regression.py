@@ -17,6 +17,7 @@ import argparse
 import datetime
 import json
 import logging
+import os
 import platform
 import shutil
 import subprocess
@@ -89,6 +90,7 @@ def bench_one(n, args, work: Path, log) -> dict:
     if not args.skip_cholesky:
         row["cg_over_chol"] = round(row["cg_s"] / row["chol_s"], 2)
         row["rel_diff"] = float(f"{np.linalg.norm(p_cg - p_chol) / np.linalg.norm(p_chol):.2e}")
+    row["load1"] = round(os.getloadavg()[0], 1)  # 1-min load average: the CPU is shared
     if not args.keep:
         shutil.rmtree(work / f"kdd-{n}.zarr")
         shutil.rmtree(work / f"kxd-{n}.zarr")
@@ -119,14 +121,14 @@ def main():
     work.mkdir(parents=True, exist_ok=True)
     head = (f"# {datetime.date.today()} | {machine()} | device {args.device} | torch {torch.__version__} | "
             f"zarr {zarr.__version__} | ReLU-NTK d={args.dim}, ridge {args.ridge}, CG tol {args.tol}, "
-            f"CG cap {args.cg_cap_mb} MiB")
+            f"CG cap {args.cg_cap_mb} MiB | {os.cpu_count()} CPUs, load avg {os.getloadavg()[0]:.1f}")
     print(head, flush=True)
     rows = []
     for n in args.sizes:
         rows.append(bench_one(n, args, work, log))
         print(json.dumps(rows[-1]), flush=True)
     cols = ["N", "store_gb", "chol_s", "chol_load_s", "chol_factor_solve_s", "cg_s", "cg_iters", "cg_read_s",
-            "cg_over_chol", "chol_acc", "cg_acc", "rel_diff"]
+            "cg_over_chol", "chol_acc", "cg_acc", "rel_diff", "load1"]
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))
     for r in rows:

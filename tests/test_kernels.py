@@ -22,7 +22,16 @@ from pntk.models import ModelSpec, init_model
 
 KINDS = [k.value for k in Kind]
 FAST = ["jacobian", "structured", "auto"]
-N1, N2 = 5, 3  # blocks of 2 samples per side: ragged last blocks on both sides
+N1, N2 = 5, 3  # with blocks of 4 samples per side: x1 in blocks [4, 1]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors: one intra-op thread is as fast and does not stall on a shared machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 class Scale(nn.Module):
@@ -175,7 +184,7 @@ def test_auto_picks_jacobian_when_nothing_is_structured():
 
 
 @pytest.mark.parametrize("mode", ["gram", "explicit", "pairs"])
-@pytest.mark.parametrize("kind", ["entk", "pntk", "trace"])
+@pytest.mark.parametrize("kind", ["entk", "trace"])
 @pytest.mark.parametrize("name", ["mixed", "resnet18"])
 def test_structured_modes(name, kind, mode):
     """Every Linear/Conv2d forced into one mode (gram: where L = 1 and g = 1) still matches."""
@@ -211,9 +220,8 @@ def test_plan_of_resnet_uses_both_conv_modes():
 
 
 @pytest.mark.parametrize("method", ["reference", "jacobian", "structured"])
-@pytest.mark.parametrize("name", ["mixed", "wrn16"])
-def test_kinds_follow_their_definitions(name, method):
-    model, x1, x2 = model_and_data(name)
+def test_kinds_follow_their_definitions(method):
+    model, x1, x2 = model_and_data("mixed")
     e = empirical_kernel(model, x1, x2, kind="entk", method=method)  # (N1, N2, O, O)
     o = e.shape[-1]
     kinds = {k: empirical_kernel(model, x1, x2, kind=k, method=method) for k in ("pntk", "first_logit", "trace")}

@@ -17,44 +17,25 @@
 """
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import io
 import json
 import os
-import pickle
 import re
 import shutil
 import stat
 import time
 import zipfile
-from collections import Counter
 from pathlib import Path
 
-import numpy as np
 
 from . import __version__
 from . import config as pcfg
-from . import store as kstore
 from . import tiles
 from .provenance import git_describe, sha256_file
+from .archive_checks import (CHUNK, CONFIG_KEYS, DATA_KEYS, FORMAT, FORMAT_VERSION, KERNEL_KEYS,  # noqa: F401
+                             LEVELS, MANIFEST, MODEL_KEYS, RUN_FIELDS, STEM_RE, ArchiveError, _attrs, _copy,
+                             _read_manifest, check_contents, check_entries, config_differences, level_of,
+                             unsafe_name)
 
-FORMAT, FORMAT_VERSION, MANIFEST = "pntk-archive", 1, "pntk-archive.json"
-CONFIG_KEYS = ("data", "models", "seeds", "train", "kernels")
-DATA_KEYS = ("name", "train_size", "test_size", "subset_train", "subset_test", "seed")
-MODEL_KEYS = ("depth", "parameterization")
-KERNEL_KEYS = ("tile_size", "dtype", "method")
-RUN_FIELDS = ("arch", "width", "seed", "epoch")
-# Snakemake reruns a job whose output is older than an input: each level is newer than the ones before.
-LEVELS = ("data", "run", "init", "store", "flag", "manifest")
-STEM_RE = re.compile(r"^runs/(?P<dataset>[a-z_0-9]+)/(?P<arch>[a-z0-9]+)-w(?P<width>\d+)-s(?P<seed>\d+)/"
-                     r"epoch(?P<epoch>\d{3})/kernels/(?P<kind>[a-z_]+)-(?P<rows>(?:sub-)?(?:train|test))-"
-                     r"(?P<cols>(?:sub-)?(?:train|test))$")
-CHUNK = 1 << 20
-
-
-class ArchiveError(RuntimeError):
-    """The archive cannot be packed or is refused; the message says what and where."""
 
 
 def configured_stores(config: dict) -> list[tuple[str, str, str, int]]:
@@ -77,13 +58,6 @@ def matches(key: str, selector: str) -> bool:
     return any(fnmatchcase(key, p) for p in (s, f"{s}/*", f"*/{s}", f"*/{s}/*"))
 
 
-def level_of(rel: str) -> str:
-    """Dependency level of a file (see LEVELS), from its path relative to the results folder."""
-    tests = (("data", rel.startswith("data/")), ("manifest", rel.endswith(".manifest.json")),
-             ("flag", ".tiles/" in rel), ("init", rel.endswith(".init.json")), ("store", ".zarr/" in rel))
-    return next((level for level, hit in tests if hit), "run")
-
-
 def store_files(results: Path, stem: str) -> list[str]:
     base = results / stem
     flags = sorted(base.with_name(base.name + ".tiles").glob("*.json"))
@@ -97,12 +71,6 @@ def _walk(results: Path, rel_dir: str) -> list[str]:
     for dirpath, _, names in os.walk(results / rel_dir, followlinks=True):
         out += [Path(dirpath, n).relative_to(results).as_posix() for n in names if ".tmp" not in n]
     return sorted(out)
-
-
-def _attrs(zarr_dir: Path | str, text: str | bytes | None = None) -> dict:
-    """Group attributes straight from `zarr.json` (no zarr needed)."""
-    raw = json.loads(text if text is not None else (Path(zarr_dir) / "zarr.json").read_text())
-    return raw.get("attributes", {})
 
 
 def pack(config: dict, results: str | Path, out: str | Path, selectors: list[str] | None = None,
@@ -172,12 +140,10 @@ def _unfinished(results: Path, stem: str, run: str, epoch: int, data_fp: str) ->
     res = tiles.verify(zpath)
     if res["manifest_missing"]:
         return f"not finalized (no manifest; {res['n_tiles'] - len(res['missing'])}/{res['n_tiles']} tiles written)"
+    if res["unflagged"]:
+        return f"tile flags missing for {res['unflagged']} (Snakemake would recompute those tiles)"
     if not res["ok"]:
         return f"fails verify (missing {res['missing']}, mismatch {res['mismatch']}, bad flags {res['bad_flags']})"
-    flags = base.with_name(base.name + ".tiles").glob("*.json")
-    flagged = {k for f in flags for k in json.loads(f.read_text())["chunks"]}
-    if set(json.loads(base.with_name(base.name + ".manifest.json").read_text())["tiles"]) - flagged:
-        return "tile flags missing (Snakemake would recompute those tiles)"
     attrs, ck = _attrs(zpath), results / f"runs/{run}/checkpoints/epoch{epoch:03d}.pt"
     if not ck.is_file() or attrs.get("checkpoint_sha256") != sha256_file(ck):
         return f"stale (computed from another {ck.name} than the one in {ck.parent})"
@@ -198,224 +164,6 @@ def _add_file(zf: zipfile.ZipFile, path: Path, rel: str) -> dict:
     zi.compress_type = zipfile.ZIP_DEFLATED if rel.endswith((".json", ".csv")) else zipfile.ZIP_STORED
     with open(path, "rb") as src, zf.open(zi, "w", force_zip64=True) as dst:
         return dict(zip(("sha256", "size"), _copy(src, dst)))
-
-
-def _copy(src, dst=None) -> tuple[str, int]:
-    """Stream `src` into `dst` (or nowhere); return (sha256, size)."""
-    h, size = hashlib.sha256(), 0
-    while block := src.read(CHUNK):
-        h.update(block)
-        size += len(block)
-        if dst is not None:
-            dst.write(block)
-    return h.hexdigest(), size
-
-
-# ---------------------------------------------------------------------------------------------- import
-
-
-def unsafe_name(info: zipfile.ZipInfo) -> str | None:
-    """Why entry `info` may not be extracted under the results folder (None when it may)."""
-    name, mode = info.filename, info.external_attr >> 16
-    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
-        return "absolute path"
-    if "\\" in name or any(p in ("", ".", "..") for p in name.rstrip("/").split("/")):
-        return "path leaves the target folder ('..', '.', '\\' or empty component)"
-    if stat.S_ISLNK(mode):
-        return "symbolic link"
-    if info.is_dir() or stat.S_IFMT(mode) not in (0, stat.S_IFREG):  # 0: no type recorded (Windows, writestr)
-        return "not a regular file"
-    if name != MANIFEST and name.split("/")[0] not in ("data", "runs"):
-        return "outside data/ and runs/"
-    return None
-
-
-def _read_manifest(zf: zipfile.ZipFile) -> dict:
-    try:
-        man = json.loads(zf.read(MANIFEST))
-    except KeyError:
-        raise ArchiveError(f"not a pntk archive: no {MANIFEST} at its root") from None
-    except ValueError as err:
-        raise ArchiveError(f"{MANIFEST} is not valid JSON: {err}") from None
-    if man.get("format") != FORMAT or man.get("format_version") != FORMAT_VERSION:
-        raise ArchiveError(f"{MANIFEST}: format {man.get('format')!r} version {man.get('format_version')!r}, "
-                           f"this pntk reads {FORMAT!r} version {FORMAT_VERSION}")
-    return man
-
-
-def check_entries(zf: zipfile.ZipFile, man: dict, results: Path) -> None:
-    """Names (safety), the set of entries against the manifest, and the sha256 of every entry."""
-    bad = [f"{i.filename!r}: {why}" for i in zf.infolist() if (why := unsafe_name(i))]
-    names = [i.filename for i in zf.infolist()]
-    if bad:
-        raise ArchiveError("refused: unsafe entries in the archive:\n  " + "\n  ".join(bad))
-    dup = sorted(n for n, c in Counter(names).items() if c > 1)
-    extra = sorted(set(names) - set(man["files"]) - {MANIFEST})
-    absent = sorted(set(man["files"]) - set(names))
-    if dup or extra or absent:
-        raise ArchiveError(f"refused: entries do not match {MANIFEST} (duplicated {dup}, not listed {extra}, "
-                           f"listed but absent {absent})")
-    for rel, meta in man["files"].items():
-        with zf.open(rel) as fh:
-            ok = _copy(fh)[0] == meta["sha256"]
-        if not ok:
-            raise ArchiveError(f"refused: sha256 of {rel} differs from {MANIFEST} (archive damaged or edited)")
-
-
-def config_differences(man: dict, config: dict) -> list[str]:
-    """What in the archive's code-relevant config differs from `config` (empty when they agree)."""
-    a, diffs = man["config"], []
-    train_keys = sorted((set(a["train"]) | set(config["train"])) - {"device"})
-    for sec, keys in (("data", DATA_KEYS), ("train", train_keys), ("kernels", KERNEL_KEYS)):
-        diffs += [f"{sec}.{k}: archive {a[sec].get(k)}, config {config[sec].get(k)}"
-                  for k in keys if a[sec].get(k) != config[sec].get(k)]
-    models = {m["arch"]: m for m in config["models"]}
-    one_of = lambda v: str(v[0]) if len(v) == 1 else f"one of {v}"  # noqa: E731
-    for name in man["runs"]:
-        _, arch, width, seed = _parse_run(name)
-        if arch not in models:
-            diffs.append(f"models: archive run {name} has arch {arch}, config has no {arch} model")
-            continue
-        old = next((m for m in a["models"] if m["arch"] == arch), {})
-        diffs += [f"models[{arch}].{k}: archive {old.get(k)}, config {models[arch].get(k)}"
-                  for k in MODEL_KEYS if old.get(k) != models[arch].get(k)]
-        if width not in models[arch]["widths"]:
-            diffs.append(f"width: archive {width}, config {one_of(models[arch]['widths'])} (run {name})")
-        if seed not in config["seeds"]:
-            diffs.append(f"seed: archive {seed}, config {one_of(config['seeds'])} (run {name})")
-    specs = set(pcfg.store_specs(config))
-    for s in man["stores"]:
-        m = _parse_stem(s["stem"])
-        if (m["kind"], m["rows"], m["cols"]) not in specs:
-            diffs.append(f"kernels: archive store {m['kind']}-{m['rows']}-{m['cols']}, config kinds "
-                         f"{config['kernels']['kinds']} index_sets {config['kernels']['index_sets'].get(m['kind'])}")
-    return list(dict.fromkeys(diffs))
-
-
-def _parse_run(name: str) -> tuple[str, str, int, int]:
-    m = _parse_stem(f"runs/{name}/epoch000/kernels/pntk-train-train")
-    return m["dataset"], m["arch"], m["width"], m["seed"]
-
-
-def _parse_stem(stem: str) -> dict:
-    m = STEM_RE.match(stem)
-    if not m:
-        raise ArchiveError(f"refused: {stem!r} is not runs/{{dataset}}/{{arch}}-w{{W}}-s{{S}}/epoch{{E}}/kernels/…")
-    return {k: int(v) if k in ("width", "seed", "epoch") else v for k, v in m.groupdict().items()}
-
-
-def load_checkpoint_bytes(rel: str, raw: bytes) -> dict:
-    """torch.load with weights_only=True: tensors and plain containers only, never arbitrary objects."""
-    import torch
-
-    try:
-        ck = torch.load(io.BytesIO(raw), weights_only=True, map_location="cpu")
-    except pickle.UnpicklingError as err:
-        what = re.search(r"Unsupported global: GLOBAL [\w.]+|Unsupported operand \d+", str(err))
-        raise ArchiveError(f"refused: checkpoint {rel} holds a pickled Python object, which "
-                           f"torch.load(weights_only=True) does not load ({what[0] if what else 'unsafe pickle'}); "
-                           "archives may only carry tensors and plain containers") from None
-    except Exception as err:  # noqa: BLE001 - any other failure: the file is not a checkpoint
-        raise ArchiveError(f"refused: checkpoint {rel} cannot be read: {err}") from None
-    missing = [k for k in ("model", "epoch", "spec", "seed", "data_fingerprint", "dataset")
-               if not isinstance(ck, dict) or k not in ck]
-    if missing:
-        raise ArchiveError(f"refused: checkpoint {rel} lacks {missing}")
-    return ck
-
-
-def check_contents(zf: zipfile.ZipFile, man: dict, zip_path: Path) -> None:
-    """Checkpoints, store attrs and tile checksums, data fingerprint: all consistent with one another."""
-    fp, ds, files = man["data"]["fingerprint"], man["data"]["dataset"], man["files"]
-    epochs = sorted(man["config"]["train"]["checkpoint_epochs"])
-    data_rel = f"data/{man['config']['data']['name']}.zarr"
-    if man["data"]["path"] != data_rel or ds != man["config"]["data"]["name"] or any(
-            level_of(r) == "data" and not r.startswith(data_rel + "/") for r in files):
-        raise ArchiveError(f"refused: the data entries of the archive are not all under {data_rel}/")
-    for name, run in man["runs"].items():
-        dataset, arch, width, seed = _parse_run(name)
-        want = [f"runs/{name}/checkpoints/epoch{e:03d}.pt" for e in epochs]
-        if run["checkpoints"] != want or run["train_log"] != f"runs/{name}/train_log.csv" or dataset != ds:
-            raise ArchiveError(f"refused: run {name} does not carry exactly the train outputs {want} + train_log.csv")
-        for e, rel in zip(epochs, want):
-            ck = load_checkpoint_bytes(rel, zf.read(rel))
-            got = {"arch": ck["spec"].get("arch"), "width": ck["spec"].get("width"), "seed": ck["seed"],
-                   "epoch": ck["epoch"], "dataset": ck["dataset"], "data_fingerprint": ck["data_fingerprint"]}
-            exp = {"arch": arch, "width": width, "seed": seed, "epoch": e, "dataset": ds, "data_fingerprint": fp}
-            bad = [f"{k} {got[k]} (expected {exp[k]})" for k in exp if got[k] != exp[k]]
-            if bad:
-                raise ArchiveError(f"refused: checkpoint {rel} does not belong to its path/data: {', '.join(bad)}")
-    kern = man["config"]["kernels"]
-    for s in man["stores"]:
-        stem, m = s["stem"], _parse_stem(s["stem"])
-        run = f"{m['dataset']}/{m['arch']}-w{m['width']}-s{m['seed']}"
-        ck_rel = f"runs/{run}/checkpoints/epoch{m['epoch']:03d}.pt"
-        parts = [f"{stem}.init.json", f"{stem}.zarr/zarr.json", f"{stem}.manifest.json", ck_rel]
-        if run not in man["runs"] or any(p not in files for p in parts):
-            raise ArchiveError(f"refused: store {stem} comes without its parts or checkpoint ({parts})")
-        exp = {**{k: m[k] for k in RUN_FIELDS + ("kind", "rows", "cols", "dataset")},
-               "checkpoint": Path(ck_rel).name, "checkpoint_sha256": files[ck_rel]["sha256"],
-               "data_fingerprint": fp, **{k: kern[k] for k in KERNEL_KEYS}}
-        smf = json.loads(zf.read(f"{stem}.manifest.json"))
-        for source, attrs in (("store attrs", _attrs("", zf.read(f"{stem}.zarr/zarr.json"))),
-                              ("manifest attrs", {**smf.get("attrs", {}), "dtype": smf.get("dtype")})):
-            bad = [f"{k} {attrs.get(k)} (its path/checkpoint/config say {v})"
-                   for k, v in exp.items() if attrs.get(k) != v]
-            if bad:
-                raise ArchiveError(f"refused: {stem}: {source} do not match: {'; '.join(bad)}")
-        if smf.get("inputs", {}).get("checkpoint") != files[ck_rel]["sha256"]:
-            raise ArchiveError(f"refused: {stem}.manifest.json was finalized from another checkpoint than {ck_rel}")
-        _verify_tiles_in_zip(zf, zip_path, stem, smf.get("tiles", {}))
-    if man["data"]["included"]:
-        _verify_data_in_zip(man, zip_path)
-
-
-@contextlib.contextmanager
-def _zip_group(zip_path: Path, path: str):
-    """A zarr group read straight from the zip (nothing extracted)."""
-    import zarr
-    from zarr.storage import ZipStore
-
-    zs = ZipStore(zip_path, mode="r")
-    try:
-        yield zarr.open_group(store=zs, path=path, mode="r")
-    finally:
-        zs.close()
-
-
-def _verify_tiles_in_zip(zf: zipfile.ZipFile, zip_path: Path, stem: str, expected: dict) -> None:
-    flags = {}
-    for rel in (n for n in zf.namelist() if n.startswith(f"{stem}.tiles/") and n.endswith(".json")):
-        try:
-            flags[Path(rel).name] = dict(json.loads(zf.read(rel))["chunks"])
-        except (ValueError, KeyError, TypeError):
-            flags[Path(rel).name] = None
-    actual = {}
-    with _zip_group(zip_path, f"{stem}.zarr") as g:
-        for i, j in kstore.all_tiles(g["kernel"]):
-            block = kstore.read_tile(g["kernel"], i, j)
-            actual[f"{i}_{j}"] = None if np.isnan(block).all() else kstore.tile_sha256(block)
-    missing = sorted(k for k, v in actual.items() if v is None or k not in expected)
-    mismatch = sorted(k for k, v in expected.items() if actual.get(k) != v)
-    bad_flags = sorted(n for n, sums in flags.items()
-                       if sums is None or any(expected.get(k) != v for k, v in sums.items()))
-    unflagged = sorted(set(expected) - {k for sums in flags.values() if sums for k in sums})
-    if missing or mismatch or bad_flags or unflagged:
-        raise ArchiveError(f"refused: {stem} fails verification: missing tiles {missing}, chunks differing from "
-                           f"the manifest {mismatch}, bad flags {bad_flags}, tiles without a flag {unflagged}")
-
-
-def _verify_data_in_zip(man: dict, zip_path: Path) -> None:
-    from .data import fingerprint
-
-    try:
-        with _zip_group(zip_path, man["data"]["path"]) as g:
-            fp, attrs = fingerprint(g["x"][...], g["y"][...], g["split"][...]), dict(g.attrs)
-    except Exception as err:  # noqa: BLE001 - whatever zarr raises: the store is unusable
-        raise ArchiveError(f"refused: data store {man['data']['path']} in the archive is unreadable: {err}") from None
-    if (fp, fp, man["data"]["dataset"]) != (attrs.get("fingerprint"), man["data"]["fingerprint"], attrs.get("name")):
-        raise ArchiveError(f"refused: data store {man['data']['path']}: arrays hash to {fp}, its attrs say "
-                           f"{attrs.get('fingerprint')} ({attrs.get('name')}), {MANIFEST} {man['data']['fingerprint']}")
 
 
 def import_archive(zip_path: str | Path, results: str | Path, config: dict, overwrite: bool = False) -> dict:

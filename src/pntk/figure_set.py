@@ -104,18 +104,15 @@ def plot_data_samples(data_path, stem: Path, n: int = 16) -> list[Path]:
 
 def plot_kernel_heatmap(manifest, data_path, stem: Path) -> list[Path]:
     import matplotlib.pyplot as plt
+    import zarr
 
     from .analysis import load_manifest_block
     from .data import open_prepared
+    from .tiles import stem_of, store_path
 
     rec = json.loads(Path(manifest).read_text())
     data = open_prepared(data_path)
-    import zarr
-
-    from .tiles import stem_of, store_path
-
-    g = zarr.open_group(str(store_path(stem_of(manifest))), mode="r")
-    ids = g["row"][:]
+    ids = zarr.open_group(str(store_path(stem_of(manifest))), mode="r")["row"][:]
     ids = ids[np.argsort(data.y[ids], kind="stable")][:400]
     block, _ = load_manifest_block(manifest, ids, ids)  # (n, n)
     fig, ax = plt.subplots(figsize=(4.8, 4.2))
@@ -126,3 +123,20 @@ def plot_kernel_heatmap(manifest, data_path, stem: Path) -> list[Path]:
     ax.set_xlabel("train example (sorted by label)")
     ax.set_ylabel("train example (sorted by label)")
     return _save(fig, stem)
+
+
+def caption_rst(n: int) -> str:
+    """reStructuredText of figure n's caption (| escaped: it marks substitutions in rst)."""
+    return f"Figure {n} ({FIGURES[n][0]}). " + caption(n).replace("|", "\\|") + "\n"
+
+
+def write_captions(folder: str | Path) -> None:
+    """Regenerate workflow/report/fig{NN}.rst: `python -m pntk.figure_set workflow/report`."""
+    for n in FIGURES:
+        (Path(folder) / f"fig{n:02d}.rst").write_text(caption_rst(n))
+
+
+if __name__ == "__main__":
+    import sys
+
+    write_captions(sys.argv[1])

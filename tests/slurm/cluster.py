@@ -8,8 +8,9 @@ through the SLURM_CONF variable of `cluster.env`. Needs root (slurmd runs jobs a
     python tests/slurm/cluster.py start DIR     # prints `export SLURM_CONF=...` lines
     python tests/slurm/cluster.py stop DIR      # cancels jobs, stops the daemons it started
 
-Partitions: `cpu` (default) and `gpu-sim`, both on the one node `localhost` (no GPU: the gpu-sim
-partition only lets a test route GPU rules somewhere else than CPU rules).
+Partitions: `cpu` (default) and `gpu-sim`, both on the one node `localhost`. The node declares two
+simulated GPUs (GRES `gpu:sim:2` without device files): `sbatch --gpus=1` is accepted and scheduled
+like on a GPU cluster, but no device exists, so jobs must still compute on the CPU.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ DAEMONS = ("munged", "slurmctld", "slurmd")
 CLIENTS = ("sbatch", "squeue", "scancel", "scontrol", "sinfo", "srun")
 NODE = "localhost"
 PARTITIONS = ("cpu", "gpu-sim")
+GPU_MODEL = "sim"  # GRES type of the simulated GPUs: `--gpus=sim:1` works as on a real cluster
 
 
 def missing() -> list[str]:
@@ -77,13 +79,16 @@ class Cluster:
     """One single-node cluster under `root`; `start()` then `stop()` (idempotent, also after a failed start)."""
 
     def __init__(self, root: str | Path, *, cpus: int | None = None, memory_mb: int | None = None,
-                 min_job_age: int = 300):
+                 gpus: int = 2, min_job_age: int = 300):
+        if not 0 <= gpus <= 4:
+            raise ValueError("gpus: 0 to 4 simulated GPUs")
         self.root = Path(root).resolve()
         self.conf = self.root / "slurm.conf"
         self.socket = self.root / "munge" / "munge.socket"
         self.logs = self.root / "log"
         self.cpus = cpus or _cpus()
         self.memory_mb = memory_mb or _real_memory_mb()
+        self.gpus = gpus
         self.min_job_age = min_job_age
         self.procs: dict[str, subprocess.Popen] = {}
 
@@ -149,11 +154,19 @@ class Cluster:
             "InactiveLimit=0",
             "SlurmctldTimeout=60",
             "SlurmdTimeout=60",
-            f"NodeName={NODE} NodeAddr=127.0.0.1 CPUs={self.cpus} RealMemory={self.memory_mb} State=UNKNOWN",
+            "GresTypes=gpu",
+            f"NodeName={NODE} NodeAddr=127.0.0.1 CPUs={self.cpus} RealMemory={self.memory_mb} "
+            + (f"Gres=gpu:{GPU_MODEL}:{self.gpus} " if self.gpus else "") + "State=UNKNOWN",
             f"PartitionName={PARTITIONS[0]} Nodes={NODE} Default=YES MaxTime=INFINITE State=UP",
             f"PartitionName={PARTITIONS[1]} Nodes={NODE} MaxTime=INFINITE State=UP",
         ]
         self.conf.write_text("\n".join(lines) + "\n")
+        # Simulated GPUs, so that `--gpus=1` is scheduled (and GPU jobs are counted) on a machine without
+        # any: slurmd drops a GPU without a device file, so each one names a harmless character device.
+        # Nothing is bound (task/none, no cgroups); jobs compute on the CPU.
+        devices = ["/dev/null", "/dev/zero", "/dev/full", "/dev/random"][: self.gpus]
+        (self.root / "gres.conf").write_text(
+            "".join(f"NodeName={NODE} Name=gpu Type={GPU_MODEL} File={d}\n" for d in devices))
         # snakemake-executor-plugin-slurm-jobstep removes every SLURM_* variable (SLURM_CONF too) before it
         # calls srun inside a job; real clusters keep slurm.conf where srun looks by default, this one
         # does not, so jobs get an srun that knows the way.
@@ -194,6 +207,9 @@ class Cluster:
 
     def _node_idle(self) -> bool:
         out = self.run("sinfo", "-h", "-N", "-o", "%T", check=False).stdout.split()
+        if any(s.startswith(("drain", "inval")) for s in out):  # a config error, not a slow start
+            reason = self.run("scontrol", "show", "node", NODE, check=False).stdout
+            raise RuntimeError(f"node {NODE} is {out[0]}:\n{reason}")
         return bool(out) and all(s.rstrip("*") in ("idle", "mixed", "allocated") for s in out)
 
     def _wait(self, ok, timeout: float, what: str) -> None:

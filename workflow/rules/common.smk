@@ -23,7 +23,7 @@ EPOCH_DIR = f"{RUN_DIR}/epoch{{epoch}}"
 KERNEL_STEM = f"{EPOCH_DIR}/kernels/{{kind}}-{{rows}}-{{cols}}"
 HEAVY_CPU = max(1, workflow.cores if isinstance(workflow.cores, int) else 1)
 GPU_JOB_THREADS = config["resources"]["cpus_per_gpu"]
-USES_CUDA = any(config[k]["device"].startswith("cuda") for k in ("train", "kernels", "regression", "timing"))
+USES_CUDA = any(config[k]["device"].startswith("cuda") for k in ("train", "kernels", "regression", "timing", "active"))
 CONDA_ENV = "../../envs/pntk-cuda.yaml" if USES_CUDA else "../../envs/pntk.yaml"
 
 
@@ -87,6 +87,7 @@ def all_targets():
     targets += [f"{d}/train_log.csv" for d in run_dirs()]
     targets += [m for d in epoch_dirs() for m in manifests_of(d)]
     targets += figure_targets()
+    targets += active_targets()
     return targets
 
 
@@ -134,7 +135,7 @@ def figure_outputs():
     for n, name in zip(figure_numbers(), fset.figure_names(figure_numbers())):
         for ext in config["figures"]["formats"]:
             path = f"{R}/figures/{name}.{ext}"
-            cap = f"../report/fig{n:02d}.rst"
+            cap = f"{workflow.basedir}/workflow/report/fig{n:02d}.rst"
             out[f"fig{n:02d}_{ext}"] = report(path, caption=cap, category="Figures") if ext == "png" else path
     return out
 
@@ -158,3 +159,23 @@ def figure_inputs(wildcards):
     if heatmap_manifest():
         inp["kernel_manifest"] = heatmap_manifest()
     return inp
+
+
+# --- active learning
+ACTIVE_RUN = f"{R}/active/{{dataset}}/{{strategy}}-s{{seed}}"
+
+
+def active_csvs():
+    a = config["active"]
+    return [f"{R}/active/{DATASET}/{s}-s{seed}.csv" for s in a["strategies"] for seed in a["seeds"]]
+
+
+def active_figure_outputs():
+    return {f"{name}_{ext}": f"{R}/figures/active-{name}.{ext}"
+            for name in ("accuracy", "time") for ext in config["figures"]["formats"]}
+
+
+def active_targets():
+    if not config["active"]["enabled"]:
+        return []
+    return [f"{R}/tables/active.csv"] + list(active_figure_outputs().values())
