@@ -4,7 +4,12 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config.yaml"
+# The embedded default, unless --configfile names another: Snakemake would otherwise merge the two,
+# and keys of the default (e.g. `active`) would leak into a paper config.
+if not config:
+
+    configfile: "config.yaml"
+
 
 
 report: "workflow/report/workflow.rst"

@@ -209,8 +209,11 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="(c) with N = 16")
     p.add_argument("--models", default="a,b,c")
     p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     p.add_argument("--json", default=None, help="also write the raw numbers here")
     args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     res = run(args)
     res.update(date=time.strftime("%Y-%m-%d"), cpu=platform.processor() or platform.machine(),
                cores=os.cpu_count(), load_avg=os.getloadavg())

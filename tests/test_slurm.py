@@ -198,8 +198,9 @@ def test_every_job_went_through_sbatch(runs):
         job = jobs[jid]
         expected = "CANCELLED" if jid == runs["cancelled"] else "COMPLETED"
         assert job["state"] == expected, job
-        names = set(re.findall(r"prepare_data|train|kernel_init|kernel_tile|kernel_finalize|regression|tables",
-                               job["comment"]))  # comment: rule_<rule or group>_wildcards_<values>
+        # comment: rule_<rule>[_wildcards_<values>], or rule_<group id>_<rules> for a group job
+        what = job["comment"].removeprefix("rule_").split("_wildcards_")[0]
+        names = {r for r in rules if what == r or what.endswith(f"_{r}")}
         assert names, job
         want = "gpu-sim" if names & GPU_RULES else "cpu"
         assert job["partition"] == want, job

@@ -9,8 +9,14 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))  # the library, also wit
 from pntk import config as pcfg  # noqa: E402
 from pntk import figure_set as fset  # noqa: E402
 
+def _dry_run():
+    """A dry run plans jobs without touching data: local data files need not exist then."""
+    return any(a in ("-n", "--dry-run", "--dryrun") or (a[:1] == "-" and a[1:2] != "-" and "n" in a[1:])
+               for a in sys.argv[1:])
+
+
 try:
-    pcfg.validate_config(config, check_files=not workflow.dryrun)
+    pcfg.validate_config(config, check_files=not _dry_run())
 except pcfg.ConfigError as err:
     raise WorkflowError(str(err)) from None
 

@@ -7,7 +7,8 @@ rule train:
         log_csv=f"{RUN_DIR}/train_log.csv",
     params:
         train=config["train"],
-        model=lambda wc: pcfg.model_entry(config, wc.arch),
+        # The run's own model settings: the list of other widths must not make this run look changed.
+        model=lambda wc: {k: v for k, v in pcfg.model_entry(config, wc.arch).items() if k != "widths"},
         # The output cache keys on params, not wildcards or library code: name both.
         run=lambda wc: {"dataset": wc.dataset, "arch": wc.arch, "width": int(wc.width), "seed": int(wc.seed)},
         code=code_digest("train", "models", "data"),
