@@ -17,3 +17,8 @@ def test_caption_file_is_current(n):
 def test_every_figure_has_a_caption():
     for n in figure_set.FIGURES:
         assert len(figure_set.caption(n)) > 40, n
+
+
+@pytest.mark.parametrize("name", ["accuracy", "time"])
+def test_active_caption_file_is_current(name):
+    assert (REPORT / f"active-{name}.rst").read_text() == figure_set.active_caption_rst(name)

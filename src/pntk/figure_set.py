@@ -130,10 +130,18 @@ def caption_rst(n: int) -> str:
     return f"Figure {n} ({FIGURES[n][0]}). " + caption(n).replace("|", "\\|") + "\n"
 
 
+def active_caption_rst(name: str) -> str:
+    from .active_figures import CAPTIONS as ACTIVE
+
+    return ACTIVE[name].replace("|", "\\|") + "\n"
+
+
 def write_captions(folder: str | Path) -> None:
-    """Regenerate workflow/report/fig{NN}.rst: `python -m pntk.figure_set workflow/report`."""
+    """Regenerate workflow/report/*.rst: `python -m pntk.figure_set workflow/report`."""
     for n in FIGURES:
         (Path(folder) / f"fig{n:02d}.rst").write_text(caption_rst(n))
+    for name in ("accuracy", "time"):
+        (Path(folder) / f"active-{name}.rst").write_text(active_caption_rst(name))
 
 
 if __name__ == "__main__":

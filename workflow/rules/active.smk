@@ -32,7 +32,7 @@ rule active_figures:
         table=f"{R}/tables/active.csv",
         **active_figure_outputs(),
     params:
-        out_dir=f"{R}/figures",
+        out_dir=lambda wc, output: os.path.dirname(output[1]),  # output[0] is the table
         formats=config["figures"]["formats"],
         dpi=config["figures"]["dpi"],
     conda:

@@ -177,8 +177,13 @@ def active_csvs():
 
 
 def active_figure_outputs():
-    return {f"{name}_{ext}": f"{R}/figures/active-{name}.{ext}"
-            for name in ("accuracy", "time") for ext in config["figures"]["formats"]}
+    out = {}
+    for name in ("accuracy", "time"):
+        for ext in config["figures"]["formats"]:
+            path = f"{R}/figures/active-{name}.{ext}"
+            cap = f"{workflow.basedir}/workflow/report/active-{name}.rst"
+            out[f"{name}_{ext}"] = report(path, caption=cap, category="Active learning") if ext == "png" else path
+    return out
 
 
 def active_targets():
