@@ -223,3 +223,23 @@ def test_inference_mode_inputs():
         x = torch.randn(2, 3, 6, 6, dtype=torch.float64)
     k = empirical_kernel(model, x, method="structured")
     assert torch.allclose(k, empirical_kernel(model, x.clone(), method="reference"), rtol=1e-10, atol=0)
+
+
+def test_symmetric_gram_blocks():
+    from pntk.kernels._common import gram
+
+    a = torch.randn(1500, 37, dtype=torch.float64)
+    g = gram(a, a)  # lower block triangle only, upper mirrored
+    torch.testing.assert_close(g, a @ a.T, rtol=1e-13, atol=1e-12)
+    assert torch.equal(g[:375, 375:], g[375:, :375].T)
+
+
+@pytest.mark.parametrize("kind", ["pntk", "entk"])
+@pytest.mark.parametrize("method", ["jacobian", "structured"])
+def test_large_symmetric_kernel_equals_rectangular(method, kind):
+    """N·R >= 1024 takes the symmetric-Gram path; x2 = a copy of x1 takes the plain one."""
+    model = init_model(ModelSpec("fcn", 6, (1, 2, 2), 3), 0).double()
+    x = torch.randn(1100 if kind == "pntk" else 400, 1, 2, 2, dtype=torch.float64)
+    k = empirical_kernel(model, x, kind=kind, method=method)
+    torch.testing.assert_close(k, empirical_kernel(model, x, x.clone(), kind=kind, method=method),
+                               rtol=1e-12, atol=1e-12)

@@ -207,10 +207,17 @@ def test_every_job_went_through_sbatch(runs):
 
 
 def test_cancelled_tile_job_was_retried(runs):
-    assert runs["cancelled"], "no running kernel_tile job was seen to cancel"
-    log = runs["log"]
-    assert re.search(rf"SLURM-job '{runs['cancelled']}' failed, SLURM status is: 'CANCELLED'", log), log[-3000:]
-    assert re.search(r"Trying to restart job \d+", log), log[-3000:]
+    jid, log = runs["cancelled"], runs["log"]
+    assert jid, "no running kernel_tile job was seen to cancel"
+    # Snakemake reports the failed (group) job with its SLURM log, then submits it once more
+    failed = re.search(rf"Error in (?:group|rule) [^\n]*\n(?:.*\n){{0,3}}?.*/{jid}\.log", log)
+    assert failed, log[-3000:]
+    restarted = re.search(r"Trying to restart job ([\w-]+)\.", log[failed.end():])
+    assert restarted, log[-3000:]
+    assert re.search(rf"Job {re.escape(restarted.group(1))} has been submitted with SLURM jobid (?!{jid}\b)\d+",
+                     log[failed.end():]), log[-3000:]
+    slurm_log = next((runs["slurm"] / ".snakemake" / "slurm_logs").rglob(f"{jid}.log"))
+    assert "CANCELLED" in slurm_log.read_text()
     assert "steps (100%) done" in log
 
 

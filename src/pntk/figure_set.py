@@ -74,6 +74,8 @@ def render(n: int, out_dir: str | Path, tables: dict[str, str], *, data_path=Non
     if kind == "infinite":
         return F.plot_infinite(df, stem)
     if kind == "rate":
+        if df.empty:  # a single width per architecture: nothing to fit
+            return _placeholder(stem, "Width-rate fit needs at least two widths of one architecture")
         diag = pd.read_csv(tables["diagnostics"])
         points = diag[(diag.statistic == "frobenius_distance") & (diag.epoch == 0)]
         return F.plot_rate(points, df, stem)
@@ -82,6 +84,15 @@ def render(n: int, out_dir: str | Path, tables: dict[str, str], *, data_path=Non
 
 def _save(fig, stem: Path) -> list[Path]:
     return F._save(fig, stem)
+
+
+def _placeholder(stem: Path, text: str) -> list[Path]:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 2))
+    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True)
+    ax.axis("off")
+    return _save(fig, stem)
 
 
 def plot_data_samples(data_path, stem: Path, n: int = 16) -> list[Path]:

@@ -11,6 +11,8 @@ from .diagnostics import TIDY_COLUMNS, fit_rate, tidy_rows
 from .models import ARCHS, readout_width_of
 
 RATE_STATISTIC = "frobenius_distance"
+RATE_COLUMNS = ["dataset", "arch", "epoch", "statistic", "readout_widths", "n_seeds", "exponent", "ci_low",
+                "ci_high", "intercept", "n_points", "n_widths", "n_boot", "level"]
 
 
 def with_readout_width(df: pd.DataFrame) -> pd.DataFrame:
@@ -80,4 +82,4 @@ def rate_table(diag: pd.DataFrame, n_boot: int, epoch: int = 0) -> pd.DataFrame:
         rows.append({"dataset": dataset, "arch": arch, "epoch": epoch, "statistic": RATE_STATISTIC,
                      "readout_widths": " ".join(str(w) for w in sorted(g.readout_width.unique())),
                      "n_seeds": int(g.seed.nunique()), **fit})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=RATE_COLUMNS)

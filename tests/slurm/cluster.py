@@ -9,8 +9,10 @@ through the SLURM_CONF variable of `cluster.env`. Needs root (slurmd runs jobs a
     python tests/slurm/cluster.py stop DIR      # cancels jobs, stops the daemons it started
 
 Partitions: `cpu` (default) and `gpu-sim`, both on the one node `localhost`. The node declares two
-simulated GPUs (GRES `gpu:sim:2` without device files): `sbatch --gpus=1` is accepted and scheduled
-like on a GPU cluster, but no device exists, so jobs must still compute on the CPU.
+simulated GPUs (GRES `gpu:sim:2`, backed by /dev/null and /dev/zero): `sbatch --gpus=sim:1` is
+accepted and scheduled as on a GPU cluster, but there is no GPU: jobs still compute on the CPU.
+Finished jobs stay visible to `squeue --states=all` for an hour (MinJobAge), as the SLURM plugin's
+squeue status checks and the tests need.
 """
 from __future__ import annotations
 
@@ -79,7 +81,7 @@ class Cluster:
     """One single-node cluster under `root`; `start()` then `stop()` (idempotent, also after a failed start)."""
 
     def __init__(self, root: str | Path, *, cpus: int | None = None, memory_mb: int | None = None,
-                 gpus: int = 2, min_job_age: int = 300):
+                 gpus: int = 2, min_job_age: int = 3600):
         if not 0 <= gpus <= 4:
             raise ValueError("gpus: 0 to 4 simulated GPUs")
         self.root = Path(root).resolve()
@@ -91,6 +93,7 @@ class Cluster:
         self.gpus = gpus
         self.min_job_age = min_job_age
         self.procs: dict[str, subprocess.Popen] = {}
+        self._logs: list = []
 
     # -- environment of every client command (sbatch, squeue, srun inside jobs, ...) -------------
     @property
@@ -177,9 +180,9 @@ class Cluster:
 
     def _spawn(self, name: str, cmd: list[str]) -> None:
         log = open(self.logs / f"{name}.stdout", "ab")
+        self._logs.append(log)
         self.procs[name] = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                                             stdin=subprocess.DEVNULL, start_new_session=True)
-        (self.root / "run" / f"{name}.started").write_text(str(self.procs[name].pid))
         time.sleep(0.2)
         if self.procs[name].poll() is not None:
             raise RuntimeError(f"{name} exited at once (rc {self.procs[name].returncode}):\n{self.tail(name)}")
@@ -251,6 +254,9 @@ class Cluster:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)
+        for log in self._logs:
+            log.close()
+        self._logs.clear()
 
     def __enter__(self) -> "Cluster":
         try:

@@ -14,7 +14,7 @@ rule active_learning:
     wildcard_constraints:
         strategy=r"random|entropy|margin|naive|mlmoc-(pntk|entk|first_logit)(-seq)?",
     resources:
-        gpu=1 if config["active"]["device"].startswith("cuda") else 0,
+        **device_resources(config["active"]["device"]),
     threads: GPU_JOB_THREADS if config["active"]["device"].startswith("cuda") else 1
     conda:
         CONDA_ENV
@@ -37,6 +37,8 @@ rule active_figures:
         dpi=config["figures"]["dpi"],
     conda:
         CONDA_ENV
+    resources:
+        **device_resources(),
     log:
         f"{R}/logs/active_figures.log",
     script:

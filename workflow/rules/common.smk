@@ -1,5 +1,6 @@
 # Validation (before any job) and the path/target functions every rule file uses.
 import hashlib
+import math
 import os
 import sys
 from pathlib import Path
@@ -8,11 +9,11 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))  # the library, also wit
 
 from pntk import config as pcfg  # noqa: E402
 from pntk import figure_set as fset  # noqa: E402
+from pntk.datasets_io import SPECS  # noqa: E402
 
 def _dry_run():
     """A dry run plans jobs without touching data: local data files need not exist then."""
-    return any(a in ("-n", "--dry-run", "--dryrun") or (a[:1] == "-" and a[1:2] != "-" and "n" in a[1:])
-               for a in sys.argv[1:])
+    return bool(workflow.output_settings.dryrun)
 
 
 try:
@@ -27,10 +28,48 @@ RUNS = pcfg.runs(config)
 RUN_DIR = f"{R}/runs/{{dataset}}/{{arch}}-w{{width}}-s{{seed}}"
 EPOCH_DIR = f"{RUN_DIR}/epoch{{epoch}}"
 KERNEL_STEM = f"{EPOCH_DIR}/kernels/{{kind}}-{{rows}}-{{cols}}"
-HEAVY_CPU = max(1, workflow.cores if isinstance(workflow.cores, int) else 1)
 GPU_JOB_THREADS = config["resources"]["cpus_per_gpu"]
 USES_CUDA = any(config[k]["device"].startswith("cuda") for k in ("train", "kernels", "regression", "timing", "active"))
 CONDA_ENV = "../../envs/pntk-cuda.yaml" if USES_CUDA else "../../envs/pntk.yaml"
+CLUSTER = config["resources"]
+
+
+def heavy_cpu_threads():
+    """Threads of the CPU-heavy rules: all of --cores on a workstation. A cluster run has no --cores
+    (workflow.cores would raise) and the Snakemake inside a job sees the whole node, so there use
+    resources.cpus_per_gpu: the SLURM request and the threads the job starts then agree."""
+    cores = workflow.resource_settings.cores
+    if cores is None or workflow.remote_exec:
+        return CLUSTER["cpus_per_gpu"]
+    return max(1, int(cores))
+
+
+HEAVY_CPU = heavy_cpu_threads()
+
+
+def device_resources(device="cpu", **extra):
+    """Resources of a job that runs on `device` (config `resources:`; profiles/slurm turns them into sbatch
+    options): cuda → gpu=1 (`--gpus=<gpu_model>:1`), cpus_per_gpu, gpu_partition; cpu → cpu_partition.
+    `extra` (runtime, mem_mb, ...) is passed through. `gpu` also caps GPU jobs at once on a workstation."""
+    cuda = device.startswith("cuda")
+    res = {"gpu": 1, "cpus_per_gpu": CLUSTER["cpus_per_gpu"]} if cuda else {}
+    if cuda and CLUSTER["gpu_model"]:
+        res["gpu_model"] = CLUSTER["gpu_model"]
+    partition = CLUSTER["gpu_partition" if cuda else "cpu_partition"]
+    if partition:
+        res["slurm_partition"] = partition
+    return {**res, **extra}
+
+
+def kernel_mem_mb(kind, rows, cols, *, tile=False, floor=8000):
+    """Host memory (MB) for a kind × rows × cols kernel (one tile of it with tile=True):
+    resources.mem_mb_per_gb_kernel MB per GiB of kernel values, at least `floor`."""
+    n, m = pcfg.index_set_size(config, rows), pcfg.index_set_size(config, cols)
+    if tile:
+        n, m = min(n, config["kernels"]["tile_size"]), min(m, config["kernels"]["tile_size"])
+    outputs = SPECS[DATASET][0] ** 2 if kind == "entk" else 1
+    gib = n * m * outputs * (8 if config["kernels"]["dtype"] == "float64" else 4) / 2**30
+    return max(floor, math.ceil(gib * CLUSTER["mem_mb_per_gb_kernel"]))
 
 
 wildcard_constraints:

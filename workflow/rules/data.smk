@@ -14,6 +14,8 @@ rule prepare_data:
         expected_sizes=pcfg.split_sizes(config),
     conda:
         CONDA_ENV
+    resources:
+        **device_resources(),
     log:
         f"{R}/logs/prepare_data/{{dataset}}.log",
     cache: "omit-software"

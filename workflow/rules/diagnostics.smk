@@ -15,6 +15,8 @@ rule diagnostics:
         regression=config["regression"],
     conda:
         CONDA_ENV
+    resources:
+        **device_resources(),
     log:
         f"{EPOCH_DIR}/diagnostics.log",
     script:
@@ -31,7 +33,7 @@ rule timing:
         timing=config["timing"],
         method=config["kernels"]["method"],
     resources:
-        gpu=1 if config["timing"]["device"].startswith("cuda") else 0,
+        **device_resources(config["timing"]["device"]),
     threads: HEAVY_CPU
     conda:
         CONDA_ENV
@@ -52,6 +54,8 @@ rule infinite_width:
         data=config["data"],
     conda:
         CONDA_ENV
+    resources:
+        **device_resources(),
     log:
         f"{R}/logs/infinite_width.log",
     script:
@@ -73,6 +77,8 @@ rule tables:
         bootstrap=config["diagnostics"]["rate_bootstrap"],
     conda:
         CONDA_ENV
+    resources:
+        **device_resources(),
     log:
         f"{R}/logs/tables.log",
     script:

@@ -12,6 +12,8 @@ rule figures:
         out_dir=lambda wc, output: os.path.dirname(output[0]),
     conda:
         CONDA_ENV
+    resources:
+        **device_resources(),
     log:
         f"{R}/logs/figures.log",
     script:

@@ -13,6 +13,8 @@ rule kernel_init:
         data=config["data"],
     conda:
         CONDA_ENV
+    resources:
+        **device_resources(),
     log:
         f"{KERNEL_STEM}.init.log",
     script:
@@ -31,8 +33,11 @@ rule kernel_tile:
         kernels=config["kernels"],
         data=config["data"],
     resources:
-        gpu=lambda wc: 1 if config["kernels"]["device"].startswith("cuda") else 0,
-        runtime=config["resources"]["tile_runtime_min"],
+        **device_resources(
+            config["kernels"]["device"],
+            runtime=CLUSTER["tile_runtime_min"],
+            mem_mb=lambda wc: kernel_mem_mb(wc.kind, wc.rows, wc.cols, tile=True),
+        ),
     threads: GPU_JOB_THREADS if config["kernels"]["device"].startswith("cuda") else 1
     group:
         "tiles"
@@ -55,6 +60,8 @@ rule kernel_finalize:
         manifest=f"{KERNEL_STEM}.manifest.json",
     conda:
         CONDA_ENV
+    resources:
+        **device_resources(),
     log:
         f"{KERNEL_STEM}.finalize.log",
     script:

@@ -11,7 +11,10 @@ rule regression:
     params:
         regression=config["regression"],
     resources:
-        gpu=1 if config["regression"]["device"].startswith("cuda") else 0,
+        **device_resources(
+            config["regression"]["device"],
+            mem_mb=kernel_mem_mb("pntk", "train", "train") + kernel_mem_mb("pntk", "test", "train", floor=0),
+        ),
     threads: HEAVY_CPU
     conda:
         CONDA_ENV

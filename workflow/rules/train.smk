@@ -13,8 +13,7 @@ rule train:
         run=lambda wc: {"dataset": wc.dataset, "arch": wc.arch, "width": int(wc.width), "seed": int(wc.seed)},
         code=code_digest("train", "models", "data"),
     resources:
-        gpu=lambda wc: 1 if config["train"]["device"].startswith("cuda") else 0,
-        runtime=config["resources"]["train_runtime_min"],
+        **device_resources(config["train"]["device"], runtime=CLUSTER["train_runtime_min"]),
     threads: HEAVY_CPU
     conda:
         CONDA_ENV

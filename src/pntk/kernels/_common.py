@@ -71,6 +71,26 @@ def finish(k: Tensor, rows: RowSpec) -> Tensor:
     return k
 
 
+SYM_CHUNKS = 4  # a Gram A Aᵀ in 4×4 row blocks computes 10 of 16 blocks: 62.5% of the FLOPs
+
+
+def gram(a: Tensor, b: Tensor) -> Tensor:
+    """a (M, P) @ b (M', P)ᵀ -> (M, M'); when ``b is a`` only the lower block triangle is multiplied."""
+    m = a.shape[0]
+    if b is not a or m < 256 * SYM_CHUNKS:
+        return a @ b.T
+    out = a.new_empty(m, m)
+    edges = [m * i // SYM_CHUNKS for i in range(SYM_CHUNKS + 1)]
+    for i in range(SYM_CHUNKS):
+        ri = slice(edges[i], edges[i + 1])
+        for j in range(i + 1):
+            rj = slice(edges[j], edges[j + 1])
+            out[ri, rj] = a[ri] @ a[rj].T  # (mi, P) @ (P, mj)
+            if j < i:
+                out[rj, ri] = out[ri, rj].T
+    return out
+
+
 def contract_rows(j1: Tensor, j2: Tensor, diagonal: bool) -> Tensor:
     """Inner products of per-sample gradient rows.
 
@@ -81,7 +101,8 @@ def contract_rows(j1: Tensor, j2: Tensor, diagonal: bool) -> Tensor:
     if diagonal:
         # (R, n1, P) @ (R, P, n2) -> (R, n1, n2), summed over R
         return torch.bmm(j1.transpose(0, 1), j2.permute(1, 2, 0)).sum(0)
-    g = j1.reshape(n1 * r, p) @ j2.reshape(n2 * r, p).T  # (n1*R, n2*R)
+    a = j1.reshape(n1 * r, p)  # (n1*R, P)
+    g = gram(a, a if j2 is j1 else j2.reshape(n2 * r, p))  # (n1*R, n2*R)
     return g.view(n1, r, n2, r).permute(0, 2, 1, 3)  # (n1, n2, R, R)
 
 

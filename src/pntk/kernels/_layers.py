@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._common import contract_rows
+from ._common import contract_rows, gram
 
 PAIR_CHUNK_ELEMENTS = 1 << 24  # bound on the (chunk, n2, Rp, g, L, L) intermediate of "pairs"
 
@@ -118,7 +118,7 @@ def gram_contract(u1: Tensor, d1: Tensor, u2: Tensor, d2: Tensor, weight: bool, 
     dd = contract_rows(d1, d2, diagonal)  # D1 D2ᵀ: (n1, n2) or (n1, n2, R, R)
     if not weight:
         return dd
-    uu = u1 @ u2.T  # (n1, din) @ (din, n2) -> (n1, n2)
+    uu = gram(u1, u2)  # (n1, din) @ (din, n2) -> (n1, n2)
     if bias:
         uu = uu + 1.0
     return dd * (uu if diagonal else uu[:, :, None, None])

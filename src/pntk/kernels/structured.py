@@ -172,7 +172,7 @@ def make_plan(model: nn.Module, x1: Tensor, x2: Tensor | None, rows: RowSpec) ->
             layer.mode = min(costs, key=costs.get) if layer.weight else "explicit"
             cost_s += (costs[layer.mode] if layer.weight else 0.0) + bias_cost
             cost_j += (costs["explicit"] if layer.weight else 0.0) + bias_cost
-            per_sample += {"gram": din + r * dout, "explicit": r * g * dout * (din + 1) + g * l * din,
+            per_sample += {"gram": din + r * dout, "explicit": r * g * dout * (din + 1),
                            "pairs": g * l * (din + r * dout)}[layer.mode]
         layers.append(layer)
     fallback = [name_of[i] for i in name_of if i not in claimed and counts.get(i, 0) > 0]
