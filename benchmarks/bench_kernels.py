@@ -7,7 +7,8 @@ Models (float32, x2 = None, so a call computes the symmetric N x N kernel; "per 
     b  cnn-bench: 4 × [Conv3×3 'same' 64 ch + ReLU] on 3×16×16, global average pool, Linear 10, N = 128
     c  ResNet-18 (pntk.models, base width 64) on 3×32×32, N = 64 (--quick: 16)
 Combinations that would take too long run on the first n samples (column "N"); their per-pair rate
-is what is compared. Phase 1 times every combination (best of --repeats after a warm-up); phase 2
+is what is compared. Phase 1 times every combination (best of at least --repeats calls, more for
+short calls until --min-time seconds, after a warm-up); phase 2
 measures peak memory in one more call each: on CPU the peak RSS above the pre-call RSS, sampled
 every millisecond with glibc's mmap threshold lowered so freed buffers go back to the OS
 (torch.cuda.max_memory_allocated on GPU). Ratios and the FLOP lower bound of (a) use phase-1 times;
@@ -152,16 +153,18 @@ def run(args) -> dict:
     for key, cfg, model, xs, kind, method in calls:  # phase 1: time
         rates.append(matmul_rate(device, repeats=2))  # the machine is shared: keep the best rate seen
         empirical_kernel(model, xs[:2], kind=kind, method=method)  # warm-up
-        best = float("inf")
-        for _ in range(args.repeats):
+        best, count, spent = float("inf"), 0, 0.0
+        while count < args.repeats or (spent < args.min_time and count < 50):  # short calls: more repeats
             sync(device)
             t = time.perf_counter()
             k = empirical_kernel(model, xs, kind=kind, method=method)
             sync(device)
-            best = min(best, time.perf_counter() - t)
+            dt = time.perf_counter() - t
+            best, count, spent = min(best, dt), count + 1, spent + dt
             del k
         n = xs.shape[0]
-        rows.append(dict(model=key, kind=kind, method=method, n=n, seconds=best, per_pair=best / n**2))
+        rows.append(dict(model=key, kind=kind, method=method, n=n, seconds=best, per_pair=best / n**2,
+                         repeats=count))
         print(f"{cfg['label']:30s} {kind:11s} {method:10s} N={n:4d} {best:9.4f} s "
               f"{best / n**2:.3e} s/pair", flush=True)
     for row, (_, _, model, xs, kind, method) in zip(rows, calls):  # phase 2: peak memory
@@ -232,7 +235,8 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--quick", action="store_true", help="(c) with N = 16")
     p.add_argument("--models", default="a,b,c")
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=3, help="at least this many timed calls (best is kept)")
+    p.add_argument("--min-time", type=float, default=3.0, help="...and more (up to 50) until this many seconds")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     p.add_argument("--json", default=None, help="also write the raw numbers here")
     args = p.parse_args()

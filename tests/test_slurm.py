@@ -59,7 +59,8 @@ cluster_mod = _load_cluster_module()
 GPU_RULES = {"train", "kernel_tile", "regression"}
 STEM = "results/runs/digits/fcn-w16-s0/epoch002/kernels"
 TARGETS = [f"results/tables/{t}.csv" for t in ("regression", "training")] + [
-    f"{STEM}/pntk-train-train.manifest.json", f"{STEM}/pntk-test-train.manifest.json"]
+    f"{STEM}/pntk-train-train.manifest.json", f"{STEM}/pntk-test-train.manifest.json",
+    "results/figures/fig10-sgd-accuracy.png"]
 
 
 def small_config() -> dict:
@@ -187,7 +188,7 @@ def test_every_job_went_through_sbatch(runs):
     assert submitted, log[-3000:]
     rules = set(re.findall(r"^\s*rule (\w+):", log, re.M))
     assert {"prepare_data", "train", "kernel_init", "kernel_tile", "kernel_finalize", "regression",
-            "tables"} <= rules, rules
+            "tables", "figures"} <= rules, rules
     logdirs = {p.name for p in (work / ".snakemake" / "slurm_logs").iterdir()}
     for rule in rules - {"kernel_tile"}:
         assert f"rule_{rule}" in logdirs, (rule, logdirs)

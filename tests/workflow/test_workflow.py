@@ -120,8 +120,12 @@ def test_adding_a_width_schedules_only_that_width(tiny_run, tmp_path):
     counts = job_counts(out)
     assert counts.get("train") == len(cfg["seeds"]), counts
     assert "prepare_data" not in counts and "timing" not in counts and "infinite_width" not in counts
-    scheduled = set(re.findall(r"runs/digits/(fcn-w\d+-s\d+)/", out))
+    outputs = "\n".join(line for line in out.splitlines() if line.strip().startswith("output:"))
+    scheduled = set(re.findall(r"runs/digits/(fcn-w\d+-s\d+)/", outputs))
     assert scheduled == {f"fcn-w48-s{s}" for s in cfg["seeds"]}, scheduled
+    per_run_epochs = len(cfg["seeds"]) * len(cfg["train"]["checkpoint_epochs"])
+    assert counts["kernel_init"] == counts["kernel_finalize"] == 4 * per_run_epochs, counts
+    assert counts["diagnostics"] == counts["regression"] == per_run_epochs, counts
     assert {"tables", "figures"} <= set(counts)
 
 
@@ -145,12 +149,12 @@ def test_sigkill_during_tiles_resumes_bitwise_equal(tmp_path):
     snakemake(clean, f"{stem}.manifest.json")
 
     cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(work), "--configfile",
-           str(work / "config.yaml"), "--cores", "1", f"{stem}.manifest.json"]
+           str(work / "config.yaml"), "--cores", "2", f"{stem}.manifest.json"]  # same threads as the clean run
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     flags = work / f"{stem}.tiles"
     deadline = time.time() + 600
     while time.time() < deadline and proc.poll() is None:
-        if flags.is_dir() and len(list(flags.glob("*.json"))) >= 2:
+        if flags.is_dir() and len(list(flags.glob("*.json"))) >= 4:
             break
         time.sleep(0.1)
     assert proc.poll() is None, "workflow finished before it could be killed"
@@ -159,11 +163,13 @@ def test_sigkill_during_tiles_resumes_bitwise_equal(tmp_path):
     done_before = {p.name.removesuffix(".json") for p in flags.glob("*.json")}
     assert done_before and not (work / f"{stem}.manifest.json").exists()
 
+    snakemake(work, "--unlock")  # the killed Snakemake left its lock, as after a power loss
     out = snakemake(work, "--rerun-incomplete", f"{stem}.manifest.json").stdout
-    rerun = set(re.findall(r"\.tiles/(\d+_\d+)\.json", out))
-    # The tile whose flag appeared last may still count as incomplete for Snakemake and be redone;
-    # every other finished tile must be kept.
-    assert rerun and len(done_before - rerun) >= len(done_before) - 1, (rerun, done_before)
+    outputs = "\n".join(line for line in out.splitlines() if line.strip().startswith("output:"))
+    rerun = set(re.findall(r"\.tiles/(\d+_\d+)\.json", outputs))
+    # A tile job whose flag was written but whose end Snakemake had not yet registered (at most one per
+    # core, 2 here) counts as incomplete and is redone; every other finished tile must be kept.
+    assert rerun and len(done_before - rerun) >= len(done_before) - 2, (rerun, done_before)
     assert len(rerun | done_before) == 10
     a = zarr.open_group(str(clean / f"{stem}.zarr"), mode="r")["kernel"][...]
     b = zarr.open_group(str(work / f"{stem}.zarr"), mode="r")["kernel"][...]
