@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/snakemake --cores $(CORES) --configfile config.yaml
+	$(BIN)/snakemake --cores $(CORES) --configfile config.yaml --scheduler greedy
 	$(BIN)/snakemake --cores 1 --configfile config.yaml --report results/report.html
 
 test: $(STAMP)
