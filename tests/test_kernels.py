@@ -1,11 +1,12 @@
 """Exactness of every kernel method against the autograd reference (float64), on several models.
 
-Models: the four pntk.models architectures (small), a torchvision ResNet-18 (tiny input, deep stages
-frozen to keep P small; in-place ReLU and `out += identity` included) and a model mixing Linear
-(also on 3-D inputs), Conv2d (stride, padding, groups, dilation, 'same' + reflect padding), BatchNorm
-1d/2d, GroupNorm, LayerNorm, a custom x * scale parameter, a module called twice, a weight shared
-by two Linear modules and a frozen parameter. BatchNorm running statistics are made non-trivial by
-train-mode forwards before the kernel calls, and models are left in train mode so eval mode matters.
+Models: the four pntk.models architectures (small; the FCN also in NTK parameterization), a
+torchvision ResNet-18 (tiny input, deep stages frozen to keep P small; in-place ReLU and
+`out += identity` included) and a model mixing Linear (also on 3-D inputs), Conv2d (stride, padding,
+groups, dilation, 'same' + reflect padding), BatchNorm 1d/2d, GroupNorm, LayerNorm, a custom
+x * scale parameter, a module called twice, a weight shared by two Linear modules and a frozen
+parameter. BatchNorm running statistics are made non-trivial by train-mode forwards before the kernel
+calls, and models are left in train mode so eval mode matters.
 """
 from __future__ import annotations
 
@@ -100,13 +101,14 @@ def _torchvision_resnet() -> nn.Module:
 
 BUILDERS = {
     "fcn": lambda: init_model(ModelSpec("fcn", 8, (2, 4, 4), 3), 0),
+    "fcn_ntk": lambda: init_model(ModelSpec("fcn", 8, (2, 4, 4), 3, parameterization="ntk"), 0),
     "convnet": lambda: init_model(ModelSpec("convnet", 4, (3, 6, 6), 3, depth=3), 0),
     "resnet18": lambda: init_model(ModelSpec("resnet18", 2, (3, 8, 8), 3), 0),
     "wrn16": lambda: init_model(ModelSpec("wrn16", 1, (3, 8, 8), 3), 0),
     "tv_resnet18": _torchvision_resnet,
     "mixed": Mixed,
 }
-IN_SHAPES = {"fcn": (2, 4, 4), "convnet": (3, 6, 6), "resnet18": (3, 6, 6), "wrn16": (3, 6, 6)}
+IN_SHAPES = {"fcn": (2, 4, 4), "fcn_ntk": (2, 4, 4), "convnet": (3, 6, 6), "resnet18": (3, 6, 6), "wrn16": (3, 6, 6)}
 
 
 @functools.lru_cache(maxsize=None)
@@ -185,7 +187,7 @@ def test_auto_picks_jacobian_when_nothing_is_structured():
 
 @pytest.mark.parametrize("mode", ["gram", "explicit", "pairs"])
 @pytest.mark.parametrize("kind", ["entk", "trace"])
-@pytest.mark.parametrize("name", ["mixed", "resnet18"])
+@pytest.mark.parametrize("name", ["mixed", "resnet18", "fcn_ntk"])
 def test_structured_modes(name, kind, mode):
     """Every Linear/Conv2d forced into one mode (gram: where L = 1 and g = 1) still matches."""
     model, x1, x2 = model_and_data(name)
@@ -202,6 +204,8 @@ def test_structured_modes(name, kind, mode):
     finally:
         model.train()
     assert rel_err(k, reference(name, kind, True)) <= 1e-10
+    if name == "fcn_ntk":  # NTKLinear (scaled weights) has a layer rule: nothing falls back
+        assert plan.fallback == [] and len(plan.layers) == 3 and plan.layers[0].scale_w != 1.0
     if name == "mixed":  # the plan really exercises several rules and a fallback
         assert "gram" in modes and "bn" in modes
         assert {"twice.weight", "twice.bias", "src.weight", "scale.scale", "gn.weight", "ln.bias"} <= set(plan.fallback)

@@ -112,15 +112,18 @@ def bn_grads(m: nn.modules.batchnorm._BatchNorm, x: Tensor, dy: Tensor, weight: 
 
 
 # ----------------------------------------------------------------------------- contractions
-def gram_contract(u1: Tensor, d1: Tensor, u2: Tensor, d2: Tensor, weight: bool, bias: bool,
+def gram_contract(u1: Tensor, d1: Tensor, u2: Tensor, d2: Tensor, sw2: float, sb2: float,
                   diagonal: bool) -> Tensor:
-    """Linear layer with L = 1: U (n, din), D (n, R, dout) -> (n1, n2) or (n1, n2, R, R)."""
+    """Linear layer with L = 1, y = s_w W x + s_b b: U (n, din), D (n, R, dout) -> (s_w² U1U2ᵀ + s_b²) ∘ D1D2ᵀ,
+    (n1, n2) or (n1, n2, R, R); s_w² = 0 (s_b² = 0) when the weight (bias) is not trainable."""
     dd = contract_rows(d1, d2, diagonal)  # D1 D2ᵀ: (n1, n2) or (n1, n2, R, R)
-    if not weight:
-        return dd
+    if sw2 == 0.0:
+        return dd if sb2 == 1.0 else dd * sb2
     uu = gram(u1, u2)  # (n1, din) @ (din, n2) -> (n1, n2)
-    if bias:
-        uu = uu + 1.0
+    if sw2 != 1.0:
+        uu = uu * sw2
+    if sb2 != 0.0:
+        uu = uu + sb2
     return dd * (uu if diagonal else uu[:, :, None, None])
 
 

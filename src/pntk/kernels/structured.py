@@ -2,7 +2,8 @@
 
 One forward of a block records every handled layer's input A and output; R backward passes of the
 row scalars Σ_n Σ_a C[r, a] f_a(x_n) give the output gradients Δ (n, R, ...). Each layer then adds
-its term (see ``_layers.py``): a Linear layer (A₁A₂ᵀ + 1)∘(Δ₁Δ₂ᵀ); a Conv2d the cheaper (by FLOPs)
+its term (see ``_layers.py``): a Linear layer (A₁A₂ᵀ + 1)∘(Δ₁Δ₂ᵀ) (pntk.models.NTKLinear likewise,
+with its constant weight/bias scales); a Conv2d the cheaper (by FLOPs)
 of explicit per-sample gradients or position pairs; an eval-mode BatchNorm its per-channel affine
 gradients. Every other trainable parameter (other modules, parameters used more than once, modules
 called more than once) gets explicit per-sample gradients from ``jacobian.per_sample_rows``.
@@ -29,10 +30,17 @@ _BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 _BatchNorm = nn.modules.batchnorm._BatchNorm
 
 
+def _scaled_linear(m: nn.Module) -> bool:
+    """pntk.models.NTKLinear: y = w_scale W x + b_scale b (a Linear rule with constant scales)."""
+    from pntk.models import NTKLinear
+
+    return isinstance(m, NTKLinear) and type(m).forward is NTKLinear.forward
+
+
 def _rule(m: nn.Module) -> str | None:
     """Layer rule for module m, or None (its parameters fall back to per-sample gradients)."""
     t = type(m)
-    if isinstance(m, nn.Linear) and t.forward is nn.Linear.forward:
+    if (isinstance(m, nn.Linear) and t.forward is nn.Linear.forward) or _scaled_linear(m):
         return "linear"
     if isinstance(m, nn.Conv2d) and t.forward is nn.Conv2d.forward and t._conv_forward is nn.Conv2d._conv_forward:
         return "conv"
@@ -53,6 +61,8 @@ class Layer:
     clone_in: bool = False
     clone_out: bool = False
     shape: tuple[int, int, int, int] = (1, 1, 1, 1)  # (g, L, din, dout) for matmul-like rules
+    scale_w: float = 1.0  # y = scale_w W x + scale_b b (NTK parameterization), else 1
+    scale_b: float = 1.0
 
 
 @dataclass
@@ -130,7 +140,10 @@ def make_plan(model: nn.Module, x1: Tensor, x2: Tensor | None, rows: RowSpec) ->
         own = dict(m.named_parameters(recurse=False))
         if rule and any(p.requires_grad for p in own.values()):
             w, b = own.get("weight"), own.get("bias")
-            cands.append(Layer(mname, m, rule, w is not None and w.requires_grad, b is not None and b.requires_grad))
+            layer = Layer(mname, m, rule, w is not None and w.requires_grad, b is not None and b.requires_grad)
+            if _scaled_linear(m):
+                layer.scale_w, layer.scale_b = float(m.w_scale), float(m.b_scale)
+            cands.append(layer)
     with _Capture(cands) as cap:
         out = model(x1[:1])  # (1, O) probe
     counts, nodes, _keep = _graph(out.grad_fn)
@@ -159,7 +172,7 @@ def make_plan(model: nn.Module, x1: Tensor, x2: Tensor | None, rows: RowSpec) ->
             cost_s, cost_j, per_sample = cost_s + cost, cost_j + cost, per_sample + r * c * 2
         else:
             if layer.rule == "linear":
-                g, din, dout = 1, m.in_features, m.out_features
+                (dout, din), g = m.weight.shape, 1
                 l = rec.x[0].numel() // din
             else:
                 g, dout = m.groups, m.out_channels // m.groups
@@ -186,10 +199,10 @@ def make_plan(model: nn.Module, x1: Tensor, x2: Tensor | None, rows: RowSpec) ->
 
 @dataclass
 class Features:
-    """Per-block features: explicit rows (n, R, P_k), gram (U, D, weight, bias), pairs (U, D)."""
+    """Per-block features: explicit rows (n, R, P_k), gram (U, D, s_w², s_b²), pairs (U, D)."""
 
     explicit: list[Tensor] = field(default_factory=list)
-    gram: list[tuple[Tensor, Tensor, bool, bool]] = field(default_factory=list)
+    gram: list[tuple[Tensor, Tensor, float, float]] = field(default_factory=list)
     pairs: list[tuple[Tensor, Tensor]] = field(default_factory=list)
 
 
@@ -238,10 +251,11 @@ def _layer_features(layer: Layer, x: Tensor, dy: Tensor, feats: Features) -> Non
         u = x if layer.rule == "linear" else L.conv_u(m, x)  # (n, din) or conv patches (n, 1, 1, din)
         u = u.reshape(n, -1)  # (n, din)
         d = dy.reshape(n, dy.shape[1], -1)  # (n, R, dout)
-        feats.gram.append((u, d, layer.weight, layer.bias))
+        feats.gram.append((u, d, layer.scale_w ** 2 if layer.weight else 0.0, layer.scale_b ** 2 if layer.bias else 0.0))
         return
     if layer.bias:
-        feats.explicit.append(L.bias_grad(dy, layer.rule))  # (n, R, Cout)
+        gb = L.bias_grad(dy, layer.rule)  # (n, R, Cout)
+        feats.explicit.append(gb if layer.scale_b == 1.0 else gb * layer.scale_b)
     if not layer.weight:
         return
     if layer.mode == "explicit" and layer.rule == "conv":
@@ -249,6 +263,7 @@ def _layer_features(layer: Layer, x: Tensor, dy: Tensor, feats: Features) -> Non
         return
     d = L.matmul_d(dy, layer.rule, m.groups if layer.rule == "conv" else 1)  # (n, R, g, L, dout)
     u = L.linear_u(x) if layer.rule == "linear" else L.conv_u(m, x)  # (n, g, L, din)
+    u = u if layer.scale_w == 1.0 else u * layer.scale_w
     if layer.mode == "pairs":
         feats.pairs.append((u, d))
     else:
