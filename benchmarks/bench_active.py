@@ -19,9 +19,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,19 +28,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from pntk.provenance import machine_description  # noqa: E402
 from pntk.active_loop import ALConfig, acquire_mlmoc, fit, naive_scores  # noqa: E402
 from pntk.data import open_prepared, prepare_dataset  # noqa: E402
 from pntk.models import ModelSpec, init_model  # noqa: E402
 
 
 def machine() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        name = next(l.split(":", 1)[1].strip() for l in out.splitlines() if l.startswith("Model name"))
-    except Exception:  # noqa: BLE001
-        name = platform.processor() or "unknown CPU"
-    return f"{name}, {torch.get_num_threads()} torch threads"
+    return machine_description()
 
 
 def timed(fn, repeats: int) -> tuple[float, list]:

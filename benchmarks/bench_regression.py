@@ -18,9 +18,7 @@ import datetime
 import json
 import logging
 import os
-import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,9 +26,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 import zarr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from pntk.provenance import machine_description  # noqa: E402
 from pntk.regression import accuracy, linearized_predict  # noqa: E402
 
 
@@ -51,12 +51,7 @@ def write_kernel(path: Path, x_rows, x_cols, tile: int, dtype: str, compressor: 
 
 
 def machine() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        name = next(l.split(":", 1)[1].strip() for l in out.splitlines() if l.startswith("Model name"))
-    except Exception:  # noqa: BLE001
-        name = platform.processor() or "unknown CPU"
-    return f"{name}, {torch.get_num_threads()} torch threads"
+    return machine_description()
 
 
 def bench_one(n, args, work: Path, log) -> dict:

@@ -21,3 +21,14 @@ def small_digits_store(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("data") / "digits.zarr"
     prepare_dataset("digits", None, path, train_size=80, test_size=40, seed=0)
     return path
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny tensors: one intra-op thread is as fast and does not stall on a shared machine."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -26,13 +26,7 @@ FAST = ["jacobian", "structured", "auto"]
 N1, N2 = 5, 3  # with blocks of 4 samples per side: x1 in blocks [4, 1]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one intra-op thread is as fast and does not stall on a shared machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class Scale(nn.Module):

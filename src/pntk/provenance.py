@@ -75,3 +75,15 @@ def atomic_torch_save(obj, path: str | Path) -> None:
     tmp = _tmp_for(path)
     torch.save(obj, tmp)
     os.replace(tmp, path)
+
+
+def machine_description() -> str:
+    """CPU model (lscpu) and torch thread count, for benchmark records."""
+    import torch
+
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        name = next(l.split(":", 1)[1].strip() for l in out.splitlines() if l.startswith("Model name"))
+    except (OSError, StopIteration):
+        name = platform.processor() or "unknown CPU"
+    return f"{name}, {torch.get_num_threads()} torch threads"
