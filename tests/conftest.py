@@ -32,3 +32,19 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture
+def fcn_checkpoint(small_digits_store, tmp_path):
+    """A real epoch-1 checkpoint of a small FCN trained on small_digits_store."""
+    from pntk.data import open_prepared
+    from pntk.models import ModelSpec
+    from pntk.train import TrainConfig, train_run
+
+    d = open_prepared(small_digits_store)
+    spec = ModelSpec(arch="fcn", width=8, in_shape=d.in_shape, num_classes=d.num_classes, depth=2)
+    tr, te = d.train_indices, d.test_indices
+    (path,) = train_run(spec, 0, d.x[tr], d.y[tr], d.x[te], d.y[te],
+                        TrainConfig(epochs=1, checkpoint_epochs=(1,), batch_size=32), tmp_path / "runs" / "fcn-w8-s0",
+                        extra_meta={"data_fingerprint": d.fingerprint})
+    return path

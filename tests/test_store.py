@@ -46,6 +46,20 @@ def test_create_store_layout(tmp_path):
     assert S.all_tiles(arr) == [(i, j) for i in range(3) for j in range(2)]
 
 
+def test_axis_shorter_than_a_tile_gets_a_chunk_of_its_length(tmp_path):
+    """Zarr encodes whole chunks: a small eNTK in tile-sized chunks would be padded to the tile² size."""
+    p = tmp_path / "entk.zarr"
+    make_store(p, kind="entk", n_rows=9, n_cols=4, tile=6, out_dim=2, fill=False)
+    arr = S.open_kernel(p)
+    assert arr.chunks == (6, 4, 2, 2) and S.all_tiles(arr) == [(0, 0), (1, 0)]
+    assert S.tile_slices(arr, 1, 0) == (slice(6, 9), slice(0, 4))
+    block = np.arange(3 * 4 * 2 * 2, dtype=np.float64).reshape(3, 4, 2, 2)
+    S.write_tile(p, 1, 0, block)
+    np.testing.assert_array_equal(S.read_tile(arr, 1, 0), block)
+    sums = S.chunk_checksums(p)
+    assert sums["0_0"] is None and sums["1_0"] == S.tile_sha256(block)
+
+
 def test_entk_store_layout_and_xarray_view(tmp_path):
     p = tmp_path / "entk.zarr"
     row_ids, col_ids, full = make_store(p, kind="entk", n_rows=4, n_cols=6, tile=4, out_dim=3)

@@ -274,33 +274,20 @@ class RowRecorder:
         raise AssertionError(f"the tile job used x.{name}")
 
 
-@pytest.fixture
-def checkpoint(small_digits_store, tmp_path):
-    from pntk.data import open_prepared
-    from pntk.train import TrainConfig, train_run
-
-    d = open_prepared(small_digits_store)
-    spec = ModelSpec(arch="fcn", width=8, in_shape=d.in_shape, num_classes=d.num_classes, depth=2)
-    tr, te = d.train_indices, d.test_indices
-    (path,) = train_run(spec, 0, d.x[tr], d.y[tr], d.x[te], d.y[te],
-                        TrainConfig(epochs=1, checkpoint_epochs=(1,), batch_size=32), tmp_path / "runs" / "fcn-w8-s0",
-                        extra_meta={"data_fingerprint": d.fingerprint})
-    return path
-
-
 @pytest.mark.parametrize("kind, rows, cols, subset_train, tile", [
     ("pntk", "sub-train", "sub-train", 10, 4),
     ("entk", "sub-test", "sub-train", 10, 4),
     # sub-train is all 80 train rows here: same ids on both axes, yet not a symmetric (i <= j) tiling
     ("pntk", "train", "sub-train", 80, 40),
 ], ids=["symmetric", "rectangular-entk", "equal-ids-different-sets"])
-def test_kernel_jobs_end_to_end_read_only_their_rows(small_digits_store, checkpoint, tmp_path, monkeypatch, kind, rows,
+def test_kernel_jobs_end_to_end_read_only_their_rows(small_digits_store, fcn_checkpoint, tmp_path, monkeypatch, kind, rows,
                                                       cols, subset_train, tile):
     from pntk.data import open_prepared
     from pntk.train import load_checkpoint
 
     kernels_cfg = {"tile_size": tile, "dtype": "float64", "method": METHOD, "batch_size": None, "device": "cpu"}
     data_cfg = {"subset_train": subset_train, "subset_test": 6, "seed": 0}
+    checkpoint = fcn_checkpoint
     stem = checkpoint.parent.parent / "epoch001" / "kernels" / f"{kind}-{rows}-{cols}"
     kernel_jobs.init_job(stem.with_name(stem.name + ".init.json"), kind=kind, rows=rows, cols=cols,
                          data_path=small_digits_store, checkpoint=checkpoint, kernels_cfg=kernels_cfg, data_cfg=data_cfg)

@@ -31,7 +31,7 @@ def store_summary(path: str | Path) -> dict:
     if not (zpath / "zarr.json").is_file():
         raise FileNotFoundError(f"{zpath}: no kernel store there (expected a Zarr group with zarr.json)")
     info = kstore.store_info(zpath)
-    tile = int(info["chunks"][0])
+    tile = int(info.get("tile_size") or max(info["chunks"][:2]))
     grid = [kstore.n_tiles(n, tile) for n in info["shape"][:2]]
     manifest = stem.with_name(stem.name + ".manifest.json")
     sentinel = stem.with_name(stem.name + ".init.json")

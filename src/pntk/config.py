@@ -204,10 +204,14 @@ def store_specs(config: dict) -> list[tuple[str, str, str]]:
 
 def tile_grid(config: dict, rows: str, cols: str) -> list[tuple[int, int]]:
     """Tile indices (i, j) computed by jobs; for symmetric stores (rows == cols) only i <= j."""
-    t = config["kernels"]["tile_size"]
-    nr = math.ceil(index_set_size(config, rows) / t)
-    nc = math.ceil(index_set_size(config, cols) / t)
-    if rows == cols:
+    return grid_of(index_set_size(config, rows), index_set_size(config, cols), config["kernels"]["tile_size"],
+                   symmetric=rows == cols)
+
+
+def grid_of(n_rows: int, n_cols: int, tile: int, *, symmetric: bool) -> list[tuple[int, int]]:
+    """Tiles (i, j) of an n_rows × n_cols kernel; a symmetric one stores only i <= j (mirrored on write)."""
+    nr, nc = math.ceil(n_rows / tile), math.ceil(n_cols / tile)
+    if symmetric:
         return [(i, j) for i in range(nr) for j in range(i, nc)]
     return [(i, j) for i in range(nr) for j in range(nc)]
 

@@ -1,6 +1,7 @@
 """What the kernel rules do, as plain functions: shared by scripts/kernel_*.py, the CLI and the tests."""
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -49,23 +50,30 @@ def init_job(sentinel: str | Path, *, kind: str, rows: str, cols: str, data_path
 def tile_job(flag: str | Path, *, kind: str, rows: str, cols: str, i: int, j: int, data_path, checkpoint,
              kernels_cfg: dict, data_cfg: dict) -> dict:
     """Compute tile (i, j): reads only the rows/cols of this tile, so memory is bounded by the tile."""
-    import torch
-
-    from .store import tile_range
     from .train import load_checkpoint
 
     data = open_prepared(data_path, lazy=True)  # x stays on disk: only this tile's rows are read
-    _check_inputs(flag, checkpoint, data)
+    _check_inputs(_stem_of_flag(flag), checkpoint, data)
     r_ids, c_ids = index_sets_for(data, rows, cols, data_cfg)
+    model, _ = load_checkpoint(checkpoint, device=kernels_cfg["device"])
+    return _compute_tile(flag, model, data, r_ids, c_ids, i, j, kind=kind, symmetric=rows == cols,
+                         kernels_cfg=kernels_cfg)
+
+
+def _compute_tile(flag, model, data: PreparedData, r_ids: np.ndarray, c_ids: np.ndarray, i: int, j: int, *,
+                  kind: str, symmetric: bool, kernels_cfg: dict) -> dict:
+    import torch
+
+    from .store import tile_range
+
     t = kernels_cfg["tile_size"]
     r_sel, c_sel = r_ids[tile_range(len(r_ids), t, i)], c_ids[tile_range(len(c_ids), t, j)]
     dtype = getattr(torch, kernels_cfg["dtype"])
     device = kernels_cfg["device"]
-    model, _ = load_checkpoint(checkpoint, device=device)
     t0 = time.perf_counter()
     x_rows = torch.as_tensor(read_rows(data, r_sel), device=device)  # (R, C, H, W)
     x_cols = torch.as_tensor(read_rows(data, c_sel), device=device)  # (S, C, H, W)
-    block = tiles.compute_tile(model, x_rows, x_cols, symmetric_diagonal=(rows == cols and i == j), kind=kind,
+    block = tiles.compute_tile(model, x_rows, x_cols, symmetric_diagonal=(symmetric and i == j), kind=kind,
                                method=kernels_cfg["method"], batch_size=kernels_cfg["batch_size"], dtype=dtype)
     seconds = time.perf_counter() - t0
     rec = tiles.write_tile_and_flag(flag, block, i, j, seconds,
@@ -74,11 +82,84 @@ def tile_job(flag: str | Path, *, kind: str, rows: str, cols: str, i: int, j: in
     return rec
 
 
-def _check_inputs(flag, checkpoint, data: PreparedData) -> None:
+def checkpoint_job(manifests: list[str | Path], specs: list[tuple[str, str, str]], *, data_path, checkpoint,
+                   kernels_cfg: dict, data_cfg: dict) -> list[dict]:
+    """Every kernel store of one checkpoint in one process (`kernels.jobs: per_checkpoint`).
+
+    For each (kind, rows, cols) in `specs` with its manifest path: init the store unless one made for this
+    very checkpoint, data and tile size is already there, compute every tile of the grid without a flag
+    that matches its chunk, then finalize. The files are those of the per-tile rules (store, sentinel,
+    flags, manifest), so a killed job resumes at the first missing tile, and `pntk verify`, archives and
+    the cache treat both modes alike. What it saves is process starts: init + tiles + finalize cost one
+    Python and torch import each (≈2–3 s on a laptop core), far more than a tile of a small data set.
+    """
+    from .config import grid_of
+    from .store import chunk_checksums
+    from .train import load_checkpoint
+
+    if len(manifests) != len(specs):
+        raise ValueError(f"checkpoint_job: {len(manifests)} manifests for {len(specs)} store specs")
+    data = open_prepared(data_path, lazy=True)
+    model, _ = load_checkpoint(checkpoint, device=kernels_cfg["device"])
+    records = []
+    for manifest, (kind, rows, cols) in zip(manifests, specs):
+        stem = tiles.stem_of(manifest)
+        sentinel = stem.with_name(stem.name + ".init.json")
+        r_ids, c_ids = index_sets_for(data, rows, cols, data_cfg)
+        if _resumable(stem, sentinel, checkpoint, data, kernels_cfg):
+            done = chunk_checksums(tiles.store_path(stem))  # {"i_j": sha256 or None}
+            log.info("resuming %s: %d tiles written", tiles.store_path(stem), sum(v is not None for v in done.values()))
+        else:
+            init_job(sentinel, kind=kind, rows=rows, cols=cols, data_path=data_path, checkpoint=checkpoint,
+                     kernels_cfg=kernels_cfg, data_cfg=data_cfg)
+            done = {}
+        flags = []
+        grid = grid_of(len(r_ids), len(c_ids), kernels_cfg["tile_size"], symmetric=rows == cols)
+        for n, (i, j) in enumerate(grid, 1):
+            flag = tiles.flag_path(stem, i, j)
+            if not _flag_matches(flag, done):
+                _compute_tile(flag, model, data, r_ids, c_ids, i, j, kind=kind, symmetric=rows == cols,
+                              kernels_cfg=kernels_cfg)
+            else:
+                log.info("tile (%d,%d) %s: kept (flag matches its chunk)", i, j, kind)
+            log.info("%s: %d/%d tiles", stem.name, n, len(grid))
+            flags.append(flag)
+        records.append(tiles.finalize(manifest, flags, inputs={"checkpoint": checkpoint, "sentinel": sentinel}))
+        log.info("finalized %s: %d tiles", tiles.store_path(stem), len(flags))
+    return records
+
+
+def _resumable(stem: Path, sentinel: Path, checkpoint, data: PreparedData, kernels_cfg: dict) -> bool:
+    """A store left by an earlier (killed) job for the same checkpoint, data and tiling."""
+    if not sentinel.exists() or not tiles.store_path(stem).exists():
+        return False
+    try:
+        _check_inputs(stem, checkpoint, data)
+        info = json.loads(sentinel.read_text())
+    except (RuntimeError, OSError, ValueError, KeyError) as err:
+        log.info("re-initialising %s: %s", tiles.store_path(stem), err)
+        return False
+    return info.get("tile_size") == kernels_cfg["tile_size"]
+
+
+def _flag_matches(flag: Path, checksums: dict) -> bool:
+    """A flag is kept only when every chunk it lists holds exactly the values it was written with."""
+    try:
+        chunks = json.loads(flag.read_text())["chunks"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return bool(chunks) and all(checksums.get(k) == v for k, v in chunks.items())
+
+
+def _stem_of_flag(flag) -> Path:
+    parent = Path(flag).parent
+    return parent.with_name(parent.name.removesuffix(".tiles"))
+
+
+def _check_inputs(stem: Path, checkpoint, data: PreparedData) -> None:
     """Refuse to write into a store initialised for another checkpoint or data set."""
     import zarr
 
-    stem = Path(flag).parent.with_name(Path(flag).parent.name.removesuffix(".tiles"))
     attrs = zarr.open_group(str(tiles.store_path(stem)), mode="r").attrs
     if attrs.get("checkpoint_sha256") != sha256_file(checkpoint):
         raise RuntimeError(f"{checkpoint}: checksum differs from the one {tiles.store_path(stem)} was "

@@ -42,7 +42,9 @@ def create_store(path: str | Path, *, kind: str, row_ids: np.ndarray, col_ids: n
         shutil.rmtree(path)
     g = zarr.open_group(str(path), mode="w", zarr_format=3)
     shape: tuple[int, ...] = (len(row_ids), len(col_ids))
-    chunks: tuple[int, ...] = (tile, tile)
+    # One chunk per tile; a kernel smaller than a tile gets a chunk of its own size, because Zarr encodes
+    # whole chunks: a 200 × 200 × 10 × 10 eNTK in 1400² chunks would be padded to 1.6 GB per write.
+    chunks: tuple[int, ...] = (min(tile, max(1, len(row_ids))), min(tile, max(1, len(col_ids))))
     dims = ["row", "col"]
     if kind in KINDS_4D:
         if not out_dim:
@@ -80,8 +82,8 @@ def tile_sha256(block: np.ndarray) -> str:
 
 
 def tile_slices(arr: zarr.Array, i: int, j: int) -> tuple[slice, slice]:
-    t = arr.chunks[0]
-    return tile_range(arr.shape[0], t, i), tile_range(arr.shape[1], t, j)
+    """Rows and cols of tile (i, j): chunk sizes per axis (the tile size, or the axis length if smaller)."""
+    return tile_range(arr.shape[0], arr.chunks[0], i), tile_range(arr.shape[1], arr.chunks[1], j)
 
 
 def read_tile(arr: zarr.Array, i: int, j: int) -> np.ndarray:
@@ -109,8 +111,8 @@ def write_tile(path: str | Path, i: int, j: int, block: np.ndarray) -> dict[str,
 
 
 def all_tiles(arr: zarr.Array) -> list[tuple[int, int]]:
-    t = arr.chunks[0]
-    return [(i, j) for i in range(n_tiles(arr.shape[0], t)) for j in range(n_tiles(arr.shape[1], t))]
+    return [(i, j) for i in range(n_tiles(arr.shape[0], arr.chunks[0]))
+            for j in range(n_tiles(arr.shape[1], arr.chunks[1]))]
 
 
 def chunk_checksums(path: str | Path) -> dict[str, str | None]:

@@ -2,7 +2,8 @@
 
 One full run is shared by the tests of this module (module-scoped fixture): outputs exist and are
 readable, a second `snakemake -n` has nothing to do, adding a width schedules only that width's jobs,
-and a run killed with SIGKILL while tile jobs run resumes to a bitwise-identical kernel store.
+a run killed with SIGKILL while tile jobs run resumes to a bitwise-identical kernel store, and
+`kernels.jobs: per_checkpoint` writes the same stores with one job per checkpoint.
 """
 from __future__ import annotations
 
@@ -177,3 +178,35 @@ def test_sigkill_during_tiles_resumes_bitwise_equal(tmp_path):
     ma = json.loads((clean / f"{stem}.manifest.json").read_text())["tiles"]
     mb = json.loads((work / f"{stem}.manifest.json").read_text())["tiles"]
     assert ma == mb and len(ma) == 16
+
+
+def test_per_checkpoint_jobs_write_the_same_stores(tiny_run, tmp_path):
+    """kernels.jobs: per_checkpoint plans one kernel_checkpoint job per checkpoint instead of init/tile/
+    finalize jobs per store, and leaves the same finalized stores as the per-tile run (bitwise)."""
+    import zarr
+
+    from pntk import tiles
+    from pntk.provenance import sha256_file
+
+    cfg = yaml.safe_load(TINY.read_text())
+    cfg["kernels"]["jobs"] = "per_checkpoint"
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    run = "results/runs/digits/fcn-w16-s0"
+    stores = [f"{k}-{r}-{c}" for k, pairs in cfg["kernels"]["index_sets"].items() for r, c in pairs]
+    epochs = cfg["train"]["checkpoint_epochs"]
+    targets = [f"{run}/epoch{e:03d}/kernels/{s}.manifest.json" for e in epochs for s in stores]
+
+    assert job_counts(snakemake(tmp_path, "-n", *targets).stdout) == {
+        "prepare_data": 1, "train": 1, "kernel_checkpoint": len(epochs)}
+    snakemake(tmp_path, *targets)
+    for e in epochs:  # training is deterministic on CPU: the same checkpoints as the per-tile run
+        ckpt = f"{run}/checkpoints/epoch{e:03d}.pt"
+        assert sha256_file(tmp_path / ckpt) == sha256_file(tiny_run / ckpt)
+    for target in targets:
+        store = tiles.store_path(tiles.stem_of(tmp_path / target))
+        assert tiles.verify(store)["ok"], target
+        ours = zarr.open_group(str(store), mode="r")["kernel"][...]
+        theirs = zarr.open_group(str(tiles.store_path(tiles.stem_of(tiny_run / target))), mode="r")["kernel"][...]
+        assert ours.tobytes() == theirs.tobytes(), target
+    out = snakemake(tmp_path, "-n", *targets).stdout
+    assert "Nothing to be done" in out or job_counts(out) == {}, out[-2000:]

@@ -1,68 +1,98 @@
 # Tile protocol (src/pntk/tiles.py): init → one job per tile → finalize (manifest).
+# kernels.jobs: per_checkpoint runs that protocol for every store of a checkpoint inside one job.
+
+if config["kernels"]["jobs"] == "per_checkpoint":
+
+    rule kernel_checkpoint:
+        """Every kernel store of one checkpoint in one job: init → tiles → manifest each, resumable."""
+        input:
+            data=data_store,
+            checkpoint=checkpoint_of,
+        output:
+            manifests=manifests_of(EPOCH_DIR),
+        params:
+            specs=pcfg.store_specs(config),
+            kernels=config["kernels"],
+            data=config["data"],
+        resources:
+            **device_resources(
+                config["kernels"]["device"],
+                runtime=CLUSTER["tile_runtime_min"],
+                mem_mb=max(kernel_mem_mb(k, r, c, tile=True) for k, r, c in pcfg.store_specs(config)),
+            ),
+        threads: GPU_JOB_THREADS if config["kernels"]["device"].startswith("cuda") else 1
+        conda:
+            CONDA_ENV
+        log:
+            f"{EPOCH_DIR}/kernels/kernel_checkpoint.log",
+        script:
+            "../../scripts/kernel_checkpoint.py"
 
 
-rule kernel_init:
-    """Create the empty Zarr store (NaN everywhere) with coordinates and provenance."""
-    input:
-        data=data_store,
-        checkpoint=checkpoint_of,
-    output:
-        sentinel=f"{KERNEL_STEM}.init.json",
-    params:
-        kernels=config["kernels"],
-        data=config["data"],
-    conda:
-        CONDA_ENV
-    resources:
-        **device_resources(),
-    log:
-        f"{KERNEL_STEM}.init.log",
-    script:
-        "../../scripts/kernel_init.py"
+else:
+
+    rule kernel_init:
+        """Create the empty Zarr store (NaN everywhere) with coordinates and provenance."""
+        input:
+            data=data_store,
+            checkpoint=checkpoint_of,
+        output:
+            sentinel=f"{KERNEL_STEM}.init.json",
+        params:
+            kernels=config["kernels"],
+            data=config["data"],
+        conda:
+            CONDA_ENV
+        resources:
+            **device_resources(),
+        log:
+            f"{KERNEL_STEM}.init.log",
+        script:
+            "../../scripts/kernel_init.py"
 
 
-rule kernel_tile:
-    """Compute tile (i, j) with the kernel engine; write its chunk(s), then its flag."""
-    input:
-        sentinel=f"{KERNEL_STEM}.init.json",
-        data=data_store,
-        checkpoint=checkpoint_of,
-    output:
-        flag=f"{KERNEL_STEM}.tiles/{{i}}_{{j}}.json",
-    params:
-        kernels=config["kernels"],
-        data=config["data"],
-    resources:
-        **device_resources(
-            config["kernels"]["device"],
-            runtime=CLUSTER["tile_runtime_min"],
-            mem_mb=lambda wc: kernel_mem_mb(wc.kind, wc.rows, wc.cols, tile=True),
-        ),
-    threads: GPU_JOB_THREADS if config["kernels"]["device"].startswith("cuda") else 1
-    group:
-        "tiles"
-    conda:
-        CONDA_ENV
-    log:
-        f"{KERNEL_STEM}.tiles/{{i}}_{{j}}.log",
-    script:
-        "../../scripts/kernel_tile.py"
+    rule kernel_tile:
+        """Compute tile (i, j) with the kernel engine; write its chunk(s), then its flag."""
+        input:
+            sentinel=f"{KERNEL_STEM}.init.json",
+            data=data_store,
+            checkpoint=checkpoint_of,
+        output:
+            flag=f"{KERNEL_STEM}.tiles/{{i}}_{{j}}.json",
+        params:
+            kernels=config["kernels"],
+            data=config["data"],
+        resources:
+            **device_resources(
+                config["kernels"]["device"],
+                runtime=CLUSTER["tile_runtime_min"],
+                mem_mb=lambda wc: kernel_mem_mb(wc.kind, wc.rows, wc.cols, tile=True),
+            ),
+        threads: GPU_JOB_THREADS if config["kernels"]["device"].startswith("cuda") else 1
+        group:
+            "tiles"
+        conda:
+            CONDA_ENV
+        log:
+            f"{KERNEL_STEM}.tiles/{{i}}_{{j}}.log",
+        script:
+            "../../scripts/kernel_tile.py"
 
 
-rule kernel_finalize:
-    """Check every flag against its chunk, consolidate metadata, write the manifest."""
-    input:
-        sentinel=f"{KERNEL_STEM}.init.json",
-        flags=tile_flags,
-        checkpoint=checkpoint_of,
-        data=data_store,
-    output:
-        manifest=f"{KERNEL_STEM}.manifest.json",
-    conda:
-        CONDA_ENV
-    resources:
-        **device_resources(),
-    log:
-        f"{KERNEL_STEM}.finalize.log",
-    script:
-        "../../scripts/kernel_finalize.py"
+    rule kernel_finalize:
+        """Check every flag against its chunk, consolidate metadata, write the manifest."""
+        input:
+            sentinel=f"{KERNEL_STEM}.init.json",
+            flags=tile_flags,
+            checkpoint=checkpoint_of,
+            data=data_store,
+        output:
+            manifest=f"{KERNEL_STEM}.manifest.json",
+        conda:
+            CONDA_ENV
+        resources:
+            **device_resources(),
+        log:
+            f"{KERNEL_STEM}.finalize.log",
+        script:
+            "../../scripts/kernel_finalize.py"

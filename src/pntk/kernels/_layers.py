@@ -9,7 +9,8 @@ A matmul-like layer (Linear, Conv2d) is written canonically as
 and contributes Σ_g <G1[n, r, g], G2[m, s, g]> to K[n, m, r, s] (+ <b1, b2> with a bias). Modes:
     "gram"      L = 1:  (U1 U2ᵀ [+ 1]) ∘ (D1 D2ᵀ)         two GEMMs, no per-sample gradients
     "explicit"  build G (per-sample gradient, unfold + bmm), contract G1 G2ᵀ
-    "pairs"     Σ_{l,l'} (U1[n,l]·U2[m,l']) (D1[n,r,l]·D2[m,s,l'])   (position pairs, no G)
+    "pairs"     Σ_{l,l'} (U1[n,l]·U2[m,l']) (D1[n,r,l]·D2[m,s,l'])   (position pairs, no G; with R > 1
+                rows U1U2ᵀ is first folded into D2, so the cost per pair is L(L·din + L·R·dout + R²·dout))
 """
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from torch import Tensor, nn
 
 from ._common import contract_rows, gram
 
-PAIR_CHUNK_ELEMENTS = 1 << 24  # bound on the (chunk, n2, Rp, g, L, L) intermediate of "pairs"
+PAIR_CHUNK_ELEMENTS = 1 << 19  # bound on the per-chunk intermediates of "pairs" (4 MiB in float64): larger
+# chunks are mmap-allocated and freed per chunk by glibc, and their page faults cost as much as the math
 
 
 # ----------------------------------------------------------------------------- canonical forms
@@ -133,15 +135,19 @@ def pairs_contract(u1: Tensor, d1: Tensor, u2: Tensor, d2: Tensor, diagonal: boo
     n2, r = u2.shape[0], d1.shape[1]
     rp = r if diagonal else r * r
     out = u1.new_zeros((n1, n2) if diagonal else (n1, n2, r, r))
-    chunk = max(1, PAIR_CHUNK_ELEMENTS // max(1, n2 * (rp + 1) * g * l * l))
+    # intermediate elements per (n, m) pair: uu and dd, or uu, e and the (R, R) result
+    per_pair = 2 * g * l * l if diagonal else g * l * l + r * g * l * d1.shape[-1] + rp
+    chunk = max(1, PAIR_CHUNK_ELEMENTS // max(1, n2 * per_pair))
     for i in range(0, n1, chunk):
         uu = torch.einsum("ngld,mgkd->nmglk", u1[i:i + chunk], u2)  # (c, n2, g, L, L)
         if diagonal:
             dd = torch.einsum("nrglo,mrgko->nmglk", d1[i:i + chunk], d2)  # (c, n2, g, L, L)
             out[i:i + chunk] = (uu * dd).sum((2, 3, 4))  # (c, n2)
         else:
-            dd = torch.einsum("nrglo,msgko->nmrsglk", d1[i:i + chunk], d2)  # (c, n2, R, R, g, L, L)
-            out[i:i + chunk] = (dd * uu[:, :, None, None]).sum((4, 5, 6))  # (c, n2, R, R)
+            # Fold U1U2ᵀ into D2 first, so no (R, R, L, L) intermediate per pair exists:
+            # K[n,m,r,s] = Σ_{g,l,o} D1[n,r,g,l,o] Σ_k UU[n,m,g,l,k] D2[m,s,g,k,o]  (two batched GEMMs).
+            e = torch.einsum("nmglk,msgko->nmsglo", uu, d2)  # (c, n2, R, g, L, dout)
+            out[i:i + chunk] = torch.einsum("nrglo,nmsglo->nmrs", d1[i:i + chunk], e)  # (c, n2, R, R)
     return out
 
 
@@ -152,5 +158,8 @@ def matmul_costs(n1: int, n2: int, n_feat: int, r: int, diagonal: bool, g: int, 
     rp = r if diagonal else r * r
     costs = {"gram": 2.0 * n1 * n2 * (din + rp * dout + rp)} if l == 1 and g == 1 else {}  # preferred on ties
     costs["explicit"] = 2.0 * n_feat * r * g * l * din * dout + 2.0 * n1 * n2 * rp * g * din * dout
-    costs["pairs"] = 2.0 * n1 * n2 * g * l * l * (din + rp * dout + rp)
+    if diagonal:  # UU and Σ_r D1D2ᵀ per position pair, then their elementwise product
+        costs["pairs"] = 2.0 * n1 * n2 * g * l * l * (din + rp * dout + rp)
+    else:  # UU, then E = UU·D2 (L·R·dout per l), then D1·E (R²·dout per l)
+        costs["pairs"] = 2.0 * n1 * n2 * g * l * (l * din + l * r * dout + r * r * dout)
     return costs
