@@ -67,6 +67,24 @@ def test_rate(tidy, tmp_path):
     _assert_written(fg.plot_rate(pts, fit_table.iloc[:1], tmp_path / "r2"), tmp_path / "r2")
 
 
+def test_rate_reference_slope_spans_a_fitted_group(tidy, tmp_path, monkeypatch):
+    """A one-width architecture sorted first (no fit) must not collapse the −½ reference to a point."""
+    pts = tidy[(tidy["epoch"] == 0) & (tidy["statistic"] == "frobenius_distance")]
+    one_width = pts[pts["readout_width"] == pts["readout_width"].min()].assign(arch="aaa-convnet")
+    pts = pd.concat([one_width, pts])
+    fits = [{"dataset": ds, "arch": arch, **fit_rate(g["readout_width"], g["value"], g["seed"], n_boot=50)}
+            for (ds, arch), g in pts.groupby(["dataset", "arch"]) if g["readout_width"].nunique() > 1]
+    figs = []
+    monkeypatch.setattr(fg, "_save", lambda fig, *a, **k: figs.append(fig) or [])
+    fg.plot_rate(pts, pd.DataFrame(fits), tmp_path / "rate")
+    (ax,) = figs[0].axes
+    (ref,) = [line for line in ax.get_lines() if line.get_label() == "reference slope −½"]
+    xs = ref.get_xdata()
+    ranges = {(g["readout_width"].min(), g["readout_width"].max()) for _, g in pts.groupby(["dataset", "arch"])
+              if g["readout_width"].nunique() > 1}
+    assert xs.max() > xs.min() and (xs.min(), xs.max()) in ranges
+
+
 def test_over_epochs(tidy, tmp_path):
     stem = tmp_path / "fig09"
     _assert_written(fg.plot_over_epochs(tidy, "offdiag_ratio", stem, title="Fig 9", logy=True), stem)

@@ -89,8 +89,8 @@ def _select(df: pd.DataFrame, statistic: str, what: str) -> pd.DataFrame:
 
 def _xcol(df: pd.DataFrame) -> tuple[str, str]:
     if "readout_width" in df.columns and df["readout_width"].notna().all():
-        return "readout_width", "readout width w (inputs of the final Linear layer)"
-    return "width", "width w (architecture width parameter)"
+        return "readout_width", "readout width w\n(inputs of the final Linear layer)"
+    return "width", "width w\n(architecture width parameter)"
 
 
 def _agg(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
@@ -199,8 +199,8 @@ def plot_rate(df_rate_points: pd.DataFrame, fit_table: pd.DataFrame, out_stem,
         x, xlabel = _xcol(pts)
     else:
         _check(pts, (x,), "plot_rate")
-        xlabel = dict(width="width w (architecture width parameter)",
-                      readout_width="readout width w (inputs of the final Linear layer)").get(x, x)
+        xlabel = dict(width="width w\n(architecture width parameter)",
+                      readout_width="readout width w\n(inputs of the final Linear layer)").get(x, x)
     keys = ["dataset", "arch"] if "dataset" in fit_table.columns else ["arch"]
     fig, (ax,) = _axes(1, (8.5, 4.4))
     d = _agg(pts, keys + [x])
@@ -220,10 +220,10 @@ def plot_rate(df_rate_points: pd.DataFrame, fit_table: pd.DataFrame, out_stem,
                     label=f"{name}: b = {r['exponent']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]")
         else:
             ax.plot([], [], "o", color=color, label=f"{name}: no fit")
-        if ref_anchor is None:
-            ref_anchor = (g[x].min(), g["mean"].iloc[0], g[x].max())
+        if (ref_anchor is None or not ref_anchor[3]) and g[x].nunique() > 1:  # a fitted group, if any
+            ref_anchor = (g[x].min(), g["mean"].iloc[0], g[x].max(), bool(len(row)))
     if ref_anchor is not None:
-        x0, y0, x1 = ref_anchor
+        x0, y0, x1, _ = ref_anchor
         xx = np.geomspace(x0, x1, 20)
         ax.plot(xx, y0 * (xx / x0) ** -0.5, "k--", lw=1, label="reference slope −½")
     ax.set_xscale("log", base=2)
