@@ -128,6 +128,29 @@ def test_a_store_of_another_checkpoint_or_tiling_is_recomputed_whole(small_digit
     assert S.store_info(tiles.store_path(tiles.stem_of(paths[2])))["tile_size"] == 32
 
 
+def test_other_examples_or_method_rebuild_the_store(small_digits_store, fcn_checkpoint, tmp_path, one_thread,
+                                                    recorded_tiles):
+    """After a config change Snakemake reruns the job: tiles of the old settings must not be kept."""
+    paths = run_job(tmp_path, small_digits_store, fcn_checkpoint)
+    recorded_tiles.clear()
+    other = {**DATA_CFG, "seed": 1}  # other D and X subsets; the full train/test sets stay the same
+    kernel_jobs.checkpoint_job(paths, SPECS, data_path=small_digits_store, checkpoint=fcn_checkpoint,
+                               kernels_cfg=kernels_cfg(), data_cfg=other)
+    assert sorted({t.split("/")[0] for t in recorded_tiles}) == ["entk-sub-test-sub-train", "pntk-sub-train-sub-train"]
+    assert len(recorded_tiles) == 3 + 2
+    full = open_prepared(small_digits_store)
+    r_ids, _ = kernel_jobs.index_sets_for(full, "sub-train", "sub-train", other)
+    net, _ = load_checkpoint(fcn_checkpoint)
+    expected = empirical_kernel(net.double(), torch.as_tensor(full.x[r_ids], dtype=torch.float64), kind="pntk",
+                                method="reference").numpy()
+    np.testing.assert_allclose(values(paths[0]), expected, rtol=1e-10, atol=1e-12 * np.abs(expected).max())
+
+    recorded_tiles.clear()
+    kernel_jobs.checkpoint_job(paths, SPECS, data_path=small_digits_store, checkpoint=fcn_checkpoint,
+                               kernels_cfg={**kernels_cfg(), "method": "jacobian"}, data_cfg=other)
+    assert len(recorded_tiles) == 3 + 2 + 7 * 14
+
+
 def test_manifests_and_specs_must_pair_up(small_digits_store, fcn_checkpoint, tmp_path):
     with pytest.raises(ValueError, match="2 manifests for 3 store specs"):
         kernel_jobs.checkpoint_job(manifests(tmp_path)[:2], SPECS, data_path=small_digits_store,

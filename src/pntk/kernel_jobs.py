@@ -106,7 +106,7 @@ def checkpoint_job(manifests: list[str | Path], specs: list[tuple[str, str, str]
         stem = tiles.stem_of(manifest)
         sentinel = stem.with_name(stem.name + ".init.json")
         r_ids, c_ids = index_sets_for(data, rows, cols, data_cfg)
-        if _resumable(stem, sentinel, checkpoint, data, kernels_cfg):
+        if _resumable(stem, sentinel, checkpoint, data, kind, r_ids, c_ids, kernels_cfg):
             done = chunk_checksums(tiles.store_path(stem))  # {"i_j": sha256 or None}
             log.info("resuming %s: %d tiles written", tiles.store_path(stem), sum(v is not None for v in done.values()))
         else:
@@ -129,17 +129,27 @@ def checkpoint_job(manifests: list[str | Path], specs: list[tuple[str, str, str]
     return records
 
 
-def _resumable(stem: Path, sentinel: Path, checkpoint, data: PreparedData, kernels_cfg: dict) -> bool:
-    """A store left by an earlier (killed) job for the same checkpoint, data and tiling."""
+def _resumable(stem: Path, sentinel: Path, checkpoint, data: PreparedData, kind: str, r_ids: np.ndarray,
+               c_ids: np.ndarray, kernels_cfg: dict) -> bool:
+    """A store left by an earlier (killed) job that init_job would create again identically: same
+    checkpoint and data, kind, dtype, method, tile size and the same row/col examples in the same order."""
+    import zarr
+
     if not sentinel.exists() or not tiles.store_path(stem).exists():
         return False
     try:
         _check_inputs(stem, checkpoint, data)
-        info = json.loads(sentinel.read_text())
+        g = zarr.open_group(str(tiles.store_path(stem)), mode="r")
+        same = {k: g.attrs.get(k) for k in ("kind", "dtype", "tile_size", "method")} == {
+            "kind": kind, "dtype": kernels_cfg["dtype"], "tile_size": kernels_cfg["tile_size"],
+            "method": kernels_cfg["method"]}
+        same = same and np.array_equal(g["row"][:], r_ids) and np.array_equal(g["col"][:], c_ids)
     except (RuntimeError, OSError, ValueError, KeyError) as err:
         log.info("re-initialising %s: %s", tiles.store_path(stem), err)
         return False
-    return info.get("tile_size") == kernels_cfg["tile_size"]
+    if not same:
+        log.info("re-initialising %s: made for other settings or examples", tiles.store_path(stem))
+    return bool(same)
 
 
 def _flag_matches(flag: Path, checksums: dict) -> bool:
