@@ -17,6 +17,7 @@ Setup: digits (prepared in a temporary folder), --arch (FCN-3) of width --width 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import statistics
@@ -34,10 +35,6 @@ from pntk.provenance import machine_description  # noqa: E402
 from pntk.active_loop import ALConfig, acquire_mlmoc, fit, naive_scores  # noqa: E402
 from pntk.data import open_prepared, prepare_dataset  # noqa: E402
 from pntk.models import ModelSpec, init_model  # noqa: E402
-
-
-def machine() -> str:
-    return machine_description()
 
 
 def timed(fn, repeats: int) -> tuple[float, list]:
@@ -83,7 +80,7 @@ def main(argv=None) -> dict:
     xl, yl, xs = x[lab], y[lab], x[pool]
     acquire_mlmoc(model, xl, yl, xs[:20], 2, kind="entk")  # warm-up (lazy imports, allocator)
 
-    res = {"machine": machine(), "date": datetime.date.today().isoformat(), "device": str(dev),
+    res = {"machine": machine_description(), "date": datetime.date.today().isoformat(), "device": str(dev),
            "model": f"{a.arch}-{a.depth} width {a.width}", "n_labelled": a.initial, "pool": a.pool, "k": a.k, "A": {}}
     print(f"# {res['machine']}; {res['model']}; |L| = {a.initial}, |S| = {a.pool}, k = {a.k}, O = 10")
     print(f"{'strategy':<22}{'kernel s':>10}{'score s':>10}{'total s':>10}")
@@ -105,7 +102,7 @@ def main(argv=None) -> dict:
     t_ntk, outs = timed(lambda: acquire_mlmoc(model, xl, yl, xt, 1, kind="pntk"), a.repeats)
     info = outs[-1][1]
     t_scratch, (sc_scratch,) = timed(lambda: naive_scores(model, xl, yl, xt, cfg, 0, spec), 1)
-    ft = ALConfig(arch=a.arch, width=a.width, depth=a.depth, device=a.device, naive_epochs=a.finetune_epochs)
+    ft = dataclasses.replace(cfg, naive_epochs=a.finetune_epochs)
     t_ft, (sc_ft,) = timed(lambda: naive_scores(model, xl, yl, xt, ft, 0), 1)
     from scipy.stats import spearmanr
 

@@ -31,6 +31,7 @@ from torch import nn
 
 from pntk.kernels import empirical_kernel
 from pntk.models import ModelSpec, init_model
+from pntk.provenance import machine_description
 
 KINDS = ["pntk", "entk", "first_logit", "trace"]
 METHODS = ["reference", "jacobian", "structured", "auto"]
@@ -243,7 +244,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     res = run(args)
-    res.update(date=time.strftime("%Y-%m-%d"), cpu=platform.processor() or platform.machine(),
+    res.update(date=time.strftime("%Y-%m-%d"), cpu=machine_description(),
                cores=os.cpu_count(), load_avg=os.getloadavg())
     print(f"\n# {res['date']}, device {res['device']}, {res['cores']} cores, torch threads {res['threads']}, "
           f"load average at end {res['load_avg'][0]:.1f}\n")

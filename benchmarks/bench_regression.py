@@ -50,10 +50,6 @@ def write_kernel(path: Path, x_rows, x_cols, tile: int, dtype: str, compressor: 
     return a
 
 
-def machine() -> str:
-    return machine_description()
-
-
 def bench_one(n, args, work: Path, log) -> dict:
     rng = np.random.default_rng(n)
     x = rng.normal(size=(n + args.test, args.dim))
@@ -114,7 +110,7 @@ def main():
     log = logging.getLogger("bench_regression")
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_regression-"))
     work.mkdir(parents=True, exist_ok=True)
-    head = (f"# {datetime.date.today()} | {machine()} | device {args.device} | torch {torch.__version__} | "
+    head = (f"# {datetime.date.today()} | {machine_description()} | device {args.device} | torch {torch.__version__} | "
             f"zarr {zarr.__version__} | ReLU-NTK d={args.dim}, ridge {args.ridge}, CG tol {args.tol}, "
             f"CG cap {args.cg_cap_mb} MiB | {os.cpu_count()} CPUs, load avg {os.getloadavg()[0]:.1f}")
     print(head, flush=True)

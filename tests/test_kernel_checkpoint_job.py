@@ -77,7 +77,7 @@ def recorded_tiles(monkeypatch):
     seen, compute = [], kernel_jobs._compute_tile
 
     def recording(flag, *args, **kwargs):
-        seen.append(f"{Path(flag).parent.name.removesuffix('.tiles')}/{Path(flag).stem}")
+        seen.append(f"{tiles.stem_of(flag).name}/{Path(flag).stem}")
         return compute(flag, *args, **kwargs)
 
     monkeypatch.setattr(kernel_jobs, "_compute_tile", recording)

@@ -116,7 +116,7 @@ class LookAhead:
         self.lab_rows = torch.arange(m, device=kf.device)  # flat rows of L (grows in sequential mode)
         self.resid = (y_l - f0[:n_l]).reshape(m, self.c)  # (n_l·q, c)  r = Y_L − f0(L)
         w = torch.linalg.solve_triangular(chol, kf[:m, m:], upper=False)  # (m, |S|q)  C⁻¹Θ(L,S)
-        self.sigma = kf[m:, m:] - w.T @ w  # (|S|q, |S|q)  posterior kernel Σ(S,S)
+        self.sigma = torch.addmm(kf[m:, m:], w.T, w, alpha=-1)  # (|S|q, |S|q)  posterior kernel Σ(S,S)
         alpha = torch.cholesky_solve(self.resid, chol)  # (m, c)  A⁻¹r
         self.f0_s = f0[n_l:]  # (|S|, O)
         self.f_lin = self.f0_s + (kf[m:, :m] @ alpha).reshape(self.n_s, o)  # (|S|, O)
@@ -181,13 +181,13 @@ class LookAhead:
         self.lab_rows = torch.cat([self.lab_rows, rows_j])
         y = self._onehot(torch.tensor([label]))[0]  # (O,)
         self.resid = torch.cat([self.resid, (y - self.f0_s[j]).reshape(q, self.c)])
-        sj = self.sigma[:, j * q:(j + 1) * q]  # (|S|q, q)  Σ(S, x_j)
+        sj = self.sigma[:, j * q:(j + 1) * q].clone()  # (|S|q, q)  Σ(S, x_j); Σ is updated in place below
         gain = sj @ torch.linalg.inv(sj[j * q:(j + 1) * q] + self.lam * eye)  # (|S|q, q)
         rho = (y - self.f_lin[j]).reshape(q, self.c)  # (q, c)  y − f_lin(x_j)
         step = (gain @ rho).reshape(self.n_s, self.o)  # (|S|, O)
         self.f_lin = self.f_lin + step
         self.model_out = self.model_out + step
-        self.sigma = self.sigma - gain @ sj.T
+        self.sigma.addmm_(gain, sj.T, alpha=-1)  # in place: Σ is the largest matrix here
         self.active[j] = False
 
     def alpha(self) -> Tensor:

@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from .active_loop import COLUMNS, ci95
+from .active_loop import BASELINES, COLUMNS, ci95
+from .figures import _save
 
 CAPTIONS = {
     "accuracy": "Pool-based active learning: test accuracy of the network retrained after each cycle, "
@@ -47,29 +48,13 @@ def summary(df: pd.DataFrame, value: str, by: str) -> pd.DataFrame:
     return g.agg(mean="mean", ci95=ci95, n="count").reset_index()
 
 
-def _save(fig: Figure, stem: str | os.PathLike, formats: Iterable[str], dpi: int) -> list[Path]:
-    stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    out = []
-    for ext in formats:
-        final = stem.with_name(f"{stem.name}.{ext}")
-        tmp = final.with_name(f".{final.name}.tmp")
-        fig.savefig(tmp, format=ext, dpi=dpi)
-        os.replace(tmp, final)
-        out.append(final)
-    return out
-
-
-BASELINE_LABELS = ("random", "entropy", "margin", "naive")
-
-
 def _lines(ax, s: pd.DataFrame, x: str, log: bool = False, names: dict | None = None) -> None:
     for label, g in s.groupby("label", sort=True):
         g = g.sort_values(x)
         lo, mid, hi = g["mean"] - g["ci95"], g["mean"], g["mean"] + g["ci95"]
         if log:  # summary of log10(value): geometric mean and its interval
             lo, mid, hi = 10 ** lo, 10 ** mid, 10 ** hi
-        ls = "--" if label in BASELINE_LABELS else "-"
+        ls = "--" if label in BASELINES else "-"
         ax.plot(g[x], mid, ls, marker="o", ms=3, label=(names or {}).get(label, label))
         ax.fill_between(g[x], lo, hi, alpha=0.1)
 

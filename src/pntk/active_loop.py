@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from .active import REFERENCES, LookAhead
 from .kernels import empirical_kernel
 from .models import ModelSpec, init_model
-from .train import evaluate, loss_fn
+from .train import _epoch_order, evaluate, loss_fn
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +108,7 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: ALConfig, epoch
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     model.train()
     for epoch in range(epochs):
-        g = torch.Generator().manual_seed(seed * 100_003 + epoch)
-        order = torch.randperm(len(x), generator=g).to(x.device)
+        order = _epoch_order(len(x), seed, epoch).to(x.device)
         bounds = list(range(0, len(x), cfg.batch_size)) + [len(x)]
         if len(bounds) > 2 and bounds[-1] - bounds[-2] == 1:
             del bounds[-2]  # no batch of one sample: BatchNorm cannot train on it
@@ -163,7 +162,7 @@ def acquire_mlmoc(model, x_l, y_l, x_s, k: int, *, kind: str = "pntk", sequentia
     o = f0.shape[1]
     la = LookAhead(kern, f0, F.one_hot(y_l.long(), o).double().to(f0.device), len(x_l), ridge=ridge,
                    reference=reference)
-    first = la.scores(la.pseudo_labels())  # (|S|,)
+    first = la.scores()  # (|S|,)
     if not sequential:
         chosen = first.topk(k).indices.cpu().numpy()
     else:
@@ -175,7 +174,7 @@ def acquire_mlmoc(model, x_l, y_l, x_s, k: int, *, kind: str = "pntk", sequentia
             la.add(j, int(y_s[j]))  # true label enters A⁻¹ by the block update; no SGD
             chosen.append(j)
             if t < k - 1:
-                sc = la.scores(la.pseudo_labels())
+                sc = la.scores()
         chosen = np.asarray(chosen)
     return chosen, {"kernel_seconds": t1 - t0, "score_seconds": time.perf_counter() - t1, "scores": first.cpu()}
 
@@ -240,7 +239,8 @@ def run_active_learning(x_pool: np.ndarray, y_pool: np.ndarray, x_test: np.ndarr
         size = cfg.naive_pool if st.method == "naive" else cfg.pool_subset
         pool = sub_rng.choice(unl, min(size, len(unl)), replace=False)  # candidate subset S
         k = min(cfg.per_cycle, len(pool))
-        xs = xp[torch.as_tensor(pool, device=dev)]
+        pool_t = torch.as_tensor(pool, device=dev)
+        xs = xp[pool_t]
         t0 = time.perf_counter()
         if st.method == "random":
             pick = np.random.default_rng(np.random.SeedSequence([seed, 2, cycle])).choice(len(pool), k, replace=False)
@@ -250,7 +250,7 @@ def run_active_learning(x_pool: np.ndarray, y_pool: np.ndarray, x_test: np.ndarr
             pick = naive_scores(model, xp[lab], yp[lab], xs, cfg, seed, spec).topk(k).indices.numpy()
         else:
             pick, _ = acquire_mlmoc(model, xp[lab], yp[lab], xs, k, kind=st.kernel,
-                                    sequential=st.method == "mlmoc-seq", y_s=yp[torch.as_tensor(pool, device=dev)],
+                                    sequential=st.method == "mlmoc-seq", y_s=yp[pool_t],
                                     ridge=cfg.ridge, reference=cfg.reference, method=cfg.kernel_method,
                                     dtype=cfg.kernel_dtype)
         acq_s, n_cand = time.perf_counter() - t0, len(pool)

@@ -19,23 +19,19 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import stat
 import time
 import zipfile
 from pathlib import Path
 
-
 from . import __version__
 from . import config as pcfg
 from . import tiles
+from .archive_checks import (CONFIG_KEYS, FORMAT, FORMAT_VERSION, LEVELS, MANIFEST, ArchiveError,  # noqa: F401
+                             _attrs, _copy, _read_manifest, check_contents, check_entries, config_differences,
+                             level_of, unsafe_name)
 from .provenance import git_describe, sha256_file
-from .archive_checks import (CHUNK, CONFIG_KEYS, DATA_KEYS, FORMAT, FORMAT_VERSION, KERNEL_KEYS,  # noqa: F401
-                             LEVELS, MANIFEST, MODEL_KEYS, RUN_FIELDS, STEM_RE, ArchiveError, _attrs, _copy,
-                             _read_manifest, check_contents, check_entries, config_differences, level_of,
-                             unsafe_name)
-
 
 
 def configured_stores(config: dict) -> list[tuple[str, str, str, int]]:
@@ -176,7 +172,7 @@ def import_archive(zip_path: str | Path, results: str | Path, config: dict, over
     with zf:
         try:
             man = _read_manifest(zf)
-            check_entries(zf, man, results)
+            check_entries(zf, man)
             diffs = config_differences(man, config)
             if diffs:
                 raise ArchiveError("refused: the archive was computed under another config:\n  " + "\n  ".join(diffs))

@@ -17,10 +17,9 @@ import zipfile
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
-
 from . import config as pcfg
 from . import store as kstore
+from . import tiles
 
 FORMAT, FORMAT_VERSION, MANIFEST = "pntk-archive", 1, "pntk-archive.json"
 CONFIG_KEYS = ("data", "models", "seeds", "train", "kernels")
@@ -36,10 +35,8 @@ STEM_RE = re.compile(r"^runs/(?P<dataset>[a-z_0-9]+)/(?P<arch>[a-z0-9]+)-w(?P<wi
 CHUNK = 1 << 20
 
 
-
 class ArchiveError(RuntimeError):
     """The archive cannot be packed or is refused; the message says what and where."""
-
 
 
 def level_of(rel: str) -> str:
@@ -98,7 +95,7 @@ def _read_manifest(zf: zipfile.ZipFile) -> dict:
     return man
 
 
-def check_entries(zf: zipfile.ZipFile, man: dict, results: Path) -> None:
+def check_entries(zf: zipfile.ZipFile, man: dict) -> None:
     """Names (safety), the set of entries against the manifest, and the sha256 of every entry."""
     bad = [f"{i.filename!r}: {why}" for i in zf.infolist() if (why := unsafe_name(i))]
     names = [i.filename for i in zf.infolist()]
@@ -245,19 +242,13 @@ def _verify_tiles_in_zip(zf: zipfile.ZipFile, zip_path: Path, stem: str, expecte
             flags[Path(rel).name] = dict(json.loads(zf.read(rel))["chunks"])
         except (ValueError, KeyError, TypeError):
             flags[Path(rel).name] = None
-    actual = {}
     with _zip_group(zip_path, f"{stem}.zarr") as g:
-        for i, j in kstore.all_tiles(g["kernel"]):
-            block = kstore.read_tile(g["kernel"], i, j)
-            actual[f"{i}_{j}"] = None if np.isnan(block).all() else kstore.tile_sha256(block)
-    missing = sorted(k for k, v in actual.items() if v is None or k not in expected)
-    mismatch = sorted(k for k, v in expected.items() if actual.get(k) != v)
-    bad_flags = sorted(n for n, sums in flags.items()
-                       if sums is None or any(expected.get(k) != v for k, v in sums.items()))
-    unflagged = sorted(set(expected) - {k for sums in flags.values() if sums for k in sums})
-    if missing or mismatch or bad_flags or unflagged:
-        raise ArchiveError(f"refused: {stem} fails verification: missing tiles {missing}, chunks differing from "
-                           f"the manifest {mismatch}, bad flags {bad_flags}, tiles without a flag {unflagged}")
+        actual = kstore.checksums_of(g["kernel"])
+    c = tiles.compare_checksums(actual, expected, flags)
+    if any(c.values()):
+        raise ArchiveError(f"refused: {stem} fails verification: missing tiles {c['missing']}, chunks differing "
+                           f"from the manifest {c['mismatch']}, bad flags {c['bad_flags']}, tiles without a flag "
+                           f"{c['unflagged']}")
 
 
 def _verify_data_in_zip(man: dict, zip_path: Path) -> None:

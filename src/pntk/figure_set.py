@@ -136,15 +136,19 @@ def plot_kernel_heatmap(manifest, data_path, stem: Path) -> list[Path]:
     return _save(fig, stem)
 
 
+def _rst(text: str) -> str:
+    """A caption as reStructuredText: | escaped (it marks substitutions in rst), newline-terminated."""
+    return text.replace("|", "\\|") + "\n"
+
+
 def caption_rst(n: int) -> str:
-    """reStructuredText of figure n's caption (| escaped: it marks substitutions in rst)."""
-    return f"Figure {n} ({FIGURES[n][0]}). " + caption(n).replace("|", "\\|") + "\n"
+    return _rst(f"Figure {n} ({FIGURES[n][0]}). " + caption(n))
 
 
 def active_caption_rst(name: str) -> str:
     from .active_figures import CAPTIONS as ACTIVE
 
-    return ACTIVE[name].replace("|", "\\|") + "\n"
+    return _rst(ACTIVE[name])
 
 
 def write_captions(folder: str | Path) -> None:

@@ -87,10 +87,13 @@ def _select(df: pd.DataFrame, statistic: str, what: str) -> pd.DataFrame:
     return sub
 
 
+X_LABELS = {"readout_width": "readout width w\n(inputs of the final Linear layer)",
+            "width": "width w\n(architecture width parameter)"}
+
+
 def _xcol(df: pd.DataFrame) -> tuple[str, str]:
-    if "readout_width" in df.columns and df["readout_width"].notna().all():
-        return "readout_width", "readout width w\n(inputs of the final Linear layer)"
-    return "width", "width w\n(architecture width parameter)"
+    col = "readout_width" if "readout_width" in df.columns and df["readout_width"].notna().all() else "width"
+    return col, X_LABELS[col]
 
 
 def _agg(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
@@ -199,12 +202,11 @@ def plot_rate(df_rate_points: pd.DataFrame, fit_table: pd.DataFrame, out_stem,
         x, xlabel = _xcol(pts)
     else:
         _check(pts, (x,), "plot_rate")
-        xlabel = dict(width="width w\n(architecture width parameter)",
-                      readout_width="readout width w\n(inputs of the final Linear layer)").get(x, x)
+        xlabel = X_LABELS.get(x, x)
     keys = ["dataset", "arch"] if "dataset" in fit_table.columns else ["arch"]
     fig, (ax,) = _axes(1, (8.5, 4.4))
     d = _agg(pts, keys + [x])
-    ref_anchor = None
+    ref_anchor, ref_fitted = None, False  # (x0, y0, x1) of the −½ line: a fitted group if there is one
     for i, (key, g) in enumerate(d.groupby(keys)):
         key = key if isinstance(key, tuple) else (key,)
         color = f"C{i}"
@@ -220,10 +222,10 @@ def plot_rate(df_rate_points: pd.DataFrame, fit_table: pd.DataFrame, out_stem,
                     label=f"{name}: b = {r['exponent']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]")
         else:
             ax.plot([], [], "o", color=color, label=f"{name}: no fit")
-        if (ref_anchor is None or not ref_anchor[3]) and g[x].nunique() > 1:  # a fitted group, if any
-            ref_anchor = (g[x].min(), g["mean"].iloc[0], g[x].max(), bool(len(row)))
+        if not ref_fitted and g[x].nunique() > 1:
+            ref_anchor, ref_fitted = (g[x].min(), g["mean"].iloc[0], g[x].max()), bool(len(row))
     if ref_anchor is not None:
-        x0, y0, x1, _ = ref_anchor
+        x0, y0, x1 = ref_anchor
         xx = np.geomspace(x0, x1, 20)
         ax.plot(xx, y0 * (xx / x0) ** -0.5, "k--", lw=1, label="reference slope −½")
     ax.set_xscale("log", base=2)

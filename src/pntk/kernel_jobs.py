@@ -53,7 +53,7 @@ def tile_job(flag: str | Path, *, kind: str, rows: str, cols: str, i: int, j: in
     from .train import load_checkpoint
 
     data = open_prepared(data_path, lazy=True)  # x stays on disk: only this tile's rows are read
-    _check_inputs(_stem_of_flag(flag), checkpoint, data)
+    _check_inputs(tiles.stem_of(flag), checkpoint, data)
     r_ids, c_ids = index_sets_for(data, rows, cols, data_cfg)
     model, _ = load_checkpoint(checkpoint, device=kernels_cfg["device"])
     return _compute_tile(flag, model, data, r_ids, c_ids, i, j, kind=kind, symmetric=rows == cols,
@@ -135,21 +135,22 @@ def _resumable(stem: Path, sentinel: Path, checkpoint, data: PreparedData, kind:
     checkpoint and data, kind, dtype, method, tile size and the same row/col examples in the same order."""
     import zarr
 
-    if not sentinel.exists() or not tiles.store_path(stem).exists():
+    spath = tiles.store_path(stem)
+    if not sentinel.exists() or not spath.exists():
         return False
+    want = {"kind": kind, "dtype": kernels_cfg["dtype"], "tile_size": kernels_cfg["tile_size"],
+            "method": kernels_cfg["method"], "checkpoint_sha256": sha256_file(checkpoint),
+            "data_fingerprint": data.fingerprint}
     try:
-        _check_inputs(stem, checkpoint, data)
-        g = zarr.open_group(str(tiles.store_path(stem)), mode="r")
-        same = {k: g.attrs.get(k) for k in ("kind", "dtype", "tile_size", "method")} == {
-            "kind": kind, "dtype": kernels_cfg["dtype"], "tile_size": kernels_cfg["tile_size"],
-            "method": kernels_cfg["method"]}
-        same = same and np.array_equal(g["row"][:], r_ids) and np.array_equal(g["col"][:], c_ids)
-    except (RuntimeError, OSError, ValueError, KeyError) as err:
-        log.info("re-initialising %s: %s", tiles.store_path(stem), err)
+        g = zarr.open_group(str(spath), mode="r")
+        same = ({k: g.attrs.get(k) for k in want} == want and np.array_equal(g["row"][:], r_ids)
+                and np.array_equal(g["col"][:], c_ids))
+    except (OSError, ValueError, KeyError) as err:
+        log.info("re-initialising %s: %s", spath, err)
         return False
     if not same:
-        log.info("re-initialising %s: made for other settings or examples", tiles.store_path(stem))
-    return bool(same)
+        log.info("re-initialising %s: made for another checkpoint, data, settings or examples", spath)
+    return same
 
 
 def _flag_matches(flag: Path, checksums: dict) -> bool:
@@ -159,11 +160,6 @@ def _flag_matches(flag: Path, checksums: dict) -> bool:
     except (OSError, ValueError, KeyError, TypeError):
         return False
     return bool(chunks) and all(checksums.get(k) == v for k, v in chunks.items())
-
-
-def _stem_of_flag(flag) -> Path:
-    parent = Path(flag).parent
-    return parent.with_name(parent.name.removesuffix(".tiles"))
 
 
 def _check_inputs(stem: Path, checkpoint, data: PreparedData) -> None:

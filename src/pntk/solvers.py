@@ -75,20 +75,23 @@ class ZarrKernelOperator:
         chunks = getattr(self.k, "chunks", None) if not isinstance(self.k, (np.ndarray, torch.Tensor)) else None
         tr, tc = (int(chunks[0]), int(chunks[1])) if chunks else (1, 1)
         per = 8 * self.o * self.o  # float64 bytes of one (sample, sample) entry
-        rows = max(tr, (block_bytes // max(1, per * self.n2)) // tr * tr)
-        self.block_rows = min(rows, self.n1)
-        cols = max(tc, (block_bytes // max(1, per * self.block_rows)) // tc * tc)
-        self.block_cols = min(cols, self.n2)
         if symmetric:
             if self.n1 != self.n2:
                 raise ValueError(f"symmetric needs a square kernel; got {shape}")
             side = max(tr, math.isqrt(block_bytes // per) // tr * tr)  # square blocks of whole tiles
             self.block_rows = self.block_cols = min(side, self.n1)
+        else:
+            rows = max(tr, (block_bytes // max(1, per * self.n2)) // tr * tr)
+            self.block_rows = min(rows, self.n1)
+            cols = max(tc, (block_bytes // max(1, per * self.block_rows)) // tc * tc)
+            self.block_cols = min(cols, self.n2)
         self.symmetric = symmetric
         self.tile = (tr, tc)
         self._buf = None  # reused float64 block buffer for chunked (zarr) kernels
         self.passes = 0  # full sweeps over the kernel (one per matmat)
         self.read_seconds = 0.0
+        if symmetric:
+            self.check_symmetric()  # only the upper block triangle is read: it must stand for the lower
 
     @property
     def block_nbytes(self) -> int:

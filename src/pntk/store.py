@@ -117,7 +117,11 @@ def all_tiles(arr: zarr.Array) -> list[tuple[int, int]]:
 
 def chunk_checksums(path: str | Path) -> dict[str, str | None]:
     """sha256 of every tile as stored now; None for a tile that was never written (still NaN)."""
-    arr = open_kernel(path)
+    return checksums_of(open_kernel(path))
+
+
+def checksums_of(arr: zarr.Array) -> dict[str, str | None]:
+    """:func:`chunk_checksums` of an open kernel array (any zarr store, e.g. inside a zip)."""
     out: dict[str, str | None] = {}
     for i, j in all_tiles(arr):
         block = read_tile(arr, i, j)

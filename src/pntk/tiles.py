@@ -23,8 +23,10 @@ from .provenance import atomic_write_json, provenance, sha256_file
 
 
 def stem_of(path: str | Path) -> Path:
-    """`…/pntk-train-train.manifest.json` / `.init.json` / `.zarr` → `…/pntk-train-train`."""
+    """`…/pntk-train-train.manifest.json` / `.init.json` / `.zarr` / `.tiles/{i}_{j}.json` → `…/pntk-train-train`."""
     p = Path(path)
+    if p.parent.name.endswith(".tiles"):  # a tile flag
+        return p.parent.with_name(p.parent.name.removesuffix(".tiles"))
     for suffix in (".manifest.json", ".init.json", ".zarr"):
         if p.name.endswith(suffix):
             return p.with_name(p.name[: -len(suffix)])
@@ -65,7 +67,7 @@ def compute_tile(model, x_rows, x_cols, *, symmetric_diagonal: bool, kind: str, 
 
 def write_tile_and_flag(flag: str | Path, block: np.ndarray, i: int, j: int, seconds: float,
                         extra: dict | None = None) -> dict:
-    stem = Path(flag).parent.with_name(Path(flag).parent.name.removesuffix(".tiles"))
+    stem = stem_of(flag)
     if not np.isfinite(block).all():
         raise FloatingPointError(f"tile ({i},{j}) of {store_path(stem)} has non-finite values; no flag written")
     sums = kstore.write_tile(store_path(stem), i, j, block)
@@ -120,20 +122,24 @@ def verify(store: str | Path, manifest: str | Path | None = None) -> dict:
             flags[f.name] = json.loads(f.read_text())["chunks"]
         except (json.JSONDecodeError, KeyError, TypeError):
             flags[f.name] = None
-    if mpath.exists():
-        expected = json.loads(mpath.read_text())["tiles"]
-    else:
-        expected = {k: v for sums in flags.values() if sums for k, v in sums.items()}
-    bad_flags = sorted(name for name, sums in flags.items()
-                       if sums is None or any(expected.get(k) != v for k, v in sums.items()))
-    flagged = {k for sums in flags.values() if sums for k in sums}
+    from_flags = {k: v for sums in flags.values() if sums for k, v in sums.items()}
+    expected = json.loads(mpath.read_text())["tiles"] if mpath.exists() else from_flags
     result = {"store": str(spath), "manifest": str(mpath), "n_tiles": len(actual),
-              "unflagged": sorted(set(expected) - flagged),
-              "manifest_missing": not mpath.exists(),
-              "missing": sorted(k for k, v in actual.items() if v is None or k not in expected),
-              "mismatch": sorted(k for k, v in expected.items()
-                                 if k not in actual or (actual[k] is not None and actual[k] != v)),
-              "bad_flags": bad_flags}
-    result["ok"] = not (result["missing"] or result["mismatch"] or bad_flags or result["unflagged"]
+              "manifest_missing": not mpath.exists(), **compare_checksums(actual, expected, flags)}
+    result["ok"] = not (result["missing"] or result["mismatch"] or result["bad_flags"] or result["unflagged"]
                         or result["manifest_missing"])
     return result
+
+
+def compare_checksums(actual: dict, expected: dict, flags: dict) -> dict[str, list[str]]:
+    """Tiles as stored (`actual`, "i_j" → sha256 or None if never written) against the manifest's
+    (`expected`) and the flag files' (`flags`: file name → their chunk checksums, None if unreadable):
+    "missing" (not written, or absent from the manifest), "mismatch" (chunk differs from the manifest),
+    "bad_flags" (unreadable or disagreeing with the manifest), "unflagged" (no flag file names the tile)."""
+    flagged = {k for sums in flags.values() if sums for k in sums}
+    return {"missing": sorted(k for k, v in actual.items() if v is None or k not in expected),
+            "mismatch": sorted(k for k, v in expected.items()
+                               if k not in actual or (actual[k] is not None and actual[k] != v)),
+            "bad_flags": sorted(name for name, sums in flags.items()
+                                if sums is None or any(expected.get(k) != v for k, v in sums.items())),
+            "unflagged": sorted(set(expected) - flagged)}

@@ -15,7 +15,7 @@ rule active_learning:
         strategy=r"random|entropy|margin|naive|mlmoc-(pntk|entk|first_logit)(-seq)?",
     resources:
         **device_resources(config["active"]["device"]),
-    threads: GPU_JOB_THREADS if config["active"]["device"].startswith("cuda") else 1
+    threads: device_threads(config["active"]["device"])
     conda:
         CONDA_ENV
     log:

@@ -28,7 +28,6 @@ RUNS = pcfg.runs(config)
 RUN_DIR = f"{R}/runs/{{dataset}}/{{arch}}-w{{width}}-s{{seed}}"
 EPOCH_DIR = f"{RUN_DIR}/epoch{{epoch}}"
 KERNEL_STEM = f"{EPOCH_DIR}/kernels/{{kind}}-{{rows}}-{{cols}}"
-GPU_JOB_THREADS = config["resources"]["cpus_per_gpu"]
 USES_CUDA = any(config[k]["device"].startswith("cuda") for k in ("train", "kernels", "regression", "timing", "active"))
 CONDA_ENV = "../../envs/pntk-cuda.yaml" if USES_CUDA else "../../envs/pntk.yaml"
 CLUSTER = config["resources"]
@@ -45,6 +44,11 @@ def heavy_cpu_threads():
 
 
 HEAVY_CPU = heavy_cpu_threads()
+
+
+def device_threads(device):
+    """Threads of a job on `device`: the CPUs that come with its GPU, one on CPU (light per-job work)."""
+    return CLUSTER["cpus_per_gpu"] if device.startswith("cuda") else 1
 
 
 def device_resources(device="cpu", **extra):

@@ -20,7 +20,7 @@ if config["kernels"]["jobs"] == "per_checkpoint":
                 runtime=CLUSTER["tile_runtime_min"],
                 mem_mb=max(kernel_mem_mb(k, r, c, tile=True) for k, r, c in pcfg.store_specs(config)),
             ),
-        threads: GPU_JOB_THREADS if config["kernels"]["device"].startswith("cuda") else 1
+        threads: device_threads(config["kernels"]["device"])
         conda:
             CONDA_ENV
         log:
@@ -68,7 +68,7 @@ else:
                 runtime=CLUSTER["tile_runtime_min"],
                 mem_mb=lambda wc: kernel_mem_mb(wc.kind, wc.rows, wc.cols, tile=True),
             ),
-        threads: GPU_JOB_THREADS if config["kernels"]["device"].startswith("cuda") else 1
+        threads: device_threads(config["kernels"]["device"])
         group:
             "tiles"
         conda:
