@@ -32,7 +32,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from pntk.provenance import machine_description  # noqa: E402
-from pntk.active_loop import ALConfig, acquire_mlmoc, fit, naive_scores  # noqa: E402
+from pntk.active.loop import ALConfig, acquire_mlmoc, fit, naive_scores  # noqa: E402
 from pntk.data import open_prepared, prepare_dataset  # noqa: E402
 from pntk.models import ModelSpec, init_model  # noqa: E402
 

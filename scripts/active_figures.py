@@ -3,7 +3,7 @@ from pntk.scriptutil import setup
 
 log = setup(snakemake)  # noqa: F821
 
-from pntk.active_figures import render_all  # noqa: E402
+from pntk.active.figures import render_all  # noqa: E402
 
 sm = snakemake  # noqa: F821
 paths = render_all(sm.input.csvs, sm.params.out_dir, formats=sm.params.formats, dpi=sm.params.dpi,

@@ -3,7 +3,7 @@ from pntk.scriptutil import setup
 
 log = setup(snakemake)  # noqa: F821
 
-from pntk.active_loop import ALConfig, run_from_store, write_results  # noqa: E402
+from pntk.active.loop import ALConfig, run_from_store, write_results  # noqa: E402
 
 sm = snakemake  # noqa: F821
 cfg = ALConfig.from_dict(sm.params.active)

@@ -3,7 +3,7 @@ from pntk.scriptutil import setup
 
 log = setup(snakemake)  # noqa: F821
 
-from pntk.figure_set import render  # noqa: E402
+from pntk.paper.figure_set import render  # noqa: E402
 
 sm = snakemake  # noqa: F821
 tables = {k: v for k, v in sm.input.items() if k in ("diagnostics", "regression", "training", "rate", "timing",

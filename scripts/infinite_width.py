@@ -6,7 +6,7 @@ from pntk.scriptutil import setup
 log = setup(snakemake)  # noqa: F821
 
 from pntk.data import index_set, open_prepared  # noqa: E402
-from pntk.infinite import infinite_width_rows  # noqa: E402
+from pntk.paper.infinite import infinite_width_rows  # noqa: E402
 
 sm = snakemake  # noqa: F821
 p, d = sm.params.infinite, sm.params.data

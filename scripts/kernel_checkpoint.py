@@ -3,7 +3,7 @@ from pntk.scriptutil import setup
 
 log = setup(snakemake)  # noqa: F821
 
-from pntk.kernel_jobs import checkpoint_job  # noqa: E402
+from pntk.store.jobs import checkpoint_job  # noqa: E402
 
 sm = snakemake  # noqa: F821
 checkpoint_job(list(sm.output.manifests), [tuple(s) for s in sm.params.specs], data_path=sm.input.data,

@@ -3,7 +3,7 @@ from pntk.scriptutil import setup
 
 log = setup(snakemake)  # noqa: F821
 
-from pntk.tiles import finalize  # noqa: E402
+from pntk.store.tiles import finalize  # noqa: E402
 
 sm = snakemake  # noqa: F821
 rec = finalize(sm.output.manifest, list(sm.input.flags),

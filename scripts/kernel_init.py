@@ -3,7 +3,7 @@ from pntk.scriptutil import setup
 
 log = setup(snakemake)  # noqa: F821
 
-from pntk.kernel_jobs import init_job  # noqa: E402
+from pntk.store.jobs import init_job  # noqa: E402
 
 sm = snakemake  # noqa: F821
 init_job(sm.output.sentinel, kind=sm.wildcards.kind, rows=sm.wildcards.rows, cols=sm.wildcards.cols,

@@ -3,7 +3,7 @@ from pntk.scriptutil import setup
 
 log = setup(snakemake)  # noqa: F821
 
-from pntk.kernel_jobs import tile_job  # noqa: E402
+from pntk.store.jobs import tile_job  # noqa: E402
 
 sm = snakemake  # noqa: F821
 wc = sm.wildcards

@@ -6,7 +6,7 @@ from pntk.scriptutil import setup
 log = setup(snakemake)  # noqa: F821
 
 from pntk.data import open_prepared  # noqa: E402
-from pntk.experiments import time_kernels  # noqa: E402
+from pntk.paper.timing import time_kernels  # noqa: E402
 
 sm = snakemake  # noqa: F821
 t = sm.params.timing

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import torch
 
-from pntk.active import LookAhead, block_inverse_extend, flat_kernel, mlmoc_direct
-from pntk.active_loop import (COLUMNS, ALConfig, acquire_mlmoc, acquire_uncertainty, naive_scores,
+from pntk.active.lookahead import LookAhead, block_inverse_extend, flat_kernel, mlmoc_direct
+from pntk.active.loop import (COLUMNS, ALConfig, acquire_mlmoc, acquire_uncertainty, naive_scores,
                               parse_strategy, run_from_store, write_results)
 from pntk.kernels import empirical_kernel
 from pntk.models import ModelSpec, init_model
@@ -208,7 +208,7 @@ def test_mlmoc_and_naive_acquisition_agree_roughly():
     x = torch.randn(60, 1, 8, 8)
     y = (x.flatten(1)[:, :3].argmax(1))
     model = init_model(ModelSpec("fcn", 32, (1, 8, 8), 3, 3), 0)
-    from pntk.active_loop import fit
+    from pntk.active.loop import fit
 
     fit(model, x[:20], y[:20], cfg, cfg.epochs, 0)
     pick, info = acquire_mlmoc(model, x[:20], y[:20], x[20:], 5, kind="pntk", dtype="float64")
@@ -240,7 +240,7 @@ def test_tiny_loop_end_to_end(small_digits_store, tmp_path):
     inits = {tuple(json.loads((tmp_path / f"{s}-s0.json").read_text())["selected"][0])
              for s in ("random", "margin", "naive")}
     assert len(inits) == 1
-    from pntk.active_figures import render_all
+    from pntk.active.figures import render_all
 
     paths = render_all(csvs, tmp_path / "fig", formats=("png",), table=str(tmp_path / "active.csv"))
     assert all(p.exists() and p.stat().st_size > 0 for p in paths)

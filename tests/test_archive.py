@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pntk import archive
-from pntk.archive import ArchiveError
+from pntk.store import archive
+from pntk.store.archive import ArchiveError
 from pntk.cli import main
 from pntk.config import REPO_ROOT, validate_config
 

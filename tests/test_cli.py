@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 import zarr
 
-from pntk import tiles
+from pntk.store.paths import StorePaths
+from pntk.store import tiles
 from pntk.cli import main, store_summary
-from pntk.store import tile_range
+from pntk.store.zarr_store import tile_range
 
 N, TILE = 25, 10  # ragged last tile: 3 × 3 tiles
 STEM = "runs/digits/fcn-w16-s0/epoch001/kernels/pntk-sub-train-sub-train"
@@ -29,7 +30,7 @@ def good_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("stores")
     stem = root / STEM
     ids = np.arange(100, 100 + N)
-    tiles.init_store(stem.with_name(stem.name + ".init.json"), kind="pntk", row_ids=ids, col_ids=ids,
+    tiles.init_store(StorePaths(stem).sentinel, kind="pntk", row_ids=ids, col_ids=ids,
                      row_labels=ids % 10, col_labels=ids % 10, tile=TILE, dtype="float64", out_dim=None,
                      attrs=ATTRS)
     a = np.random.default_rng(0).normal(size=(N, 4))
@@ -39,9 +40,9 @@ def good_root(tmp_path_factory) -> Path:
     for i in range(n_t):
         for j in range(i, n_t):
             rs, cs = tile_range(N, TILE, i), tile_range(N, TILE, j)
-            flags.append(tiles.flag_path(stem, i, j))
+            flags.append(StorePaths(stem).flag(i, j))
             tiles.write_tile_and_flag(flags[-1], k[rs, cs], i, j, 0.01)
-    tiles.finalize(stem.with_name(stem.name + ".manifest.json"), flags)
+    tiles.finalize(StorePaths(stem).manifest, flags)
     return root
 
 
@@ -74,9 +75,9 @@ def test_info_text_names_shape_kind_completeness(good_root, capsys):
 
 def test_info_json_of_unfinished_store(good_root, tmp_path, capsys):
     stem = copy_store(good_root, tmp_path / "c")
-    tiles.flag_path(stem, 0, 1).unlink()  # flag of tile (0,1) also covered its transpose (1,0)
-    stem.with_name(stem.name + ".manifest.json").unlink()
-    assert main(["info", "--json", str(stem.with_name(stem.name + ".init.json"))]) == 0
+    StorePaths(stem).flag(0, 1).unlink()  # flag of tile (0,1) also covered its transpose (1,0)
+    StorePaths(stem).manifest.unlink()
+    assert main(["info", "--json", str(StorePaths(stem).sentinel)]) == 0
     s = json.loads(capsys.readouterr().out)
     assert (s["tiles_written"], s["tiles_total"], s["finalized"]) == (7, 9, False)
     assert s["shape"] == [25, 25] and s["kind"] == "pntk" and s["tile_size"] == TILE
@@ -98,7 +99,7 @@ def test_verify_names_corrupted_chunk_and_flag(good_root, tmp_path, capsys):
     stem = copy_store(good_root, tmp_path / "bad")
     arr = zarr.open_group(str(zarr_path(stem)), mode="r+")["kernel"]
     arr[0:10, 0:10] = arr[0:10, 0:10] + 1.0  # chunk (0,0) now differs from manifest and flag
-    flag = tiles.flag_path(stem, 1, 2)
+    flag = StorePaths(stem).flag(1, 2)
     rec = json.loads(flag.read_text())
     rec["chunks"]["1_2"] = "0" * 64
     flag.write_text(json.dumps(rec))
@@ -117,7 +118,7 @@ def test_verify_names_corrupted_chunk_and_flag(good_root, tmp_path, capsys):
 
 def test_verify_unfinalized_store_fails(good_root, tmp_path, capsys):
     stem = copy_store(good_root, tmp_path / "u")
-    stem.with_name(stem.name + ".manifest.json").unlink()
+    StorePaths(stem).manifest.unlink()
     assert main(["verify", str(stem)]) == 1
     assert "not finalized" in capsys.readouterr().out
 

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from pntk import data as D
-from pntk.datasets_io import DATASETS
+from pntk.data.datasets import DATASETS
 
 TV_DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar100", "svhn")
 N_TRAIN, N_TEST = 40, 20  # CIFAR-10: 5 batches of 8
@@ -321,18 +321,20 @@ def test_atomic_write_keeps_old_store_on_failure(digits_store, tmp_path, monkeyp
     out = tmp_path / "d.zarr"
     good = D.prepare_dataset("digits", None, out, train_size=50, test_size=20)
 
-    real = D._write_store
+    from pntk.data import prepared as P
+
+    real = P._write_store
 
     def write_then_crash(path, *args):
         real(path, *args)  # the temporary store is complete ...
         raise RuntimeError("crash before the rename")
 
-    monkeypatch.setattr(D, "_write_store", write_then_crash)
+    monkeypatch.setattr(P, "_write_store", write_then_crash)
     with pytest.raises(RuntimeError, match="crash"):
         D.prepare_dataset("digits", None, out, train_size=60, test_size=20)
     assert D.open_prepared(out, verify=True).attrs["fingerprint"] == good["fingerprint"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.zarr"]  # no tmp / old leftovers
-    monkeypatch.setattr(D, "_write_store", real)
+    monkeypatch.setattr(P, "_write_store", real)
     new = D.prepare_dataset("digits", None, out, train_size=60, test_size=20)  # replaces the old store
     assert D.open_prepared(out).attrs["n_train"] == 60 != good["n_train"] and new["n_train"] == 60
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.zarr"]

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from pntk import figure_set
+from pntk.paper import figure_set
 
 REPORT = Path(__file__).resolve().parents[1] / "workflow" / "report"
 

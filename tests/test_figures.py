@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pntk import figures as fg
-from pntk.diagnostics import TIDY_COLUMNS, fit_rate
+from pntk.paper import figures as fg
+from pntk.paper.diagnostics import TIDY_COLUMNS, fit_rate
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +75,7 @@ def test_rate_reference_slope_spans_a_fitted_group(tidy, tmp_path, monkeypatch):
     fits = [{"dataset": ds, "arch": arch, **fit_rate(g["readout_width"], g["value"], g["seed"], n_boot=50)}
             for (ds, arch), g in pts.groupby(["dataset", "arch"]) if g["readout_width"].nunique() > 1]
     figs = []
-    monkeypatch.setattr(fg, "_save", lambda fig, *a, **k: figs.append(fig) or [])
+    monkeypatch.setattr(fg, "save_figure", lambda fig, *a, **k: figs.append(fig) or [])
     fg.plot_rate(pts, pd.DataFrame(fits), tmp_path / "rate")
     (ax,) = figs[0].axes
     (ref,) = [line for line in ax.get_lines() if line.get_label() == "reference slope −½"]

@@ -1,4 +1,4 @@
-"""kernels.jobs: per_checkpoint — pntk.kernel_jobs.checkpoint_job writes, for every store of a checkpoint,
+"""kernels.jobs: per_checkpoint — pntk.store.jobs.checkpoint_job writes, for every store of a checkpoint,
 the same store, flags and manifest as the per-tile jobs (bitwise), equals the one-shot kernel, and a
 rerun after a crash recomputes only the tiles without a matching flag."""
 from __future__ import annotations
@@ -11,8 +11,10 @@ import pytest
 import torch
 import zarr
 
-from pntk import kernel_jobs, tiles
-from pntk import store as S
+from pntk.store.paths import StorePaths
+from pntk.store import jobs as kernel_jobs
+from pntk.store import tiles
+from pntk.store import zarr_store as S
 from pntk.config import grid_of
 from pntk.data import open_prepared
 from pntk.kernels import empirical_kernel
@@ -39,7 +41,7 @@ def run_job(root: Path, data, checkpoint, tile: int = 6) -> list[Path]:
 
 
 def values(manifest: Path) -> np.ndarray:
-    return S.open_kernel(tiles.store_path(tiles.stem_of(manifest)))[...]
+    return S.open_kernel(StorePaths.of(manifest).store)[...]
 
 
 def test_same_stores_as_per_tile_jobs_and_equal_to_one_shot(small_digits_store, fcn_checkpoint, tmp_path, one_thread):
@@ -49,19 +51,19 @@ def test_same_stores_as_per_tile_jobs_and_equal_to_one_shot(small_digits_store, 
     net, _ = load_checkpoint(fcn_checkpoint)
     net = net.double()
     for (kind, rows, cols), manifest in zip(SPECS, one_job):
-        assert tiles.verify(tiles.store_path(tiles.stem_of(manifest)), manifest)["ok"]
+        assert tiles.verify(StorePaths.of(manifest).store, manifest)["ok"]
         # The per-tile rules on the same inputs: init job, one job per tile, finalize.
         stem = tmp_path / "per-tile" / "kernels" / f"{kind}-{rows}-{cols}"
-        kernel_jobs.init_job(stem.with_name(stem.name + ".init.json"), kind=kind, rows=rows, cols=cols,
+        kernel_jobs.init_job(StorePaths(stem).sentinel, kind=kind, rows=rows, cols=cols,
                              data_path=small_digits_store, checkpoint=fcn_checkpoint, kernels_cfg=kernels_cfg(),
                              data_cfg=DATA_CFG)
         r_ids, c_ids = kernel_jobs.index_sets_for(full, rows, cols, DATA_CFG)
         flags = []
         for i, j in grid_of(len(r_ids), len(c_ids), 6, symmetric=rows == cols):
-            flags.append(tiles.flag_path(stem, i, j))
+            flags.append(StorePaths(stem).flag(i, j))
             kernel_jobs.tile_job(flags[-1], kind=kind, rows=rows, cols=cols, i=i, j=j, data_path=small_digits_store,
                                  checkpoint=fcn_checkpoint, kernels_cfg=kernels_cfg(), data_cfg=DATA_CFG)
-        per_tile = tiles.finalize(manifest_path := stem.with_name(stem.name + ".manifest.json"), flags)
+        per_tile = tiles.finalize(manifest_path := StorePaths(stem).manifest, flags)
         assert json.loads(manifest.read_text())["tiles"] == per_tile["tiles"]
         assert values(manifest).tobytes() == values(manifest_path).tobytes()
 
@@ -77,7 +79,7 @@ def recorded_tiles(monkeypatch):
     seen, compute = [], kernel_jobs._compute_tile
 
     def recording(flag, *args, **kwargs):
-        seen.append(f"{tiles.stem_of(flag).name}/{Path(flag).stem}")
+        seen.append(f"{StorePaths.of(flag).stem.name}/{Path(flag).stem}")
         return compute(flag, *args, **kwargs)
 
     monkeypatch.setattr(kernel_jobs, "_compute_tile", recording)
@@ -94,17 +96,17 @@ def test_rerun_after_crash_recomputes_only_unflagged_or_corrupt_tiles(small_digi
     # A crash: no manifests yet, one tile's flag never written, another tile's chunk torn (flag stale).
     for m in paths:
         m.unlink()
-    stem = tiles.stem_of(paths[2])
-    tiles.flag_path(stem, 3, 5).unlink()
-    torn = S.open_kernel(tiles.store_path(stem))
-    arr = zarr.open_array(str(tiles.store_path(stem) / "kernel"), mode="r+")
+    stem = StorePaths.of(paths[2]).stem
+    StorePaths(stem).flag(3, 5).unlink()
+    torn = S.open_kernel(StorePaths(stem).store)
+    arr = zarr.open_array(str(StorePaths(stem).store / "kernel"), mode="r+")
     arr[0:6, 6:12] = torn[0:6, 6:12] * 2.0
     recorded_tiles.clear()
 
     run_job(tmp_path, small_digits_store, fcn_checkpoint)
     assert sorted(recorded_tiles) == ["pntk-test-train/0_1", "pntk-test-train/3_5"]
     assert [values(m).tobytes() for m in paths] == first
-    assert all(tiles.verify(tiles.store_path(tiles.stem_of(m)), m)["ok"] for m in paths)
+    assert all(tiles.verify(StorePaths.of(m).store, m)["ok"] for m in paths)
 
 
 def test_a_store_of_another_checkpoint_or_tiling_is_recomputed_whole(small_digits_store, fcn_checkpoint, tmp_path,
@@ -112,7 +114,7 @@ def test_a_store_of_another_checkpoint_or_tiling_is_recomputed_whole(small_digit
     paths = run_job(tmp_path, small_digits_store, fcn_checkpoint)
     first = [values(m) for m in paths]
     # The store claims another checkpoint (as after retraining): nothing of it may be kept.
-    g = zarr.open_group(str(tiles.store_path(tiles.stem_of(paths[0]))), mode="r+")
+    g = zarr.open_group(str(StorePaths.of(paths[0]).store), mode="r+")
     g.attrs["checkpoint_sha256"] = "0" * 64
     recorded_tiles.clear()
     run_job(tmp_path, small_digits_store, fcn_checkpoint)
@@ -125,7 +127,7 @@ def test_a_store_of_another_checkpoint_or_tiling_is_recomputed_whole(small_digit
     assert len(recorded_tiles) == 1 + 1 + 2 * 3
     for m, before in zip(paths, first):
         np.testing.assert_allclose(values(m), before, rtol=1e-12, atol=1e-12 * np.abs(before).max())
-    assert S.store_info(tiles.store_path(tiles.stem_of(paths[2])))["tile_size"] == 32
+    assert S.store_info(StorePaths.of(paths[2]).store)["tile_size"] == 32
 
 
 def test_other_examples_or_method_rebuild_the_store(small_digits_store, fcn_checkpoint, tmp_path, one_thread,

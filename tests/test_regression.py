@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 import pntk
 from pntk.regression import accuracy, linearized_predict, regression_summary
-from pntk.solvers import ZarrKernelOperator, cg_solve, cholesky_solve, finite_time_weights
+from pntk.regression.solvers import ZarrKernelOperator, cg_solve, cholesky_solve, finite_time_weights
 
 
 def rel(a, b):

@@ -254,7 +254,7 @@ def test_stores_verify_after_the_cancelled_tile(runs):
         proc = subprocess.run([pntk, "verify", *map(str, stores)], capture_output=True, text=True)
         assert proc.returncode == 0, proc.stdout + proc.stderr
     else:  # the console script is not installed: the library call behind it
-        from pntk import tiles
+        from pntk.store import tiles
 
         for store in stores:
             result = tiles.verify(store)

@@ -11,7 +11,7 @@ import zarr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pntk import store as S
+from pntk.store import zarr_store as S
 
 
 def make_store(path, *, kind="pntk", n_rows=7, n_cols=5, tile=3, out_dim=None, symmetric=False, seed=0,

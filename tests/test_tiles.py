@@ -1,4 +1,4 @@
-"""pntk.tiles / pntk.kernel_jobs: a store assembled tile by tile equals the one-shot kernel; verify/finalize."""
+"""pntk.store.tiles / pntk.store.jobs: a store assembled tile by tile equals the one-shot kernel; verify/finalize."""
 from __future__ import annotations
 
 import json
@@ -14,11 +14,13 @@ import zarr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pntk import kernel_jobs, tiles
-from pntk import store as S
+from pntk.store.paths import StorePaths
+from pntk.store import jobs as kernel_jobs
+from pntk.store import tiles
+from pntk.store import zarr_store as S
 from pntk.kernels import empirical_kernel
 from pntk.models import ModelSpec, init_model
-from pntk.store import tile_range
+from pntk.store.zarr_store import tile_range
 
 METHOD = "reference"  # the oracle; the property is about tiling, not about the engine's fast paths
 SPEC = ModelSpec(arch="fcn", width=6, in_shape=(1, 2, 2), num_classes=3, depth=3)
@@ -30,11 +32,11 @@ def model():
 
 
 def manifest_of(stem: Path) -> Path:
-    return stem.with_name(stem.name + ".manifest.json")
+    return StorePaths(stem).manifest
 
 
 def init(stem: Path, kind: str, row_ids, col_ids, tile: int) -> None:
-    tiles.init_store(stem.with_name(stem.name + ".init.json"), kind=kind, row_ids=row_ids, col_ids=col_ids,
+    tiles.init_store(StorePaths(stem).sentinel, kind=kind, row_ids=row_ids, col_ids=col_ids,
                      row_labels=row_ids % 10, col_labels=col_ids % 10, tile=tile, dtype="float64",
                      out_dim=SPEC.num_classes if kind == "entk" else None, attrs={"method": METHOD})
 
@@ -50,7 +52,7 @@ def run_tile(stem: Path, net, kind, row_ids, col_ids, tile, i, j, symmetric) -> 
     rs, cs = tile_range(len(row_ids), tile, i), tile_range(len(col_ids), tile, j)
     block = tiles.compute_tile(net, X_ALL[row_ids[rs]], X_ALL[col_ids[cs]], symmetric_diagonal=symmetric and i == j,
                                kind=kind, method=METHOD, batch_size=None, dtype=torch.float64)
-    flag = tiles.flag_path(stem, i, j)
+    flag = StorePaths(stem).flag(i, j)
     tiles.write_tile_and_flag(flag, block, i, j, seconds=0.0)
     return flag
 
@@ -95,26 +97,26 @@ def test_tiled_store_equals_one_shot_kernel(case):
         record = tiles.finalize(manifest_of(stem), flags)
         assert len(record["tiles"]) == math.ceil(len(row_ids) / tile) * math.ceil(len(col_ids) / tile)
         expected = one_shot(kind, row_ids, col_ids)
-        stored = S.open_kernel(tiles.store_path(stem))[...]
+        stored = S.open_kernel(StorePaths(stem).store)[...]
         assert stored.shape == expected.shape
         assert np.isfinite(stored).all()
         assert np.abs(stored - expected).max() <= 1e-12 * np.abs(expected).max()
         if symmetric:
             np.testing.assert_allclose(stored, stored.transpose(1, 0, 3, 2) if kind == "entk" else stored.T,
                                        rtol=1e-12, atol=1e-12 * np.abs(expected).max())
-        ds = xr.open_zarr(tiles.store_path(stem))
+        ds = xr.open_zarr(StorePaths(stem).store)
         da = ds["kernel"]
         assert da.dims[:2] == ("row", "col")
         assert np.array_equal(da["row"], row_ids) and np.array_equal(da["col"], col_ids)
         assert np.array_equal(da["row_label"], row_ids % 10) and np.array_equal(da["col_label"], col_ids % 10)
         np.testing.assert_array_equal(da.values, stored)
         assert ds.attrs["symmetric"] is bool(symmetric) and ds.attrs["kind"] == kind
-        assert tiles.verify(tiles.store_path(stem))["ok"]
+        assert tiles.verify(StorePaths(stem).store)["ok"]
         # read_block through the coordinates, in an arbitrary order
         r_sel, c_sel = row_ids[::-1][: 5], np.roll(col_ids, 2)[: 4]
         pos_r = [list(row_ids).index(v) for v in r_sel]
         pos_c = [list(col_ids).index(v) for v in c_sel]
-        np.testing.assert_array_equal(S.read_block(tiles.store_path(stem), r_sel, c_sel),
+        np.testing.assert_array_equal(S.read_block(StorePaths(stem).store, r_sel, c_sel),
                                       stored[np.ix_(pos_r, pos_c)])
 
 
@@ -135,7 +137,7 @@ def built(request, tmp_path):
 
 
 def _corrupt_chunk(stem: Path, i: int, j: int) -> None:
-    arr = zarr.open_group(str(tiles.store_path(stem)), mode="r+")["kernel"]
+    arr = zarr.open_group(str(StorePaths(stem).store), mode="r+")["kernel"]
     rs, cs = S.tile_slices(arr, i, j)
     arr[rs, cs] = arr[rs, cs] + 1.0
 
@@ -150,18 +152,11 @@ def _corrupt_flag(flag: Path) -> None:
 def test_init_store_writes_sentinel_and_empty_store(tmp_path):
     stem = tmp_path / "entk-sub-test-sub-train"
     init(stem, "entk", ROWS, ROWS[:4], 3)
-    sentinel = json.loads(stem.with_name(stem.name + ".init.json").read_text())
+    sentinel = json.loads(StorePaths(stem).sentinel.read_text())
     assert sentinel["store"] == "entk-sub-test-sub-train.zarr" and sentinel["shape"] == [7, 4]
     assert sentinel["tile_size"] == 3 and "git_describe" in sentinel
-    arr = S.open_kernel(tiles.store_path(stem))
+    arr = S.open_kernel(StorePaths(stem).store)
     assert arr.shape == (7, 4, 3, 3) and np.isnan(arr[...]).all()
-
-
-def test_stem_and_flag_paths(tmp_path):
-    stem = tmp_path / "pntk-train-train"
-    for suffix in (".manifest.json", ".init.json", ".zarr", ""):
-        assert tiles.stem_of(f"{stem}{suffix}") == stem
-    assert tiles.flag_path(stem, 2, 10) == tmp_path / "pntk-train-train.tiles" / "2_10.json"
 
 
 def test_flags_record_the_chunk_checksums(built):
@@ -169,7 +164,7 @@ def test_flags_record_the_chunk_checksums(built):
     symmetric = np.array_equal(ROWS, cols)
     assert len(flags) == 6  # 3 × 3 upper triangle (symmetric), or 3 × 2
     rec = json.loads(flags[1].read_text())
-    actual = S.chunk_checksums(tiles.store_path(stem))
+    actual = S.chunk_checksums(StorePaths(stem).store)
     for key, sha in rec["chunks"].items():
         assert actual[key] == sha
     if symmetric and rec["tile"][0] != rec["tile"][1]:
@@ -180,8 +175,8 @@ def test_finalize_then_verify_ok(built):
     stem, flags, _ = built
     rec = tiles.finalize(manifest_of(stem), flags)
     assert manifest_of(stem).exists()
-    assert rec["tiles"] == S.chunk_checksums(tiles.store_path(stem))
-    result = tiles.verify(tiles.store_path(stem))
+    assert rec["tiles"] == S.chunk_checksums(StorePaths(stem).store)
+    result = tiles.verify(StorePaths(stem).store)
     assert result["ok"], result
     assert result["missing"] == result["mismatch"] == result["bad_flags"] == []
 
@@ -190,8 +185,8 @@ def test_verify_names_corrupt_chunk_and_corrupt_flag(built):
     stem, flags, _ = built
     tiles.finalize(manifest_of(stem), flags)
     _corrupt_chunk(stem, 1, 1)
-    _corrupt_flag(tiles.flag_path(stem, 0, 1))
-    result = tiles.verify(tiles.store_path(stem))
+    _corrupt_flag(StorePaths(stem).flag(0, 1))
+    result = tiles.verify(StorePaths(stem).store)
     assert not result["ok"]
     assert result["mismatch"] == ["1_1"]
     assert result["bad_flags"] == ["0_1.json"]
@@ -200,7 +195,7 @@ def test_verify_names_corrupt_chunk_and_corrupt_flag(built):
 
 def test_verify_without_manifest_is_not_ok(built):
     stem, _, _ = built
-    result = tiles.verify(tiles.store_path(stem))
+    result = tiles.verify(StorePaths(stem).store)
     assert not result["ok"] and result["manifest_missing"]
 
 
@@ -233,13 +228,13 @@ def test_finalize_refuses_chunk_that_does_not_match_its_flag(built):
 def test_nonfinite_block_writes_no_flag(tmp_path):
     stem = tmp_path / "pntk-x-y"
     init(stem, "pntk", ROWS, ROWS[:5], 3)
-    flag = tiles.flag_path(stem, 0, 0)
+    flag = StorePaths(stem).flag(0, 0)
     block = np.ones((3, 3))
     block[1, 2] = np.nan
     with pytest.raises(FloatingPointError, match=r"tile \(0,0\)"):
         tiles.write_tile_and_flag(flag, block, 0, 0, seconds=0.0)
     assert not flag.exists()
-    assert S.chunk_checksums(tiles.store_path(stem))["0_0"] is None
+    assert S.chunk_checksums(StorePaths(stem).store)["0_0"] is None
 
 
 def test_recomputed_tile_gives_the_same_flag(built):
@@ -289,9 +284,9 @@ def test_kernel_jobs_end_to_end_read_only_their_rows(small_digits_store, fcn_che
     data_cfg = {"subset_train": subset_train, "subset_test": 6, "seed": 0}
     checkpoint = fcn_checkpoint
     stem = checkpoint.parent.parent / "epoch001" / "kernels" / f"{kind}-{rows}-{cols}"
-    kernel_jobs.init_job(stem.with_name(stem.name + ".init.json"), kind=kind, rows=rows, cols=cols,
+    kernel_jobs.init_job(StorePaths(stem).sentinel, kind=kind, rows=rows, cols=cols,
                          data_path=small_digits_store, checkpoint=checkpoint, kernels_cfg=kernels_cfg, data_cfg=data_cfg)
-    attrs = S.store_info(tiles.store_path(stem))
+    attrs = S.store_info(StorePaths(stem).store)
     assert attrs["arch"] == "fcn" and attrs["width"] == 8 and attrs["epoch"] == 1 and attrs["rows"] == rows
 
     recorders, lazy_flags = [], []
@@ -309,9 +304,9 @@ def test_kernel_jobs_end_to_end_read_only_their_rows(small_digits_store, fcn_che
     r_ids, c_ids = kernel_jobs.index_sets_for(full, rows, cols, data_cfg)
     symmetric = rows == cols
     flags = []
-    assert S.store_info(tiles.store_path(stem))["symmetric"] is symmetric
+    assert S.store_info(StorePaths(stem).store)["symmetric"] is symmetric
     for i, j in grid(len(r_ids), len(c_ids), tile, symmetric):  # the grid pntk.config.tile_grid gives
-        flag = tiles.flag_path(stem, i, j)
+        flag = StorePaths(stem).flag(i, j)
         kernel_jobs.tile_job(flag, kind=kind, rows=rows, cols=cols, i=i, j=j, data_path=small_digits_store,
                              checkpoint=checkpoint, kernels_cfg=kernels_cfg, data_cfg=data_cfg)
         rec = recorders[-1]
@@ -321,12 +316,12 @@ def test_kernel_jobs_end_to_end_read_only_their_rows(small_digits_store, fcn_che
     assert lazy_flags and all(lazy_flags) and len(recorders) == len(flags)
 
     tiles.finalize(manifest_of(stem), flags)
-    assert tiles.verify(tiles.store_path(stem))["ok"]
+    assert tiles.verify(StorePaths(stem).store)["ok"]
     net, _ = load_checkpoint(checkpoint)
     x2 = None if symmetric else torch.as_tensor(full.x[c_ids], dtype=torch.float64)
     expected = empirical_kernel(net.double(), torch.as_tensor(full.x[r_ids], dtype=torch.float64), x2, kind=kind,
                                 method=METHOD).numpy()
-    stored = S.open_kernel(tiles.store_path(stem))[...]
+    stored = S.open_kernel(StorePaths(stem).store)[...]
     assert np.abs(stored - expected).max() <= 1e-12 * np.abs(expected).max()
-    da = xr.open_zarr(tiles.store_path(stem))["kernel"]
+    da = xr.open_zarr(StorePaths(stem).store)["kernel"]
     assert np.array_equal(da["row"], r_ids) and np.array_equal(da["row_label"], full.y[r_ids])

@@ -23,22 +23,20 @@ BUILD_KEYS = ("pntk_version", "git_describe", "torch_version", "host")
 
 def store_summary(path: str | Path) -> dict:
     """What `pntk info` shows: layout, completeness (from the tile flags: cheap) and provenance."""
-    from . import store as kstore
-    from . import tiles
+    from .store import zarr_store as kstore
+    from .store.paths import StorePaths
 
-    stem = tiles.stem_of(path)
-    zpath = tiles.store_path(stem)
+    paths = StorePaths.of(path)
+    zpath = paths.store
     if not (zpath / "zarr.json").is_file():
         raise FileNotFoundError(f"{zpath}: no kernel store there (expected a Zarr group with zarr.json)")
     info = kstore.store_info(zpath)
     tile = int(info.get("tile_size") or max(info["chunks"][:2]))
     grid = [kstore.n_tiles(n, tile) for n in info["shape"][:2]]
-    manifest = stem.with_name(stem.name + ".manifest.json")
-    sentinel = stem.with_name(stem.name + ".init.json")
+    manifest, sentinel = paths.manifest, paths.sentinel
     written: set[str] = set()
     bad_flags = []
-    flags_dir = stem.with_name(stem.name + ".tiles")
-    for f in sorted(flags_dir.glob("*.json")) if flags_dir.is_dir() else []:
+    for f in paths.flag_files():
         try:
             written |= set(json.loads(f.read_text())["chunks"])
         except (ValueError, KeyError, TypeError):
@@ -79,11 +77,12 @@ def cmd_info(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    from . import tiles
+    from .store import tiles
+    from .store.paths import StorePaths
 
     results, ok = [], True
     for s in args.stores:
-        zpath = tiles.store_path(tiles.stem_of(s))
+        zpath = StorePaths.of(s).store
         if not (zpath / "zarr.json").is_file():
             res = {"store": str(zpath), "ok": False, "error": "no kernel store there"}
         else:
@@ -117,7 +116,7 @@ def _config(path: str) -> dict:
 
 
 def cmd_pack(args) -> int:
-    from . import archive
+    from .store import archive
 
     cfg = _config(args.config)
     results = Path(args.results or cfg["results"])
@@ -134,7 +133,7 @@ def cmd_pack(args) -> int:
 
 
 def cmd_import(args) -> int:
-    from . import archive
+    from .store import archive
 
     cfg = _config(args.config)
     results = Path(args.results or cfg["results"])
@@ -183,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .archive import ArchiveError
+    from .store.archive import ArchiveError
     from .config import ConfigError
 
     args = build_parser().parse_args(argv)

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import jsonschema
 import yaml
+
+from .runs import Run
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
@@ -170,18 +171,6 @@ def find_store(config: dict, kind: str, rows: str, cols: str) -> tuple[str, str]
             if (r, c) in pairs:
                 return r, c
     return None
-
-
-@dataclass(frozen=True)
-class Run:
-    dataset: str
-    arch: str
-    width: int
-    seed: int
-
-    @property
-    def name(self) -> str:
-        return f"{self.dataset}/{self.arch}-w{self.width}-s{self.seed}"
 
 
 def runs(config: dict) -> list[Run]:

@@ -81,7 +81,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: str, batc
     return total / max(len(x), 1), correct / max(len(x), 1)
 
 
-def _epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed * 100_003 + epoch)
     return torch.randperm(n, generator=g)
 
@@ -159,7 +159,7 @@ def _train_with_lr(spec, seed, x_train, y_train, x_test, y_test, cfg: TrainConfi
         train_loss = train_acc = float("nan")
         if epoch > 0:  # epoch 0 is the initialisation, evaluated but not trained
             model.train()
-            order = _epoch_order(len(xtr), seed, epoch).to(dev)
+            order = epoch_order(len(xtr), seed, epoch).to(dev)
             total, correct = 0.0, 0
             for s in range(0, len(order), cfg.batch_size):
                 idx = order[s:s + cfg.batch_size]

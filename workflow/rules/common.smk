@@ -8,8 +8,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))  # the library, also without `pip install`
 
 from pntk import config as pcfg  # noqa: E402
-from pntk import figure_set as fset  # noqa: E402
-from pntk.datasets_io import SPECS  # noqa: E402
+from pntk.paper import figure_set as fset  # noqa: E402
+from pntk.data import SPECS  # noqa: E402
+from pntk.runs import RUN_PATTERN, Run  # noqa: E402
+from pntk.store.paths import StorePaths  # noqa: E402
 
 def _dry_run():
     """A dry run plans jobs without touching data: local data files need not exist then."""
@@ -25,9 +27,9 @@ R = config["results"]
 DATASET = config["data"]["name"]
 EPOCHS = sorted(config["train"]["checkpoint_epochs"])
 RUNS = pcfg.runs(config)
-RUN_DIR = f"{R}/runs/{{dataset}}/{{arch}}-w{{width}}-s{{seed}}"
+RUN_DIR = f"{R}/runs/{RUN_PATTERN}"
 EPOCH_DIR = f"{RUN_DIR}/epoch{{epoch}}"
-KERNEL_STEM = f"{EPOCH_DIR}/kernels/{{kind}}-{{rows}}-{{cols}}"
+KERNEL = StorePaths.in_epoch(EPOCH_DIR, "{kind}", "{rows}", "{cols}")  # file patterns of one kernel store
 USES_CUDA = any(config[k]["device"].startswith("cuda") for k in ("train", "kernels", "regression", "timing", "active"))
 CONDA_ENV = "../../envs/pntk-cuda.yaml" if USES_CUDA else "../../envs/pntk.yaml"
 CLUSTER = config["resources"]
@@ -101,20 +103,24 @@ def data_store(wildcards=None):
     return f"{R}/data/{DATASET}.zarr"
 
 
+def run_of(wildcards):
+    return Run(wildcards.dataset, wildcards.arch, int(wildcards.width), int(wildcards.seed))
+
+
 def checkpoint_of(wildcards):
-    return f"{R}/runs/{wildcards.dataset}/{wildcards.arch}-w{wildcards.width}-s{wildcards.seed}/checkpoints/epoch{wildcards.epoch}.pt"
+    return str(run_of(wildcards).checkpoint(R, int(wildcards.epoch)))
 
 
 def run_dirs():
-    return [f"{R}/runs/{r.name}" for r in RUNS]
+    return [str(r.dir(R)) for r in RUNS]
 
 
 def epoch_dirs():
-    return [f"{d}/epoch{e:03d}" for d in run_dirs() for e in EPOCHS]
+    return [str(r.epoch_dir(R, e)) for r in RUNS for e in EPOCHS]
 
 
 def manifests_of(epoch_dir):
-    return [f"{epoch_dir}/kernels/{k}-{r}-{c}.manifest.json" for k, r, c in pcfg.store_specs(config)]
+    return [str(StorePaths.in_epoch(epoch_dir, k, r, c).manifest) for k, r, c in pcfg.store_specs(config)]
 
 
 def store_manifest(wildcards, kind, rows, cols):
@@ -122,8 +128,7 @@ def store_manifest(wildcards, kind, rows, cols):
     found = pcfg.find_store(config, kind, rows, cols)
     if found is None:
         raise WorkflowError(f"kernels.index_sets.{kind}: no store covers ({rows}, {cols})")
-    base = EPOCH_DIR.format(**wildcards)
-    return f"{base}/kernels/{kind}-{found[0]}-{found[1]}.manifest.json"
+    return str(StorePaths.in_epoch(EPOCH_DIR.format(**wildcards), kind, *found).manifest)
 
 
 def has_full_pntk():
@@ -142,8 +147,8 @@ def all_targets():
 
 # --- kernels
 def tile_flags(wildcards):
-    stem = KERNEL_STEM.format(**wildcards)
-    return [f"{stem}.tiles/{i}_{j}.json" for i, j in pcfg.tile_grid(config, wildcards.rows, wildcards.cols)]
+    paths = StorePaths(Path(str(KERNEL.stem).format(**wildcards)))
+    return [str(paths.flag(i, j)) for i, j in pcfg.tile_grid(config, wildcards.rows, wildcards.cols)]
 
 
 # --- diagnostics
@@ -176,7 +181,7 @@ def heatmap_manifest():
     found = pcfg.find_store(config, "pntk", "sub-train", "sub-train")
     if found is None or not RUNS:
         return None
-    return f"{R}/runs/{RUNS[0].name}/epoch{EPOCHS[-1]:03d}/kernels/pntk-{found[0]}-{found[1]}.manifest.json"
+    return str(StorePaths.in_epoch(RUNS[0].epoch_dir(R, EPOCHS[-1]), "pntk", *found).manifest)
 
 
 def figure_outputs():

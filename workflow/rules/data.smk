@@ -4,7 +4,7 @@ rule prepare_data:
         store=directory(f"{R}/data/{{dataset}}.zarr"),
     params:
         name=lambda wc: wc.dataset,
-        code=code_digest("data", "datasets_io"),
+        code=code_digest("data/prepared", "data/datasets"),
         root=config["data"]["root"],
         download=config["data"]["download"],
         verify_md5=config["data"]["verify_md5"],

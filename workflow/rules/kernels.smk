@@ -1,4 +1,4 @@
-# Tile protocol (src/pntk/tiles.py): init → one job per tile → finalize (manifest).
+# Tile protocol (src/pntk/store/tiles.py): init → one job per tile → finalize (manifest).
 # kernels.jobs: per_checkpoint runs that protocol for every store of a checkpoint inside one job.
 
 if config["kernels"]["jobs"] == "per_checkpoint":
@@ -37,7 +37,7 @@ else:
             data=data_store,
             checkpoint=checkpoint_of,
         output:
-            sentinel=f"{KERNEL_STEM}.init.json",
+            sentinel=str(KERNEL.sentinel),
         params:
             kernels=config["kernels"],
             data=config["data"],
@@ -46,7 +46,7 @@ else:
         resources:
             **device_resources(),
         log:
-            f"{KERNEL_STEM}.init.log",
+            str(KERNEL.log("init")),
         script:
             "../../scripts/kernel_init.py"
 
@@ -54,11 +54,11 @@ else:
     rule kernel_tile:
         """Compute tile (i, j) with the kernel engine; write its chunk(s), then its flag."""
         input:
-            sentinel=f"{KERNEL_STEM}.init.json",
+            sentinel=str(KERNEL.sentinel),
             data=data_store,
             checkpoint=checkpoint_of,
         output:
-            flag=f"{KERNEL_STEM}.tiles/{{i}}_{{j}}.json",
+            flag=str(KERNEL.flag("{i}", "{j}")),
         params:
             kernels=config["kernels"],
             data=config["data"],
@@ -74,7 +74,7 @@ else:
         conda:
             CONDA_ENV
         log:
-            f"{KERNEL_STEM}.tiles/{{i}}_{{j}}.log",
+            str(KERNEL.flag("{i}", "{j}").with_suffix(".log")),
         script:
             "../../scripts/kernel_tile.py"
 
@@ -82,17 +82,17 @@ else:
     rule kernel_finalize:
         """Check every flag against its chunk, consolidate metadata, write the manifest."""
         input:
-            sentinel=f"{KERNEL_STEM}.init.json",
+            sentinel=str(KERNEL.sentinel),
             flags=tile_flags,
             checkpoint=checkpoint_of,
             data=data_store,
         output:
-            manifest=f"{KERNEL_STEM}.manifest.json",
+            manifest=str(KERNEL.manifest),
         conda:
             CONDA_ENV
         resources:
             **device_resources(),
         log:
-            f"{KERNEL_STEM}.finalize.log",
+            str(KERNEL.log("finalize")),
         script:
             "../../scripts/kernel_finalize.py"

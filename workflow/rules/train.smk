@@ -11,14 +11,14 @@ rule train:
         model=lambda wc: {k: v for k, v in pcfg.model_entry(config, wc.arch).items() if k != "widths"},
         # The output cache keys on params, not wildcards or library code: name both.
         run=lambda wc: {"dataset": wc.dataset, "arch": wc.arch, "width": int(wc.width), "seed": int(wc.seed)},
-        code=code_digest("train", "models", "data"),
+        code=code_digest("train", "models", "data/prepared", "data/datasets"),
     resources:
         **device_resources(config["train"]["device"], runtime=CLUSTER["train_runtime_min"]),
     threads: HEAVY_CPU
     conda:
         CONDA_ENV
     log:
-        f"{R}/logs/train/{{dataset}}/{{arch}}-w{{width}}-s{{seed}}.log",
+        f"{R}/logs/train/{RUN_PATTERN}.log",
     cache: "omit-software"
     script:
         "../../scripts/train.py"

@@ -32,7 +32,7 @@ _BatchNorm = nn.modules.batchnorm._BatchNorm
 
 def _scaled_linear(m: nn.Module) -> bool:
     """pntk.models.NTKLinear: y = w_scale W x + b_scale b (a Linear rule with constant scales)."""
-    from pntk.models import NTKLinear
+    from ..models import NTKLinear
 
     return isinstance(m, NTKLinear) and type(m).forward is NTKLinear.forward
 

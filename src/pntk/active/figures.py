@@ -1,4 +1,4 @@
-"""Active-learning figures from the tidy per-run CSVs (columns: pntk.active_loop.COLUMNS).
+"""Active-learning figures from the tidy per-run CSVs (columns: pntk.active.loop.COLUMNS).
 
     accuracy figure: test accuracy vs number of labels, mean and 95% t-interval over seeds; right
                      panel (when "random" ran): accuracy minus random's, paired by seed
@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from .active_loop import BASELINES, COLUMNS, ci95
-from .figures import _save
+from .loop import BASELINES, COLUMNS, ci95
+from ..paper.figures import save_figure
 
 CAPTIONS = {
     "accuracy": "Pool-based active learning: test accuracy of the network retrained after each cycle, "
@@ -82,7 +82,7 @@ def plot_accuracy(df: pd.DataFrame, stem, formats=("png", "pdf"), dpi: int = 150
     for ax in axes:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    return _save(fig, stem, formats, dpi)
+    return save_figure(fig, stem, formats, dpi)
 
 
 def plot_time(df: pd.DataFrame, stem, formats=("png", "pdf"), dpi: int = 150) -> list[Path]:
@@ -98,7 +98,7 @@ def plot_time(df: pd.DataFrame, stem, formats=("png", "pdf"), dpi: int = 150) ->
            title="Acquisition time per cycle (geometric mean, 95% CI)")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
-    return _save(fig, stem, formats, dpi)
+    return save_figure(fig, stem, formats, dpi)
 
 
 def render_all(csv_paths, out_dir, *, formats=("png", "pdf"), dpi: int = 150, table: str | None = None) -> list[Path]:
@@ -107,7 +107,7 @@ def render_all(csv_paths, out_dir, *, formats=("png", "pdf"), dpi: int = 150, ta
     paths = plot_accuracy(df, Path(out_dir) / "active-accuracy", formats, dpi)
     paths += plot_time(df, Path(out_dir) / "active-time", formats, dpi)
     if table:
-        from .provenance import atomic_write_text
+        from ..provenance import atomic_write_text
 
         atomic_write_text(table, df[COLUMNS].to_csv(index=False))
         paths.append(Path(table))

@@ -17,9 +17,12 @@ import zipfile
 from collections import Counter
 from pathlib import Path
 
-from . import config as pcfg
-from . import store as kstore
+from .. import config as pcfg
+from ..runs import Run, epoch_of
 from . import tiles
+from . import zarr_store as kstore
+from .paths import SENTINEL, STORE, TILES, StorePaths
+from .paths import MANIFEST as MANIFEST_SUFFIX
 
 FORMAT, FORMAT_VERSION, MANIFEST = "pntk-archive", 1, "pntk-archive.json"
 CONFIG_KEYS = ("data", "models", "seeds", "train", "kernels")
@@ -29,9 +32,6 @@ KERNEL_KEYS = ("tile_size", "dtype", "method")
 RUN_FIELDS = ("arch", "width", "seed", "epoch")
 # Snakemake reruns a job whose output is older than an input: each level is newer than the ones before.
 LEVELS = ("data", "run", "init", "store", "flag", "manifest")
-STEM_RE = re.compile(r"^runs/(?P<dataset>[a-z_0-9]+)/(?P<arch>[a-z0-9]+)-w(?P<width>\d+)-s(?P<seed>\d+)/"
-                     r"epoch(?P<epoch>\d{3})/kernels/(?P<kind>[a-z_]+)-(?P<rows>(?:sub-)?(?:train|test))-"
-                     r"(?P<cols>(?:sub-)?(?:train|test))$")
 CHUNK = 1 << 20
 
 
@@ -41,8 +41,8 @@ class ArchiveError(RuntimeError):
 
 def level_of(rel: str) -> str:
     """Dependency level of a file (see LEVELS), from its path relative to the results folder."""
-    tests = (("data", rel.startswith("data/")), ("manifest", rel.endswith(".manifest.json")),
-             ("flag", ".tiles/" in rel), ("init", rel.endswith(".init.json")), ("store", ".zarr/" in rel))
+    tests = (("data", rel.startswith("data/")), ("manifest", rel.endswith(MANIFEST_SUFFIX)),
+             ("flag", f"{TILES}/" in rel), ("init", rel.endswith(SENTINEL)), ("store", f"{STORE}/" in rel))
     return next((level for level, hit in tests if hit), "run")
 
 
@@ -124,7 +124,8 @@ def config_differences(man: dict, config: dict) -> list[str]:
     models = {m["arch"]: m for m in config["models"]}
     one_of = lambda v: str(v[0]) if len(v) == 1 else f"one of {v}"  # noqa: E731
     for name in man["runs"]:
-        _, arch, width, seed = _parse_run(name)
+        r = _parse_run(name)
+        arch, width, seed = r.arch, r.width, r.seed
         if arch not in models:
             diffs.append(f"models: archive run {name} has arch {arch}, config has no {arch} model")
             continue
@@ -144,16 +145,24 @@ def config_differences(man: dict, config: dict) -> list[str]:
     return list(dict.fromkeys(diffs))
 
 
-def _parse_run(name: str) -> tuple[str, str, int, int]:
-    m = _parse_stem(f"runs/{name}/epoch000/kernels/pntk-train-train")
-    return m["dataset"], m["arch"], m["width"], m["seed"]
+def _parse_run(name: str) -> Run:
+    try:
+        return Run.parse(name)
+    except ValueError as err:
+        raise ArchiveError(f"refused: {err}") from None
 
 
 def _parse_stem(stem: str) -> dict:
-    m = STEM_RE.match(stem)
-    if not m:
+    """{dataset, arch, width, seed, epoch, kind, rows, cols} of `runs/{run}/epoch{E}/kernels/{kind}-{rows}-{cols}`."""
+    parts = stem.split("/")
+    try:
+        if len(parts) != 6 or parts[0] != "runs" or parts[4] != "kernels" or not re.fullmatch(r"epoch\d{3}", parts[3]):
+            raise ValueError(stem)
+        run = Run.parse(f"{parts[1]}/{parts[2]}")
+        kind, rows, cols = StorePaths(Path(stem)).index_sets()
+    except ValueError:
         raise ArchiveError(f"refused: {stem!r} is not runs/{{dataset}}/{{arch}}-w{{W}}-s{{S}}/epoch{{E}}/kernels/…")
-    return {k: int(v) if k in ("width", "seed", "epoch") else v for k, v in m.groupdict().items()}
+    return {**run.meta(), "epoch": epoch_of(parts[3]), "kind": kind, "rows": rows, "cols": cols}
 
 
 def load_checkpoint_bytes(rel: str, raw: bytes) -> dict:
@@ -185,9 +194,10 @@ def check_contents(zf: zipfile.ZipFile, man: dict, zip_path: Path) -> None:
             level_of(r) == "data" and not r.startswith(data_rel + "/") for r in files):
         raise ArchiveError(f"refused: the data entries of the archive are not all under {data_rel}/")
     for name, run in man["runs"].items():
-        dataset, arch, width, seed = _parse_run(name)
-        want = [f"runs/{name}/checkpoints/epoch{e:03d}.pt" for e in epochs]
-        if run["checkpoints"] != want or run["train_log"] != f"runs/{name}/train_log.csv" or dataset != ds:
+        r = _parse_run(name)
+        dataset, arch, width, seed = r.dataset, r.arch, r.width, r.seed
+        want = [r.checkpoint("", e).as_posix() for e in epochs]
+        if run["checkpoints"] != want or run["train_log"] != r.train_log("").as_posix() or dataset != ds:
             raise ArchiveError(f"refused: run {name} does not carry exactly the train outputs {want} + train_log.csv")
         for e, rel in zip(epochs, want):
             ck = load_checkpoint_bytes(rel, zf.read(rel))
@@ -200,23 +210,23 @@ def check_contents(zf: zipfile.ZipFile, man: dict, zip_path: Path) -> None:
     kern = man["config"]["kernels"]
     for s in man["stores"]:
         stem, m = s["stem"], _parse_stem(s["stem"])
-        run = f"{m['dataset']}/{m['arch']}-w{m['width']}-s{m['seed']}"
-        ck_rel = f"runs/{run}/checkpoints/epoch{m['epoch']:03d}.pt"
-        parts = [f"{stem}.init.json", f"{stem}.zarr/zarr.json", f"{stem}.manifest.json", ck_rel]
+        paths, r = StorePaths(Path(stem)), Run(m["dataset"], m["arch"], m["width"], m["seed"])
+        run, ck_rel = r.name, r.checkpoint("", m["epoch"]).as_posix()
+        parts = [paths.sentinel.as_posix(), f"{paths.store.as_posix()}/zarr.json", paths.manifest.as_posix(), ck_rel]
         if run not in man["runs"] or any(p not in files for p in parts):
             raise ArchiveError(f"refused: store {stem} comes without its parts or checkpoint ({parts})")
         exp = {**{k: m[k] for k in RUN_FIELDS + ("kind", "rows", "cols", "dataset")},
                "checkpoint": Path(ck_rel).name, "checkpoint_sha256": files[ck_rel]["sha256"],
                "data_fingerprint": fp, **{k: kern[k] for k in KERNEL_KEYS}}
-        smf = json.loads(zf.read(f"{stem}.manifest.json"))
-        for source, attrs in (("store attrs", _attrs("", zf.read(f"{stem}.zarr/zarr.json"))),
+        smf = json.loads(zf.read(parts[2]))
+        for source, attrs in (("store attrs", _attrs("", zf.read(parts[1]))),
                               ("manifest attrs", {**smf.get("attrs", {}), "dtype": smf.get("dtype")})):
             bad = [f"{k} {attrs.get(k)} (its path/checkpoint/config say {v})"
                    for k, v in exp.items() if attrs.get(k) != v]
             if bad:
                 raise ArchiveError(f"refused: {stem}: {source} do not match: {'; '.join(bad)}")
         if smf.get("inputs", {}).get("checkpoint") != files[ck_rel]["sha256"]:
-            raise ArchiveError(f"refused: {stem}.manifest.json was finalized from another checkpoint than {ck_rel}")
+            raise ArchiveError(f"refused: {parts[2]} was finalized from another checkpoint than {ck_rel}")
         _verify_tiles_in_zip(zf, zip_path, stem, smf.get("tiles", {}))
     if man["data"]["included"]:
         _verify_data_in_zip(man, zip_path)
@@ -236,13 +246,14 @@ def _zip_group(zip_path: Path, path: str):
 
 
 def _verify_tiles_in_zip(zf: zipfile.ZipFile, zip_path: Path, stem: str, expected: dict) -> None:
-    flags = {}
-    for rel in (n for n in zf.namelist() if n.startswith(f"{stem}.tiles/") and n.endswith(".json")):
+    flags, paths = {}, StorePaths(Path(stem))
+    tiles_dir = paths.tiles_dir.as_posix() + "/"
+    for rel in (n for n in zf.namelist() if n.startswith(tiles_dir) and n.endswith(".json")):
         try:
             flags[Path(rel).name] = dict(json.loads(zf.read(rel))["chunks"])
         except (ValueError, KeyError, TypeError):
             flags[Path(rel).name] = None
-    with _zip_group(zip_path, f"{stem}.zarr") as g:
+    with _zip_group(zip_path, paths.store.as_posix()) as g:
         actual = kstore.checksums_of(g["kernel"])
     c = tiles.compare_checksums(actual, expected, flags)
     if any(c.values()):
@@ -252,7 +263,7 @@ def _verify_tiles_in_zip(zf: zipfile.ZipFile, zip_path: Path, stem: str, expecte
 
 
 def _verify_data_in_zip(man: dict, zip_path: Path) -> None:
-    from .data import fingerprint
+    from ..data import fingerprint
 
     try:
         with _zip_group(zip_path, man["data"]["path"]) as g:

@@ -25,13 +25,15 @@ import time
 import zipfile
 from pathlib import Path
 
-from . import __version__
-from . import config as pcfg
+from .. import __version__
+from .. import config as pcfg
 from . import tiles
 from .archive_checks import (CONFIG_KEYS, FORMAT, FORMAT_VERSION, LEVELS, MANIFEST, ArchiveError,  # noqa: F401
                              _attrs, _copy, _read_manifest, check_contents, check_entries, config_differences,
                              level_of, unsafe_name)
-from .provenance import git_describe, sha256_file
+from ..provenance import git_describe, sha256_file
+from ..runs import Run
+from .paths import StorePaths
 
 
 def configured_stores(config: dict) -> list[tuple[str, str, str, int]]:
@@ -40,8 +42,8 @@ def configured_stores(config: dict) -> list[tuple[str, str, str, int]]:
     for r in pcfg.runs(config):
         for e in sorted(config["train"]["checkpoint_epochs"]):
             for k, rows, cols in pcfg.store_specs(config):
-                key = f"{r.name}/epoch{e:03d}/{k}-{rows}-{cols}"
-                out.append((key, f"runs/{r.name}/epoch{e:03d}/kernels/{k}-{rows}-{cols}", r.name, e))
+                paths = StorePaths.in_epoch(r.epoch_dir("", e), k, rows, cols)  # relative to results/
+                out.append((f"{r.name}/epoch{e:03d}/{paths.name}", paths.stem.as_posix(), r.name, e))
     return out
 
 
@@ -55,10 +57,10 @@ def matches(key: str, selector: str) -> bool:
 
 
 def store_files(results: Path, stem: str) -> list[str]:
-    base = results / stem
-    flags = sorted(base.with_name(base.name + ".tiles").glob("*.json"))
-    return ([f"{stem}.init.json"] + _walk(results, f"{stem}.zarr")
-            + [f"{stem}.tiles/{f.name}" for f in flags] + [f"{stem}.manifest.json"])
+    """Files of one store relative to `results`, in dependency order (sentinel, chunks, flags, manifest)."""
+    rel, flags = StorePaths(Path(stem)), StorePaths(results / stem).flag_files()
+    return ([rel.sentinel.as_posix()] + _walk(results, rel.store.as_posix())
+            + [rel.flag(*f.stem.split("_")).as_posix() for f in flags] + [rel.manifest.as_posix()])
 
 
 def _walk(results: Path, rel_dir: str) -> list[str]:
@@ -92,8 +94,9 @@ def pack(config: dict, results: str | Path, out: str | Path, selectors: list[str
             continue
         stores.append({"key": key, "stem": stem})
         if run not in runs:
-            cks = [f"runs/{run}/checkpoints/epoch{e:03d}.pt" for e in sorted(config["train"]["checkpoint_epochs"])]
-            runs[run] = {"checkpoints": cks, "train_log": f"runs/{run}/train_log.csv"}
+            r = Run.parse(run)
+            cks = [r.checkpoint("", e).as_posix() for e in sorted(config["train"]["checkpoint_epochs"])]
+            runs[run] = {"checkpoints": cks, "train_log": r.train_log("").as_posix()}
             missing = [p for p in cks + [runs[run]["train_log"]] if not (results / p).is_file()]
             problems += [f"{key}: outputs of its train job are missing: {missing}"] if missing else []
             files += cks + [runs[run]["train_log"]]
@@ -127,9 +130,9 @@ def pack(config: dict, results: str | Path, out: str | Path, selectors: list[str
 
 def _unfinished(results: Path, stem: str, run: str, epoch: int, data_fp: str) -> str | None:
     """None for a finalized, verified, current store; else why not ("" = not computed at all: skipped)."""
-    base = results / stem
-    zpath, init = tiles.store_path(base), base.with_name(base.name + ".init.json")
-    if not any(p.exists() for p in (zpath, init, base.with_name(base.name + ".manifest.json"))):
+    paths = StorePaths(results / stem)
+    zpath, init = paths.store, paths.sentinel
+    if not any(p.exists() for p in (zpath, init, paths.manifest)):
         return ""
     if not (zpath / "zarr.json").is_file() or not init.is_file():
         return "incomplete (store or init.json missing)"
@@ -140,7 +143,7 @@ def _unfinished(results: Path, stem: str, run: str, epoch: int, data_fp: str) ->
         return f"tile flags missing for {res['unflagged']} (Snakemake would recompute those tiles)"
     if not res["ok"]:
         return f"fails verify (missing {res['missing']}, mismatch {res['mismatch']}, bad flags {res['bad_flags']})"
-    attrs, ck = _attrs(zpath), results / f"runs/{run}/checkpoints/epoch{epoch:03d}.pt"
+    attrs, ck = _attrs(zpath), Run.parse(run).checkpoint(results, epoch)
     if not ck.is_file() or attrs.get("checkpoint_sha256") != sha256_file(ck):
         return f"stale (computed from another {ck.name} than the one in {ck.parent})"
     if attrs.get("data_fingerprint") != data_fp:

@@ -143,7 +143,7 @@ def _colors(keys: Iterable) -> dict:
     return {k: f"C{i % 10}" for i, k in enumerate(order)}
 
 
-def _save(fig: Figure, out_stem: str | os.PathLike, formats: Iterable[str] = FORMATS,
+def save_figure(fig: Figure, out_stem: str | os.PathLike, formats: Iterable[str] = FORMATS,
           dpi: int = 150) -> list[Path]:
     stem = Path(out_stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
@@ -182,7 +182,7 @@ def plot_stat_vs_width(df: pd.DataFrame, statistic: str, out_stem, ylabel: str |
         ax.set_title(f"{title} — {ds}" if title else str(ds))
         ax.grid(alpha=0.3)
     _legend(fig, axes, _n_text(_agg(sub, ["dataset", "arch", "epoch", x])))
-    return _save(fig, out_stem, formats, dpi)
+    return save_figure(fig, out_stem, formats, dpi)
 
 
 # ----------------------------------------------------------------------------- rate
@@ -192,7 +192,7 @@ def plot_rate(df_rate_points: pd.DataFrame, fit_table: pd.DataFrame, out_stem,
     """Log-log ``statistic`` vs width per arch, fitted line exp(a)·w^b, exponent ± CI, slope −½.
 
     ``fit_table``: one row per arch (optionally per dataset too) with columns exponent, ci_low,
-    ci_high, intercept from :func:`pntk.diagnostics.fit_rate` (natural logs). ``x`` names the
+    ci_high, intercept from :func:`pntk.paper.diagnostics.fit_rate` (natural logs). ``x`` names the
     column the fit used ("width" or "readout_width"); default: ``readout_width`` if the points
     carry it, else ``width``. The intercept is only meaningful on that same x.
     """
@@ -235,7 +235,7 @@ def plot_rate(df_rate_points: pd.DataFrame, fit_table: pd.DataFrame, out_stem,
     ax.set_title(title or "Convergence rate of the pNTK (Theorem 1)")
     ax.grid(alpha=0.3, which="both")
     _legend(fig, [ax], f"fit log y = a + b log w: b [95% bootstrap CI]\npoints: {_n_text(d)}")
-    return _save(fig, out_stem, formats, dpi)
+    return save_figure(fig, out_stem, formats, dpi)
 
 
 # ----------------------------------------------------------------------------- Figs 9–12
@@ -264,7 +264,7 @@ def plot_over_epochs(df: pd.DataFrame, statistic: str, out_stem, ylabel: str | N
         ax.set_title(f"{title} — {ds}/{arch}" if title else f"{ds}/{arch}")
         ax.grid(alpha=0.3)
         ax.legend(title=_n_text(d), fontsize=7, title_fontsize=7)
-    return _save(fig, out_stem, formats, dpi)
+    return save_figure(fig, out_stem, formats, dpi)
 
 
 # ----------------------------------------------------------------------------- Fig 1
@@ -311,7 +311,7 @@ def plot_timing(df: pd.DataFrame, out_stem, title: str = "", *, formats: Iterabl
         ax.set_title(f"{title} — {ds}" if title else str(ds))
         ax.grid(alpha=0.3, axis="y", which="both")
     _legend(fig, axes, _n_text(_agg(sub, ["dataset", "arch", "kind"])).replace("seeds", "repeats"))
-    return _save(fig, out_stem, formats, dpi)
+    return save_figure(fig, out_stem, formats, dpi)
 
 
 # ----------------------------------------------------------------------------- infinite width
@@ -322,7 +322,7 @@ def plot_infinite(df: pd.DataFrame, out_stem, title: str = "", *, formats: Itera
                   dpi: int = 150) -> list[Path]:
     """Relative distance to the analytic NTK vs width (log-log), one line per kernel and arch.
 
-    Rows with statistic ``infinite_rel_dist_{kind}`` from :func:`pntk.infinite.infinite_distances`.
+    Rows with statistic ``infinite_rel_dist_{kind}`` from :func:`pntk.paper.infinite.infinite_distances`.
     """
     _check(df, TIDY, "plot_infinite")
     sub = df[df["statistic"].str.startswith(INFINITE_PREFIX)].copy()
@@ -348,4 +348,4 @@ def plot_infinite(df: pd.DataFrame, out_stem, title: str = "", *, formats: Itera
     ax.set_title(title or "Distance to the infinite-width NTK")
     ax.grid(alpha=0.3, which="both")
     ax.legend(title=_n_text(d), fontsize=8, title_fontsize=8)
-    return _save(fig, out_stem, formats, dpi)
+    return save_figure(fig, out_stem, formats, dpi)

@@ -18,36 +18,18 @@ from pathlib import Path
 
 import numpy as np
 
-from . import store as kstore
-from .provenance import atomic_write_json, provenance, sha256_file
-
-
-def stem_of(path: str | Path) -> Path:
-    """`…/pntk-train-train.manifest.json` / `.init.json` / `.zarr` / `.tiles/{i}_{j}.json` → `…/pntk-train-train`."""
-    p = Path(path)
-    if p.parent.name.endswith(".tiles"):  # a tile flag
-        return p.parent.with_name(p.parent.name.removesuffix(".tiles"))
-    for suffix in (".manifest.json", ".init.json", ".zarr"):
-        if p.name.endswith(suffix):
-            return p.with_name(p.name[: -len(suffix)])
-    return p
-
-
-def store_path(stem: Path) -> Path:
-    return stem.with_name(stem.name + ".zarr")
-
-
-def flag_path(stem: Path, i: int, j: int) -> Path:
-    return stem.with_name(stem.name + ".tiles") / f"{i}_{j}.json"
+from . import zarr_store as kstore
+from .paths import StorePaths
+from ..provenance import atomic_write_json, provenance, sha256_file
 
 
 def init_store(sentinel: str | Path, *, kind: str, row_ids, col_ids, row_labels, col_labels, tile: int,
                dtype: str, out_dim: int | None, attrs: dict) -> None:
-    stem = stem_of(sentinel)
-    kstore.create_store(store_path(stem), kind=kind, row_ids=row_ids, col_ids=col_ids,
+    paths = StorePaths.of(sentinel)
+    kstore.create_store(paths.store, kind=kind, row_ids=row_ids, col_ids=col_ids,
                         row_labels=row_labels, col_labels=col_labels, tile=tile, dtype=dtype,
                         out_dim=out_dim, attrs=attrs)
-    atomic_write_json(sentinel, {"store": store_path(stem).name, "kind": kind, "tile_size": tile,
+    atomic_write_json(sentinel, {"store": paths.store.name, "kind": kind, "tile_size": tile,
                                  "shape": [len(row_ids), len(col_ids)], **provenance()})
 
 
@@ -56,7 +38,7 @@ def compute_tile(model, x_rows, x_cols, *, symmetric_diagonal: bool, kind: str, 
     """Kernel block for one tile. x_rows (R, C, H, W), x_cols (S, C, H, W) → (R, S[, O, O])."""
     import torch
 
-    from .kernels import empirical_kernel
+    from ..kernels import empirical_kernel
 
     model = model.to(dtype)
     x1 = torch.as_tensor(x_rows, dtype=dtype)
@@ -67,10 +49,10 @@ def compute_tile(model, x_rows, x_cols, *, symmetric_diagonal: bool, kind: str, 
 
 def write_tile_and_flag(flag: str | Path, block: np.ndarray, i: int, j: int, seconds: float,
                         extra: dict | None = None) -> dict:
-    stem = stem_of(flag)
+    store = StorePaths.of(flag).store
     if not np.isfinite(block).all():
-        raise FloatingPointError(f"tile ({i},{j}) of {store_path(stem)} has non-finite values; no flag written")
-    sums = kstore.write_tile(store_path(stem), i, j, block)
+        raise FloatingPointError(f"tile ({i},{j}) of {store} has non-finite values; no flag written")
+    sums = kstore.write_tile(store, i, j, block)
     record = {"tile": [i, j], "chunks": sums, "seconds": seconds, "host": platform.node(),
               "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **(extra or {})}
     atomic_write_json(flag, record)
@@ -79,8 +61,7 @@ def write_tile_and_flag(flag: str | Path, block: np.ndarray, i: int, j: int, sec
 
 def finalize(manifest: str | Path, flags: list[str | Path], inputs: dict | None = None) -> dict:
     """Check every flag against the stored chunks and write the manifest; raise naming bad tiles."""
-    stem = stem_of(manifest)
-    spath = store_path(stem)
+    spath = StorePaths.of(manifest).store
     expected: dict[str, str] = {}
     timing = {}
     for f in flags:
@@ -111,13 +92,12 @@ def verify(store: str | Path, manifest: str | Path | None = None) -> dict:
     "unflagged": tiles in the manifest whose flag file is gone}.
     Without a manifest (store not finalized) the flags are the reference and "ok" is False.
     """
-    spath = Path(store)
-    stem = stem_of(spath)
-    mpath = Path(manifest) if manifest else stem.with_name(stem.name + ".manifest.json")
+    paths = StorePaths.of(store)
+    spath = paths.store
+    mpath = Path(manifest) if manifest else paths.manifest
     actual = kstore.chunk_checksums(spath)
     flags: dict[str, dict | None] = {}
-    flags_dir = stem.with_name(stem.name + ".tiles")
-    for f in sorted(flags_dir.glob("*.json")) if flags_dir.exists() else []:
+    for f in paths.flag_files():
         try:
             flags[f.name] = json.loads(f.read_text())["chunks"]
         except (json.JSONDecodeError, KeyError, TypeError):

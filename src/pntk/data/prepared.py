@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pntk.datasets_io import DATASETS, SPECS, load_splits
+from .datasets import DATASETS, SPECS, load_splits
 
 __all__ = ["DATASETS", "ATTR_KEYS", "INDEX_SETS", "PreparedData", "prepare_dataset", "open_prepared",
            "index_set", "fingerprint", "stratified_subset", "balanced_subset"]

@@ -9,8 +9,10 @@ from pathlib import Path
 import numpy as np
 
 from . import tiles
-from .data import PreparedData, index_set, open_prepared
-from .provenance import sha256_file
+from ..data import PreparedData, index_set, open_prepared
+from ..provenance import sha256_file
+from ..runs import checkpoint_meta
+from .paths import StorePaths
 
 log = logging.getLogger(__name__)
 
@@ -21,39 +23,32 @@ def index_sets_for(data: PreparedData, rows: str, cols: str, data_cfg: dict) -> 
 
 
 def store_attrs(kind: str, rows: str, cols: str, kernels_cfg: dict, checkpoint: str | Path,
-                data: PreparedData, run_meta: dict) -> dict:
+                data: PreparedData) -> dict:
+    """Provenance of a store: index sets, method, the checkpoint (name, sha256, run, epoch), the data."""
     return {"rows": rows, "cols": cols, "symmetric": rows == cols, "method": kernels_cfg["method"],
             "checkpoint": Path(checkpoint).name, "checkpoint_sha256": sha256_file(checkpoint),
-            "data_fingerprint": data.fingerprint, "dataset": data.attrs["name"], **run_meta}
-
-
-def run_meta_from_path(checkpoint: str | Path) -> dict:
-    """{arch, width, seed, epoch} from …/{arch}-w{width}-s{seed}/checkpoints/epoch{E}.pt."""
-    p = Path(checkpoint)
-    arch, rest = p.parent.parent.name.rsplit("-w", 1)
-    width, seed = rest.split("-s")
-    return {"arch": arch, "width": int(width), "seed": int(seed), "epoch": int(p.stem.removeprefix("epoch"))}
+            "data_fingerprint": data.fingerprint, **checkpoint_meta(checkpoint), "dataset": data.attrs["name"]}
 
 
 def init_job(sentinel: str | Path, *, kind: str, rows: str, cols: str, data_path, checkpoint,
              kernels_cfg: dict, data_cfg: dict) -> None:
     data = open_prepared(data_path)
     r_ids, c_ids = index_sets_for(data, rows, cols, data_cfg)
-    attrs = store_attrs(kind, rows, cols, kernels_cfg, checkpoint, data, run_meta_from_path(checkpoint))
+    attrs = store_attrs(kind, rows, cols, kernels_cfg, checkpoint, data)
     tiles.init_store(sentinel, kind=kind, row_ids=r_ids, col_ids=c_ids, row_labels=data.y[r_ids],
                      col_labels=data.y[c_ids], tile=kernels_cfg["tile_size"], dtype=kernels_cfg["dtype"],
                      out_dim=data.num_classes if kind == "entk" else None, attrs=attrs)
-    log.info("initialised %s: %d × %d, tile %d", tiles.store_path(tiles.stem_of(sentinel)), len(r_ids),
+    log.info("initialised %s: %d × %d, tile %d", StorePaths.of(sentinel).store, len(r_ids),
              len(c_ids), kernels_cfg["tile_size"])
 
 
 def tile_job(flag: str | Path, *, kind: str, rows: str, cols: str, i: int, j: int, data_path, checkpoint,
              kernels_cfg: dict, data_cfg: dict) -> dict:
     """Compute tile (i, j): reads only the rows/cols of this tile, so memory is bounded by the tile."""
-    from .train import load_checkpoint
+    from ..train import load_checkpoint
 
     data = open_prepared(data_path, lazy=True)  # x stays on disk: only this tile's rows are read
-    _check_inputs(tiles.stem_of(flag), checkpoint, data)
+    _check_inputs(StorePaths.of(flag), checkpoint, data)
     r_ids, c_ids = index_sets_for(data, rows, cols, data_cfg)
     model, _ = load_checkpoint(checkpoint, device=kernels_cfg["device"])
     return _compute_tile(flag, model, data, r_ids, c_ids, i, j, kind=kind, symmetric=rows == cols,
@@ -64,7 +59,7 @@ def _compute_tile(flag, model, data: PreparedData, r_ids: np.ndarray, c_ids: np.
                   kind: str, symmetric: bool, kernels_cfg: dict) -> dict:
     import torch
 
-    from .store import tile_range
+    from .zarr_store import tile_range
 
     t = kernels_cfg["tile_size"]
     r_sel, c_sel = r_ids[tile_range(len(r_ids), t, i)], c_ids[tile_range(len(c_ids), t, j)]
@@ -93,9 +88,9 @@ def checkpoint_job(manifests: list[str | Path], specs: list[tuple[str, str, str]
     the cache treat both modes alike. What it saves is process starts: init + tiles + finalize cost one
     Python and torch import each (≈2–3 s on a laptop core), far more than a tile of a small data set.
     """
-    from .config import grid_of
-    from .store import chunk_checksums
-    from .train import load_checkpoint
+    from ..config import grid_of
+    from .zarr_store import chunk_checksums
+    from ..train import load_checkpoint
 
     if len(manifests) != len(specs):
         raise ValueError(f"checkpoint_job: {len(manifests)} manifests for {len(specs)} store specs")
@@ -103,40 +98,39 @@ def checkpoint_job(manifests: list[str | Path], specs: list[tuple[str, str, str]
     model, _ = load_checkpoint(checkpoint, device=kernels_cfg["device"])
     records = []
     for manifest, (kind, rows, cols) in zip(manifests, specs):
-        stem = tiles.stem_of(manifest)
-        sentinel = stem.with_name(stem.name + ".init.json")
+        paths = StorePaths.of(manifest)
         r_ids, c_ids = index_sets_for(data, rows, cols, data_cfg)
-        if _resumable(stem, sentinel, checkpoint, data, kind, r_ids, c_ids, kernels_cfg):
-            done = chunk_checksums(tiles.store_path(stem))  # {"i_j": sha256 or None}
-            log.info("resuming %s: %d tiles written", tiles.store_path(stem), sum(v is not None for v in done.values()))
+        if _resumable(paths, checkpoint, data, kind, r_ids, c_ids, kernels_cfg):
+            done = chunk_checksums(paths.store)  # {"i_j": sha256 or None}
+            log.info("resuming %s: %d tiles written", paths.store, sum(v is not None for v in done.values()))
         else:
-            init_job(sentinel, kind=kind, rows=rows, cols=cols, data_path=data_path, checkpoint=checkpoint,
+            init_job(paths.sentinel, kind=kind, rows=rows, cols=cols, data_path=data_path, checkpoint=checkpoint,
                      kernels_cfg=kernels_cfg, data_cfg=data_cfg)
             done = {}
         flags = []
         grid = grid_of(len(r_ids), len(c_ids), kernels_cfg["tile_size"], symmetric=rows == cols)
         for n, (i, j) in enumerate(grid, 1):
-            flag = tiles.flag_path(stem, i, j)
+            flag = paths.flag(i, j)
             if not _flag_matches(flag, done):
                 _compute_tile(flag, model, data, r_ids, c_ids, i, j, kind=kind, symmetric=rows == cols,
                               kernels_cfg=kernels_cfg)
             else:
                 log.info("tile (%d,%d) %s: kept (flag matches its chunk)", i, j, kind)
-            log.info("%s: %d/%d tiles", stem.name, n, len(grid))
+            log.info("%s: %d/%d tiles", paths.name, n, len(grid))
             flags.append(flag)
-        records.append(tiles.finalize(manifest, flags, inputs={"checkpoint": checkpoint, "sentinel": sentinel}))
-        log.info("finalized %s: %d tiles", tiles.store_path(stem), len(flags))
+        records.append(tiles.finalize(manifest, flags, inputs={"checkpoint": checkpoint, "sentinel": paths.sentinel}))
+        log.info("finalized %s: %d tiles", paths.store, len(flags))
     return records
 
 
-def _resumable(stem: Path, sentinel: Path, checkpoint, data: PreparedData, kind: str, r_ids: np.ndarray,
+def _resumable(paths: StorePaths, checkpoint, data: PreparedData, kind: str, r_ids: np.ndarray,
                c_ids: np.ndarray, kernels_cfg: dict) -> bool:
     """A store left by an earlier (killed) job that init_job would create again identically: same
     checkpoint and data, kind, dtype, method, tile size and the same row/col examples in the same order."""
     import zarr
 
-    spath = tiles.store_path(stem)
-    if not sentinel.exists() or not spath.exists():
+    spath = paths.store
+    if not paths.sentinel.exists() or not spath.exists():
         return False
     want = {"kind": kind, "dtype": kernels_cfg["dtype"], "tile_size": kernels_cfg["tile_size"],
             "method": kernels_cfg["method"], "checkpoint_sha256": sha256_file(checkpoint),
@@ -162,16 +156,16 @@ def _flag_matches(flag: Path, checksums: dict) -> bool:
     return bool(chunks) and all(checksums.get(k) == v for k, v in chunks.items())
 
 
-def _check_inputs(stem: Path, checkpoint, data: PreparedData) -> None:
+def _check_inputs(paths: StorePaths, checkpoint, data: PreparedData) -> None:
     """Refuse to write into a store initialised for another checkpoint or data set."""
     import zarr
 
-    attrs = zarr.open_group(str(tiles.store_path(stem)), mode="r").attrs
+    attrs = zarr.open_group(str(paths.store), mode="r").attrs
     if attrs.get("checkpoint_sha256") != sha256_file(checkpoint):
-        raise RuntimeError(f"{checkpoint}: checksum differs from the one {tiles.store_path(stem)} was "
+        raise RuntimeError(f"{checkpoint}: checksum differs from the one {paths.store} was "
                            "initialised with; rerun kernel_init")
     if attrs.get("data_fingerprint") != data.fingerprint:
-        raise RuntimeError(f"{tiles.store_path(stem)}: initialised for other data (fingerprint differs)")
+        raise RuntimeError(f"{paths.store}: initialised for other data (fingerprint differs)")
 
 
 def read_rows(data: PreparedData, ids: np.ndarray) -> np.ndarray:

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from . import diagnostics as dg
-from .data import PreparedData, index_set, open_prepared
-from .regression import linearized_predict, regression_summary
-from .store import read_block
-from .tiles import stem_of, store_path
+from ..data import PreparedData, index_set, open_prepared
+from ..regression import linearized_predict, regression_summary
+from ..store import read_block
+from ..store.paths import StorePaths
 
 log = logging.getLogger(__name__)
 
@@ -23,14 +23,14 @@ log = logging.getLogger(__name__)
 def load_manifest_block(manifest: str | Path, row_ids: np.ndarray, col_ids: np.ndarray) -> np.ndarray:
     """Kernel values for global indices, from the finalized store named by `manifest`."""
     rec = json.loads(Path(manifest).read_text())  # raises if the store was never finalized
-    return read_block(store_path(stem_of(manifest)), row_ids, col_ids).astype(np.float64), rec
+    return read_block(StorePaths.of(manifest).store, row_ids, col_ids).astype(np.float64), rec
 
 
 def model_outputs(checkpoint: str | Path, x: np.ndarray, batch: int = 512) -> np.ndarray:
     """f(x) of the checkpoint's model in eval mode, float64. x (N, C, H, W) → (N, O)."""
     import torch
 
-    from .train import load_checkpoint
+    from ..train import load_checkpoint
 
     model, _ = load_checkpoint(checkpoint)
     model = model.double()
@@ -81,7 +81,7 @@ def epoch_regression(*, data_path, checkpoint, manifest_dd, manifest_xd, regress
     f0_x = model_outputs(checkpoint, data.x[te])  # (M, O)
     o = f0_d.shape[1]
     y_d = np.eye(o)[data.y[tr]]  # (N, O)
-    k_dd = store_path(stem_of(manifest_dd))
+    k_dd = StorePaths.of(manifest_dd).store
     k_xd, _ = load_manifest_block(manifest_xd, te, tr)  # (M, N): small next to k_dd
     json.loads(Path(manifest_dd).read_text())  # the train×train store must be finalized too
     times = list(regression_cfg["times"])

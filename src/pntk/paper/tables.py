@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 
 from .diagnostics import TIDY_COLUMNS, fit_rate, tidy_rows
-from .models import ARCHS, readout_width_of
+from ..models import ARCHS, readout_width_of
+from ..runs import Run
 
 RATE_STATISTIC = "frobenius_distance"
 RATE_COLUMNS = ["dataset", "arch", "epoch", "statistic", "readout_widths", "n_seeds", "exponent", "ci_low",
@@ -30,20 +31,12 @@ def diagnostics_table(paths: list[str | Path]) -> pd.DataFrame:
     return with_readout_width(pd.DataFrame(rows, columns=list(TIDY_COLUMNS)))
 
 
-def _run_meta(log_path: Path) -> dict:
-    """{dataset, arch, width, seed} from …/runs/{dataset}/{arch}-w{width}-s{seed}/train_log.csv."""
-    run = log_path.parent
-    arch, rest = run.name.rsplit("-w", 1)
-    width, seed = rest.split("-s")
-    return {"dataset": run.parent.name, "arch": arch, "width": int(width), "seed": int(seed)}
-
-
 def training_table(log_paths: list[str | Path]) -> pd.DataFrame:
     """Fig 10: the SGD model's metrics through training, from every run's train_log.csv."""
     frames = []
     for p in log_paths:
         df = pd.read_csv(p)
-        meta = _run_meta(Path(p))
+        meta = Run.of_path(p).meta()
         long = df.melt(id_vars=["epoch"], value_vars=["train_loss", "train_acc", "test_loss", "test_acc", "lr"],
                        var_name="statistic", value_name="value")
         for k, v in meta.items():

@@ -30,7 +30,7 @@ def time_kernels(x: np.ndarray, num_classes: int, depths: list[int], *, dataset:
     """Median wall-clock seconds to compute each kind for one pair of inputs (x[0], x[1]), per depth."""
     import torch
 
-    from .kernels import empirical_kernel
+    from ..kernels import empirical_kernel
 
     x1 = torch.as_tensor(x[0:1], device=device)  # (1, C, H, W)
     x2 = torch.as_tensor(x[1:2], device=device)

@@ -16,7 +16,7 @@ import time
 import numpy as np
 import torch
 
-from pntk.solvers import (LogLike, ZarrKernelOperator, cg_solve, cholesky_solve, emit,
+from .solvers import (LogLike, ZarrKernelOperator, cg_solve, cholesky_solve, emit,
                           finite_time_weights, open_kernel)
 
 __all__ = ["Solver", "linearized_predict", "accuracy", "regression_summary", "default_memory_cap",

@@ -24,10 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .active import REFERENCES, LookAhead
-from .kernels import empirical_kernel
-from .models import ModelSpec, init_model
-from .train import _epoch_order, evaluate, loss_fn
+from .lookahead import REFERENCES, LookAhead
+from ..kernels import empirical_kernel
+from ..models import ModelSpec, init_model
+from ..train import epoch_order, evaluate, loss_fn
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: ALConfig, epoch
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     model.train()
     for epoch in range(epochs):
-        order = _epoch_order(len(x), seed, epoch).to(x.device)
+        order = epoch_order(len(x), seed, epoch).to(x.device)
         bounds = list(range(0, len(x), cfg.batch_size)) + [len(x)]
         if len(bounds) > 2 and bounds[-1] - bounds[-2] == 1:
             del bounds[-2]  # no batch of one sample: BatchNorm cannot train on it
@@ -275,7 +275,7 @@ def ci95(values: np.ndarray) -> float:
 
 def run_from_store(data_path, strategy: str, seed: int, cfg: ALConfig) -> tuple[list[dict], dict]:
     """run_active_learning with pool = train split and test = test split of a prepared data store."""
-    from .data import open_prepared
+    from ..data import open_prepared
 
     d = open_prepared(data_path)
     tr, te = d.train_indices, d.test_indices
@@ -290,7 +290,7 @@ def write_results(rows: list[dict], meta: dict, csv_path, json_path) -> None:
     import csv
     import io
 
-    from .provenance import atomic_write_json, atomic_write_text, provenance
+    from ..provenance import atomic_write_json, atomic_write_text, provenance
 
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")

@@ -104,10 +104,10 @@ def infinite_width_rows(x: Any, *, widths, seeds, depth: int = 3, num_classes: i
     import torch
 
     from .diagnostics import frobenius_distance, tidy_rows
-    from .models import ModelSpec, init_model
+    from ..models import ModelSpec, init_model
 
     if kernel_fn is None:
-        from .kernels import empirical_kernel
+        from ..kernels import empirical_kernel
 
         def kernel_fn(model, xx, kind):
             return empirical_kernel(model, xx, kind=kind)

@@ -82,23 +82,19 @@ def render(n: int, out_dir: str | Path, tables: dict[str, str], *, data_path=Non
     raise ValueError(f"figure {n}: unknown plot kind {kind!r}")
 
 
-def _save(fig, stem: Path) -> list[Path]:
-    return F._save(fig, stem)
-
-
 def _placeholder(stem: Path, text: str) -> list[Path]:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 2))
     ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True)
     ax.axis("off")
-    return _save(fig, stem)
+    return F.save_figure(fig, stem)
 
 
 def plot_data_samples(data_path, stem: Path, n: int = 16) -> list[Path]:
     import matplotlib.pyplot as plt
 
-    from .data import open_prepared
+    from ..data import open_prepared
 
     data = open_prepared(data_path)
     ids = data.train_indices[:n]
@@ -110,7 +106,7 @@ def plot_data_samples(data_path, stem: Path, n: int = 16) -> list[Path]:
         ax.set_title(str(data.y[i]), fontsize=8)
         ax.axis("off")
     fig.suptitle(f"{data.attrs['name']}: {len(data.train_indices)} train / {len(data.test_indices)} test")
-    return _save(fig, stem)
+    return F.save_figure(fig, stem)
 
 
 def plot_kernel_heatmap(manifest, data_path, stem: Path) -> list[Path]:
@@ -118,12 +114,12 @@ def plot_kernel_heatmap(manifest, data_path, stem: Path) -> list[Path]:
     import zarr
 
     from .analysis import load_manifest_block
-    from .data import open_prepared
-    from .tiles import stem_of, store_path
+    from ..data import open_prepared
+    from ..store.paths import StorePaths
 
     rec = json.loads(Path(manifest).read_text())
     data = open_prepared(data_path)
-    ids = zarr.open_group(str(store_path(stem_of(manifest))), mode="r")["row"][:]
+    ids = zarr.open_group(str(StorePaths.of(manifest).store), mode="r")["row"][:]
     ids = ids[np.argsort(data.y[ids], kind="stable")][:400]
     block, _ = load_manifest_block(manifest, ids, ids)  # (n, n)
     fig, ax = plt.subplots(figsize=(4.8, 4.2))
@@ -133,7 +129,7 @@ def plot_kernel_heatmap(manifest, data_path, stem: Path) -> list[Path]:
     ax.set_title(f"pNTK {a.get('arch')}-w{a.get('width')} seed {a.get('seed')} epoch {a.get('epoch')}", fontsize=9)
     ax.set_xlabel("train example (sorted by label)")
     ax.set_ylabel("train example (sorted by label)")
-    return _save(fig, stem)
+    return F.save_figure(fig, stem)
 
 
 def _rst(text: str) -> str:
@@ -146,13 +142,13 @@ def caption_rst(n: int) -> str:
 
 
 def active_caption_rst(name: str) -> str:
-    from .active_figures import CAPTIONS as ACTIVE
+    from ..active.figures import CAPTIONS as ACTIVE
 
     return _rst(ACTIVE[name])
 
 
 def write_captions(folder: str | Path) -> None:
-    """Regenerate workflow/report/*.rst: `python -m pntk.figure_set workflow/report`."""
+    """Regenerate workflow/report/*.rst: `python -m pntk.paper.figure_set workflow/report`."""
     for n in FIGURES:
         (Path(folder) / f"fig{n:02d}.rst").write_text(caption_rst(n))
     for name in ("accuracy", "time"):

@@ -1,0 +1,88 @@
+"""The files of one kernel store: the one owner of the suffixes the tile protocol uses.
+
+    {stem}.zarr               the Zarr v3 group (kernel values, coordinates, attributes)
+    {stem}.init.json          sentinel written by init (the store exists and is empty)
+    {stem}.tiles/{i}_{j}.json flag of tile (i, j): its chunk checksums and timing, written after the chunk
+    {stem}.manifest.json      written by finalize once every flag matches its chunk; rules read this
+with stem = results/runs/{run}/epoch{E}/kernels/{kind}-{rows}-{cols}. A StorePaths built from a pattern
+with Snakemake wildcards (`{kind}`, …) yields patterns, so the rules use it too.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+STORE, SENTINEL, MANIFEST, TILES = ".zarr", ".init.json", ".manifest.json", ".tiles"
+_NAME = re.compile(r"^(?P<kind>[a-z_]+)-(?P<rows>(sub-)?(train|test))-(?P<cols>(sub-)?(train|test))$")
+
+
+@dataclass(frozen=True)
+class StorePaths:
+    stem: Path
+
+    @classmethod
+    def of(cls, path: str | Path) -> StorePaths:
+        """From the stem or any file of the store: `.zarr`, `.init.json`, `.manifest.json`, a tile flag."""
+        p = Path(path)
+        if p.parent.name.endswith(TILES):  # a tile flag (or its log)
+            return cls(p.parent.with_name(p.parent.name.removesuffix(TILES)))
+        for suffix in (MANIFEST, SENTINEL, STORE, TILES):
+            if p.name.endswith(suffix):
+                return cls(p.with_name(p.name[: -len(suffix)]))
+        return cls(p)
+
+    @classmethod
+    def in_epoch(cls, epoch_dir: str | Path, kind: str, rows: str, cols: str) -> StorePaths:
+        return cls(Path(epoch_dir) / "kernels" / f"{kind}-{rows}-{cols}")
+
+    def _with(self, suffix: str) -> Path:
+        return self.stem.with_name(self.stem.name + suffix)
+
+    @property
+    def store(self) -> Path:
+        return self._with(STORE)
+
+    @property
+    def sentinel(self) -> Path:
+        return self._with(SENTINEL)
+
+    @property
+    def manifest(self) -> Path:
+        return self._with(MANIFEST)
+
+    @property
+    def tiles_dir(self) -> Path:
+        return self._with(TILES)
+
+    def flag(self, i: int | str, j: int | str) -> Path:
+        return self.tiles_dir / f"{i}_{j}.json"
+
+    def flag_files(self) -> list[Path]:
+        """Tile flags present on disk, sorted."""
+        return sorted(self.tiles_dir.glob("*.json")) if self.tiles_dir.is_dir() else []
+
+    def log(self, step: str) -> Path:
+        """Job log of `init` or `finalize` (tile logs sit beside their flags)."""
+        return self._with(f".{step}.log")
+
+    @property
+    def name(self) -> str:
+        """`{kind}-{rows}-{cols}`."""
+        return self.stem.name
+
+    def index_sets(self) -> tuple[str, str, str]:
+        """(kind, rows, cols) parsed from the name; ValueError if it is not `{kind}-{rows}-{cols}`."""
+        m = _NAME.match(self.name)
+        if not m:
+            raise ValueError(f"{self.stem}: store name is not {{kind}}-{{rows}}-{{cols}}")
+        return m["kind"], m["rows"], m["cols"]
+
+    def files(self) -> list[Path]:
+        """Every file of the store that exists (sentinel, Zarr tree, flags, manifest), for archives."""
+        out = [p for p in (self.sentinel,) if p.is_file()]
+        if self.store.is_dir():
+            out += sorted(p for p in self.store.rglob("*") if p.is_file())
+        out += self.flag_files()
+        out += [p for p in (self.manifest,) if p.is_file()]
+        return out
