@@ -65,8 +65,9 @@ def test_official_pickle_layout(synth_root):
     assert readme.startswith("SYNTHETIC DATA - NOT CIFAR-10") and "verify_md5: false" in readme
 
 
-def test_repo_loader_records_synthetic_source(synth_root, tmp_path):
+def test_repo_loader_records_synthetic_source(synth_root, tmp_path, caplog):
     attrs = D.prepare_dataset("cifar10", synth_root, tmp_path / "c.zarr", verify_md5=False)
+    assert "SYNTHETIC" in caplog.text and "say nothing about cifar10" in caplog.text  # in the job's log
     d = D.open_prepared(tmp_path / "c.zarr", verify=True)
     assert d.x.shape == (N_TRAIN + N_TEST, 3, 32, 32) and d.num_classes == 10
     assert attrs["source"].startswith("SYNTHETIC") and attrs["classes"] == S.LABEL_NAMES

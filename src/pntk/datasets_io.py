@@ -24,6 +24,7 @@ its meta file marks it, and that mark goes into ``RawSplits.source`` so no resul
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -277,9 +278,12 @@ def load_torchvision_splits(name: str, root: str | Path | None, *, download: boo
     if name == "svhn":  # torchvision's SVHN has no class names; label k is digit k
         classes = [str(i) for i in range(10)]
     synthetic = _synthetic_note(name, paths[0].parent)
+    if synthetic:
+        logging.getLogger(__name__).warning("%s holds %s: results computed on it say nothing about %s",
+                                            paths[0].parent, synthetic, name)
     return RawSplits(
         x_tr, y_tr.astype(np.int64), x_te, y_te.astype(np.int64), scale=255.0,
-        source=(f"{synthetic.upper()} — " if synthetic else "")
+        source=(f"{synthetic} — " if synthetic else "")
                + f"torchvision.datasets.{cls.__name__} from {root}"
                + (" (md5 verified)" if _official_md5(name) and verify_md5 else ""),
         classes=classes,

@@ -130,7 +130,8 @@ def _describe_npz(path: Path) -> DataSpec:
         members = {n[:-4]: n for n in zf.namelist() if n.endswith(".npy")}
         missing = [k for k in NPZ_KEYS if k not in members]
         if missing:
-            raise ValueError(f"{path}: missing array(s) {', '.join(missing)} (found: {', '.join(sorted(members)) or 'none'}); "
+            found = ", ".join(sorted(members)) or "none"
+            raise ValueError(f"{path}: missing array(s) {', '.join(missing)} (found: {found}); "
                              f"expected {', '.join(NPZ_KEYS)}")
         headers = {k: _npy_header(zf, members[k]) for k in NPZ_KEYS}
     for part in ("train", "test"):
