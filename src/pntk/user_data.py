@@ -9,9 +9,9 @@ channels-last; y integer labels 0..K-1 with K = largest label + 1, every class p
 ``y_train``. Written with ``numpy.savez`` or ``numpy.savez_compressed``.
 
 folder: ``DIR/train/<class>/…/*.png`` and ``DIR/test/<class>/…/*.png`` (any of :data:`IMG_EXTENSIONS`,
-found recursively as torchvision's ImageFolder does); classes are the sorted folder names of
-``train/`` and ``test/`` must have the same ones, so label k means the same class in both (and equals
-``torchvision.datasets.ImageFolder``'s target). Channels: 1 when the first train image is greyscale
+found recursively as torchvision's ImageFolder does). The classes are the sorted folder names under
+``train/``; ``test/`` must have the same folders, so label k means the same class in both splits (and
+equals ``torchvision.datasets.ImageFolder``'s target). Channels: 1 when the first train image is greyscale
 (mode 1/L/LA; a colour image later is an error, never silently dropped to grey), else 3 (RGB; alpha
 dropped, greyscale images replicated). ``data.resize`` (an int or [H, W]) resizes every image
 (bilinear); without it all images must have the first one's size.
@@ -280,7 +280,8 @@ def load_folder(root: str | Path, resize=None) -> RawSplits:
 
 
 def _state(name: str, path: Path) -> tuple:
-    """Cheap stats that change when files are added, removed or rewritten (the cache key)."""
+    """Cheap stats for the cache key: the npz's size and mtime; the mtimes of train/, test/ and their class
+    folders (they change when files are added or removed directly inside them)."""
     try:
         if name == "npz":
             st = path.stat()
