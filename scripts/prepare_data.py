@@ -7,9 +7,10 @@ from pntk.data import prepare_dataset  # noqa: E402
 
 p = snakemake.params  # noqa: F821
 attrs = prepare_dataset(snakemake.wildcards.dataset, p.root, snakemake.output.store, download=p.download,  # noqa: F821
-                        verify_md5=p.verify_md5, train_size=p.train_size, test_size=p.test_size, seed=p.seed)
+                        verify_md5=p.verify_md5, train_size=p.train_size, test_size=p.test_size, seed=p.seed,
+                        path=p.path, resize=p.resize)
 n_train, n_test = p.expected_sizes
 if (attrs["n_train"], attrs["n_test"]) != (n_train, n_test):
     raise RuntimeError(f"prepared {attrs['n_train']}/{attrs['n_test']} train/test examples, the workflow "
-                       f"planned {n_train}/{n_test} (pntk.config.SPLIT_SIZES)")
+                       f"planned {n_train}/{n_test} (pntk.config.split_sizes)")
 log.info("prepared %s: %d train, %d test, fingerprint %s", attrs["name"], n_train, n_test, attrs["fingerprint"])

@@ -1,4 +1,4 @@
-"""Tests for pntk.data / pntk.datasets_io on tiny files in the real on-disk formats.
+"""Tests for pntk.data (prepared, datasets) on tiny files in the real on-disk formats.
 
 Each fixture writes a miniature copy of a data set (same file names, keys, magic numbers and
 layouts as the official releases) and the real torchvision loaders read it through
@@ -272,7 +272,7 @@ def test_unknown_name(tmp_path):
     with pytest.raises(ValueError, match="data.name") as err:
         D.prepare_dataset("imagenet", tmp_path, tmp_path / "out.zarr")
     assert all(n in str(err.value) for n in DATASETS)
-    assert D.DATASETS == ("digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "svhn")
+    assert D.DATASETS == ("digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "svhn", "npz", "folder")
 
 
 # ----------------------------------------------------------------------------------------------

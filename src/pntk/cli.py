@@ -4,6 +4,7 @@
     pntk verify STORE [STORE ...] [--json]     recompute every tile checksum (exit 1 if any store is bad)
     pntk archive pack --config C -o FILE.zip [--results DIR] [--run SELECTOR ...] [--no-data]
     pntk archive import FILE.zip [--config C] [--results DIR] [--overwrite]
+    pntk synth cifar10 --out DIR [--seed S] [--train N --test M] [--overwrite]   synthetic CIFAR-10 files
 
 STORE is a kernel store `….zarr`, its `….manifest.json` or `….init.json`, or the common stem.
 """
@@ -145,6 +146,22 @@ def cmd_import(args) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)
+
+
+def cmd_synth(args) -> int:
+    from .data.synthetic import write_synthetic_cifar10
+
+    base = write_synthetic_cifar10(args.out, seed=args.seed, n_train=args.train, n_test=args.test,
+                                   overwrite=args.overwrite)
+    print(f"wrote SYNTHETIC CIFAR-10 stand-in ({args.train} train, {args.test} test images, seed {args.seed}) "
+          f"to {base}; use data.root: {args.out} and data.verify_md5: false (see {base / 'README.txt'})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pntk", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -178,6 +195,14 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--results", help="results folder (default: the config's `results`)")
     q.add_argument("--overwrite", action="store_true", help="replace existing files whose contents differ")
     q.set_defaults(func=cmd_import)
+    q = sub.add_parser("synth", help="write synthetic data sets in the official file formats")
+    q.add_argument("dataset", choices=["cifar10"])
+    q.add_argument("--out", required=True, metavar="DIR", help="folder to use as data.root")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--train", type=_positive_int, default=50000, metavar="N", help="train images (default 50000)")
+    q.add_argument("--test", type=_positive_int, default=10000, metavar="M", help="test images (default 10000)")
+    q.add_argument("--overwrite", action="store_true", help="replace an existing synthetic copy")
+    q.set_defaults(func=cmd_synth)
     return p
 
 
@@ -188,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ArchiveError, ConfigError, FileNotFoundError) as err:
+    except (ArchiveError, ConfigError, FileNotFoundError, FileExistsError) as err:
         print(f"pntk {args.command}: error: {err}", file=sys.stderr)
         return 2 if not isinstance(err, ArchiveError) else 1
 

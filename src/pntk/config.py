@@ -12,23 +12,11 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from .data.datasets import SPLIT_SIZES, USER_DATASETS, DataSpec, dataset_spec  # noqa: F401 (SPLIT_SIZES: API)
 from .runs import Run
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
-
-# Number of examples in each split of the raw data sets (digits: stratified 25 % test split).
-SPLIT_SIZES = {
-    "digits": (1347, 450),
-    "mnist": (60000, 10000),
-    "fashion_mnist": (60000, 10000),
-    "cifar10": (50000, 10000),
-    "cifar100": (50000, 10000),
-    "svhn": (73257, 26032),
-}
-NUM_CLASSES = {"digits": 10, "mnist": 10, "fashion_mnist": 10, "cifar10": 10, "cifar100": 100, "svhn": 10}
-IN_SHAPES = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28),
-             "cifar10": (3, 32, 32), "cifar100": (3, 32, 32), "svhn": (3, 32, 32)}
 
 
 class ConfigError(ValueError):
@@ -100,13 +88,7 @@ def check_semantics(config: dict, *, check_files: bool = True) -> None:
         if e > train["epochs"]:
             raise ConfigError(f"train.checkpoint_epochs: epoch {e} is after the last epoch "
                               f"(train.epochs = {train['epochs']})")
-    if data["name"] != "digits":
-        if not data["root"]:
-            raise ConfigError(f"data.root: data set {data['name']!r} is read from a local folder; "
-                              "set data.root to the folder holding the torchvision-format files")
-        if check_files and not data["download"] and not Path(data["root"]).is_dir():
-            raise ConfigError(f"data.root: folder {data['root']!r} does not exist "
-                              "(set data.download: true to let torchvision fetch the files)")
+    check_data_source(data, check_files=check_files)
     n_train, n_test = split_sizes(config)
     data["subset_train"] = data["subset_train"] or min(1000, n_train)
     data["subset_test"] = data["subset_test"] or min(500, n_test)
@@ -137,10 +119,47 @@ def check_semantics(config: dict, *, check_files: bool = True) -> None:
                     raise ConfigError(f"kernels.index_sets.{kind}: diagnostics need a store covering {list(pair)}")
 
 
+def check_data_source(data: dict, *, check_files: bool = True) -> None:
+    """Where the data come from: data.root for the built-in sets, data.path (+ resize) for user data."""
+    name = data["name"]
+    if name in USER_DATASETS:
+        for key, unused in (("root", data["root"] is not None), ("download", data["download"])):
+            if unused:
+                raise ConfigError(f"data.{key}: not used with data.name {name!r}, which reads data.path; remove it")
+        data_spec(config={"data": data})  # the user's files are read (cheaply) even in a dry run: sizes plan jobs
+        return
+    for key in ("path", "resize"):
+        if data[key] is not None:
+            raise ConfigError(f"data.{key}: only used with data.name npz or folder, not {name!r}")
+    if name != "digits":
+        if not data["root"]:
+            raise ConfigError(f"data.root: data set {name!r} is read from a local folder; "
+                              "set data.root to the folder holding the torchvision-format files")
+        if check_files and not data["download"] and not Path(data["root"]).is_dir():
+            raise ConfigError(f"data.root: folder {data['root']!r} does not exist "
+                              "(set data.download: true to let torchvision fetch the files)")
+
+
+def data_spec(config: dict) -> DataSpec:
+    """Full split sizes, number of classes and input shape of the configured data set (user data: read
+    from the files' headers, cached while they are unchanged); ConfigError names data.path on bad files."""
+    data = config["data"]
+    try:
+        return dataset_spec(data["name"], data.get("path"), data.get("resize"))
+    except (OSError, ValueError) as err:
+        msg = str(err)
+        raise ConfigError(msg if msg.startswith("data.") else f"data.path: {msg}") from None
+
+
+def num_classes(config: dict) -> int:
+    return data_spec(config).num_classes
+
+
 def split_sizes(config: dict) -> tuple[int, int]:
     """(n_train, n_test) after the optional seeded subsampling."""
     data = config["data"]
-    full_train, full_test = SPLIT_SIZES[data["name"]]
+    spec = data_spec(config)
+    full_train, full_test = spec.n_train, spec.n_test
     n_train = data["train_size"] or full_train
     n_test = data["test_size"] or full_test
     if n_train > full_train:

@@ -9,7 +9,6 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))  # the library, also wit
 
 from pntk import config as pcfg  # noqa: E402
 from pntk.paper import figure_set as fset  # noqa: E402
-from pntk.data import SPECS  # noqa: E402
 from pntk.runs import RUN_PATTERN, Run  # noqa: E402
 from pntk.store.paths import StorePaths  # noqa: E402
 
@@ -73,7 +72,7 @@ def kernel_mem_mb(kind, rows, cols, *, tile=False, floor=8000):
     n, m = pcfg.index_set_size(config, rows), pcfg.index_set_size(config, cols)
     if tile:
         n, m = min(n, config["kernels"]["tile_size"]), min(m, config["kernels"]["tile_size"])
-    outputs = SPECS[DATASET][0] ** 2 if kind == "entk" else 1
+    outputs = pcfg.num_classes(config) ** 2 if kind == "entk" else 1
     gib = n * m * outputs * (8 if config["kernels"]["dtype"] == "float64" else 4) / 2**30
     return max(floor, math.ceil(gib * CLUSTER["mem_mb_per_gb_kernel"]))
 

@@ -1,11 +1,15 @@
 rule prepare_data:
-    """Load the raw data set (sklearn digits or torchvision files under data.root), normalise, write Zarr."""
+    """Load the raw data set (sklearn digits, torchvision files under data.root, or the user's npz/folder at
+    data.path), normalise, write Zarr."""
     output:
         store=directory(f"{R}/data/{{dataset}}.zarr"),
     params:
         name=lambda wc: wc.dataset,
-        code=code_digest("data/prepared", "data/datasets"),
+        code=code_digest("data/prepared", "data/datasets", "data/user"),
         root=config["data"]["root"],
+        path=config["data"]["path"],
+        resize=config["data"]["resize"],
+        files=pcfg.data_spec(config).digest,  # user data: a changed file re-runs this rule
         download=config["data"]["download"],
         verify_md5=config["data"]["verify_md5"],
         train_size=config["data"]["train_size"],

@@ -1,4 +1,5 @@
-"""Raw image data sets: read them from disk through torchvision's own loaders (or sklearn for digits).
+"""Raw image data sets: read them from disk through torchvision's own loaders (or sklearn for digits),
+or from the user's own files (``npz``, ``folder``: see :mod:`pntk.data.user`).
 
 Every loader returns a :class:`RawSplits` of raw integer pixels in NCHW layout (``x / scale`` lies in
 [0, 1]) plus int64 labels, one pair for the official train split and one for the official test split.
@@ -16,10 +17,14 @@ tests write) the data are read by a subclass of the torchvision class whose md5 
 ``torchvision.datasets.utils.check_integrity(path, None)`` then only checks that the file exists, and
 every byte is still parsed by torchvision's own code path.  The fingerprint of the prepared arrays is
 recorded in the store either way, so provenance never depends on the md5 check.
+
+Synthetic CIFAR-10 (``pntk synth cifar10``, :mod:`pntk.data.synthetic`) is read like the real files;
+its meta file marks it, and that mark goes into ``RawSplits.source`` so no result passes for CIFAR-10.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,9 +40,42 @@ SPECS: dict[str, tuple[int, tuple[int, int, int]]] = {
     "cifar100": (100, (3, 32, 32)),
     "svhn": (10, (3, 32, 32)),
 }
-DATASETS = tuple(SPECS)
+# name -> (train, test) examples in the raw splits (digits: stratified 25 % test split)
+SPLIT_SIZES: dict[str, tuple[int, int]] = {
+    "digits": (1347, 450),
+    "mnist": (60000, 10000),
+    "fashion_mnist": (60000, 10000),
+    "cifar10": (50000, 10000),
+    "cifar100": (50000, 10000),
+    "svhn": (73257, 26032),
+}
+BUILTIN_DATASETS = tuple(SPECS)
+USER_DATASETS = ("npz", "folder")  # read from data.path (pntk.data.user)
+DATASETS = BUILTIN_DATASETS + USER_DATASETS
 
 DIGITS_TEST_FRACTION = 0.25
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """What planning needs of a data set before it is prepared (full splits, before subsampling)."""
+
+    n_train: int
+    n_test: int
+    num_classes: int
+    in_shape: tuple[int, int, int]  # (C, H, W)
+    digest: str = ""  # user data: sha256 of the files' names, sizes and mtimes ("" for built-in sets)
+
+
+def dataset_spec(name: str, path: str | Path | None = None, resize=None) -> DataSpec:
+    """:class:`DataSpec` of ``name``: a table for the built-in sets, the files' headers for user data."""
+    if name in USER_DATASETS:
+        from .user import describe
+
+        return describe(name, path, resize)
+    if name not in SPECS:
+        raise ValueError(f"data.name: unknown data set {name!r}; expected one of {', '.join(DATASETS)}")
+    return DataSpec(*SPLIT_SIZES[name], *SPECS[name])
 
 
 @dataclass
@@ -49,6 +87,8 @@ class RawSplits:
     scale: float  # x / scale lies in [0, 1] (255 for uint8 images, 16 for digits)
     source: str  # human-readable description of where the pixels came from
     classes: list[str] | None = None
+    num_classes: int | None = None  # None: the built-in table SPECS
+    split_rule: str = "official train/test files"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -77,6 +117,7 @@ def load_digits_splits(seed: int) -> RawSplits:
         source=f"sklearn.datasets.load_digits (stratified {DIGITS_TEST_FRACTION:.0%} test split, "
                f"random_state={seed})",
         classes=[str(i) for i in range(10)],
+        split_rule=f"stratified {DIGITS_TEST_FRACTION:.0%} test split of sklearn digits, random_state=seed",
     )
 
 
@@ -165,11 +206,23 @@ def _verify_md5(name: str, paths: list[Path]) -> None:
     md5 = _official_md5(name)
     bad = [str(p) for p in paths if p.name in md5 and not check_md5(str(p), md5[p.name])]
     if bad:
+        synthetic = _synthetic_note(name, paths[0].parent)
+        why = (f"these are synthetic files ({synthetic}), not the official release" if synthetic
+               else "corrupted or modified file")
         raise ValueError(
             f"data set {name!r}: md5 of {', '.join(bad)} does not match the official release that "
-            "torchvision expects (corrupted or modified file). Replace the files, or pass "
+            f"torchvision expects ({why}). Replace the files, or pass "
             "verify_md5=False (config data.verify_md5: false) to accept them as they are."
         )
+
+
+def _synthetic_note(name: str, folder: Path) -> str | None:
+    """The mark of ``pntk synth`` files in a CIFAR-10 folder, or None."""
+    if name != "cifar10":
+        return None
+    from .synthetic import synthetic_marker
+
+    return synthetic_marker(folder)
 
 
 def _unchecked(cls):
@@ -224,16 +277,27 @@ def load_torchvision_splits(name: str, root: str | Path | None, *, download: boo
     classes = [str(c) for c in ds.classes] if getattr(ds, "classes", None) else None
     if name == "svhn":  # torchvision's SVHN has no class names; label k is digit k
         classes = [str(i) for i in range(10)]
+    synthetic = _synthetic_note(name, paths[0].parent)
+    if synthetic:
+        logging.getLogger(__name__).warning("%s holds %s: results computed on it say nothing about %s",
+                                            paths[0].parent, synthetic, name)
     return RawSplits(
         x_tr, y_tr.astype(np.int64), x_te, y_te.astype(np.int64), scale=255.0,
-        source=f"torchvision.datasets.{cls.__name__} from {root}"
+        source=(f"{synthetic} — " if synthetic else "")
+               + f"torchvision.datasets.{cls.__name__} from {root}"
                + (" (md5 verified)" if _official_md5(name) and verify_md5 else ""),
         classes=classes,
     )
 
 
 def load_splits(name: str, root: str | Path | None, *, download: bool = False, seed: int = 0,
-                verify_md5: bool = True) -> RawSplits:
+                verify_md5: bool = True, path: str | Path | None = None, resize=None) -> RawSplits:
+    """Raw splits of ``name``: built-in sets from ``root`` (digits: sklearn), user data from ``path``."""
+    if name in USER_DATASETS:
+        from . import user as user_data
+
+        user_data.describe(name, path, resize)  # every cheap check first, naming file and array
+        return user_data.load_npz(path) if name == "npz" else user_data.load_folder(path, resize)
     if name not in SPECS:
         raise ValueError(f"data.name: unknown data set {name!r}; expected one of {', '.join(DATASETS)}")
     if name == "digits":

@@ -146,24 +146,26 @@ def _replace_atomically(tmp: Path, out: Path) -> None:
 
 def prepare_dataset(name: str, root: str | Path | None, out_path: str | Path, *,
                     download: bool = False, train_size: int | None = None,
-                    test_size: int | None = None, seed: int = 0, verify_md5: bool = True) -> dict:
+                    test_size: int | None = None, seed: int = 0, verify_md5: bool = True,
+                    path: str | Path | None = None, resize=None) -> dict:
     """Load raw data, subsample, normalise and write a Zarr v3 store at ``out_path``.
 
     ``train_size``/``test_size``: a seeded, class-stratified subset of that official split (rows kept
     in file order); ``None`` keeps the whole split. ``seed`` also drives the digits train/test split.
-    ``verify_md5``: check CIFAR/SVHN files against torchvision's official md5s (see datasets_io).
-    Returns the attrs dict written.
+    ``verify_md5``: check CIFAR/SVHN files against torchvision's official md5s (see data.datasets).
+    ``path``/``resize``: the user's own data (``name`` npz or folder, see pntk.data.user); ``root``
+    is not used for them. Returns the attrs dict written.
     """
-    if name not in SPECS:
+    if name not in DATASETS:
         raise ValueError(f"data.name: unknown data set {name!r}; expected one of {', '.join(DATASETS)}")
-    raw = load_splits(name, root, download=download, seed=seed, verify_md5=verify_md5)
+    raw = load_splits(name, root, download=download, seed=seed, verify_md5=verify_md5, path=path, resize=resize)
     _check_size(train_size, len(raw.y_train), "data.train_size")
     _check_size(test_size, len(raw.y_test), "data.test_size")
     pos_tr = (np.arange(len(raw.y_train)) if train_size is None
               else stratified_subset(raw.y_train, train_size, _rng(seed, _TAG_TRAIN_SIZE)))
     pos_te = (np.arange(len(raw.y_test)) if test_size is None
               else stratified_subset(raw.y_test, test_size, _rng(seed, _TAG_TEST_SIZE)))
-    num_classes, in_shape = SPECS[name]
+    num_classes, in_shape = SPECS[name] if name in SPECS else (raw.num_classes, raw.x_train.shape[1:])
     for part, xs in (("train", raw.x_train), ("test", raw.x_test)):
         if xs.shape[1:] != in_shape:
             raise ValueError(f"data set {name!r}: {part} images have shape {xs.shape[1:]}, expected {in_shape}")
@@ -175,8 +177,8 @@ def prepare_dataset(name: str, root: str | Path | None, out_path: str | Path, *,
     x = np.empty((n_tr + len(pos_te),) + in_shape, np.float32)  # (N, C, H, W)
     x[:n_tr] = raw.x_train if train_size is None else raw.x_train[pos_tr]
     x[n_tr:] = raw.x_test if test_size is None else raw.x_test[pos_te]
-    x /= np.float32(raw.scale)  # pixels in [0, 1]
-    source, classes = raw.source, raw.classes
+    x /= np.float32(raw.scale)  # pixels in [0, 1]; float user data stay as stored (scale 1)
+    source, classes, split_rule, scale = raw.source, raw.classes, raw.split_rule, raw.scale
     del raw  # free the raw pixels before the statistics and the write
     mean, std = _channel_stats(x[:n_tr])  # (C,), (C,) train statistics, float64
     x -= mean.astype(np.float32)[None, :, None, None]
@@ -200,9 +202,9 @@ def prepare_dataset(name: str, root: str | Path | None, out_path: str | Path, *,
         "fingerprint": fingerprint(x, y, split),
         "source": source,
         "classes": classes,
-        "normalisation": "pixels scaled to [0, 1], then (x - mean) / std per channel, train statistics",
-        "split_rule": ("stratified 25% test split of sklearn digits, random_state=seed" if name == "digits"
-                       else "official train/test files"),
+        "normalisation": ("pixels scaled to [0, 1]" if scale != 1 else "values as stored")
+                         + ", then (x - mean) / std per channel, train statistics",
+        "split_rule": split_rule,
     }
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -100,9 +100,13 @@ def plot_data_samples(data_path, stem: Path, n: int = 16) -> list[Path]:
     ids = data.train_indices[:n]
     fig, axes = plt.subplots(2, n // 2, figsize=(n // 2 * 1.1, 2.6))
     for ax, i in zip(axes.ravel(), ids):
-        img = data.x[i].transpose(1, 2, 0)  # (H, W, C)
+        img = data.x[i]  # (C, H, W)
+        tiled = img.shape[0] not in (1, 3)  # user data, e.g. features as (D, 1, 1): channels side by side
+        if tiled:
+            img = np.concatenate(list(img), axis=1)[None]  # (1, H, C·W)
+        img = img.transpose(1, 2, 0)  # (H, W, C)
         img = (img - img.min()) / max(np.ptp(img), 1e-12)
-        ax.imshow(img.squeeze(-1) if img.shape[-1] == 1 else img, cmap="gray")
+        ax.imshow(img.squeeze(-1) if img.shape[-1] == 1 else img, cmap="gray", aspect="auto" if tiled else None)
         ax.set_title(str(data.y[i]), fontsize=8)
         ax.axis("off")
     fig.suptitle(f"{data.attrs['name']}: {len(data.train_indices)} train / {len(data.test_indices)} test")
