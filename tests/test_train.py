@@ -223,8 +223,8 @@ def test_sigkilled_run_resumes_bitwise(reference, data, tmp_path, caplog, one_th
     assert [int(r["epoch"]) for r in _log(run_dir)] == list(range(CFG.epochs + 1))
 
 
-def test_resume_state_of_another_config_is_ignored(reference, data, tmp_path, monkeypatch, one_thread):
-    run_dir = tmp_path / "fcn-w16-s3"
+def _run_killed_after_epoch_2(run_dir, data, monkeypatch, cfg=CFG) -> None:
+    """Run until epoch 2's resume state is saved, then die (KeyboardInterrupt), leaving .resume/ behind."""
     real_save = T._save_state
 
     def save_then_die(resume, model, opt, epoch, *a, **k):
@@ -234,8 +234,13 @@ def test_resume_state_of_another_config_is_ignored(reference, data, tmp_path, mo
 
     monkeypatch.setattr(T, "_save_state", save_then_die)
     with pytest.raises(KeyboardInterrupt):
-        _run(run_dir, data, cfg=replace(CFG, lr=0.2))  # another learning rate: another run
+        _run(run_dir, data, cfg=cfg)
     monkeypatch.setattr(T, "_save_state", real_save)
+
+
+def test_resume_state_of_another_config_is_ignored(reference, data, tmp_path, monkeypatch, one_thread):
+    run_dir = tmp_path / "fcn-w16-s3"
+    _run_killed_after_epoch_2(run_dir, data, monkeypatch, cfg=replace(CFG, lr=0.2))  # another lr: another run
     paths = _run(run_dir, data)
     for a, b in zip(_states(paths), reference["states"]):
         _assert_bitwise_equal(a, b)
@@ -384,17 +389,7 @@ def test_run_that_did_not_learn_gets_a_warning_and_is_recorded(digits_600, tmp_p
 def test_resume_state_of_another_init_is_ignored(data, tmp_path, monkeypatch, caplog, one_thread):
     """A changed init (e.g. models.py edited between a kill and the rerun) must not resume old weights."""
     run_dir = tmp_path / "fcn-w16-s3"
-    real_save = T._save_state
-
-    def save_then_die(resume, model, opt, epoch, *a, **k):
-        real_save(resume, model, opt, epoch, *a, **k)
-        if epoch == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(T, "_save_state", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        _run(run_dir, data)
-    monkeypatch.setattr(T, "_save_state", real_save)
+    _run_killed_after_epoch_2(run_dir, data, monkeypatch)
 
     def halved_init(spec, seed):
         model = init_model(spec, seed)
