@@ -130,3 +130,82 @@ def test_bad_specs_raise_naming_the_key(kw, key):
         build_model(sp)
     with pytest.raises(ValueError, match=key.replace(".", r"\.")):
         init_model(sp, 0)
+
+
+# ------------------------------------------------------------------------------------------------
+# Initialisation (issue 13: ConvNet-8 under PyTorch's default init never learned)
+
+
+@pytest.mark.parametrize("in_shape", [(1, 8, 8), (3, 32, 32)], ids=["8x8", "32x32"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_convnet8_keeps_the_input_signal_to_its_last_layer(in_shape, seed):
+    """How much the last hidden layer varies across inputs, relative to the inputs' variation.
+
+    Under PyTorch's default init (weight variance 1/(3 fan_in)) this ratio is ~1.5e-4 at depth 8: every input
+    gives the same features and SGD cannot start. He init keeps it at 0.08-0.3 (ReLU correlation and zero
+    padding still shrink it somewhat)."""
+    model = init_model(spec("convnet", width=32, in_shape=in_shape, depth=8), seed)
+    x = torch.randn(64, *in_shape, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        h = model.features(x)  # (64, 32, h, w) last hidden layer, after its ReLU
+    signal_ratio = (h.std(dim=0).mean() / x.std(dim=0).mean()).item()
+    assert signal_ratio > 0.03
+
+
+def _weight_variance(layer: nn.Module) -> float:
+    return layer.weight.detach().double().var().item()
+
+
+def _fans(layer: nn.Module) -> tuple[int, int]:
+    w = layer.weight
+    receptive = w[0, 0].numel() if w.dim() > 2 else 1
+    return w.shape[1] * receptive, w.shape[0] * receptive  # fan_in, fan_out
+
+
+@pytest.mark.parametrize("arch, width, mode", [("fcn", 256, "fan_in"), ("convnet", 64, "fan_in"),
+                                               ("resnet18", 8, "fan_out"), ("wrn16", 2, "fan_out")])
+def test_relu_layers_have_he_variance_and_zero_bias(arch, width, mode):
+    """He et al. 2015: Var W = 2 / fan (fan_in for FCN and ConvNet; fan_out for torchvision's ResNet and WRN)."""
+    model = init_model(spec(arch, width=width, in_shape=(3, 32, 32)), 0)
+    layers = [m for name, m in model.named_modules()
+              if isinstance(m, (nn.Linear, nn.Conv2d)) and not name.startswith("readout")]
+    assert layers
+    for layer in layers:
+        fan_in, fan_out = _fans(layer)
+        expected = 2.0 / (fan_in if mode == "fan_in" else fan_out)
+        # sampling error of a variance estimate from n draws is ~sqrt(2/n) relative; every layer here has n >= 432
+        assert _weight_variance(layer) == pytest.approx(expected, rel=0.25), layer
+        if layer.bias is not None:
+            assert not layer.bias.any()
+
+
+@pytest.mark.parametrize("arch", ["fcn", "convnet"])
+def test_readout_is_lecun_with_zero_bias(arch):
+    model = init_model(spec(arch, width=512, in_shape=(1, 8, 8), num_classes=10), 0)
+    assert _weight_variance(model.readout) == pytest.approx(1 / 512, rel=0.1)
+    assert not model.readout.bias.any()
+
+
+@pytest.mark.parametrize("arch", ["resnet18", "wrn16"])
+def test_batchnorm_starts_as_identity(arch):
+    model = init_model(spec(arch, in_shape=(3, 32, 32)), 0)
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert bns and all(torch.equal(b.weight, torch.ones_like(b.weight)) for b in bns)
+    assert all(not b.bias.any() for b in bns)
+
+
+def test_wrn16_readout_bias_is_zero():
+    assert not init_model(spec("wrn16", in_shape=(3, 32, 32)), 0).readout.bias.any()
+
+
+@pytest.mark.parametrize("depth", [3, 8])
+def test_fcn_keeps_the_scale_of_its_input(depth):
+    """He init: each ReLU layer keeps the second moment of its input, so the readout sees O(1) features."""
+    model = init_model(spec("fcn", width=1024, depth=depth), 0)
+    x = torch.randn(256, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    h = x.flatten(1)  # (256, 64)
+    with torch.no_grad():
+        for layer in model.hidden:
+            h = F.relu(layer(h))  # (256, 1024)
+    ratio = (h.pow(2).mean() / x.pow(2).mean()).item()
+    assert 0.5 < ratio < 2.0

@@ -2,8 +2,15 @@
 
 Every model takes images (N, C, H, W) of any size from 8×8 up to 32×32 and ends in a
 dense readout ``nn.Linear(w_readout, num_classes)`` named ``readout``. Standard
-parameterization (PyTorch default init) unless ``parameterization="ntk"`` (FCN only),
-where weights are N(0, 1) and each layer's output is scaled by sigma_w / sqrt(fan_in).
+parameterization, initialised the way each architecture's reference network is (each class's
+docstring names its source), unless ``parameterization="ntk"`` (FCN only), where weights are
+N(0, 1) and each layer's output is scaled by sigma_w / sqrt(fan_in).
+
+Why not PyTorch's default init: it draws weights with variance 1/(3 fan_in), so each ReLU layer
+multiplies the signal's second moment by about 1/6. Nets with BatchNorm renormalise, but in the
+8-layer ConvNet without normalisation the input-dependent part of the last layer is ~1e-4 of the
+input's (the biases' constant dominates): every image gets the same features and it never learned
+(issue 13). He init keeps each layer's second moment, and that ratio at 0.1-0.3.
 
 Width conventions (what "width w" means per architecture):
     fcn       hidden width w; depth = number of Linear layers (depth 3: in→w→w→O)
@@ -45,6 +52,32 @@ class ModelSpec:
             raise ValueError(f"models.depth: must be >= 1, got {self.depth}")
 
 
+def he_relu_(layer: nn.Linear | nn.Conv2d, mode: str = "fan_in") -> None:
+    """He et al. 2015 ("Delving deep into rectifiers"): W ~ N(0, 2/fan), bias 0, for a layer followed
+    by a ReLU; fan = fan_in keeps the forward signal's scale, fan_out the backward one's."""
+    nn.init.kaiming_normal_(layer.weight, mode=mode, nonlinearity="relu")
+    if layer.bias is not None:
+        nn.init.zeros_(layer.bias)
+
+
+def lecun_readout_(layer: nn.Linear) -> None:
+    """LeCun et al. 1998 ("Efficient BackProp"): W ~ N(0, 1/fan_in), bias 0, for the linear readout (no
+    ReLU after it, hence gain 1): logits start at the scale of the features."""
+    nn.init.normal_(layer.weight, std=1.0 / math.sqrt(layer.in_features))
+    nn.init.zeros_(layer.bias)
+
+
+def init_residual_net_(model: nn.Module) -> None:
+    """torchvision's ResNet init: He et al. 2015 with fan_out (N(0, 2/(k²·c_out))) for every conv,
+    BatchNorm γ = 1, β = 0 (the identity at init); the readout keeps PyTorch's default."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            he_relu_(m, mode="fan_out")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
 class NTKLinear(nn.Module):
     """Linear layer in NTK parameterization: y = sigma_w/sqrt(fan_in) W x + sigma_b b, W,b ~ N(0,1)."""
 
@@ -60,6 +93,10 @@ class NTKLinear(nn.Module):
 
 
 class FCN(nn.Module):
+    """ReLU MLP. Standard parameterization: He et al. 2015 (fan_in) for the hidden layers and LeCun
+    (fan_in, gain 1) for the readout, biases 0 — σ_w² = 2 for ReLU, the scaling of the infinite-width
+    analyses (Arora et al. 2019's c_σ = 2). NTK parameterization: `NTKLinear`, unchanged."""
+
     def __init__(self, in_features: int, width: int, num_classes: int, depth: int = 3,
                  parameterization: str = "standard"):
         super().__init__()
@@ -67,6 +104,10 @@ class FCN(nn.Module):
         dims = [in_features] + [width] * (depth - 1)
         self.hidden = nn.ModuleList(make(a, b) for a, b in zip(dims[:-1], dims[1:]))
         self.readout = make(dims[-1], num_classes)
+        if parameterization == "standard":
+            for layer in self.hidden:
+                he_relu_(layer)
+            lecun_readout_(self.readout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = x.flatten(1)  # (N, C*H*W)
@@ -79,6 +120,9 @@ class ConvNet(nn.Module):
     """Fully convolutional: `depth` 3×3 convs of `width` channels, global average pool, readout.
 
     Spatial size halves (stride 2) at the layers depth//3 and 2*depth//3 while it is above 4.
+    Init: He et al. 2015 (fan_in, biases 0) for every conv, LeCun for the readout — the σ_w² = 2
+    scaling of the ReLU CNN-GAP of Arora et al. 2019 (c_σ = 2) and Lee et al. 2020, under which the
+    signal keeps its scale through all `depth` layers without normalisation.
     """
 
     def __init__(self, in_shape: tuple[int, int, int], width: int, num_classes: int, depth: int = 8):
@@ -93,6 +137,10 @@ class ConvNet(nn.Module):
             layers += [nn.Conv2d(c if i == 0 else width, width, 3, stride=stride, padding=1), nn.ReLU()]
         self.features = nn.Sequential(*layers)
         self.readout = nn.Linear(width, num_classes)
+        for m in self.features:
+            if isinstance(m, nn.Conv2d):
+                he_relu_(m)
+        lecun_readout_(self.readout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.features(x).mean(dim=(2, 3))  # (N, width)
@@ -118,7 +166,10 @@ class BasicBlock(nn.Module):
 
 
 class ResNet18(nn.Module):
-    """CIFAR-style ResNet-18 (3×3 stem, no max-pool) with base width w."""
+    """CIFAR-style ResNet-18 (3×3 stem, no max-pool) with base width w.
+
+    Init as torchvision's ResNet (`init_residual_net_`).
+    """
 
     def __init__(self, in_channels: int, width: int, num_classes: int):
         super().__init__()
@@ -132,6 +183,7 @@ class ResNet18(nn.Module):
                 c = width * mult
         self.blocks = nn.Sequential(*blocks)
         self.readout = nn.Linear(c, num_classes)
+        init_residual_net_(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.blocks(self.stem(x)).mean(dim=(2, 3))  # (N, 8w)
@@ -160,7 +212,13 @@ class WideBlock(nn.Module):
 
 
 class WideResNet16(nn.Module):
-    """WRN-16-k (Zagoruyko & Komodakis): 2 blocks per stage, stage widths 16k, 32k, 64k."""
+    """WRN-16-k (Zagoruyko & Komodakis 2016): 2 blocks per stage, stage widths 16k, 32k, 64k.
+
+    Init as the authors' code (wide-residual-networks, models/utils.lua MSRinit and FCinit): every
+    conv N(0, 2/(k²·c_out)) — He et al. 2015 with fan_out, as `init_residual_net_` — and the readout's
+    bias 0 (its weight keeps the framework default, U(±1/√fan_in) in both torch7 and PyTorch).
+    BatchNorm γ = 1, β = 0 (PyTorch's default; the Lua code's U(0, 1) γ was torch7's default).
+    """
 
     def __init__(self, in_channels: int, k: int, num_classes: int, depth: int = 16):
         super().__init__()
@@ -177,6 +235,8 @@ class WideResNet16(nn.Module):
         self.blocks = nn.Sequential(*blocks)
         self.bn = nn.BatchNorm2d(c)
         self.readout = nn.Linear(c, num_classes)
+        init_residual_net_(self)
+        nn.init.zeros_(self.readout.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = F.relu(self.bn(self.blocks(self.stem(x)))).mean(dim=(2, 3))  # (N, 64k)

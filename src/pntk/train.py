@@ -5,16 +5,23 @@ Resume protocol: after every epoch the full state (model, optimizer, epoch, lr) 
 the run finishes are the checkpoints linked into `{run_dir}/checkpoints/` (the declared outputs), so a
 killed job never leaves a checkpoint set that looks final, and Snakemake deleting incomplete outputs on
 rerun loses no work. Batch order depends only on (seed, epoch), so a resumed run is bitwise equal to an
-uninterrupted one on CPU.
+uninterrupted one on CPU. The resume state is keyed on the run's config and on its initial weights, so
+a state left by another config or by an older init (a changed `models.py`) is discarded, not resumed.
+
+Trust: every epoch's row of `train_log.csv` and every checkpoint record whether the network has learned
+(`pntk.learned.did_learn` on its test accuracy), and a run whose final network did not learn gets a
+WARNING in the job log.
 """
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import logging
 import math
 import os
 import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,12 +31,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .learned import learning_verdict
 from .models import ModelSpec, init_model
 from .provenance import atomic_torch_save, provenance
 
 log = logging.getLogger(__name__)
 
-LOG_FIELDS = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds"]
+# learned: did_learn(test_acc) of that epoch's network (epoch 0, the initialisation, is never learned)
+LOG_FIELDS = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "learned", "seconds"]
 
 
 @dataclass(frozen=True)
@@ -86,10 +95,19 @@ def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n, generator=g)
 
 
+def init_digest(spec: ModelSpec, seed: int) -> str:
+    """sha256 of the initial parameters and buffers of (spec, seed): changes whenever the init does."""
+    h = hashlib.sha256()
+    for name, value in init_model(spec, seed).state_dict().items():
+        h.update(name.encode())
+        h.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
 def _run_key(spec: ModelSpec, seed: int, cfg: TrainConfig, extra_meta: dict) -> str:
-    """Identity of a run: a resume state written under another config or data set is ignored."""
-    return json.dumps([asdict(spec), seed, asdict(cfg), extra_meta.get("data_fingerprint")],
-                      sort_keys=True, default=str)
+    """Identity of a run: a resume state written under another config, data set or init is ignored."""
+    return json.dumps([asdict(spec), seed, asdict(cfg), extra_meta.get("data_fingerprint"),
+                       init_digest(spec, seed)], sort_keys=True, default=str)
 
 
 def _save_state(resume: Path, model, opt, epoch: int, lr: float, rows: list[dict], key: str) -> None:
@@ -107,7 +125,8 @@ def train_run(spec: ModelSpec, seed: int, x_train: np.ndarray, y_train: np.ndarr
     (run_dir / "train_log.csv").unlink(missing_ok=True)
     resume = run_dir / ".resume"
     resume.mkdir(parents=True, exist_ok=True)
-    lrs = [cfg.lr] + ([cfg.lr_fallback] if cfg.lr_fallback and cfg.lr_fallback != cfg.lr else [])
+    # A restart after divergence only makes sense at a smaller step.
+    lrs = [cfg.lr] + ([cfg.lr_fallback] if cfg.lr_fallback and cfg.lr_fallback < cfg.lr else [])
     state_file = resume / "state.pt"
     key = _run_key(spec, seed, cfg, extra_meta or {})
     if state_file.exists():
@@ -120,7 +139,8 @@ def train_run(spec: ModelSpec, seed: int, x_train: np.ndarray, y_train: np.ndarr
             lrs = [lr for lr in lrs if lr <= st["lr"]] or [st["lr"]]
     for attempt, lr in enumerate(lrs):
         try:
-            _train_with_lr(spec, seed, x_train, y_train, x_test, y_test, cfg, lr, run_dir, extra_meta or {}, key)
+            rows = _train_with_lr(spec, seed, x_train, y_train, x_test, y_test, cfg, lr, run_dir,
+                                  extra_meta or {}, key)
             break
         except DivergedError as err:
             log.warning("run %s: %s", run_dir, err)
@@ -130,11 +150,25 @@ def train_run(spec: ModelSpec, seed: int, x_train: np.ndarray, y_train: np.ndarr
                 raise DivergedError(f"{run_dir}: loss diverged (NaN/inf) at every learning rate tried "
                                     f"{lrs}; no checkpoint was written") from err
             log.warning("restarting %s from scratch at lr %g (train.lr_fallback)", run_dir, lrs[attempt + 1])
+    if cfg.epochs > 0:
+        _report_learning(run_dir, learning_verdict(rows[-1]["test_acc"], spec.num_classes, y_test))
     return _publish(run_dir, cfg)
 
 
+def _report_learning(run_dir: Path, v: dict) -> None:
+    """Say out loud whether the final network learned: a WARNING in the job log when it did not."""
+    if v["learned"]:
+        log.info("run %s learned: final test accuracy %.4f (chance %.4f)", run_dir, v["test_acc"], v["chance_acc"])
+    else:
+        log.warning("run %s did NOT learn: final test accuracy %.4f is within chance (chance %.4f; learned needs "
+                    ">= %.4f on %d test examples, pntk.learned.did_learn). Its checkpoints, kernels and "
+                    "regressions describe a network that did not learn.", run_dir, v["test_acc"], v["chance_acc"],
+                    v["learned_threshold"], v["n_test"])
+
+
 def _train_with_lr(spec, seed, x_train, y_train, x_test, y_test, cfg: TrainConfig, lr: float,
-                   run_dir: Path, extra_meta: dict, key: str) -> None:
+                   run_dir: Path, extra_meta: dict, key: str) -> list[dict]:
+    """Train at one learning rate from the resume state (if any); returns the log rows of every epoch."""
     dev = torch.device(cfg.device)
     resume = run_dir / ".resume"
     xtr = torch.as_tensor(x_train, device=dev)  # (N, C, H, W)
@@ -154,6 +188,7 @@ def _train_with_lr(spec, seed, x_train, y_train, x_test, y_test, cfg: TrainConfi
             start, rows = st["epoch"] + 1, list(st["log_rows"])
             log.info("resuming %s after epoch %d", run_dir, st["epoch"])
     meta = {"spec": asdict(spec), "seed": seed, "lr": lr, **extra_meta, **provenance()}
+    trained_seconds: list[float] = []  # of the epochs trained by this process, for the ETA
     for epoch in range(start, cfg.epochs + 1):
         t0 = time.perf_counter()
         train_loss = train_acc = float("nan")
@@ -161,7 +196,7 @@ def _train_with_lr(spec, seed, x_train, y_train, x_test, y_test, cfg: TrainConfi
             model.train()
             order = epoch_order(len(xtr), seed, epoch).to(dev)
             total, correct = 0.0, 0
-            for s in range(0, len(order), cfg.batch_size):
+            for s in _batch_starts(len(order), cfg.batch_size, f"epoch {epoch}/{cfg.epochs}"):
                 idx = order[s:s + cfg.batch_size]
                 out = model(xtr[idx])
                 loss = loss_fn(cfg.loss, out, ytr[idx])
@@ -179,15 +214,39 @@ def _train_with_lr(spec, seed, x_train, y_train, x_test, y_test, cfg: TrainConfi
         test_loss, test_acc = evaluate(model, xte, yte, cfg.loss)
         if not math.isfinite(ev_train[0]):
             raise DivergedError(f"non-finite evaluation loss at epoch {epoch} with lr {lr}")
+        verdict = learning_verdict(test_acc, spec.num_classes, y_test)
+        learned = epoch > 0 and verdict["learned"]  # the initialisation has learned nothing
+        seconds = time.perf_counter() - t0
         rows.append({"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_acc": train_acc,
-                     "test_loss": test_loss, "test_acc": test_acc, "seconds": time.perf_counter() - t0})
-        log.info("epoch %d/%d lr %g train loss %.4f acc %.3f test loss %.4f acc %.3f", epoch, cfg.epochs,
-                 lr, train_loss, train_acc, test_loss, test_acc)
+                     "test_loss": test_loss, "test_acc": test_acc, "learned": learned, "seconds": seconds})
+        if epoch > 0:
+            trained_seconds.append(seconds)
+        log.info("epoch %d/%d lr %g train loss %.4f acc %.3f test loss %.4f acc %.3f | %s", epoch, cfg.epochs,
+                 lr, train_loss, train_acc, test_loss, test_acc, _progress(trained_seconds, cfg.epochs - epoch))
         if epoch in cfg.checkpoint_epochs:
-            atomic_torch_save({"model": model.state_dict(), "epoch": epoch, **meta},
+            atomic_torch_save({"model": model.state_dict(), "epoch": epoch, **meta, **verdict, "learned": learned},
                               resume / f"epoch{epoch:03d}.pt")
         _save_state(resume, model, opt, epoch, lr, rows, key)
     _write_log(resume / "train_log.csv", rows)
+    return rows
+
+
+def _batch_starts(n: int, batch_size: int, desc: str):
+    """Start index of each batch; a tqdm bar when stderr is a terminal (job logs get the epoch lines)."""
+    starts = range(0, n, batch_size)
+    if not sys.stderr.isatty():
+        return starts
+    from tqdm import tqdm
+
+    return tqdm(starts, desc=desc, leave=False, unit="batch")
+
+
+def _progress(trained_seconds: list[float], remaining_epochs: int) -> str:
+    """'elapsed 12.3s, ETA 45.6s' from the epochs trained so far (mean seconds per epoch × remaining)."""
+    elapsed = sum(trained_seconds)
+    if not trained_seconds:
+        return f"elapsed {elapsed:.1f}s, ETA unknown"
+    return f"elapsed {elapsed:.1f}s, ETA {elapsed / len(trained_seconds) * remaining_epochs:.1f}s"
 
 
 def _write_log(path: Path, rows: list[dict]) -> None:
