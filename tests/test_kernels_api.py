@@ -219,13 +219,21 @@ def test_inference_mode_inputs():
     assert torch.allclose(k, empirical_kernel(model, x.clone(), method="reference"), rtol=1e-10, atol=0)
 
 
-def test_symmetric_gram_blocks():
-    from pntk.kernels._common import gram
+@pytest.mark.parametrize("rows", [1, 3])
+def test_symmetric_block_contracts_the_lower_triangle_of_sub_blocks(rows):
+    from pntk.kernels._common import contract_rows, symmetric_block
 
-    a = torch.randn(1500, 37, dtype=torch.float64)
-    g = gram(a, a)  # lower block triangle only, upper mirrored
-    torch.testing.assert_close(g, a @ a.T, rtol=1e-13, atol=1e-12)
-    assert torch.equal(g[:375, 375:], g[375:, :375].T)
+    feats = [torch.randn(1100, rows, 37, dtype=torch.float64), torch.randn(1100, rows, 5, dtype=torch.float64)]
+    calls = []
+
+    def contract(f1, f2):
+        calls.append((f1[0].shape[0], f2[0].shape[0]))
+        return contract_rows(f1[0], f2[0], False) + contract_rows(f1[1], f2[1], False)  # (n1, n2, R, R)
+
+    k = symmetric_block(contract, feats, 1100)
+    assert len(calls) == 10 and sum(a * b for a, b in calls) < 0.63 * 1100 ** 2  # 10 of 16 sub-blocks
+    torch.testing.assert_close(k, contract(feats, feats), rtol=1e-13, atol=1e-12)
+    assert torch.equal(k, k.transpose(0, 1).transpose(2, 3))  # exactly symmetric, (R, R) transposed too
 
 
 @pytest.mark.parametrize("kind", ["pntk", "entk"])

@@ -38,7 +38,7 @@ def run_meta_from_path(checkpoint: str | Path) -> dict:
 
 def init_job(sentinel: str | Path, *, kind: str, rows: str, cols: str, data_path, checkpoint,
              kernels_cfg: dict, data_cfg: dict) -> None:
-    data = open_prepared(data_path)
+    data = open_prepared(data_path, lazy=True)  # labels and split only: the images are not needed here
     r_ids, c_ids = index_sets_for(data, rows, cols, data_cfg)
     attrs = store_attrs(kind, rows, cols, kernels_cfg, checkpoint, data, run_meta_from_path(checkpoint))
     tiles.init_store(sentinel, kind=kind, row_ids=r_ids, col_ids=c_ids, row_labels=data.y[r_ids],

@@ -13,6 +13,7 @@ Every kind is a contraction of Jacobian *rows*: a row r is the gradient of the s
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Callable
@@ -76,25 +77,10 @@ def finish(k: Tensor, rows: RowSpec) -> Tensor:
     return k
 
 
-SYM_CHUNKS = 4  # a Gram A Aᵀ in 4×4 row blocks computes 10 of 16 blocks: 62.5% of the FLOPs
-
-
 def gram(a: Tensor, b: Tensor, out: Tensor | None = None) -> Tensor:
-    """a (M, P) @ b (M', P)ᵀ -> (M, M'), into ``out`` if given (reused buffers skip the page faults of a
-    fresh allocation); when ``b is a`` only the lower block triangle is multiplied and mirrored."""
-    m = a.shape[0]
-    if b is not a or m < 256 * SYM_CHUNKS:
-        return torch.mm(a, b.T) if out is None else torch.mm(a, b.T, out=out)
-    out = a.new_empty(m, m) if out is None else out
-    edges = [m * i // SYM_CHUNKS for i in range(SYM_CHUNKS + 1)]
-    for i in range(SYM_CHUNKS):
-        ri = slice(edges[i], edges[i + 1])
-        for j in range(i + 1):
-            rj = slice(edges[j], edges[j + 1])
-            out[ri, rj] = a[ri] @ a[rj].T  # (mi, P) @ (P, mj)
-            if j < i:
-                out[rj, ri] = out[ri, rj].T
-    return out
+    """a (M, P) @ b (M', P)ᵀ -> (M, M'), into ``out`` if given (a reused buffer skips the page faults of a
+    fresh allocation)."""
+    return torch.mm(a, b.T) if out is None else torch.mm(a, b.T, out=out)
 
 
 # Kernel blocks are accumulated in "row layout": a 2-D matrix whose GEMMs write in place —
@@ -111,8 +97,6 @@ def add_rows(acc: Tensor | None, j1: Tensor, j2: Tensor, diagonal: bool) -> Tens
     b = a if j2 is j1 else flat_rows(j2, diagonal)
     if acc is None:
         return gram(a, b)  # (n1, n2) or (n1·R, n2·R)
-    if b is a and a.shape[0] >= 256 * SYM_CHUNKS:
-        return acc.add_(gram(a, a))
     return acc.addmm_(a, b.T)  # GEMM accumulating in place: no temporary of the block's size
 
 
@@ -156,6 +140,51 @@ def default_batch_size(num_params: int, num_rows: int, itemsize: int, device: to
     return max(2 * num_rows, budget // max(1, num_params * itemsize))
 
 
+SYM_CHUNKS = 4  # K(x, x) in 4×4 sub-blocks contracts 10 of 16: 62.5% of the pair work
+
+
+def take(features: Any, rows: slice) -> Any:
+    """The features of samples ``rows`` of a block: every tensor in them has its samples on dim 0
+    (lists, tuples and dataclasses are sliced member by member, other values kept)."""
+    if isinstance(features, Tensor):
+        return features[rows]
+    if isinstance(features, (list, tuple)):
+        return type(features)(take(f, rows) for f in features)
+    if dataclasses.is_dataclass(features):
+        return dataclasses.replace(features, **{f.name: take(getattr(features, f.name), rows)
+                                                for f in dataclasses.fields(features)})
+    return features
+
+
+def _mirror(t: Tensor) -> Tensor:
+    """(a, b[, R, R]) -> (b, a[, R, R]ᵀ): K(x', x) from K(x, x')."""
+    t = t.transpose(0, 1)
+    return t.transpose(2, 3) if t.dim() == 4 else t
+
+
+def symmetric_block(contract: Callable[[Any, Any], Tensor], f: Any, n: int) -> Tensor:
+    """K(x, x) (n, n, *tail) of one block from its features ``f``, exactly symmetric: the lower triangle
+    of SYM_CHUNKS² sub-blocks is contracted and mirrored, diagonal sub-blocks are symmetrized."""
+    chunks = SYM_CHUNKS if n >= 256 * SYM_CHUNKS else 1
+    edges = [n * c // chunks for c in range(chunks + 1)]
+    out = None
+    for a in range(chunks):
+        ra = slice(edges[a], edges[a + 1])
+        fa = f if chunks == 1 else take(f, ra)
+        for b in range(a + 1):
+            rb = slice(edges[b], edges[b + 1])
+            kb = contract(fa, fa if b == a else take(f, rb))  # (na, nb, *tail)
+            if a == b:
+                kb = torch.add(kb, _mirror(kb)).mul_(0.5)
+            if chunks == 1:
+                return kb
+            out = kb.new_empty(n, n, *kb.shape[2:]) if out is None else out  # (n, n, *tail)
+            out[ra, rb] = kb
+            if a != b:
+                out[rb, ra] = _mirror(kb)
+    return out
+
+
 def blocked_kernel(
     featurize: Callable[[Tensor], Any],
     contract: Callable[[Any, Any], Tensor],
@@ -168,10 +197,11 @@ def blocked_kernel(
 ) -> Tensor:
     """Assemble K (N1, N2, *tail) from blocks of ``block`` samples per side.
 
-    ``featurize(xb)`` maps a block of inputs to features, ``contract(f1, f2)`` two feature sets to
-    a (n1, n2, *tail) block. With ``x2 is None`` only blocks j >= i are computed and mirrored
-    (tail (R, R) is transposed too), and diagonal blocks are symmetrized exactly.
-    At most two blocks of features are alive at any time. ``progress``: see ``_progress.py``.
+    ``featurize(xb)`` maps a block of inputs to features (tensors with samples on dim 0, see ``take``),
+    ``contract(f1, f2)`` two feature sets to a (n1, n2, *tail) block. With ``x2 is None`` only blocks
+    j >= i are computed and mirrored (tail (R, R) is transposed too), and diagonal blocks are computed
+    by ``symmetric_block``. At most two blocks of features are alive at any time. ``progress``: see
+    ``_progress.py``.
     """
     sym = x2 is None
     xb2 = x1 if sym else x2
@@ -181,27 +211,22 @@ def blocked_kernel(
     ticker = Progress(sum(min(block, n1 - i) * min(block, n2 - j) for i, j in pairs),
                       f"kernel {n1}×{n2} in {len(pairs)} block pairs", log, progress)
     k = None if len(pairs) == 1 else torch.empty(n1, n2, *tail, dtype=dtype, device=x1.device)  # (N1, N2, *tail)
-
-    def mirror(t: Tensor) -> Tensor:  # (a, b, *tail) -> (b, a, *tail^T)
-        t = t.transpose(0, 1)
-        return t.transpose(2, 3) if len(tail) == 2 else t
-
     try:
         for i in starts1:
             f1 = featurize(x1[i:i + block])
             for j in range(i if sym else 0, n2, block):
                 same = sym and j == i
-                f2 = f1 if same else featurize(xb2[j:j + block])
-                kb = contract(f1, f2)  # (b1, b2, *tail)
                 if same:
-                    kb = torch.add(kb, mirror(kb)).mul_(0.5)
+                    kb = symmetric_block(contract, f1, min(block, n1 - i))  # (b1, b1, *tail)
+                else:
+                    kb = contract(f1, featurize(xb2[j:j + block]))  # (b1, b2, *tail)
                 ticker.advance(kb.shape[0] * kb.shape[1])
                 if k is None:  # one block pair is the whole kernel: no copy into a result
                     return kb.contiguous()
                 k[i:i + block, j:j + block] = kb
                 if sym and not same:
-                    k[j:j + block, i:i + block] = mirror(kb)
-                del f2, kb
+                    k[j:j + block, i:i + block] = _mirror(kb)
+                del kb
             del f1
     finally:
         ticker.close()
