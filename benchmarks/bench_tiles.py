@@ -175,7 +175,7 @@ def write_overhead(args, work: Path, data: Path, ckpt: Path, model) -> dict:
 
     def run(mode: str) -> float:
         stem = init_store(work, mode, data, ckpt, args)
-        t0 = time.perf_counter()
+        cpu0, t0 = time.process_time(), time.perf_counter()
         with TileWriter() as writer:
             for i, j in grid:
                 ts = time.perf_counter()
@@ -191,19 +191,47 @@ def write_overhead(args, work: Path, data: Path, ckpt: Path, model) -> dict:
                     writer.submit(flag, block, i, j, seconds)
         if mode == "overlap":
             write_times.extend(rec["write_seconds"] for rec in writer.records)
+        cpu_times.append(time.process_time() - cpu0)
         return time.perf_counter() - t0
 
     write_times: list[float] = []
+    cpu_times: list[float] = []
     run("compute")  # warm-up (also reads the data once into the page cache)
     for mode in ("compute", "sync", "overlap"):
         write_times.clear()
+        cpu_times.clear()
         out[mode] = summary([run(mode) for _ in range(args.repeats_io)])
+        out[mode]["cpu_seconds"] = cpu_times[:]  # all threads: the work done, less sensitive to other load
+        line = f"{len(grid)} tiles ({args.grid}×{args.grid} symmetric grid), {mode:8s}: {fmt(out[mode])}"
         if write_times:
             out[mode]["write_seconds_per_tile"] = write_times[:]
-        print(f"{len(grid)} tiles ({args.grid}×{args.grid} symmetric grid), {mode:8s}: {fmt(out[mode])}", flush=True)
+            line += f"; writer busy {sum(write_times) / args.repeats_io:.2f} s per pass"
+        print(f"{line}; CPU {min(cpu_times):.1f} s", flush=True)
     for mode in ("sync", "overlap"):
         out[f"ratio_{mode}"] = out[mode]["min"] / out["compute"]["min"]
+    out["write_parts"] = write_parts(init_store(work, "parts", data, ckpt, args), t)
     return out
+
+
+def write_parts(stem: Path, t: int) -> dict[str, float]:
+    """Where the write of one off-diagonal tile of a symmetric store goes (seconds, best of 3)."""
+    import hashlib
+
+    import zarr
+
+    from pntk import store as S
+
+    block = np.random.default_rng(0).random((t, t), dtype=np.float32)
+    arr = zarr.open_group(str(tiles.store_path(stem)), mode="r+")["kernel"]
+    steps = {"finite check": lambda: np.isfinite(block).all(),
+             "sha256 of one chunk": lambda: hashlib.sha256(block).hexdigest(),
+             "transposed copy": lambda: S.transposed(block),
+             "zarr write of one chunk (encode + file)": lambda: arr.__setitem__((slice(0, t), slice(t, 2 * t)), block),
+             "fsync of one chunk": lambda: S.sync_chunk(tiles.store_path(stem), arr, (0, 1)),
+             "write_tile (both chunks, checksums, fsync)": lambda: S.write_tile(tiles.store_path(stem), 0, 1, block)}
+    parts = {name: min(timed(fn, torch.device("cpu")) for _ in range(3)) for name, fn in steps.items()}
+    print("write of one off-diagonal tile: " + ", ".join(f"{k} {v:.3f} s" for k, v in parts.items()), flush=True)
+    return parts
 
 
 # ----------------------------------------------------------------------------- 4: peak RSS

@@ -140,3 +140,11 @@ def test_an_error_in_the_job_still_finishes_the_tile_in_flight(tmp_path):
             raise RuntimeError("next tile failed")
     rec = json.loads(tiles.flag_path(stem, 0, 1).read_text())
     assert S.chunk_checksums(tiles.store_path(stem))["0_1"] == rec["chunks"]["0_1"]
+
+
+@pytest.mark.parametrize("shape", [(130, 70), (70, 130, 3, 3), (1, 5)])
+def test_transposed_copy_swaps_samples_and_outputs(shape):
+    b = np.random.default_rng(0).standard_normal(shape)
+    t = S.transposed(b, step=32)
+    want = b.transpose(1, 0, 3, 2) if b.ndim == 4 else b.T
+    assert t.flags.c_contiguous and np.array_equal(t, want)

@@ -126,15 +126,18 @@ def _checkpoint_store(manifest, spec: tuple[str, str, str], writer: TileWriter, 
     flags = []
     t = kernels_cfg["tile_size"]
     grid = grid_of(len(r_ids), len(c_ids), t, symmetric=rows == cols)
+    start, computed = time.perf_counter(), 0
     for n, (i, j) in enumerate(grid, 1):
         flag = tiles.flag_path(stem, i, j)
         if not _flag_matches(flag, done):
             _compute_tile(flag, model, data.x, r_ids[tile_range(len(r_ids), t, i)],
                           c_ids[tile_range(len(c_ids), t, j)], i, j, kind=kind, symmetric=rows == cols,
                           kernels_cfg=kernels_cfg, write=writer.submit)
+            computed += 1
         else:
             log.info("tile (%d,%d) %s: kept (flag matches its chunk)", i, j, kind)
-        log.info("%s: %d/%d tiles", stem.name, n, len(grid))
+        eta = (time.perf_counter() - start) / computed * (len(grid) - n) if computed else 0.0
+        log.info("%s: %d/%d tiles, ETA %.0f s", stem.name, n, len(grid), eta)
         flags.append(flag)
     writer.wait()  # every flag of this store is on disk before it is finalized
     record = tiles.finalize(manifest, flags, inputs={"checkpoint": checkpoint, "sentinel": sentinel})

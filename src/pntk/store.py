@@ -93,6 +93,18 @@ def read_tile(arr: zarr.Array, i: int, j: int) -> np.ndarray:
     return arr[rs, cs]
 
 
+def transposed(block: np.ndarray, step: int = 64) -> np.ndarray:
+    """C-contiguous (b, a[, O, O]ᵀ) of block (a, b[, O, O]), copied in step × step squares: a plain
+    transposed copy of a 4096² tile strides through memory and costs several plain copies."""
+    a, b = block.shape[:2]
+    out = np.empty((b, a) + block.shape[2:], dtype=block.dtype)
+    swap = (1, 0, 3, 2) if block.ndim == 4 else (1, 0)
+    for i in range(0, a, step):
+        for j in range(0, b, step):
+            out[j:j + step, i:i + step] = block[i:i + step, j:j + step].transpose(swap)
+    return out
+
+
 def write_tile(path: str | Path, i: int, j: int, block: np.ndarray) -> dict[str, str]:
     """Write tile (i, j) and, for a symmetric store, its transpose (j, i); return {"i_j": sha256}.
 
@@ -111,8 +123,7 @@ def write_tile(path: str | Path, i: int, j: int, block: np.ndarray) -> dict[str,
     if g.attrs.get("symmetric") and i != j:
         # Θ(x', x)_{ba} = Θ(x, x')_{ab}: swap samples and, for eNTK, outputs; one contiguous copy
         # serves both the chunk and its checksum.
-        block_t = block.transpose(1, 0, 3, 2) if block.ndim == 4 else block.T  # (cols, rows[, O, O])
-        block_t = np.ascontiguousarray(block_t)
+        block_t = transposed(block)  # (cols, rows[, O, O])
         arr[cs, rs] = block_t
         sums[f"{j}_{i}"] = tile_sha256(block_t)
         written.append((j, i))
