@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from pntk.kernels import empirical_kernel, flop_count
+from pntk.kernels import _progress, empirical_kernel, flop_count
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -133,12 +133,22 @@ def test_progress_lines_with_an_eta_when_asked(caplog):
     assert torch.allclose(k, empirical_kernel(mlp(), x, method="jacobian", progress=False), rtol=1e-12)
 
 
-@pytest.mark.parametrize("progress", [False, None])
-def test_no_progress_lines_when_off_or_short(caplog, progress):
+@pytest.mark.parametrize("progress, quiet_for", [(False, 0.0), (None, 1e9)])
+def test_no_progress_lines_when_off_or_short(caplog, monkeypatch, progress, quiet_for):
+    monkeypatch.setattr(_progress, "QUIET_FOR_S", quiet_for)  # None: a call shorter than this says nothing
+    monkeypatch.setattr(_progress, "MIN_GAP_S", 0.0)
     caplog.set_level(logging.INFO, logger="pntk.kernels")
     empirical_kernel(mlp(), torch.randn(40, 64, dtype=torch.float64), method="jacobian", batch_size=8,
                      progress=progress)
     assert _kernel_lines(caplog) == []
+
+
+def test_default_progress_speaks_once_a_call_lasts(caplog, monkeypatch):
+    monkeypatch.setattr(_progress, "QUIET_FOR_S", 0.0)
+    monkeypatch.setattr(_progress, "MIN_GAP_S", 0.0)
+    caplog.set_level(logging.INFO, logger="pntk.kernels")
+    empirical_kernel(mlp(), torch.randn(40, 64, dtype=torch.float64), method="jacobian", batch_size=8)
+    assert _kernel_lines(caplog) and "ETA" in _kernel_lines(caplog)[-1]
 
 
 # ----------------------------------------------------------------------------- FLOP model
