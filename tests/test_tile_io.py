@@ -148,3 +148,23 @@ def test_transposed_copy_swaps_samples_and_outputs(shape):
     t = S.transposed(b, step=32)
     want = b.transpose(1, 0, 3, 2) if b.ndim == 4 else b.T
     assert t.flags.c_contiguous and np.array_equal(t, want)
+
+
+def test_row_cache_keeps_the_row_block_of_a_row_of_tiles():
+    reads = []
+
+    class Images:
+        oindex = None
+
+    class Recorder:
+        def __getitem__(self, ids):
+            reads.append(list(ids))
+            return np.asarray(ids, dtype=np.float32)[:, None] * np.ones((1, 3), np.float32)
+
+    x = Images()
+    x.oindex = Recorder()
+    read = tile_io.RowCache(x)
+    a, b, c, d = (np.arange(k, k + 4) for k in range(0, 16, 4))
+    for ids in (a, a, a, b, a, c, a, d, b, b):  # (rows, cols) of tiles (0,0) (0,1) (0,2) (0,3) (1,1)
+        np.testing.assert_array_equal(read(ids)[:, 0], ids)
+    assert reads == [a.tolist(), b.tolist(), c.tolist(), d.tolist(), b.tolist()]  # rows a read once

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import numpy as np
 from . import tiles
 from .data import PreparedData, index_set, open_prepared
 from .provenance import sha256_file
-from .tile_io import TileWriter, open_images, read_rows, tile_ids, write_now
+from .tile_io import RowCache, TileWriter, open_images, read_rows, tile_ids, write_now
 
 log = logging.getLogger(__name__)
 
@@ -59,21 +60,21 @@ def tile_job(flag: str | Path, *, kind: str, rows: str, cols: str, i: int, j: in
     _check_inputs(stem, checkpoint, fingerprint)
     r_sel, c_sel = tile_ids(tiles.store_path(stem), i, j)
     model, _ = load_checkpoint(checkpoint, device=kernels_cfg["device"])
-    return _compute_tile(flag, model, x, r_sel, c_sel, i, j, kind=kind, symmetric=rows == cols,
-                         kernels_cfg=kernels_cfg, write=write_now)
+    return _compute_tile(flag, model, partial(read_rows, x), r_sel, c_sel, i, j, kind=kind,
+                         symmetric=rows == cols, kernels_cfg=kernels_cfg, write=write_now)
 
 
-def _compute_tile(flag, model, x, r_sel: np.ndarray, c_sel: np.ndarray, i: int, j: int, *, kind: str,
+def _compute_tile(flag, model, read, r_sel: np.ndarray, c_sel: np.ndarray, i: int, j: int, *, kind: str,
                   symmetric: bool, kernels_cfg: dict, write) -> dict | None:
-    """Compute tile (i, j) from images ``x`` (rows ``r_sel``, cols ``c_sel``) and hand it to ``write``
-    (``write_now``, or a TileWriter's ``submit`` that writes it while the next tile computes)."""
+    """Compute tile (i, j) from the images ``read(ids)`` returns (rows ``r_sel``, cols ``c_sel``) and hand
+    it to ``write`` (``write_now``, or a TileWriter's ``submit`` that writes it while the next tile computes)."""
     import torch
 
     dtype = getattr(torch, kernels_cfg["dtype"])
     device = kernels_cfg["device"]
     t0 = time.perf_counter()
-    x_rows = torch.as_tensor(read_rows(x, r_sel), device=device)  # (R, C, H, W)
-    x_cols = torch.as_tensor(read_rows(x, c_sel), device=device)  # (S, C, H, W)
+    x_rows = torch.as_tensor(read(r_sel), device=device)  # (R, C, H, W)
+    x_cols = torch.as_tensor(read(c_sel), device=device)  # (S, C, H, W)
     block = tiles.compute_tile(model, x_rows, x_cols, symmetric_diagonal=(symmetric and i == j), kind=kind,
                                method=kernels_cfg["method"], batch_size=kernels_cfg["batch_size"], dtype=dtype)
     seconds = time.perf_counter() - t0
@@ -126,11 +127,11 @@ def _checkpoint_store(manifest, spec: tuple[str, str, str], writer: TileWriter, 
     flags = []
     t = kernels_cfg["tile_size"]
     grid = grid_of(len(r_ids), len(c_ids), t, symmetric=rows == cols)
-    start, computed = time.perf_counter(), 0
+    start, computed, read = time.perf_counter(), 0, RowCache(data.x)
     for n, (i, j) in enumerate(grid, 1):
         flag = tiles.flag_path(stem, i, j)
         if not _flag_matches(flag, done):
-            _compute_tile(flag, model, data.x, r_ids[tile_range(len(r_ids), t, i)],
+            _compute_tile(flag, model, read, r_ids[tile_range(len(r_ids), t, i)],
                           c_ids[tile_range(len(c_ids), t, j)], i, j, kind=kind, symmetric=rows == cols,
                           kernels_cfg=kernels_cfg, write=writer.submit)
             computed += 1

@@ -2,7 +2,8 @@
 
 Inputs: ``open_images`` opens the prepared images lazily and reads nothing with one entry per example
 (labels, split), ``tile_ids`` reads a tile's global row/col indices from the kernel store's coordinates
-(chunked like the kernel), so a tile job holds its tile, the model and its own data rows whatever N is.
+(chunked like the kernel), so a tile job holds its tile, the model and its own data rows whatever N is;
+``RowCache`` lets a job that walks a grid read each block of rows once per row of tiles.
 
 Outputs: ``TileWriter`` hands finished tiles to one background thread that checks, checksums, encodes and
 writes them (``tiles.write_tile_and_flag``: chunk fsynced, then the flag written atomically) while the
@@ -44,6 +45,26 @@ def read_rows(x, ids: np.ndarray) -> np.ndarray:
     if isinstance(x, np.ndarray):
         return x[ids]
     return np.asarray(x.oindex[np.asarray(ids)])
+
+
+class RowCache:
+    """``read_rows`` that keeps the last ``size`` blocks: in a grid walked row by row, tile (i, j + 1)
+    reads only its new cols, and a symmetric store's rows and cols are the same examples. Memory: ``size``
+    tile-sized blocks. The blocks are shared, not copied: the kernel engine does not write to its inputs."""
+
+    def __init__(self, x, size: int = 2):
+        self.x, self.size = x, size
+        self._blocks: dict[bytes, np.ndarray] = {}
+
+    def __call__(self, ids: np.ndarray) -> np.ndarray:
+        key = np.asarray(ids, dtype=np.int64).tobytes()
+        block = self._blocks.pop(key, None)
+        if block is None:
+            if len(self._blocks) >= self.size:
+                self._blocks.pop(next(iter(self._blocks)))  # the least recently used block
+            block = read_rows(self.x, ids)
+        self._blocks[key] = block  # most recently used last
+        return block
 
 
 def tile_ids(store: str | Path, i: int, j: int) -> tuple[np.ndarray, np.ndarray]:
