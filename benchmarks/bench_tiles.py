@@ -38,7 +38,7 @@ from pntk import tiles  # noqa: E402
 from pntk.kernels import flop_count  # noqa: E402
 from pntk.models import ModelSpec, init_model  # noqa: E402
 from pntk.provenance import machine_description  # noqa: E402
-from pntk.tile_io import TileWriter, open_images, read_rows, write_now  # noqa: E402
+from pntk.tile_io import RowCache, TileWriter, open_images, read_rows, write_now  # noqa: E402
 
 IN_SHAPE = (3, 32, 32)
 SPEC = ModelSpec("fcn", 1024, IN_SHAPE, 10)
@@ -176,11 +176,12 @@ def write_overhead(args, work: Path, data: Path, ckpt: Path, model) -> dict:
     def run(mode: str) -> float:
         stem = init_store(work, mode, data, ckpt, args)
         cpu0, t0 = time.process_time(), time.perf_counter()
+        read = RowCache(x)
         with TileWriter() as writer:
             for i, j in grid:
                 ts = time.perf_counter()
-                r = torch.as_tensor(read_rows(x, np.arange(i * t, (i + 1) * t)), device=args.device)
-                c = torch.as_tensor(read_rows(x, np.arange(j * t, (j + 1) * t)), device=args.device)
+                r = torch.as_tensor(read(np.arange(i * t, (i + 1) * t)), device=args.device)
+                c = torch.as_tensor(read(np.arange(j * t, (j + 1) * t)), device=args.device)
                 block = tiles.compute_tile(model, r, c, symmetric_diagonal=i == j, kind="pntk", method="auto",
                                            batch_size=None, dtype=dtype)
                 seconds = time.perf_counter() - ts
