@@ -70,6 +70,22 @@ def test_integer_input_names_the_dtypes_after_the_models_own_error():
     assert own < msg.index("cause:") < msg.index("layer '0' (Linear) expects 64 features")
 
 
+@pytest.mark.parametrize("method", ["jacobian", "structured"])
+def test_integer_inputs_are_fine_where_the_model_takes_them(method):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Embedding(10, 4), nn.Flatten(), nn.Linear(12, 3)).double()
+    x1, x2 = torch.randint(0, 10, (4, 3)), torch.randint(0, 10, (2, 3))
+    ref = empirical_kernel(model, x1, x2, kind="entk", method="reference")
+    k = empirical_kernel(model, x1, x2, kind="entk", method=method)
+    assert ((k - ref).norm() / ref.norm()).item() <= 1e-12
+
+
+def test_float_input_into_an_embedding_names_the_embedding():
+    model = nn.Sequential(nn.Embedding(10, 4), nn.Flatten(), nn.Linear(12, 3)).double()
+    with pytest.raises(ValueError, match=r"layer '0' \(Embedding\) expects integer indices in 0..9"):
+        empirical_kernel(model, torch.rand(2, 3))
+
+
 def test_integer_x2_with_floating_x1_is_named():
     with pytest.raises(ValueError, match="x2 has dtype torch.int64 but x1 has torch.float32"):
         empirical_kernel(mlp(), torch.randn(2, 64), torch.randint(0, 3, (2, 64)))
