@@ -92,15 +92,19 @@ def tile_rates(args, device: torch.device, model, peaks: list[float]) -> dict:
                                       method="auto", batch_size=None, dtype=torch.float32)
 
         run()  # warm-up
-        times = []
+        times, beside = [], []
         for _ in range(args.repeats):
             peaks.append(max(matmul_peak(args.tile, device).values()))
             times.append(timed(run, device))
+            beside.append(flops["total"] / times[-1] / peaks[-1])  # against the matmul rate just before
         s = summary(times)
-        out[name] = {"seconds": s, "flops": flops, "rate": flops["total"] / s["min"]}
+        out[name] = {"seconds": s, "flops": flops, "rate": flops["total"] / s["min"],
+                     "fraction_of_matmul_just_before": beside}
         print(f"tile {args.tile}² {name}: {fmt(s)}; {flops['total'] / 1e9:.0f} GFLOP "
               f"(forward {flops['forward'] / 1e9:.0f}, backward {flops['backward'] / 1e9:.0f}, "
-              f"contraction {flops['contraction'] / 1e9:.0f}) -> {out[name]['rate'] / 1e9:.1f} GFLOP/s", flush=True)
+              f"contraction {flops['contraction'] / 1e9:.0f}) -> {out[name]['rate'] / 1e9:.1f} GFLOP/s; "
+              f"per repeat, of the matmul rate measured just before: "
+              f"{', '.join(f'{100 * b:.0f} %' for b in beside)}", flush=True)
     return out
 
 

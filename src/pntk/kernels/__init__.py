@@ -173,7 +173,7 @@ def flop_count(model: nn.Module, x1: Tensor, x2: Tensor | None = None, *,
     rule, "per_sample_gradients" (explicit per-sample gradients, and a rough estimate for parameters
     without a rule), "contraction" (the Grams; n(n+1)/2 sample pairs for a symmetric kernel) and "total".
     Elementwise work (activations, BatchNorm) is not counted, so this is the useful GEMM work — what an
-    achieved FLOP rate is measured against. One probe forward of a single sample, in eval mode.
+    achieved FLOP rate is measured against. Runs only probe forwards of a single sample, in eval mode.
     """
     kind = _enum(Kind, kind, "kind")
     with evaluation_mode(model), torch.enable_grad():
