@@ -220,8 +220,11 @@ def test_inference_mode_inputs():
 
 
 @pytest.mark.parametrize("rows", [1, 3])
-def test_symmetric_block_contracts_the_lower_triangle_of_sub_blocks(rows):
+def test_symmetric_block_contracts_the_lower_triangle_of_sub_blocks(monkeypatch, rows):
+    from pntk.kernels import _common
     from pntk.kernels._common import contract_rows, symmetric_block
+
+    monkeypatch.setattr(_common, "SYM_MIN_ROWS", 256)
 
     feats = [torch.randn(1100, rows, 37, dtype=torch.float64), torch.randn(1100, rows, 5, dtype=torch.float64)]
     calls = []
@@ -238,10 +241,16 @@ def test_symmetric_block_contracts_the_lower_triangle_of_sub_blocks(rows):
 
 @pytest.mark.parametrize("kind", ["pntk", "entk"])
 @pytest.mark.parametrize("method", ["jacobian", "structured"])
-def test_large_symmetric_kernel_equals_rectangular(method, kind):
-    """N·R >= 1024 takes the symmetric-Gram path; x2 = a copy of x1 takes the plain one."""
+def test_large_symmetric_kernel_equals_rectangular(monkeypatch, method, kind):
+    """N >= 4 · SYM_MIN_ROWS takes the symmetric sub-block path; x2 = a copy of x1 takes the plain one."""
+    from pntk.kernels import _common
+
+    monkeypatch.setattr(_common, "SYM_MIN_ROWS", 256)
+    sliced, take = [], _common.take
+    monkeypatch.setattr(_common, "take", lambda f, rows: sliced.append(rows) or take(f, rows))
     model = init_model(ModelSpec("fcn", 6, (1, 2, 2), 3), 0).double()
-    x = torch.randn(1100 if kind == "pntk" else 400, 1, 2, 2, dtype=torch.float64)
+    x = torch.randn(1100, 1, 2, 2, dtype=torch.float64)
     k = empirical_kernel(model, x, kind=kind, method=method)
+    assert sliced  # the symmetric block was computed in sub-blocks of its features
     torch.testing.assert_close(k, empirical_kernel(model, x, x.clone(), kind=kind, method=method),
                                rtol=1e-12, atol=1e-12)

@@ -140,7 +140,8 @@ def default_batch_size(num_params: int, num_rows: int, itemsize: int, device: to
     return max(2 * num_rows, budget // max(1, num_params * itemsize))
 
 
-SYM_CHUNKS = 4  # K(x, x) in 4×4 sub-blocks contracts 10 of 16: 62.5% of the pair work
+SYM_CHUNKS = 4  # K(x, x) in 4×4 sub-blocks contracts 10 of 16: 62.5% of the pair work ...
+SYM_MIN_ROWS = 512  # ... when the sub-blocks have this many samples (smaller GEMMs lose more than that)
 
 
 def take(features: Any, rows: slice) -> Any:
@@ -165,7 +166,7 @@ def _mirror(t: Tensor) -> Tensor:
 def symmetric_block(contract: Callable[[Any, Any], Tensor], f: Any, n: int) -> Tensor:
     """K(x, x) (n, n, *tail) of one block from its features ``f``, exactly symmetric: the lower triangle
     of SYM_CHUNKS² sub-blocks is contracted and mirrored, diagonal sub-blocks are symmetrized."""
-    chunks = SYM_CHUNKS if n >= 256 * SYM_CHUNKS else 1
+    chunks = SYM_CHUNKS if n >= SYM_MIN_ROWS * SYM_CHUNKS else 1
     edges = [n * c // chunks for c in range(chunks + 1)]
     out = None
     for a in range(chunks):
