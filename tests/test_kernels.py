@@ -2,11 +2,12 @@
 
 Models: the four pntk.models architectures (small; the FCN also in NTK parameterization), a
 torchvision ResNet-18 (tiny input, deep stages frozen to keep P small; in-place ReLU and
-`out += identity` included) and a model mixing Linear (also on 3-D inputs), Conv2d (stride, padding,
+`out += identity` included), a model mixing Linear (also on 3-D inputs), Conv2d (stride, padding,
 groups, dilation, 'same' + reflect padding), BatchNorm 1d/2d, GroupNorm, LayerNorm, a custom
 x * scale parameter, a module called twice, a weight shared by two Linear modules and a frozen
-parameter. BatchNorm running statistics are made non-trivial by train-mode forwards before the kernel
-calls, and models are left in train mode so eval mode matters.
+parameter, and Linear layers without a bias / with a frozen one. BatchNorm running statistics are
+made non-trivial by train-mode forwards before the kernel calls, and models are left in train mode
+so eval mode matters. (nn.MultiheadAttention: tests/test_kernels_inputs.py.)
 """
 from __future__ import annotations
 
@@ -93,6 +94,14 @@ def _torchvision_resnet() -> nn.Module:
     return m
 
 
+def _linear_bias_variants() -> nn.Module:
+    """Linear layers in the gram mode without a bias, with a frozen bias and with a trainable one."""
+    m = nn.Sequential(nn.Flatten(), nn.Linear(32, 8, bias=False), nn.ReLU(), nn.Linear(8, 8), nn.Tanh(),
+                      nn.Linear(8, 3))
+    m[3].bias.requires_grad_(False)
+    return m
+
+
 BUILDERS = {
     "fcn": lambda: init_model(ModelSpec("fcn", 8, (2, 4, 4), 3), 0),
     "fcn_ntk": lambda: init_model(ModelSpec("fcn", 8, (2, 4, 4), 3, parameterization="ntk"), 0),
@@ -101,8 +110,10 @@ BUILDERS = {
     "wrn16": lambda: init_model(ModelSpec("wrn16", 1, (3, 8, 8), 3), 0),
     "tv_resnet18": _torchvision_resnet,
     "mixed": Mixed,
+    "linear_bias_variants": _linear_bias_variants,
 }
-IN_SHAPES = {"fcn": (2, 4, 4), "fcn_ntk": (2, 4, 4), "convnet": (3, 6, 6), "resnet18": (3, 6, 6), "wrn16": (3, 6, 6)}
+IN_SHAPES = {"fcn": (2, 4, 4), "fcn_ntk": (2, 4, 4), "linear_bias_variants": (2, 4, 4), "convnet": (3, 6, 6),
+             "resnet18": (3, 6, 6), "wrn16": (3, 6, 6)}
 
 
 @functools.lru_cache(maxsize=None)

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, jacrev, vmap
 
-from ._common import (RowSpec, blocked_kernel, contract_rows, default_batch_size, finish, result_tail,
+from ._common import (RowSpec, add_rows, blocked_kernel, default_batch_size, finish, pair_layout, result_tail,
                       side_block, trainable_parameters)
 
 
@@ -57,14 +57,14 @@ def _loop_rows(model: nn.Module, xb: Tensor, rows: RowSpec, names: list[str]) ->
 
 def contract_tensors(j1: list[Tensor], j2: list[Tensor], diagonal: bool) -> Tensor:
     """Σ over parameter tensors of row inner products -> (n1, n2) or (n1, n2, R, R)."""
-    k = contract_rows(j1[0], j2[0], diagonal)
-    for a, b in zip(j1[1:], j2[1:]):
-        k += contract_rows(a, b, diagonal)
-    return k
+    acc = None
+    for a, b in zip(j1, j2):
+        acc = add_rows(acc, a, b, diagonal)  # GEMMs accumulating in place, row layout
+    return pair_layout(acc, j1[0].shape[0], j2[0].shape[0], j1[0].shape[1], diagonal)
 
 
 def kernel(model: nn.Module, x1: Tensor, x2: Tensor | None, *, rows: RowSpec,
-           batch_size: int | None) -> Tensor:
+           batch_size: int | None, progress: bool | None = None) -> Tensor:
     """Kernel via per-sample Jacobians; shapes as in :func:`pntk.kernels.empirical_kernel`."""
     params = trainable_parameters(model)
     names = list(params)
@@ -76,5 +76,6 @@ def kernel(model: nn.Module, x1: Tensor, x2: Tensor | None, *, rows: RowSpec,
     raw = blocked_kernel(
         featurize=lambda xb: per_sample_rows(model, xb, rows, names),  # list of (n, R, P_k)
         contract=lambda a, b: contract_tensors(a, b, rows.diagonal),
-        x1=x1, x2=x2, block=side_block(batch_size, r), tail=result_tail(rows), dtype=dtype)
+        x1=x1, x2=x2, block=side_block(batch_size, r), tail=result_tail(rows), dtype=dtype,
+        progress=progress)
     return finish(raw, rows)

@@ -43,7 +43,7 @@ def reduce_entk(entk: Tensor, kind: str) -> Tensor:
 
 
 def kernel(model: nn.Module, x1: Tensor, x2: Tensor | None, *, kind: str, num_outputs: int,
-           batch_size: int | None) -> Tensor:
+           batch_size: int | None, progress: bool | None = None) -> Tensor:
     """Reference kernel of ``kind``; shapes as in :func:`pntk.kernels.empirical_kernel`."""
     params = list(trainable_parameters(model).values())
     num_params = sum(p.numel() for p in params)
@@ -54,5 +54,6 @@ def kernel(model: nn.Module, x1: Tensor, x2: Tensor | None, *, kind: str, num_ou
     entk = blocked_kernel(
         featurize=lambda xb: per_sample_jacobian(model, xb, params),  # (n, O, P)
         contract=lambda j1, j2: contract_rows(j1, j2, diagonal=False),  # (n1, n2, O, O)
-        x1=x1, x2=x2, block=block, tail=(num_outputs, num_outputs), dtype=dtype)
+        x1=x1, x2=x2, block=block, tail=(num_outputs, num_outputs), dtype=dtype,
+        progress=progress)
     return reduce_entk(entk, kind)

@@ -49,12 +49,15 @@ def compute_tile(model, x_rows, x_cols, *, symmetric_diagonal: bool, kind: str, 
 
 def write_tile_and_flag(flag: str | Path, block: np.ndarray, i: int, j: int, seconds: float,
                         extra: dict | None = None) -> dict:
+    """Write the chunk(s) of tile (i, j), then its flag. The flag is written only after write_tile returned,
+    i.e. after the chunks are fsynced: a crash leaves at worst a chunk without a flag (recomputed)."""
     store = StorePaths.of(flag).store
+    t0 = time.perf_counter()
     if not np.isfinite(block).all():
         raise FloatingPointError(f"tile ({i},{j}) of {store} has non-finite values; no flag written")
     sums = kstore.write_tile(store, i, j, block)
-    record = {"tile": [i, j], "chunks": sums, "seconds": seconds, "host": platform.node(),
-              "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **(extra or {})}
+    record = {"tile": [i, j], "chunks": sums, "seconds": seconds, "write_seconds": time.perf_counter() - t0,
+              "host": platform.node(), "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **(extra or {})}
     atomic_write_json(flag, record)
     return record
 
