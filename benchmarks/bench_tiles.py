@@ -90,7 +90,7 @@ def tile_rates(args, device: torch.device, model, peaks: list[float]) -> dict:
         flops = flop_count(model, x1.to(device), None if diagonal else x2.to(device))
 
         def run():
-            return tiles.compute_tile(model, x1.to(device), x2.to(device), symmetric_diagonal=diagonal, kind="pntk",
+            return tiles.compute_tile(model, x1.to(device), x2.to(device), same_inputs=diagonal, kind="pntk",
                                       method="auto", batch_size=None, dtype=torch.float32)
 
         run()  # warm-up
@@ -188,7 +188,7 @@ def write_overhead(args, work: Path, data: Path, ckpt: Path, model) -> dict:
                 ts = time.perf_counter()
                 r = torch.as_tensor(read(np.arange(i * t, (i + 1) * t)), device=args.device)
                 c = torch.as_tensor(read(np.arange(j * t, (j + 1) * t)), device=args.device)
-                block = tiles.compute_tile(model, r, c, symmetric_diagonal=i == j, kind="pntk", method="auto",
+                block = tiles.compute_tile(model, r, c, same_inputs=i == j, kind="pntk", method="auto",
                                            batch_size=None, dtype=dtype)
                 seconds = time.perf_counter() - ts
                 flag = StorePaths(stem).flag(i, j)

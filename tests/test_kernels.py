@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pntk.kernels import Kind, empirical_kernel, structured
-from pntk.kernels._common import row_spec
+from pntk.kernels._common import jacobian_rows
 from pntk.models import ModelSpec, init_model
 
 KINDS = [k.value for k in Kind]
@@ -183,7 +183,7 @@ def test_auto_matches_reference(name, kind):
 def test_auto_picks_jacobian_when_nothing_is_structured():
     model = VecScale().double()  # a custom parameter only: everything falls back
     x = torch.randn(4, 3, dtype=torch.float64)
-    plan = structured.make_plan(model, x, None, row_spec("pntk", 3, torch.float64, x.device))
+    plan = structured.make_plan(model, x, None, jacobian_rows("pntk", 3, torch.float64, x.device))
     assert plan.layers == [] and plan.fallback == ["scale"] and not plan.cheaper_than_jacobian
     ref = empirical_kernel(model, x, method="reference")
     assert rel_err(empirical_kernel(model, x), ref) <= 1e-12
@@ -196,16 +196,16 @@ def test_auto_picks_jacobian_when_nothing_is_structured():
 def test_structured_modes(name, kind, mode):
     """Every Linear/Conv2d forced into one mode (gram: where L = 1 and g = 1) still matches."""
     model, x1, x2 = model_and_data(name)
-    rows = row_spec(kind, 3, torch.float64, x1.device)
+    jrows = jacobian_rows(kind, 3, torch.float64, x1.device)
     model.eval()
     try:
-        plan = structured.make_plan(model, x1, x2, rows)
+        plan = structured.make_plan(model, x1, x2, jrows)
         modes = {layer.mode for layer in plan.layers}
         for layer in plan.layers:
             g, length = layer.shape[:2]
             if layer.rule != "bn" and layer.weight and (mode != "gram" or (g == 1 and length == 1)):
                 layer.mode = mode
-        k = structured.kernel(model, x1, x2, rows=rows, batch_size=batch_for(kind), plan=plan)
+        k = structured.kernel(model, x1, x2, jrows=jrows, batch_size=batch_for(kind), plan=plan)
     finally:
         model.train()
     assert rel_err(k, reference(name, kind, True)) <= 1e-10
@@ -221,7 +221,7 @@ def test_plan_of_resnet_uses_both_conv_modes():
     model, x1, _ = model_and_data("resnet18")
     model.eval()
     try:
-        plan = structured.make_plan(model, x1, None, row_spec("entk", 3, torch.float64, x1.device))
+        plan = structured.make_plan(model, x1, None, jacobian_rows("entk", 3, torch.float64, x1.device))
     finally:
         model.train()
     assert {"explicit", "pairs", "gram", "bn"} <= {layer.mode for layer in plan.layers}

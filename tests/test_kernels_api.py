@@ -66,9 +66,9 @@ def test_eval_mode_matters():
     # batch statistics: kernel of the function x -> f(x) with BatchNorm in train mode (per batch of 3)
     params = [p for p in train_twin.parameters() if p.requires_grad]
     out = train_twin(x).sum(1) / 3 ** 0.5  # (3,)
-    rows = torch.stack([torch.cat([g.reshape(-1) for g in torch.autograd.grad(out[i], params, retain_graph=True)])
+    jrows = torch.stack([torch.cat([g.reshape(-1) for g in torch.autograd.grad(out[i], params, retain_graph=True)])
                         for i in range(3)])  # (3, P)
-    assert not torch.allclose(k, rows @ rows.T, rtol=1e-3)
+    assert not torch.allclose(k, jrows @ jrows.T, rtol=1e-3)
 
 
 def test_no_grad_context_and_input_requiring_grad():
@@ -96,9 +96,9 @@ def test_batch_size_bounds_per_sample_gradients(monkeypatch, kind, batch_size):
     sizes = []
     real = jacobian.per_sample_rows
 
-    def spy(model, xb, rows, names):
-        sizes.append(xb.shape[0] * rows.num_rows)
-        return real(model, xb, rows, names)
+    def spy(model, xb, jrows, names):
+        sizes.append(xb.shape[0] * jrows.num_rows)
+        return real(model, xb, jrows, names)
 
     monkeypatch.setattr(jacobian, "per_sample_rows", spy)
     k = empirical_kernel(model, x1, x2, kind=kind, method="jacobian", batch_size=batch_size)
@@ -115,8 +115,8 @@ def test_structured_blocks_use_batch_size(monkeypatch):
     x = torch.randn(5, 3, 6, 6, dtype=torch.float64)
     sizes = []
     real = structured.featurize
-    monkeypatch.setattr(structured, "featurize", lambda m, xb, rows, plan: sizes.append(xb.shape[0]) or
-                        real(m, xb, rows, plan))
+    monkeypatch.setattr(structured, "featurize", lambda m, xb, jrows, plan: sizes.append(xb.shape[0]) or
+                        real(m, xb, jrows, plan))
     empirical_kernel(model, x, method="structured", batch_size=4)
     assert sizes == [2, 2, 1, 2, 1, 1]  # blocks (0,0) (0,1) (0,2) (1,1) (1,2) (2,2): j >= i only
 
@@ -219,14 +219,14 @@ def test_inference_mode_inputs():
     assert torch.allclose(k, empirical_kernel(model, x.clone(), method="reference"), rtol=1e-10, atol=0)
 
 
-@pytest.mark.parametrize("rows", [1, 3])
-def test_symmetric_block_contracts_the_lower_triangle_of_sub_blocks(monkeypatch, rows):
+@pytest.mark.parametrize("jrows", [1, 3])
+def test_symmetric_block_contracts_the_lower_triangle_of_sub_blocks(monkeypatch, jrows):
     from pntk.kernels import _common
     from pntk.kernels._common import contract_rows, symmetric_block
 
     monkeypatch.setattr(_common, "SYM_MIN_ROWS", 256)
 
-    feats = [torch.randn(1100, rows, 37, dtype=torch.float64), torch.randn(1100, rows, 5, dtype=torch.float64)]
+    feats = [torch.randn(1100, jrows, 37, dtype=torch.float64), torch.randn(1100, jrows, 5, dtype=torch.float64)]
     calls = []
 
     def contract(f1, f2):
@@ -247,7 +247,7 @@ def test_large_symmetric_kernel_equals_rectangular(monkeypatch, method, kind):
 
     monkeypatch.setattr(_common, "SYM_MIN_ROWS", 256)
     sliced, take = [], _common.take
-    monkeypatch.setattr(_common, "take", lambda f, rows: sliced.append(rows) or take(f, rows))
+    monkeypatch.setattr(_common, "take", lambda f, jrows: sliced.append(jrows) or take(f, jrows))
     model = init_model(ModelSpec("fcn", 6, (1, 2, 2), 3), 0).double()
     x = torch.randn(1100, 1, 2, 2, dtype=torch.float64)
     k = empirical_kernel(model, x, kind=kind, method=method)

@@ -50,7 +50,7 @@ def grid(n_rows: int, n_cols: int, tile: int, symmetric: bool) -> list[tuple[int
 def run_tile(stem: Path, net, kind, row_ids, col_ids, tile, i, j, symmetric) -> Path:
     """What one tile job does: compute block (i, j) (x2=None on a symmetric diagonal), write chunk + flag."""
     rs, cs = tile_range(len(row_ids), tile, i), tile_range(len(col_ids), tile, j)
-    block = tiles.compute_tile(net, X_ALL[row_ids[rs]], X_ALL[col_ids[cs]], symmetric_diagonal=symmetric and i == j,
+    block = tiles.compute_tile(net, X_ALL[row_ids[rs]], X_ALL[col_ids[cs]], same_inputs=symmetric and i == j,
                                kind=kind, method=METHOD, batch_size=None, dtype=torch.float64)
     flag = StorePaths(stem).flag(i, j)
     tiles.write_tile_and_flag(flag, block, i, j, seconds=0.0)

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from . import _checks as checks
 from . import jacobian, reference, structured
 from ._checks import param_dtype
-from ._common import evaluation_mode, row_spec, trainable_parameters
+from ._common import evaluation_mode, jacobian_rows, trainable_parameters
 
 __all__ = ["Kind", "Method", "empirical_kernel", "flop_count"]
 
@@ -72,21 +72,21 @@ def _reference(model, x1, x2, kind, num_outputs, batch_size, progress):
 
 
 def _jacobian(model, x1, x2, kind, num_outputs, batch_size, progress):
-    rows = row_spec(kind.value, num_outputs, param_dtype(model), x1.device)
-    return jacobian.kernel(model, x1, x2, rows=rows, batch_size=batch_size, progress=progress)
+    jrows = jacobian_rows(kind.value, num_outputs, param_dtype(model), x1.device)
+    return jacobian.kernel(model, x1, x2, jrows=jrows, batch_size=batch_size, progress=progress)
 
 
 def _structured(model, x1, x2, kind, num_outputs, batch_size, progress):
-    rows = row_spec(kind.value, num_outputs, param_dtype(model), x1.device)
-    return structured.kernel(model, x1, x2, rows=rows, batch_size=batch_size, progress=progress)
+    jrows = jacobian_rows(kind.value, num_outputs, param_dtype(model), x1.device)
+    return structured.kernel(model, x1, x2, jrows=jrows, batch_size=batch_size, progress=progress)
 
 
 def _auto(model, x1, x2, kind, num_outputs, batch_size, progress):
-    rows = row_spec(kind.value, num_outputs, param_dtype(model), x1.device)
-    plan = structured.make_plan(model, x1, x2, rows)
+    jrows = jacobian_rows(kind.value, num_outputs, param_dtype(model), x1.device)
+    plan = structured.make_plan(model, x1, x2, jrows)
     if plan.cheaper_than_jacobian:
-        return structured.kernel(model, x1, x2, rows=rows, batch_size=batch_size, plan=plan, progress=progress)
-    return jacobian.kernel(model, x1, x2, rows=rows, batch_size=batch_size, progress=progress)
+        return structured.kernel(model, x1, x2, jrows=jrows, batch_size=batch_size, plan=plan, progress=progress)
+    return jacobian.kernel(model, x1, x2, jrows=jrows, batch_size=batch_size, progress=progress)
 
 
 _IMPLEMENTATIONS: dict[Method, Callable[..., Tensor]] = {
@@ -178,5 +178,5 @@ def flop_count(model: nn.Module, x1: Tensor, x2: Tensor | None = None, *,
     kind = _enum(Kind, kind, "kind")
     with evaluation_mode(model), torch.enable_grad():
         x1, x2, num_outputs = _checked_inputs(model, x1, x2)
-        rows = row_spec(kind.value, num_outputs, param_dtype(model), x1.device)
-        return dict(structured.make_plan(model, x1, x2, rows).flops)
+        jrows = jacobian_rows(kind.value, num_outputs, param_dtype(model), x1.device)
+        return dict(structured.make_plan(model, x1, x2, jrows).flops)

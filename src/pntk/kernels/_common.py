@@ -32,7 +32,7 @@ DEFAULT_MEMORY_BYTES = 1 << 30  # per-sample-gradient budget when batch_size is 
 
 
 @dataclass(frozen=True)
-class RowSpec:
+class JacobianRows:
     """How a kernel kind is built from Jacobian rows (see module docstring)."""
 
     cotangents: Tensor  # (R, O)
@@ -45,34 +45,34 @@ class RowSpec:
         return self.cotangents.shape[0]
 
 
-def row_spec(kind: str, num_outputs: int, dtype: torch.dtype, device: torch.device) -> RowSpec:
-    """RowSpec of ``kind`` for a model with ``num_outputs`` outputs."""
+def jacobian_rows(kind: str, num_outputs: int, dtype: torch.dtype, device: torch.device) -> JacobianRows:
+    """JacobianRows of ``kind`` for a model with ``num_outputs`` outputs."""
     o = num_outputs
     if kind == "pntk":
         c = torch.full((1, o), 1.0 / math.sqrt(o), dtype=dtype, device=device)  # (1, O)
-        return RowSpec(c, diagonal=False, scale=1.0, squeeze=True)
+        return JacobianRows(c, diagonal=False, scale=1.0, squeeze=True)
     if kind == "first_logit":
         c = torch.zeros(1, o, dtype=dtype, device=device)  # (1, O)
         c[0, 0] = 1.0
-        return RowSpec(c, diagonal=False, scale=1.0, squeeze=True)
+        return JacobianRows(c, diagonal=False, scale=1.0, squeeze=True)
     eye = torch.eye(o, dtype=dtype, device=device)  # (O, O)
     if kind == "entk":
-        return RowSpec(eye, diagonal=False, scale=1.0, squeeze=False)
+        return JacobianRows(eye, diagonal=False, scale=1.0, squeeze=False)
     if kind == "trace":
-        return RowSpec(eye, diagonal=True, scale=1.0 / o, squeeze=False)
+        return JacobianRows(eye, diagonal=True, scale=1.0 / o, squeeze=False)
     raise ValueError(f"unknown kind {kind!r}")
 
 
-def result_tail(rows: RowSpec) -> tuple[int, ...]:
+def result_tail(jrows: JacobianRows) -> tuple[int, ...]:
     """Trailing shape of a raw kernel block: () for diagonal, (R, R) for full."""
-    return () if rows.diagonal else (rows.num_rows, rows.num_rows)
+    return () if jrows.diagonal else (jrows.num_rows, jrows.num_rows)
 
 
-def finish(k: Tensor, rows: RowSpec) -> Tensor:
+def finish(k: Tensor, jrows: JacobianRows) -> Tensor:
     """Raw (N1, N2[, R, R]) -> the kind's result (scale, squeeze)."""
-    if rows.scale != 1.0:
-        k = k * rows.scale
-    if rows.squeeze:
+    if jrows.scale != 1.0:
+        k = k * jrows.scale
+    if jrows.squeeze:
         k = k[:, :, 0, 0]  # (N1, N2, 1, 1) -> (N1, N2)
     return k
 
@@ -144,15 +144,15 @@ SYM_CHUNKS = 4  # K(x, x) in 4×4 sub-blocks contracts 10 of 16: 62.5% of the pa
 SYM_MIN_ROWS = 512  # ... when the sub-blocks have this many samples (smaller GEMMs lose more than that)
 
 
-def take(features: Any, rows: slice) -> Any:
+def take(features: Any, jrows: slice) -> Any:
     """The features of samples ``rows`` of a block: every tensor in them has its samples on dim 0
     (lists, tuples and dataclasses are sliced member by member, other values kept)."""
     if isinstance(features, Tensor):
-        return features[rows]
+        return features[jrows]
     if isinstance(features, (list, tuple)):
-        return type(features)(take(f, rows) for f in features)
+        return type(features)(take(f, jrows) for f in features)
     if dataclasses.is_dataclass(features):
-        return dataclasses.replace(features, **{f.name: take(getattr(features, f.name), rows)
+        return dataclasses.replace(features, **{f.name: take(getattr(features, f.name), jrows)
                                                 for f in dataclasses.fields(features)})
     return features
 

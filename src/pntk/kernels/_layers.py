@@ -57,13 +57,13 @@ def conv_weight_grad(m: nn.Conv2d, x: Tensor, dy: Tensor) -> Tensor:
     x, pad = _padded(m, x)
     xg = x.reshape(1, -1, *x.shape[2:])  # (1, n·Cin, H', W'): samples become groups
     w = x.new_empty(1).expand(n * m.out_channels, *m.weight.shape[1:])  # shape only: (n·Cout, Cin/g, kh, kw)
-    rows = []
+    jrows = []
     for i in range(r):
         gy = dy[:, i].reshape(1, -1, *dy.shape[3:])  # (n, Cout, Ho, Wo) -> (1, n·Cout, Ho, Wo)
         gw = torch.ops.aten.convolution_backward(gy, xg, w, None, m.stride, pad, m.dilation, False, [0, 0],
                                                  n * m.groups, [False, True, False])[1]  # (n·Cout, Cin/g, kh, kw)
-        rows.append(gw.view(n, -1))  # (n, Cout·Cin/g·kh·kw)
-    return rows[0].unsqueeze(1) if r == 1 else torch.stack(rows, 1)  # (n, R, P_w)
+        jrows.append(gw.view(n, -1))  # (n, Cout·Cin/g·kh·kw)
+    return jrows[0].unsqueeze(1) if r == 1 else torch.stack(jrows, 1)  # (n, R, P_w)
 
 
 def matmul_d(dy: Tensor, kind: str, g: int) -> Tensor:
@@ -121,10 +121,10 @@ class Scratch:
     def __init__(self):
         self._buffers: dict[str, Tensor] = {}
 
-    def get(self, name: str, rows: int, cols: int, like: Tensor) -> Tensor:
+    def get(self, name: str, jrows: int, cols: int, like: Tensor) -> Tensor:
         buf = self._buffers.get(name)
-        if buf is None or buf.shape != (rows, cols):
-            buf = self._buffers[name] = like.new_empty(rows, cols)
+        if buf is None or buf.shape != (jrows, cols):
+            buf = self._buffers[name] = like.new_empty(jrows, cols)
         return buf
 
 

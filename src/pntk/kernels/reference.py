@@ -14,7 +14,7 @@ from ._common import blocked_kernel, contract_rows, default_batch_size, side_blo
 
 def per_sample_jacobian(model: nn.Module, xb: Tensor, params: list[Tensor]) -> Tensor:
     """Per-sample Jacobian of all outputs w.r.t. ``params``: (n, O, P), P = total size of params."""
-    rows = []
+    jrows = []
     for n in range(xb.shape[0]):
         out = model(xb[n:n + 1])  # (1, O)
         o = out.shape[1]
@@ -24,8 +24,8 @@ def per_sample_jacobian(model: nn.Module, xb: Tensor, params: list[Tensor]) -> T
             flat = [torch.zeros(p.numel(), dtype=p.dtype, device=p.device) if g is None else g.reshape(-1)
                     for g, p in zip(grads, params)]  # each (P_k,)
             per_output.append(torch.cat(flat))  # (P,)
-        rows.append(torch.stack(per_output))  # (O, P)
-    return torch.stack(rows)  # (n, O, P)
+        jrows.append(torch.stack(per_output))  # (O, P)
+    return torch.stack(jrows)  # (n, O, P)
 
 
 def reduce_entk(entk: Tensor, kind: str) -> Tensor:

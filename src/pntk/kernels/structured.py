@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from . import _layers as L
-from ._common import (DEFAULT_MEMORY_BYTES, RowSpec, add_rows, blocked_kernel, finish, pair_layout, result_tail,
+from ._common import (DEFAULT_MEMORY_BYTES, JacobianRows, add_rows, blocked_kernel, finish, pair_layout, result_tail,
                       side_block, trainable_parameters)
 from .jacobian import per_sample_rows
 
@@ -133,7 +133,7 @@ def _graph(root) -> tuple[dict[int, int], set[int], list]:
     return counts, seen, keep
 
 
-def make_plan(model: nn.Module, x1: Tensor, x2: Tensor | None, rows: RowSpec) -> Plan:
+def make_plan(model: nn.Module, x1: Tensor, x2: Tensor | None, jrows: JacobianRows) -> Plan:
     """Decide per parameter: which layer rule (and mode) or per-sample-gradient fallback."""
     trainable = trainable_parameters(model)
     name_of = {id(p): n for n, p in trainable.items()}
@@ -153,8 +153,8 @@ def make_plan(model: nn.Module, x1: Tensor, x2: Tensor | None, rows: RowSpec) ->
     n1 = x1.shape[0]
     pairs = n1 * (n1 + 1) / 2 if x2 is None else n1 * x2.shape[0]  # sample pairs the kernel needs
     n_feat = n1 if x2 is None else n1 + x2.shape[0]
-    r = rows.num_rows
-    rp = r if rows.diagonal else r * r
+    r = jrows.num_rows
+    rp = r if jrows.diagonal else r * r
     layers, claimed = [], set()
     cost_s = cost_j = per_sample = 0.0
     flops = dict.fromkeys(("forward", "backward", "per_sample_gradients", "contraction"), 0.0)
@@ -188,7 +188,7 @@ def make_plan(model: nn.Module, x1: Tensor, x2: Tensor | None, rows: RowSpec) ->
             flops["forward"] += layer_fwd
             flops["backward"] += r * layer_fwd if rec.x_requires_grad else 0.0  # R input-gradient passes
             if layer.weight:
-                costs = L.matmul_costs(pairs, n_feat, r, rows.diagonal, g, l, din, dout, layer.bias)
+                costs = L.matmul_costs(pairs, n_feat, r, jrows.diagonal, g, l, din, dout, layer.bias)
                 layer.mode = min(costs, key=lambda mode: sum(costs[mode]))
                 feat, con = costs[layer.mode]
                 cost_j += sum(costs["explicit"])
@@ -223,10 +223,10 @@ class Features:
     pairs: list[tuple[Tensor, Tensor]] = field(default_factory=list)
 
 
-def featurize(model: nn.Module, xb: Tensor, rows: RowSpec, plan: Plan) -> Features:
+def featurize(model: nn.Module, xb: Tensor, jrows: JacobianRows, plan: Plan) -> Features:
     """Features of one block xb (n, *in_shape)."""
     feats = Features()
-    r = rows.num_rows
+    r = jrows.num_rows
     if plan.layers:
         with _Capture(plan.layers) as cap:
             out = model(xb)  # (n, O)
@@ -241,7 +241,7 @@ def featurize(model: nn.Module, xb: Tensor, rows: RowSpec, plan: Plan) -> Featur
         outputs = [rec.out for rec in recs]
         per_row = []
         for i in range(r):
-            s = (out * rows.cotangents[i]).sum()  # Σ_n Σ_a C[i, a] f_a(x_n)
+            s = (out * jrows.cotangents[i]).sum()  # Σ_n Σ_a C[i, a] f_a(x_n)
             per_row.append(torch.autograd.grad(s, outputs, retain_graph=i < r - 1, allow_unused=True))
         for layer, rec in zip(plan.layers, recs):
             if (not layer.clone_in and rec.x._version != rec.x_version) or \
@@ -255,7 +255,7 @@ def featurize(model: nn.Module, xb: Tensor, rows: RowSpec, plan: Plan) -> Featur
             _layer_features(layer, rec.x, dy, feats)
         del recs, outputs, per_row, cap
     if plan.fallback:
-        feats.explicit += per_sample_rows(model, xb, rows, plan.fallback)  # list of (n, R, P_k)
+        feats.explicit += per_sample_rows(model, xb, jrows, plan.fallback)  # list of (n, R, P_k)
     return feats
 
 
@@ -314,22 +314,22 @@ def contract(f1: Features, f2: Features, diagonal: bool) -> Tensor:
     return pair_layout(acc, n1, n2, r, diagonal)
 
 
-def kernel(model: nn.Module, x1: Tensor, x2: Tensor | None, *, rows: RowSpec, batch_size: int | None,
+def kernel(model: nn.Module, x1: Tensor, x2: Tensor | None, *, jrows: JacobianRows, batch_size: int | None,
            plan: Plan | None = None, progress: bool | None = None) -> Tensor:
     """Structured kernel; shapes as in :func:`pntk.kernels.empirical_kernel`."""
-    plan = plan or make_plan(model, x1, x2, rows)
+    plan = plan or make_plan(model, x1, x2, jrows)
     dtype = next(iter(trainable_parameters(model).values())).dtype
     n_max = max(x1.shape[0], 0 if x2 is None else x2.shape[0])
     if batch_size is None:
         block = max(1, int(DEFAULT_MEMORY_BYTES // (2 * max(1.0, plan.values_per_sample) * dtype.itemsize)))
     else:
-        block = side_block(batch_size, rows.num_rows)
+        block = side_block(batch_size, jrows.num_rows)
     if not plan.layers and not plan.fallback:  # no parameter reaches the output
         n2 = x1.shape[0] if x2 is None else x2.shape[0]
-        return finish(torch.zeros(x1.shape[0], n2, *result_tail(rows), dtype=dtype, device=x1.device), rows)
+        return finish(torch.zeros(x1.shape[0], n2, *result_tail(jrows), dtype=dtype, device=x1.device), jrows)
     raw = blocked_kernel(
-        featurize=lambda xb: featurize(model, xb, rows, plan),
-        contract=lambda a, b: contract(a, b, rows.diagonal),
-        x1=x1, x2=x2, block=min(block, n_max), tail=result_tail(rows), dtype=dtype,
+        featurize=lambda xb: featurize(model, xb, jrows, plan),
+        contract=lambda a, b: contract(a, b, jrows.diagonal),
+        x1=x1, x2=x2, block=min(block, n_max), tail=result_tail(jrows), dtype=dtype,
         progress=progress)
-    return finish(raw, rows)
+    return finish(raw, jrows)

@@ -55,12 +55,12 @@ def tile_job(flag: str | Path, *, kind: str, rows: str, cols: str, i: int, j: in
     _check_inputs(paths, checkpoint, fingerprint)
     r_sel, c_sel = tile_ids(paths.store, i, j)
     model, _ = load_checkpoint(checkpoint, device=kernels_cfg["device"])
-    return _compute_tile(flag, model, partial(read_rows, x), r_sel, c_sel, i, j, kind=kind,
+    return _run_tile(flag, model, partial(read_rows, x), r_sel, c_sel, i, j, kind=kind,
                          symmetric=rows == cols, kernels_cfg=kernels_cfg, write=write_now)
 
 
-def _compute_tile(flag, model, read, r_sel: np.ndarray, c_sel: np.ndarray, i: int, j: int, *, kind: str,
-                  symmetric: bool, kernels_cfg: dict, write) -> dict | None:
+def _run_tile(flag, model, read, r_sel: np.ndarray, c_sel: np.ndarray, i: int, j: int, *, kind: str,
+              symmetric: bool, kernels_cfg: dict, write) -> dict | None:
     """Compute tile (i, j) from the images ``read(ids)`` returns (rows ``r_sel``, cols ``c_sel``) and hand
     it to ``write`` (``write_now``, or a TileWriter's ``submit`` that writes it while the next tile computes)."""
     import torch
@@ -70,7 +70,7 @@ def _compute_tile(flag, model, read, r_sel: np.ndarray, c_sel: np.ndarray, i: in
     t0 = time.perf_counter()
     x_rows = torch.as_tensor(read(r_sel), device=device)  # (R, C, H, W)
     x_cols = torch.as_tensor(read(c_sel), device=device)  # (S, C, H, W)
-    block = tiles.compute_tile(model, x_rows, x_cols, symmetric_diagonal=(symmetric and i == j), kind=kind,
+    block = tiles.compute_tile(model, x_rows, x_cols, same_inputs=(symmetric and i == j), kind=kind,
                                method=kernels_cfg["method"], batch_size=kernels_cfg["batch_size"], dtype=dtype)
     seconds = time.perf_counter() - t0
     log.info("tile (%d,%d) %s: %d × %d computed in %.2f s", i, j, kind, len(r_sel), len(c_sel), seconds)
@@ -125,7 +125,7 @@ def _checkpoint_store(manifest, spec: tuple[str, str, str], writer: TileWriter, 
     for n, (i, j) in enumerate(grid, 1):
         flag = paths.flag(i, j)
         if not _flag_matches(flag, done):
-            _compute_tile(flag, model, read, r_ids[tile_range(len(r_ids), t, i)],
+            _run_tile(flag, model, read, r_ids[tile_range(len(r_ids), t, i)],
                           c_ids[tile_range(len(c_ids), t, j)], i, j, kind=kind, symmetric=rows == cols,
                           kernels_cfg=kernels_cfg, write=writer.submit)
             computed += 1

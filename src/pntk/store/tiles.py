@@ -33,16 +33,19 @@ def init_store(sentinel: str | Path, *, kind: str, row_ids, col_ids, row_labels,
                                  "shape": [len(row_ids), len(col_ids)], **provenance()})
 
 
-def compute_tile(model, x_rows, x_cols, *, symmetric_diagonal: bool, kind: str, method: str,
+def compute_tile(model, x_rows, x_cols, *, same_inputs: bool, kind: str, method: str,
                  batch_size: int | None, dtype) -> np.ndarray:
-    """Kernel block for one tile. x_rows (R, C, H, W), x_cols (S, C, H, W) → (R, S[, O, O])."""
+    """Kernel block of one tile: x_rows (R, C, H, W), x_cols (S, C, H, W) → (R, S[, O, O]).
+
+    same_inputs: the tile's cols are its rows (tile (i, i) of a symmetric store), so the engine is called
+    with x2=None and computes K(x, x), symmetric by construction and cheaper."""
     import torch
 
     from ..kernels import empirical_kernel
 
     model = model.to(dtype)
     x1 = torch.as_tensor(x_rows, dtype=dtype)
-    x2 = None if symmetric_diagonal else torch.as_tensor(x_cols, dtype=dtype)
+    x2 = None if same_inputs else torch.as_tensor(x_cols, dtype=dtype)
     k = empirical_kernel(model, x1, x2, kind=kind, method=method, batch_size=batch_size)
     return k.detach().cpu().numpy()
 
