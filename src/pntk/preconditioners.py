@@ -1,0 +1,117 @@
+"""Preconditioners for CG on Θ + μI: Jacobi and a randomized Nyström approximation.
+
+Nyström (landmark columns, as in Falkon; preconditioner of Frangella, Tropp & Udell 2021,
+"Randomized Nyström preconditioning"): sample ℓ columns S of Θ uniformly without replacement
+(one streaming pass, no products), C = Θ[:, S] (n, ℓ), W = Θ[S, S] (ℓ, ℓ), then
+    Θ̂ = C (W + νI)⁻¹ Cᵀ = U diag(λ̂) Uᵀ          (U (n, k) orthonormal, k ≤ ℓ)
+    P⁻¹ = (c + μ) U (Λ̂ + μI)⁻¹ Uᵀ + (I − UUᵀ)
+ν (≈ ℓ · storage eps · mean diag W) keeps the factorisation of W stable; Θ̂ ⪯ Θ. The complement
+level c is λ̂_k (FTU), or — when the sample had numerical rank < ℓ (duplicate rows, a low-rank Θ)
+— the mean of what Θ̂ leaves on the diagonal, tr(Θ − Θ̂)/(n − k), which is ≈ 0 for an exactly
+low-rank Θ. With the top of the spectrum flattened to ≈ c + μ, CG sees the spectrum of the tail.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+RANK_RTOL = 1e-12  # λ̂ below this fraction of λ̂_1 are rounding noise of the float64 factorisation
+
+
+def jacobi(diag: torch.Tensor):
+    """P⁻¹ = diag(Θ + μI)⁻¹ as a function of μ → callable (n, R) → (n, R)."""
+
+    def make(mu: float):
+        dinv = (1.0 / (diag + mu).clamp_min(1e-300)).reshape(-1, 1)  # (n, 1)
+        return lambda r: dinv * r
+
+    return make
+
+
+@dataclass
+class NystromPreconditioner:
+    U: torch.Tensor  # (n, k) orthonormal
+    eigenvalues: torch.Tensor  # (k,) λ̂, descending, > 0
+    level: float  # c: where the flattened top of the spectrum sits (before + μ)
+    columns: int  # ℓ sampled
+    shift: float  # ν added to W
+    seconds: float
+
+    @property
+    def rank(self) -> int:
+        return int(self.eigenvalues.numel())
+
+    def for_shift(self, mu: float):
+        """P⁻¹ for Θ + μI → callable (n, R) → (n, R). μ = 0 with c = 0 (exactly low rank, no ridge)
+        would make P singular: a floor of RANK_RTOL·λ̂_1 keeps it positive definite."""
+        lam1 = float(self.eigenvalues[0]) if self.rank else 1.0
+        mu_p = max(float(mu), RANK_RTOL * lam1)
+        scale = ((self.level + mu_p) / (self.eigenvalues + mu_p) - 1.0).reshape(-1, 1)  # (k, 1)
+        U = self.U
+
+        def apply(r: torch.Tensor) -> torch.Tensor:  # (n, R)
+            return r + U @ (scale * (U.T @ r))
+
+        return apply
+
+    def summary(self) -> dict:
+        lam = self.eigenvalues
+        return dict(nystrom_columns=self.columns, nystrom_rank=self.rank, nystrom_level=self.level,
+                    nystrom_lambda_max=float(lam[0]) if self.rank else 0.0,
+                    nystrom_lambda_min=float(lam[-1]) if self.rank else 0.0,
+                    nystrom_shift=self.shift, nystrom_seconds=round(self.seconds, 3))
+
+
+def storage_eps(op) -> float:
+    """Unit roundoff of the kernel's stored dtype (float32 stores carry float32 rounding)."""
+    dtype = getattr(op.k, "dtype", np.float64)
+    dtype = torch.empty(0, dtype=dtype).numpy().dtype if isinstance(dtype, torch.dtype) else np.dtype(dtype)
+    return float(np.finfo(dtype).eps) if dtype.kind == "f" else float(np.finfo(np.float64).eps)
+
+
+def nystrom(op, rank: int, *, seed: int = 0, diagonal: torch.Tensor | None = None) -> NystromPreconditioner:
+    """Rank-≤``rank`` Nyström preconditioner of the square operator ``op`` (one pass over its tiles).
+
+    op: a ZarrKernelOperator (anything with .shape, .columns(idx), .k); diagonal: its diagonal (n,)
+    if already read (else read from the diagonal tiles). Memory: two (n, ℓ) float64 matrices.
+    """
+    t0 = time.perf_counter()
+    n = op.shape[0]
+    ell = max(1, min(int(rank), n))
+    idx = np.sort(np.random.default_rng(seed).choice(n, size=ell, replace=False))
+    C = op.columns(idx)  # (n, ℓ) float64, one pass
+    W = C[torch.as_tensor(idx, device=C.device)]  # (ℓ, ℓ) = Θ[S, S]
+    W = 0.5 * (W + W.T)
+    mean_w = max(float(W.diagonal().mean()), 0.0)
+    nu = max(ell * storage_eps(op) * mean_w, 1e-300)
+    eye = torch.eye(ell, dtype=W.dtype, device=W.device)
+    for _ in range(20):  # ν grows ×10 until W + νI factors (rounding can make W indefinite)
+        L, info = torch.linalg.cholesky_ex(W + nu * eye)
+        if int(info) == 0:
+            break
+        nu *= 10
+    else:
+        raise FloatingPointError(f"{op.where}: Nyström core Θ[S,S] + νI not positive definite up to ν={nu:.2e}")
+    F = torch.linalg.solve_triangular(L.T, C, upper=True, left=False)  # C L⁻ᵀ: Θ̂ = F Fᵀ, (n, ℓ)
+    del C, W, L
+    Q, R = torch.linalg.qr(F)  # F = Q R, Q (n, ℓ) orthonormal
+    del F
+    Ur, sig, _ = torch.linalg.svd(R)  # R = Ur diag(σ) Vᵀ → Θ̂ = (Q Ur) diag(σ²) (Q Ur)ᵀ
+    lam = sig**2  # (ℓ,) descending
+    keep = lam > RANK_RTOL * float(lam[0]) if lam.numel() and float(lam[0]) > 0 else lam > math.inf
+    k = int(keep.sum())
+    U = Q @ Ur[:, :k]  # (n, k)
+    del Q
+    lam = lam[:k]
+    if k == ell:
+        level = float(lam[-1])
+    else:  # the sample's numerical rank ran out: c = mean of the diagonal Θ̂ leaves, ≈ 0 if Θ is low rank
+        diag = op.diagonal() if diagonal is None else diagonal
+        resid_trace = float(diag.sum()) - float(lam.sum())
+        level = max(resid_trace, 0.0) / max(n - k, 1)
+    return NystromPreconditioner(U=U, eigenvalues=lam, level=level, columns=ell, shift=nu,
+                                 seconds=time.perf_counter() - t0)
