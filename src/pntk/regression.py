@@ -109,7 +109,7 @@ def _solve_cg(A, rhs, ctx):
     mean_diag = max(float(diag.mean()), 1e-300)
     alpha, info, jitter, attempts = solve_escalating(
         A, rhs, make_precond=jacobi(diag), tol=ctx["tol"], maxiter=ctx["maxiter"], log=ctx["log"],
-        name="cg", where=A.where, mean_diag=mean_diag, level=mean_diag)
+        name="cg", where=A.where, mean_diag=mean_diag, level=mean_diag, lam_max=float(diag.sum()))
     _iterative_info(A, info, jitter, attempts, ctx)
     return alpha
 
@@ -131,7 +131,8 @@ def _solve_nystrom(A, rhs, ctx):
                      f"({pre.level / mean_diag:.1e}·mean diag), {pre.seconds:.1f} s")
     alpha, info, jitter, attempts = solve_escalating(
         A, rhs, make_precond=pre.for_shift, tol=ctx["tol"], maxiter=ctx["maxiter"] or NYSTROM_MAXITER,
-        log=ctx["log"], name="nystrom-pcg", where=A.where, mean_diag=mean_diag, level=pre.level)
+        log=ctx["log"], name="nystrom-pcg", where=A.where, mean_diag=mean_diag, level=pre.level,
+        lam_max=float(pre.eigenvalues[0]) if pre.rank else float(diag.sum()))
     del pre.U
     ctx["info"].update(pre.summary())
     _iterative_info(A, info, jitter, attempts, ctx)

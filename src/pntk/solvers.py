@@ -253,13 +253,14 @@ def cg_solve(op, B, *, precond=None, tol: float = 1e-8, maxiter: int | None = No
 
 
 def solve_escalating(op, B, *, make_precond, tol: float, maxiter: int | None, log: LogLike, name: str,
-                     where: str, mean_diag: float, level: float, max_escalations: int = 4):
+                     where: str, mean_diag: float, level: float, lam_max: float, max_escalations: int = 4):
     """CG on (op + j·I) X = B, j = 0 first; if CG gives up, retry with jitter j (logged, WARNING).
 
-    make_precond(j) → the preconditioner for shift j. The first jitter is the larger of
-    1e-8·mean_diag and level/κ_budget — ``level`` is where the preconditioned spectrum's top sits
+    make_precond(j) → the preconditioner for shift j. The first jitter is the largest of
+    1e-8·mean_diag; level/κ_budget — ``level`` is where the preconditioned spectrum's top sits
     (Nyström: c; Jacobi: mean diag) and κ_budget = (maxiter / ln(2/tol))² the condition number
-    CG can handle in its budget — then ×100 per try. After ``max_escalations`` jittered tries
+    CG can handle in its budget —; and eps·lam_max/tol, below which the true residual of the
+    solution (‖x‖ ~ ‖b‖/j) cannot reach tol in float64. Then ×100 per try. After ``max_escalations`` jittered tries
     raises NotConvergedError naming ``where`` and the residual: never a result that did not converge.
     Returns (X, CGInfo of the last try, jitter, attempts: list of dicts).
     """
@@ -279,7 +280,8 @@ def solve_escalating(op, B, *, make_precond, tol: float, maxiter: int | None, lo
             return X, info, jitter, attempts
         if attempt == max_escalations:
             break
-        jitter = max(1e-8 * mean_diag, level / kappa_budget) if jitter == 0 else 100 * jitter
+        floor = np.finfo(np.float64).eps * lam_max / tol
+        jitter = max(1e-8 * mean_diag, level / kappa_budget, floor) if jitter == 0 else 100 * jitter
         emit(log, f"{name} on {where}: {info.reason} after {info.iterations} iterations (max rel residual "
                   f"{res:.2e} > tol {tol:g}); retrying with jitter {jitter:.3e} (= {jitter / mean_diag:.1e}·mean "
                   f"diag) added to the diagonal", logging.WARNING)
