@@ -117,14 +117,18 @@ def storage_eps(op) -> float:
 def nystrom(op, rank: int, *, seed: int = 0, diagonal: torch.Tensor | None = None) -> NystromPreconditioner:
     """Rank-≤``rank`` Nyström preconditioner of the square operator ``op`` (one pass over its tiles).
 
-    op: a ZarrKernelOperator (anything with .shape, .columns(idx), .k); diagonal: its diagonal (n,)
-    if already read (else read from the diagonal tiles). Memory: two (n, ℓ) float64 matrices.
+    op: a ZarrKernelOperator (anything with .shape, .columns(idx), .k, .ridge); diagonal: its diagonal
+    (n,) if already read (else read from the diagonal tiles). The approximation is of Θ without the
+    operator's ridge: use ``for_shift(ridge + jitter)``. Memory: two (n, ℓ) float64 matrices.
     """
     t0 = time.perf_counter()
     n = op.shape[0]
     ell = max(1, min(int(rank), n))
     idx = np.sort(np.random.default_rng(seed).choice(n, size=ell, replace=False))
-    C = op.columns(idx)  # (n, ℓ) float64, one pass
+    C = op.columns(idx)  # (n, ℓ) float64, one pass; columns of Θ + ridge·I
+    ridge = float(getattr(op, "ridge", 0.0))
+    if ridge:  # approximate Θ itself: the ridge goes into μ exactly (FTU), Nyström of Θ + ridge·I is not exact
+        C[torch.as_tensor(idx, device=C.device), torch.arange(ell, device=C.device)] -= ridge
     W = C[torch.as_tensor(idx, device=C.device)]  # (ℓ, ℓ) = Θ[S, S]
     W = 0.5 * (W + W.T)
     mean_w = max(float(W.diagonal().mean()), 0.0)
@@ -145,8 +149,8 @@ def nystrom(op, rank: int, *, seed: int = 0, diagonal: torch.Tensor | None = Non
     if k == ell:
         level = float(lam[-1])
     else:  # the sample's numerical rank ran out: c = mean of the diagonal Θ̂ leaves, ≈ 0 if Θ is low rank
-        diag = op.diagonal() if diagonal is None else diagonal
-        resid_trace = float(diag.sum()) - float(lam.sum())
+        diag = op.diagonal() if diagonal is None else diagonal  # of Θ + ridge·I
+        resid_trace = float(diag.sum()) - ridge * n - float(lam.sum())
         level = max(resid_trace, 0.0) / max(n - k, 1)
     return NystromPreconditioner(U=U, eigenvalues=lam, level=level, columns=ell, shift=nu,
                                  seconds=time.perf_counter() - t0)

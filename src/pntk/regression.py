@@ -130,8 +130,9 @@ def _solve_nystrom(A, rhs, ctx):
                      f" to {float(pre.eigenvalues[-1]):.3e}, tail level c = {pre.level:.3e} "
                      f"({pre.level / mean_diag:.1e}·mean diag), {pre.seconds:.1f} s")
     alpha, info, jitter, attempts = solve_escalating(
-        A, rhs, make_precond=pre.for_shift, tol=ctx["tol"], maxiter=ctx["maxiter"] or NYSTROM_MAXITER,
-        log=ctx["log"], name="nystrom-pcg", where=A.where, mean_diag=mean_diag, level=pre.level,
+        A, rhs, make_precond=lambda jitter: pre.for_shift(A.ridge + jitter), tol=ctx["tol"],
+        maxiter=ctx["maxiter"] or NYSTROM_MAXITER, log=ctx["log"], name="nystrom-pcg", where=A.where,
+        mean_diag=mean_diag, level=pre.level + A.ridge,
         lam_max=float(pre.eigenvalues[0]) if pre.rank else float(diag.sum()))
     del pre.U
     ctx["info"].update(pre.summary())

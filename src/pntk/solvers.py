@@ -117,6 +117,9 @@ def finite_time_weights(evals: torch.Tensor, t) -> torch.Tensor:
     return torch.where(torch.isinf(t), ginf.expand_as(g), g)
 
 
+MAX_JITTER = 1e-2  # largest jitter an iterative solve may add, relative to the mean diagonal
+
+
 class NotConvergedError(RuntimeError):
     """An iterative solve that did not reach its tolerance, even with jitter: no result is returned."""
 
@@ -260,8 +263,10 @@ def solve_escalating(op, B, *, make_precond, tol: float, maxiter: int | None, lo
     1e-8·mean_diag; level/κ_budget — ``level`` is where the preconditioned spectrum's top sits
     (Nyström: c; Jacobi: mean diag) and κ_budget = (maxiter / ln(2/tol))² the condition number
     CG can handle in its budget —; and eps·lam_max/tol, below which the true residual of the
-    solution (‖x‖ ~ ‖b‖/j) cannot reach tol in float64. Then ×100 per try. After ``max_escalations`` jittered tries
-    raises NotConvergedError naming ``where`` and the residual: never a result that did not converge.
+    solution (‖x‖ ~ ‖b‖/j) cannot reach tol in float64. Then ×100 per try, at most
+    MAX_JITTER·mean_diag (more would answer a different question). After ``max_escalations``
+    jittered tries, or that largest jitter, raises NotConvergedError naming ``where`` and the
+    residual: never a result that did not converge.
     Returns (X, CGInfo of the last try, jitter, attempts: list of dicts).
     """
     n = B.shape[0]
@@ -278,10 +283,11 @@ def solve_escalating(op, B, *, make_precond, tol: float, maxiter: int | None, lo
                 emit(log, f"{name}: converged only with jitter {jitter:.3e} (= {jitter / mean_diag:.1e}·mean "
                           f"diag) on the diagonal: results are those of Θ + (ridge + jitter)·I", logging.WARNING)
             return X, info, jitter, attempts
-        if attempt == max_escalations:
+        if attempt == max_escalations or jitter >= MAX_JITTER * mean_diag:
             break
         floor = np.finfo(np.float64).eps * lam_max / tol
         jitter = max(1e-8 * mean_diag, level / kappa_budget, floor) if jitter == 0 else 100 * jitter
+        jitter = min(jitter, MAX_JITTER * mean_diag)
         emit(log, f"{name} on {where}: {info.reason} after {info.iterations} iterations (max rel residual "
                   f"{res:.2e} > tol {tol:g}); retrying with jitter {jitter:.3e} (= {jitter / mean_diag:.1e}·mean "
                   f"diag) added to the diagonal", logging.WARNING)
