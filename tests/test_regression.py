@@ -154,7 +154,8 @@ def test_pntk_equals_block_diagonal_entk():
     p = make_problem("pntk", n=40, m=11, o=4)
     eye = np.eye(4)
     e = dict(p, k_dd=p["k_dd"][:, :, None, None] * eye, k_xd=p["k_xd"][:, :, None, None] * eye)
-    for kw in [dict(solver="cholesky"), dict(solver="cg", tol=1e-12), dict(solver="nystrom", tol=1e-12), dict(t=[0.5, 3.0])]:
+    for kw in [dict(solver="cholesky"), dict(solver="cg", tol=1e-12), dict(solver="nystrom", tol=1e-12),
+               dict(t=[0.5, 3.0])]:
         assert rel(linearized_predict(**e, **kw), linearized_predict(**p, **kw)) <= 1e-9, kw
 
 
@@ -294,7 +295,8 @@ def test_out_of_core_cg_peak_rss(tmp_path):
 def test_gpu_matches_cpu(tmp_path):
     p = make_problem("entk")
     write_store(tmp_path / "k.zarr", p["k_dd"], 16)
-    for kw in [dict(solver="cholesky"), dict(solver="cg", tol=1e-12), dict(solver="nystrom", tol=1e-12, rank=50), dict(t=[0.1, 1.0])]:
+    for kw in [dict(solver="cholesky"), dict(solver="cg", tol=1e-12), dict(solver="nystrom", tol=1e-12, rank=50),
+               dict(t=[0.1, 1.0])]:
         gpu = linearized_predict(str(tmp_path / "k.zarr"), p["k_xd"], p["f0_d"], p["f0_x"], p["y_d"],
                                  device="cuda", **kw)
         assert rel(gpu, linearized_predict(**p, **kw)) <= 1e-6, kw

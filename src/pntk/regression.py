@@ -126,15 +126,15 @@ def _solve_nystrom(A, rhs, ctx):
     mean_diag = max(float(diag.mean()), 1e-300)
     rank = ctx["rank"]
     pre = nystrom(A, rank, seed=0, diagonal=diag)
-    emit(ctx["log"], f"nystrom: {pre.columns} landmark columns → rank {pre.rank}, λ̂ from {float(pre.eigenvalues[0]):.3e}"
-                     f" to {float(pre.eigenvalues[-1]):.3e}, tail level c = {pre.level:.3e} "
+    lam = pre.eigenvalues
+    emit(ctx["log"], f"nystrom: {pre.columns} landmark columns → rank {pre.rank}, λ̂ from {float(lam[0]):.3e} "
+                     f"to {float(lam[-1]):.3e}, tail level c = {pre.level:.3e} "
                      f"({pre.level / mean_diag:.1e}·mean diag), {pre.seconds:.1f} s")
     alpha, info, jitter, attempts = solve_escalating(
         A, rhs, make_precond=lambda jitter: pre.for_shift(A.ridge + jitter), tol=ctx["tol"],
         maxiter=ctx["maxiter"] or NYSTROM_MAXITER, log=ctx["log"], name="nystrom-pcg", where=A.where,
         mean_diag=mean_diag, level=pre.level + A.ridge,
         lam_max=float(pre.eigenvalues[0]) if pre.rank else float(diag.sum()))
-    del pre.U
     ctx["info"].update(pre.summary())
     _iterative_info(A, info, jitter, attempts, ctx)
     return alpha
