@@ -138,14 +138,15 @@ def nystrom(op, rank: int, *, seed: int = 0, diagonal: torch.Tensor | None = Non
     mean_w = max(float(W.diagonal().mean()), 0.0)
     nu = max(ell * storage_eps(op) * mean_w, 1e-300)
     eye = torch.eye(ell, dtype=W.dtype, device=W.device)
+    L, info = torch.linalg.cholesky_ex(W + nu * eye)
     for _ in range(20):  # ν grows ×10 until W + νI factors (rounding can make W indefinite)
-        L, info = torch.linalg.cholesky_ex(W + nu * eye)
         if int(info) == 0:
             break
         nu *= 10
-    else:
+        L, info = torch.linalg.cholesky_ex(W + nu * eye)
+    if int(info) != 0:
         raise FloatingPointError(f"{op.where}: Nyström core Θ[S,S] + νI not positive definite up to ν={nu:.2e}")
-    F = _panels_(C, lambda rows: torch.linalg.solve_triangular(L.T, rows, upper=True, left=False))  # C L⁻ᵀ
+    F = _panels_(C, lambda rows, lt=L.T: torch.linalg.solve_triangular(lt, rows, upper=True, left=False))  # C L⁻ᵀ
     del C, W, L  # Θ̂ = F Fᵀ, F (n, ℓ) in C's memory
     # Eigenpairs of Θ̂ from ℓ × ℓ Gram matrices only (BLAS-3 and a small eigh, much faster than a QR
     # or SVD of the tall F): U = F V λ^{-1/2} is orthonormal only up to eps·λ_1/λ_k, and P⁻¹ = I + U D Uᵀ
