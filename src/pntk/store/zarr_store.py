@@ -51,8 +51,13 @@ def create_store(path: str | Path, *, kind: str, row_ids: np.ndarray, col_ids: n
         if not out_dim:
             raise ValueError("create_store: eNTK stores need out_dim (number of outputs O)")
         shape, chunks, dims = shape + (out_dim, out_dim), chunks + (out_dim, out_dim), dims + ["out_row", "out_col"]
+    # float32 kernels are stored uncompressed: zstd shrinks them only to 0.84 (pNTK) / 0.93 (eNTK) of
+    # their size (FCN on digits, benchmarks/BENCHMARKS.md) while decoding dominated an out-of-core CG
+    # pass. float64 keeps zarr's default (zstd): float32-computed values in float64 halve. Either
+    # way the codec is in the array's metadata, so stores written before this change read as before.
+    codec = {"compressors": None} if np.dtype(dtype) == np.float32 else {}
     arr = g.create_array("kernel", shape=shape, chunks=chunks, dtype=dtype, fill_value=np.nan,
-                         dimension_names=dims)
+                         dimension_names=dims, **codec)
     coord_names = ["row_label", "col_label"]
     arr.attrs["coordinates"] = " ".join(coord_names)
     for name, values, dim in (("row", row_ids, "row"), ("col", col_ids, "col"),
