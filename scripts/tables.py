@@ -3,7 +3,7 @@ from pntk.scriptutil import setup
 
 log = setup(snakemake)  # noqa: F821
 
-from pntk import tables  # noqa: E402
+from pntk.paper import tables  # noqa: E402
 
 sm = snakemake  # noqa: F821
 diag = tables.diagnostics_table(list(sm.input.diagnostics))
