@@ -68,7 +68,7 @@ def synthetic_stores(n: int, args, log) -> tuple[Path, Path, np.ndarray]:
         for i in range(nt_r):
             for j in range(i if sym else 0, nt_c):
                 rs, cs = kstore.tile_range(len(rows), args.tile, i), kstore.tile_range(n, args.tile, j)
-                block = compute_tile(model, x[rows][rs], x[:n][cs], symmetric_diagonal=sym and i == j,
+                block = compute_tile(model, x[rows][rs], x[:n][cs], same_inputs=sym and i == j,
                                      kind="pntk", method="auto", batch_size=None, dtype=torch.float32)
                 kstore.write_tile(path, i, j, block)
         zarr.open_group(str(path), mode="r+").attrs["bench"] = params  # complete: reusable

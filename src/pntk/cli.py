@@ -5,6 +5,7 @@
     pntk archive pack --config C -o FILE.zip [--results DIR] [--run SELECTOR ...] [--no-data]
     pntk archive import FILE.zip [--config C] [--results DIR] [--overwrite]
     pntk synth cifar10 --out DIR [--seed S] [--train N --test M] [--overwrite]   synthetic CIFAR-10 files
+    pntk plan --config C [--device cpu|a100|h100|...] [--calibrate] [--cores N] [--json] [--compare LOG]
 
 STORE is a kernel store `….zarr`, its `….manifest.json` or `….init.json`, or the common stem.
 """
@@ -108,12 +109,12 @@ def cmd_verify(args) -> int:
     return 0 if ok else 1
 
 
-def _config(path: str) -> dict:
+def _config(path: str, check_files: bool = True) -> dict:
     from . import config as pcfg
 
     if not Path(path).is_file():
         raise FileNotFoundError(f"--config {path}: no such file")
-    return pcfg.load_config(path)
+    return pcfg.load_config(path, check_files=check_files)
 
 
 def cmd_pack(args) -> int:
@@ -162,6 +163,35 @@ def cmd_synth(args) -> int:
     return 0
 
 
+def _device_name(text: str) -> str:
+    from .plan_devices import check_device_name
+
+    try:
+        return check_device_name(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def cmd_plan(args) -> int:
+    from .plan import format_plan, plan_workflow
+    from .plan_devices import device_profile
+
+    cfg = _config(args.config, check_files=False)  # planning needs no data files (as `snakemake -n`)
+    device = device_profile(args.device, threads=args.cores, calibrate=args.calibrate,
+                            cpus_per_gpu=cfg["resources"]["cpus_per_gpu"])
+    plan = plan_workflow(cfg, device, cores=args.cores, config_name=args.config)
+    out, text = plan.as_dict(), format_plan(plan)
+    if args.compare:  # a finished run's Snakemake log: planned vs measured time per rule
+        from .plan_check import compare, format_comparison, job_durations
+
+        if not Path(args.compare).is_file():
+            raise FileNotFoundError(f"--compare {args.compare}: no such file (expected .snakemake/log/*.snakemake.log)")
+        out["comparison"] = compare(plan, job_durations(Path(args.compare).read_text()))
+        text += f"\n\nagainst {args.compare}:\n" + format_comparison(out["comparison"])
+    print(json.dumps(out, indent=1) if args.json else text)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pntk", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -203,6 +233,17 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--test", type=_positive_int, default=10000, metavar="M", help="test images (default 10000)")
     q.add_argument("--overwrite", action="store_true", help="replace an existing synthetic copy")
     q.set_defaults(func=cmd_synth)
+    q = sub.add_parser("plan", help="jobs, FLOPs, bytes, peak memory and time per rule of a config, before running")
+    q.add_argument("--config", required=True, help="workflow config (YAML)")
+    q.add_argument("--device", type=_device_name, default="cpu",
+                   help="cpu (this machine, calibrated once and cached) or a GPU: v100, a100 (= a100-40gb), "
+                        "a100-80gb, h100, h200, l40s")
+    q.add_argument("--calibrate", action="store_true", help="measure this CPU again (a few seconds)")
+    q.add_argument("--cores", type=_positive_int, default=None, help="Snakemake --cores (default: all of them)")
+    q.add_argument("--json", action="store_true", help="print the plan as JSON")
+    q.add_argument("--compare", metavar="LOG", help="a finished run's .snakemake/log/*.snakemake.log: planned vs "
+                   "measured time per rule")
+    q.set_defaults(func=cmd_plan)
     return p
 
 

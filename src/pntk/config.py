@@ -192,6 +192,18 @@ def find_store(config: dict, kind: str, rows: str, cols: str) -> tuple[str, str]
     return None
 
 
+def has_full_pntk(config: dict) -> bool:
+    """Full-data pNTK stores (train × train and test × train) exist: the regression rule runs."""
+    return (find_store(config, "pntk", "train", "train") == ("train", "train")
+            and find_store(config, "pntk", "test", "train") == ("test", "train"))
+
+
+def active_runs(config: dict) -> list[tuple[str, int]]:
+    """(strategy, seed) of every active-learning job; none unless `active.enabled`."""
+    a = config["active"]
+    return [(s, seed) for s in a["strategies"] for seed in a["seeds"]] if a["enabled"] else []
+
+
 def runs(config: dict) -> list[Run]:
     return [Run(config["data"]["name"], m["arch"], w, s)
             for m in config["models"] for w in m["widths"] for s in config["seeds"]]
@@ -224,7 +236,7 @@ def grid_of(n_rows: int, n_cols: int, tile: int, *, symmetric: bool) -> list[tup
     return [(i, j) for i in range(nr) for j in range(nc)]
 
 
-def load_config(path: str | Path) -> dict:
+def load_config(path: str | Path, *, check_files: bool = True) -> dict:
     with open(path) as fh:
         cfg = yaml.safe_load(fh) or {}
-    return validate_config(cfg)
+    return validate_config(cfg, check_files=check_files)

@@ -131,8 +131,7 @@ def store_manifest(wildcards, kind, rows, cols):
 
 
 def has_full_pntk():
-    return (pcfg.find_store(config, "pntk", "train", "train") == ("train", "train")
-            and pcfg.find_store(config, "pntk", "test", "train") == ("test", "train"))
+    return pcfg.has_full_pntk(config)
 
 
 def all_targets():
@@ -219,8 +218,7 @@ ACTIVE_RUN = f"{R}/active/{{dataset}}/{{strategy}}-s{{seed}}"
 
 
 def active_csvs():
-    a = config["active"]
-    return [f"{R}/active/{DATASET}/{s}-s{seed}.csv" for s in a["strategies"] for seed in a["seeds"]]
+    return [f"{R}/active/{DATASET}/{s}-s{seed}.csv" for s, seed in pcfg.active_runs(config)]
 
 
 def active_figure_outputs():

@@ -1,0 +1,268 @@
+"""`pntk plan`: what a config costs before it runs — per rule: jobs, FLOPs, bytes written, peak memory
+per job, time — on this CPU (calibrated) or a named GPU (datasheet), with totals.
+
+Job counts come from the functions the rules themselves use (`pntk.config`: runs, store_specs,
+tile_grid, has_full_pntk, active_runs, and the enabled flags that common.smk reads); the tests check
+them against `snakemake -n`. Costs per job: `pntk.plan_costs`; rates and constants: `pntk.plan_devices`.
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+
+from . import config as pcfg
+from .models import ModelSpec
+from .plan_costs import CostModel, Job, model_facts
+from .plan_devices import COSTS, DeviceProfile, host_profile
+from .store.zarr_store import tile_range
+
+RULES = ("prepare_data", "train", "kernel_checkpoint", "kernel_init", "kernel_tile", "kernel_finalize",
+         "diagnostics", "regression", "timing", "infinite_width", "tables", "figures", "active_learning",
+         "active_figures", "all")
+
+
+def job_counts(config: dict) -> dict[str, int]:
+    """Jobs per rule of a run from scratch: what `snakemake -n` lists in its job stats."""
+    n_ckpt = len(pcfg.runs(config)) * len(config["train"]["checkpoint_epochs"])
+    specs = pcfg.store_specs(config)
+    counts = {"prepare_data": 1, "train": len(pcfg.runs(config))}
+    if config["kernels"]["jobs"] == "per_checkpoint":
+        counts["kernel_checkpoint"] = n_ckpt
+    else:
+        counts["kernel_init"] = counts["kernel_finalize"] = n_ckpt * len(specs)
+        counts["kernel_tile"] = n_ckpt * sum(len(pcfg.tile_grid(config, r, c)) for _, r, c in specs)
+    counts["diagnostics"] = n_ckpt if config["diagnostics"]["enabled"] else 0
+    counts["regression"] = n_ckpt if pcfg.has_full_pntk(config) else 0
+    counts["timing"] = int(config["timing"]["enabled"])  # figure_inputs of common.smk
+    counts["infinite_width"] = int(config["infinite"]["enabled"])
+    counts["tables"] = counts["figures"] = 1
+    counts["active_learning"] = len(pcfg.active_runs(config))
+    counts["active_figures"] = int(bool(counts["active_learning"]))
+    counts["all"] = 1
+    return {r: counts[r] for r in RULES if counts.get(r)}
+
+
+@dataclass
+class RulePlan:
+    rule: str
+    jobs: int = 0
+    flops: float = 0.0           # all jobs
+    bytes_written: float = 0.0   # all jobs
+    peak_bytes: float = 0.0      # the largest job
+    job_seconds: float = 0.0     # sum over jobs (device-seconds)
+    max_job_seconds: float = 0.0
+    device: str = "cpu"
+    threads: int = 1
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, job: Job) -> None:
+        self.jobs += job.count
+        self.flops += job.count * job.flops
+        self.bytes_written += job.count * job.bytes_written
+        self.peak_bytes = max(self.peak_bytes, job.peak_bytes)
+        self.job_seconds += job.count * job.seconds
+        self.max_job_seconds = max(self.max_job_seconds, job.seconds)
+        self.device, self.threads = job.device, job.threads
+        self.notes += [n for n in job.notes if n not in self.notes]
+
+
+@dataclass
+class WorkflowPlan:
+    config_name: str
+    device: DeviceProfile
+    cores: int
+    rules: list[RulePlan]
+    store_bytes: float
+    notes: list[str]
+
+    def wall_seconds(self, gpus: int = 1) -> float:
+        """A local run's wall time: stages one after the other, the jobs of a stage spread over the
+        cores (CPU jobs, `threads` each) or GPUs."""
+        total = 0.0
+        for r in self.rules:
+            slots = gpus if r.device == "cuda" else max(1, self.cores // max(1, r.threads))
+            total += max(r.max_job_seconds, r.job_seconds / slots)
+        return total
+
+    def as_dict(self) -> dict:
+        return {"config": self.config_name, "device": asdict(self.device), "cores": self.cores,
+                "rules": [asdict(r) for r in self.rules], "jobs": sum(r.jobs for r in self.rules),
+                "store_bytes": self.store_bytes, "bytes_written": sum(r.bytes_written for r in self.rules),
+                "gpu_hours": sum(r.job_seconds for r in self.rules if r.device == "cuda") / 3600,
+                "cpu_core_hours": sum(r.job_seconds * r.threads for r in self.rules if r.device == "cpu") / 3600,
+                "wall_seconds": self.wall_seconds(), "costs": asdict(COSTS), "notes": self.notes}
+
+
+def plan_workflow(config: dict, device: DeviceProfile, *, cores: int | None = None,
+                  config_name: str = "config") -> WorkflowPlan:
+    """Plan a validated config on `device` (a GPU profile serves the rules whose device is cuda; its
+    host CPU the rest). `cores`: Snakemake's --cores (heavy CPU rules use them all, as in common.smk)."""
+    gpu = device if device.kind == "cuda" else None
+    cm = CostModel(host_profile(device) if gpu else device, gpu)
+    res = config["resources"]
+    heavy = res["cpus_per_gpu"] if gpu else (cores or device.threads)
+    notes = _device_notes(config, gpu)
+    spec = pcfg.data_spec(config)
+    n_train, n_test = pcfg.split_sizes(config)
+    o, in_shape = spec.num_classes, tuple(spec.in_shape)
+    epochs = len(config["train"]["checkpoint_epochs"])
+    seeds = len(config["seeds"])
+    models = [ModelSpec(m["arch"], w, in_shape, o, m["depth"], m["parameterization"])
+              for m in config["models"] for w in m["widths"]]
+    jobs: list[Job] = [cm.prepare(n_train + n_test, in_shape)]
+    for ms in models:
+        jobs.append(_times(cm.train(ms, n_train, n_test, config["train"], heavy), seeds))
+        jobs += [_times(j, seeds * epochs) for j in _kernel_jobs(cm, config, ms, o, res)]
+        if pcfg.has_full_pntk(config):
+            dd, xd = (store_bytes(config, "pntk", r, "train", o) for r in ("train", "test"))
+            job = cm.regression(n_train, n_test, o, config["regression"], dd, xd, model_facts(ms).forward_flops, heavy)
+            jobs.append(_times(job, seeds * epochs))
+    if config["diagnostics"]["enabled"]:
+        d, x = config["data"]["subset_train"], config["data"]["subset_test"]
+        read = sum(store_bytes(config, k, *pcfg.find_store(config, k, r, "sub-train"), o)
+                   for k in ("entk", "pntk") for r in ("sub-train", "sub-test"))
+        cap = config["regression"]["memory_cap_gb"] * 2**30
+        jobs.append(_times(cm.diagnostics(d, x, o, cap, config["regression"]["solver"], read),
+                           len(models) * seeds * epochs))
+    if config["timing"]["enabled"]:
+        jobs.append(cm.timing(_timing_models(config, in_shape[0], o), in_shape, config["timing"],
+                              config["kernels"]["method"], heavy))
+    if config["infinite"]["enabled"]:
+        inf = config["infinite"]
+        specs = [ModelSpec("fcn", w, in_shape, o, inf["depth"], "ntk") for w in inf["widths"]]
+        jobs.append(cm.infinite(specs, len(inf["seeds"]), min(inf["n_points"], n_train)))
+    jobs += [cm.light("tables", COSTS.tables_s), cm.light("figures", COSTS.figures_s)]
+    a = config["active"]
+    for strategy, _seed in pcfg.active_runs(config):
+        aspec = ModelSpec(a["arch"], a["width"], in_shape, o, a["depth"])
+        jobs.append(cm.active(aspec, a, strategy, n_test))
+    if a["enabled"]:
+        jobs.append(cm.light("active_figures", COSTS.figures_s / 4))
+    jobs.append(Job("all", 1))
+    rules = {r: RulePlan(r) for r in RULES}
+    for j in jobs:
+        rules[j.rule].add(j)
+    stores = sum(store_bytes(config, k, r, c, o) for k, r, c in pcfg.store_specs(config))
+    return WorkflowPlan(config_name, device, heavy, [r for r in rules.values() if r.jobs], stores * len(models)
+                        * seeds * epochs, notes)
+
+
+def _times(job: Job, n: int) -> Job:
+    job.count *= n
+    return job
+
+
+def store_bytes(config: dict, kind: str, rows: str, cols: str, o: int) -> float:
+    """What one kernel store occupies uncompressed: every chunk whole (Zarr pads ragged edge chunks to the
+    chunk shape; float32 stores are written uncompressed, so this is their size on disk) — N1 × N2
+    (× O² for eNTK) values rounded up to whole tiles — plus its int64 coordinates, chunked the same way."""
+    n1, n2 = pcfg.index_set_size(config, rows), pcfg.index_set_size(config, cols)
+    tile = config["kernels"]["tile_size"]
+    item = 8 if config["kernels"]["dtype"] == "float64" else 4
+    outs = o * o if kind == "entk" else 1
+    padded = [math.ceil(n / min(tile, n)) * min(tile, n) for n in (n1, n2)]  # chunk = min(tile, n)
+    coords = 2 * 8 * sum(padded) + (2 * 8 * o if kind == "entk" else 0)  # row/col ids and labels (+ out_row/col)
+    return padded[0] * padded[1] * outs * item + coords
+
+
+def _kernel_jobs(cm: CostModel, config: dict, ms: ModelSpec, o: int, res: dict) -> list[Job]:
+    """Jobs of one run and checkpoint: per tile (tiles of equal shape share one Job) or one per checkpoint."""
+    kcfg = config["kernels"]
+    threads = res["cpus_per_gpu"] if kcfg["device"].startswith("cuda") else 1  # device_threads of common.smk
+    tile = kcfg["tile_size"]
+    jobs = []
+    for kind, rows, cols in pcfg.store_specs(config):
+        n1, n2 = pcfg.index_set_size(config, rows), pcfg.index_set_size(config, cols)
+        sym = rows == cols
+        shapes = Counter((_span(n1, tile, i), _span(n2, tile, j), sym and i == j)
+                         for i, j in pcfg.tile_grid(config, rows, cols))
+        for (r, c, diag), count in shapes.items():
+            job = cm.kernel_tile(ms, kcfg, kind, r, c, chunk=(min(tile, n1), min(tile, n2)), diagonal=diag,
+                                 mirrored=sym, out_values=o * o if kind == "entk" else 1, threads=threads,
+                                 overlap=kcfg["jobs"] == "per_checkpoint")
+            job.count = count
+            jobs.append(job)
+        size = store_bytes(config, kind, rows, cols, o)
+        jobs += [cm.store_bookkeeping("kernel_init", size, n1 + n2), cm.store_bookkeeping("kernel_finalize", size, 0)]
+    if kcfg["jobs"] == "per_tile":
+        for j in jobs:  # a process per job
+            j.seconds += cm.start(kcfg["device"] if j.rule == "kernel_tile" else "cpu")
+        return jobs
+    one = Job("kernel_checkpoint", 1, seconds=cm.start(kcfg["device"]), device=jobs[0].device, threads=threads)
+    for j in jobs:  # one process: a single start, the work of every store
+        one.flops += j.count * j.flops
+        one.bytes_written += j.count * j.bytes_written
+        one.seconds += j.count * j.seconds
+        one.peak_bytes = max(one.peak_bytes, j.peak_bytes)
+    return [one]
+
+
+def _span(n: int, tile: int, i: int) -> int:
+    s = tile_range(n, tile, i)
+    return s.stop - s.start
+
+
+def _timing_models(config: dict, in_channels: int, o: int) -> list:
+    from .paper.timing import torchvision_resnet
+
+    return [torchvision_resnet(d, in_channels, o) for d in config["timing"]["resnet_depths"]]
+
+
+def _device_notes(config: dict, gpu: DeviceProfile | None) -> list[str]:
+    keys = [k for k in ("train", "kernels", "regression", "timing", "active") if config[k]["device"].startswith("cuda")]
+    if gpu is None and keys:
+        return [f"{', '.join(k + '.device' for k in keys)}: cuda in the config; estimated on this CPU "
+                f"(pass --device a100, h100, ... for a GPU)"]
+    if gpu is not None and not keys:
+        return ["the config runs nothing on cuda: every rule is estimated on the GPU node's host CPU"]
+    return []
+
+
+# ----------------------------------------------------------------------------- output
+def _si(x: float, unit: str) -> str:
+    if x == 0:
+        return "–"
+    exp = min(max(int(math.floor(math.log10(abs(x)) / 3)), 0), 6)
+    return f"{x / 10 ** (3 * exp):.3g} {' kMGTPE'[exp].strip()}{unit}"
+
+
+def human_seconds(s: float) -> str:
+    if s == 0:
+        return "–"
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if s >= 2 * size:
+            return f"{s / size:.3g} {unit}"
+    return f"{s:.3g} s"
+
+
+def format_plan(plan: WorkflowPlan) -> str:
+    """Aligned text table per rule, then totals and notes."""
+    d = plan.device
+    head = ("rule", "jobs", "FLOPs", "written", "peak mem/job", "time/job", "total time", "runs on")
+    rows = [head]
+    for r in plan.rules:
+        where = f"{d.name} GPU" if r.device == "cuda" else f"cpu × {r.threads}"
+        rows.append((r.rule, f"{r.jobs:,}", _si(r.flops, "FLOP"), _si(r.bytes_written, "B"), _si(r.peak_bytes, "B"),
+                     human_seconds(r.max_job_seconds), human_seconds(r.job_seconds), where if r.job_seconds else ""))
+    t = plan.as_dict()
+    rows.append(("total", f"{t['jobs']:,}", _si(sum(r.flops for r in plan.rules), "FLOP"),
+                 _si(t["bytes_written"], "B"), "", "", human_seconds(sum(r.job_seconds for r in plan.rules)), ""))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    lines = [f"pntk plan: {plan.config_name} on {d.name} ({d.label})", f"rates: {d.source}"]
+    for k, row in enumerate(rows):
+        middle = [c.rjust(w) for c, w in zip(row[1:-1], widths[1:-1], strict=True)]
+        cells = [row[0].ljust(widths[0]), *middle, row[-1]]
+        lines.append("  ".join(cells).rstrip())
+        if k == 0 or k == len(rows) - 2:
+            lines.append("  ".join("-" * w for w in widths))
+    gpu = f", {t['gpu_hours']:.3g} GPU-hours on {d.label}" if d.kind == "cuda" else ""
+    lines += ["", f"{plan.config_name}: {_si(plan.store_bytes, 'B')} of kernel stores (uncompressed){gpu}, "
+                  f"{t['cpu_core_hours']:.3g} CPU core-hours",
+              f"wall ≈ {human_seconds(t['wall_seconds'])} on one {'GPU' if d.kind == 'cuda' else 'machine'} with "
+              f"{plan.cores} cores (stages in order, the jobs of a stage side by side)"]
+    too_big = [r.rule for r in plan.rules if r.peak_bytes > (d.memory_bytes if r.device == d.kind else float("inf"))]
+    if too_big:
+        lines.append(f"WARNING: peak memory above the device's {_si(d.memory_bytes, 'B')}: {', '.join(too_big)}")
+    lines += [f"note: {n}" for n in plan.notes + [f"{r.rule}: {n}" for r in plan.rules for n in r.notes]]
+    return "\n".join(lines)

@@ -1,0 +1,282 @@
+"""Device profiles for `pntk plan`: this CPU from a short calibration, or a named GPU from its datasheet,
+and the time model's constants (`COSTS`) — the one place to check against a measured run.
+
+A profile gives rates (FLOP/s in float32 and float64, bytes/s of memory, Zarr writes and reads), the
+memory size and the number of CPU threads a heavy job gets. `pntk.plan` turns FLOPs and bytes into
+seconds with them and with `COSTS` (efficiencies, per-job start-up, per-step overhead).
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+GB = 1e9
+TFLOPS = 1e12
+
+
+@dataclass(frozen=True)
+class DeviceProfile:
+    name: str                  # "cpu", "a100-40gb", ...
+    kind: str                  # "cpu" | "cuda": which config `device` values it serves
+    label: str                 # human description (CPU model, GPU product)
+    fp32_flops: float          # GEMM FLOP/s, float32 (GPU: peak without tensor cores, TF32 stays off)
+    fp64_flops: float          # GEMM FLOP/s, float64
+    fp32_flops_1t: float       # CPU side, one thread (the rate of a one-thread job)
+    fp64_flops_1t: float
+    memory_bytes: float        # GPU memory, or RAM for the CPU
+    mem_bandwidth: float       # bytes/s (copy bandwidth)
+    zarr_write_bps: float      # bytes/s of float32 tiles written into a kernel store (checksum, fsync), one thread
+    zarr_read_bps: float       # ... and read back
+    job_start_s: float         # fresh Python process importing torch and pntk (a Snakemake script job)
+    threads: int               # CPU threads of a heavy job (--cores locally, cpus_per_gpu on a GPU node)
+    source: str                # where the numbers come from
+
+    def flops(self, dtype: str, threads: int) -> float:
+        """Achievable GEMM rate in `dtype` for a job with `threads` CPU threads (GPU: the device)."""
+        if self.kind == "cuda":
+            return self.fp64_flops if dtype == "float64" else self.fp32_flops
+        one, full = (self.fp64_flops_1t, self.fp64_flops) if dtype == "float64" else (self.fp32_flops_1t,
+                                                                                      self.fp32_flops)
+        return one if threads <= 1 else max(one, full * min(threads, self.threads) / self.threads)
+
+
+@dataclass(frozen=True)
+class Costs:
+    """Constants of the time model. Each is a ratio to a calibrated rate or a per-event cost; the CIFAR-10
+    CPU run (configs/cifar10-fcn-cpu.yaml) checks them: compare `pntk plan --json` per rule with the
+    jobs' wall times in the run's logs and adjust here. Measured values name the measurement."""
+
+    # Share of the GEMM rate that each kind of work reaches.
+    # Kernel tiles: FCN-3 w1024 pNTK tile 2000 × 1500 (CIFAR shape), one thread, 17.8 GFLOP/s of the
+    # engine's FLOP model against 24.9 GFLOP/s sgemm in the same minute (2-core EPYC, load ~10).
+    kernel_efficiency_cpu: float = 0.7
+    kernel_efficiency_cuda: float = 0.5   # assumption until benchmarks/device_check.sh measures it
+    # SGD steps (batch 128): FCN-3 w1024, 5,000 CIFAR-shaped images, 2 threads: 4.0 GFLOP/s (fwd+bwd FLOPs
+    # from torch's FlopCounterMode) against sgemm 19.7 GFLOP/s in the same minute (load ~10).
+    train_efficiency_cpu: float = 0.2
+    train_efficiency_cuda: float = 0.3    # assumption (small batches: far from peak)
+    # Dense float64 LAPACK against dgemm, one thread: Cholesky 0.2–0.35 at n = 1000–2000 (rises with n),
+    # eigvalsh 0.15–0.3 at n = 1000–2000 (tridiagonalisation is memory-bound), eigh (4 n³) ≈ 0.2.
+    cholesky_efficiency: float = 0.5
+    eigvalsh_efficiency: float = 0.2
+    eigh_efficiency: float = 0.2
+    # Per-step framework overhead of SGD: launches/dispatch per leaf module per step (fwd + bwd + update).
+    step_overhead_per_module_cpu_s: float = 2e-5
+    step_overhead_per_module_cuda_s: float = 3e-5
+    # One kernel call of a small batch (Fig 1 times single pairs) costs dispatch per leaf module and
+    # Jacobian pass, not FLOPs: torchvision ResNet-18, 1×8×8, one thread, load ~16: eNTK 1.0 s (52 modules
+    # × 11 passes: 1.7 ms each), pNTK 0.4 s (× 2 passes: 3.8 ms each).
+    kernel_call_s_per_module_pass: float = 3e-3
+    # Snakemake's own work around a job (output checks, metadata): median 5 s between a job's last log
+    # line and "Finished jobid" in a default run on this 2-core machine (two jobs at a time).
+    job_finish_s: float = 5.0
+    cuda_init_s: float = 5.0             # first CUDA call of a job (context, cuBLAS handles); assumption
+    # prepare_data: README "25 s CPU for the 60,000 CIFAR-10 images" = 1.8e8 values.
+    prepare_s_per_value: float = 1.4e-7
+    # Out-of-core solves (benchmarks/BENCHMARKS.md, "Kernel regression", random FCN-3 pNTK, ridge 0, tol 1e-6,
+    # 2 threads): Nyström-PCG of rank 1000 took 159 iterations at N = 20,000 (more at larger N: λ_ℓ/λ_min
+    # grows; a ridge of a few % of the mean diagonal brings it near 30), each iteration 4.1 decode passes
+    # over the stored upper triangle, and the sketch 14 passes (16.7 s / 1.23 s). Jacobi CG: 351
+    # iterations at N = 3,000. The least certain numbers of the model: a trained network's pNTK at the
+    # workflow's tol 1e-8 may differ either way; the solvers' iteration caps bound it.
+    nystrom_iterations: int = 160
+    jacobi_cg_iterations: int = 350
+    iteration_over_decode_pass: float = 4.1
+    sketch_over_decode_pass: float = 14.0
+    # Light jobs (tables, figures, init/finalize bookkeeping): seconds beyond the job start; guesses
+    # (every figure in PNG and PDF; bootstrap fits) to check against the run's logs.
+    tables_s: float = 10.0
+    figures_s: float = 40.0
+    light_job_s: float = 1.0
+    # Host-side rates of a GPU node (its CPUs run prepare_data, diagnostics, tables, figures and Zarr
+    # encoding): a server core, AVX2/AVX-512 class; assumptions, not measured.
+    host_fp32_flops_per_core: float = 50e9
+    host_fp64_flops_per_core: float = 25e9
+    host_zarr_write_bps: float = 0.4e9
+    host_zarr_read_bps: float = 0.5e9
+    host_job_start_s: float = 4.0
+
+
+COSTS = Costs()
+
+# Named GPUs: (label, fp32 FLOP/s without tensor cores, fp64 FLOP/s, memory bytes, memory bandwidth).
+# Sources: NVIDIA datasheets — "NVIDIA Tesla V100 GPU Accelerator" (SXM2: 15.7 / 7.8 TFLOPS, 900 GB/s);
+# "NVIDIA A100 Tensor Core GPU" (SXM: FP32 19.5, FP64 9.7 TFLOPS; 40 GB HBM2 1,555 GB/s, 80 GB HBM2e
+# 2,039 GB/s); "NVIDIA H100 Tensor Core GPU" (SXM: FP32 67, FP64 34 TFLOPS, 80 GB, 3.35 TB/s);
+# "NVIDIA H200 Tensor Core GPU" (SXM: FP32 67, FP64 34 TFLOPS, 141 GB, 4.8 TB/s); "NVIDIA L40S GPU"
+# (FP32 91.6 TFLOPS, 48 GB GDDR6, 864 GB/s; FP64 at 1/64 of FP32 on Ada: 1.4 TFLOPS).
+GPUS: dict[str, tuple[str, float, float, float, float]] = {
+    "v100": ("NVIDIA V100 SXM2 32 GB", 15.7 * TFLOPS, 7.8 * TFLOPS, 32 * GB, 900 * GB),
+    "a100-40gb": ("NVIDIA A100 SXM 40 GB", 19.5 * TFLOPS, 9.7 * TFLOPS, 40 * GB, 1555 * GB),
+    "a100-80gb": ("NVIDIA A100 SXM 80 GB", 19.5 * TFLOPS, 9.7 * TFLOPS, 80 * GB, 2039 * GB),
+    "h100": ("NVIDIA H100 SXM 80 GB", 67 * TFLOPS, 34 * TFLOPS, 80 * GB, 3350 * GB),
+    "h200": ("NVIDIA H200 SXM 141 GB", 67 * TFLOPS, 34 * TFLOPS, 141 * GB, 4800 * GB),
+    "l40s": ("NVIDIA L40S 48 GB", 91.6 * TFLOPS, 1.43 * TFLOPS, 48 * GB, 864 * GB),
+}
+ALIASES = {"a100": "a100-40gb"}  # the cluster GRES name of configs/paper-cifar10.yaml; the smaller card
+DEVICE_NAMES = ("cpu", *GPUS, *ALIASES)
+
+
+def check_device_name(name: str) -> str:
+    """The canonical device name (lower case, aliases resolved); ValueError naming the choices otherwise."""
+    key = ALIASES.get(name.lower(), name.lower())
+    if key != "cpu" and key not in GPUS:
+        raise ValueError(f"unknown device {name!r}; expected one of {', '.join(DEVICE_NAMES)}")
+    return key
+
+
+def gpu_profile(name: str, cpus_per_gpu: int = 8, costs: Costs = COSTS) -> DeviceProfile:
+    """A named GPU's profile; its host side (CPU threads, Zarr rates, job start) from `costs`."""
+    key = check_device_name(name)
+    if key == "cpu":
+        raise ValueError("gpu_profile: 'cpu' is not a GPU; use cpu_profile()")
+    label, fp32, fp64, mem, bw = GPUS[key]
+    return DeviceProfile(name=key, kind="cuda", label=label, fp32_flops=fp32, fp64_flops=fp64,
+                         fp32_flops_1t=costs.host_fp32_flops_per_core, fp64_flops_1t=costs.host_fp64_flops_per_core,
+                         memory_bytes=mem, mem_bandwidth=bw, zarr_write_bps=costs.host_zarr_write_bps,
+                         zarr_read_bps=costs.host_zarr_read_bps, job_start_s=costs.host_job_start_s,
+                         threads=cpus_per_gpu, source="NVIDIA datasheet (see pntk/plan_devices.py)")
+
+
+def host_profile(gpu: DeviceProfile) -> DeviceProfile:
+    """The CPU side of a GPU node: what its CPU-only jobs (prepare_data, diagnostics, ...) run on."""
+    c = COSTS
+    return replace(gpu, name=f"{gpu.name}-host", kind="cpu", label=f"host CPU of {gpu.label}",
+                   fp32_flops=c.host_fp32_flops_per_core * gpu.threads,
+                   fp64_flops=c.host_fp64_flops_per_core * gpu.threads, source="pntk.plan_devices.COSTS (assumed)")
+
+
+# ----------------------------------------------------------------------------- CPU calibration
+def _best_seconds(fn, repeats: int) -> float:
+    fn()  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def _gemm_rate(dtype, threads: int, n: int = 1024) -> float:
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        a = torch.randn(n, n, dtype=dtype)  # (n, n)
+        return 2.0 * n**3 / _best_seconds(lambda: a @ a, 3)
+    finally:
+        torch.set_num_threads(old)
+
+
+def _zarr_rates(tile: int = 2048) -> tuple[float, float]:
+    """(write, read) bytes/s of float32 kernel tiles through pntk's own store code: a symmetric 2 × 2-tile
+    store (uncompressed float32, as create_store makes it), `write_tile` (checksums, fsync, the mirrored
+    chunk) and `read_tile` of every chunk. Noise stands in for kernel values."""
+    import numpy as np
+
+    from .store import zarr_store as kstore
+
+    n = 2 * tile
+    block = np.random.default_rng(0).standard_normal((tile, tile), dtype=np.float32)  # (tile, tile)
+    ids = np.arange(n)
+    with tempfile.TemporaryDirectory(prefix="pntk-calibrate-") as tmp:
+        path = Path(tmp) / "k.zarr"
+        kstore.create_store(path, kind="pntk", row_ids=ids, col_ids=ids, row_labels=ids % 10, col_labels=ids % 10,
+                            tile=tile, dtype="float32")
+        t = time.perf_counter()
+        for i, j in ((0, 0), (0, 1), (1, 1)):  # (0, 1) also writes its mirror (1, 0)
+            kstore.write_tile(path, i, j, block)
+        write = time.perf_counter() - t
+        arr = kstore.open_kernel(path)
+        t = time.perf_counter()
+        for i, j in ((0, 0), (0, 1), (1, 0), (1, 1)):
+            kstore.read_tile(arr, i, j)
+        read = time.perf_counter() - t
+    return 4 * block.nbytes / write, 4 * block.nbytes / read
+
+
+def _copy_bandwidth(nbytes: int = 256 << 20) -> float:
+    import torch
+
+    a = torch.empty(nbytes // 4, dtype=torch.float32).fill_(1.0)
+    b = torch.empty_like(a)
+    return 2.0 * nbytes / _best_seconds(lambda: b.copy_(a), 3)  # read + write
+
+
+# What a Snakemake script job imports before its work starts (its preamble loads snakemake, if installed).
+_JOB_IMPORTS = ("import torch, numpy, zarr, pntk.store, pntk.kernels\n"
+                "try:\n    import snakemake.script\nexcept ImportError:\n    pass\n")
+
+
+def _job_start_seconds() -> float:
+    """A fresh interpreter importing what every job imports (this package from its own source tree)."""
+    path = os.pathsep.join(filter(None, [str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH")]))
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-c", _JOB_IMPORTS], check=True, env={**os.environ, "PYTHONPATH": path})
+    return time.perf_counter() - t
+
+
+def _cpu_label() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        return next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or "unknown CPU"
+
+
+def calibrate_cpu(threads: int) -> DeviceProfile:
+    """Measure this CPU (a few seconds): GEMM rates at 1 and `threads` threads, copy bandwidth, Zarr
+    write/read speed, job start-up. The machine may be shared: the numbers hold for the load of the moment."""
+    import psutil
+    import torch
+
+    load = os.getloadavg()[0]
+    write, read = _zarr_rates()
+    return DeviceProfile(
+        name="cpu", kind="cpu", label=f"{_cpu_label()}, {threads} threads", threads=threads,
+        fp32_flops=_gemm_rate(torch.float32, threads), fp64_flops=_gemm_rate(torch.float64, threads),
+        fp32_flops_1t=_gemm_rate(torch.float32, 1), fp64_flops_1t=_gemm_rate(torch.float64, 1),
+        memory_bytes=float(psutil.virtual_memory().total), mem_bandwidth=_copy_bandwidth(),
+        zarr_write_bps=write, zarr_read_bps=read, job_start_s=_job_start_seconds(),
+        source=f"calibrated {time.strftime('%Y-%m-%d %H:%M')} on {platform.node()}, load average {load:.1f}")
+
+
+def _cache_file() -> Path:
+    base = os.environ.get("PNTK_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pntk"
+    return Path(base) / "cpu-calibration.json"
+
+
+def cpu_profile(threads: int | None = None, *, calibrate: bool = False) -> DeviceProfile:
+    """This CPU: the cached calibration for this host, CPU and thread count, else a fresh one (then cached)."""
+    import torch
+
+    threads = threads or os.cpu_count() or 1
+    key = {"host": platform.node(), "cpu": _cpu_label(), "threads": threads, "torch": torch.__version__}
+    path = _cache_file()
+    if not calibrate and path.is_file():
+        try:
+            rec = json.loads(path.read_text())
+            if rec.get("key") == key:
+                return DeviceProfile(**rec["profile"])
+        except (ValueError, TypeError):
+            pass  # unreadable or from another version: measure again
+    profile = calibrate_cpu(threads)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"key": key, "profile": asdict(profile)}, indent=1))
+    return profile
+
+
+def device_profile(name: str, *, threads: int | None = None, calibrate: bool = False,
+                   cpus_per_gpu: int = 8) -> DeviceProfile:
+    """`--device` of `pntk plan`: "cpu" (calibrated) or a GPU name of GPUS/ALIASES."""
+    if name.lower() == "cpu":
+        return cpu_profile(threads, calibrate=calibrate)
+    return gpu_profile(name, cpus_per_gpu)

@@ -1,0 +1,319 @@
+"""`pntk plan`: job counts equal `snakemake -n`'s, kernel FLOPs are the engine's own model, store bytes are
+what a real store holds, device profiles (named GPUs, cached CPU calibration), the CLI and its errors."""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import zarr
+from dry_run import job_counts as dry_run_counts
+from torch import nn
+
+from pntk import config as pcfg
+from pntk import plan_devices
+from pntk.cli import main
+from pntk.kernels import flop_count
+from pntk.models import ModelSpec, init_model
+from pntk.plan import format_plan, job_counts, plan_workflow, store_bytes
+from pntk.plan_check import compare, job_durations
+from pntk.plan_costs import CostModel, choose_solver, kernel_flops, model_facts
+from pntk.regression import linearized_predict
+from pntk.store import jobs as kernel_jobs
+from pntk.store.paths import StorePaths
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+CONFIGS = {"tiny": REPO / "tests" / "configs" / "tiny.yaml", "default": REPO / "config.yaml",
+           "cifar10-fcn-cpu": REPO / "configs" / "cifar10-fcn-cpu.yaml",
+           "paper-cifar10": REPO / "configs" / "paper-cifar10.yaml"}
+# A fixed CPU profile: plans in tests do not depend on this machine's load (no calibration).
+FIXED_CPU = plan_devices.DeviceProfile(
+    name="cpu", kind="cpu", label="test CPU", fp32_flops=40e9, fp64_flops=20e9, fp32_flops_1t=20e9,
+    fp64_flops_1t=10e9, memory_bytes=16e9, mem_bandwidth=10e9, zarr_write_bps=0.5e9, zarr_read_bps=1e9,
+    job_start_s=3.0, threads=2, source="fixed for tests")
+
+
+def load(name: str) -> dict:
+    return pcfg.load_config(CONFIGS[name], check_files=False)
+
+
+# ----------------------------------------------------------------------------- job counts
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_job_counts_equal_snakemake_dry_run(name, tmp_path):
+    """The real `snakemake -n` (the paper config's 8,217 jobs take about a minute)."""
+    proc = subprocess.run([SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "-n",
+                           "--quiet", "rules", "--configfile", str(CONFIGS[name]), "--cores", "2"],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert job_counts(load(name)) == dry_run_counts(proc.stdout)
+
+
+@pytest.mark.parametrize("name", ["tiny", "default"])
+def test_plan_rules_carry_the_job_counts(name):
+    cfg = load(name)
+    plan = plan_workflow(cfg, FIXED_CPU, cores=2)
+    assert {r.rule: r.jobs for r in plan.rules} == job_counts(cfg)
+
+
+def test_switching_off_stages_removes_their_jobs():
+    cfg = load("tiny")
+    cfg["diagnostics"]["enabled"] = cfg["timing"]["enabled"] = cfg["infinite"]["enabled"] = False
+    cfg["kernels"]["index_sets"]["pntk"] = [["sub-train", "sub-train"]]  # no full-data pNTK: no regression
+    counts = job_counts(cfg)
+    assert not {"diagnostics", "timing", "infinite_width", "regression"} & set(counts)
+    assert counts["kernel_tile"] == 2 * 2 * (1 + 1 + 1)  # runs × epochs × one tile per store
+
+
+# ----------------------------------------------------------------------------- FLOPs
+class Branchy(nn.Module):
+    """A parameter used twice and a module without a layer rule: the engine's fallback path."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Linear(12, 7)
+        self.scale = nn.Parameter(torch.ones(7))
+        self.out = nn.Linear(7, 3)
+
+    def forward(self, x):
+        h = torch.tanh(self.emb(x.flatten(1)) * self.scale)
+        return self.out(h * self.scale)
+
+
+MODELS = {
+    "fcn": (lambda: init_model(ModelSpec("fcn", 16, (1, 4, 4), 5), 0), (1, 4, 4)),
+    "convnet": (lambda: init_model(ModelSpec("convnet", 4, (3, 8, 8), 5, depth=3), 0), (3, 8, 8)),
+    "resnet18": (lambda: init_model(ModelSpec("resnet18", 4, (3, 8, 8), 5), 0), (3, 8, 8)),
+    "branchy": (Branchy, (3, 2, 2)),
+}
+
+
+@pytest.mark.parametrize("arch", list(MODELS))
+@pytest.mark.parametrize("kind", ["pntk", "entk", "trace"])
+@pytest.mark.parametrize("n2", [None, 5])
+def test_kernel_flops_from_shapes_are_the_engines_model_on_real_inputs(arch, kind, n2):
+    """The plan probes zero inputs of the right shape (no data); the engine's flop_count on real data agrees."""
+    build, shape = MODELS[arch]
+    model = build().eval()
+    gen = torch.Generator().manual_seed(0)
+    x1 = torch.randn(7, *shape, generator=gen)
+    x2 = None if n2 is None else torch.randn(n2, *shape, generator=gen)
+    expected = flop_count(model, x1, x2, kind=kind)["total"]
+    assert expected > 0
+    assert kernel_flops(model, shape, 7, n2, kind) == expected
+
+
+def test_plan_kernel_flops_are_the_sum_over_tiles():
+    """Ragged tiles (tiny: 60 train, 30 test; tile 25), flop_count of every tile on real-shaped inputs."""
+    cfg = load("tiny")
+    cfg["kernels"]["tile_size"] = 25
+    plan = {r.rule: r for r in plan_workflow(cfg, FIXED_CPU, cores=2).rules}
+    spec = pcfg.data_spec(cfg)
+    expected = 0.0
+    for m in cfg["models"]:
+        for w in m["widths"]:
+            model = init_model(ModelSpec("fcn", w, spec.in_shape, spec.num_classes, m["depth"]), 0)
+            for kind, rows, cols in pcfg.store_specs(cfg):
+                n1, n2 = pcfg.index_set_size(cfg, rows), pcfg.index_set_size(cfg, cols)
+                for i, j in pcfg.tile_grid(cfg, rows, cols):
+                    r, c = min(25, n1 - 25 * i), min(25, n2 - 25 * j)
+                    diag = rows == cols and i == j
+                    x1, x2 = torch.randn(r, *spec.in_shape), torch.randn(c, *spec.in_shape)
+                    expected += flop_count(model, x1, None if diag else x2, kind=kind)["total"]
+    epochs, seeds = len(cfg["train"]["checkpoint_epochs"]), len(cfg["seeds"])
+    assert plan["kernel_tile"].flops == pytest.approx(expected * epochs * seeds, rel=1e-12)
+
+
+def test_train_flops_of_an_fcn_match_the_count_by_hand():
+    """FlopCounterMode on the real model: forward 2(Dw + w² + wO); backward twice that, less the input
+    gradient of the first layer (the data need none)."""
+    d, w, o = 64, 32, 10
+    f = model_facts(ModelSpec("fcn", w, (1, 8, 8), o, 3))
+    forward = 2 * (d * w + w * w + w * o)
+    assert f.forward_flops == forward
+    assert f.train_flops == 3 * forward - 2 * d * w
+    assert f.n_params == d * w + w + w * w + w + w * o + o
+
+
+# ----------------------------------------------------------------------------- bytes
+def chunk_files(array_dir: Path) -> int:
+    return sum(f.stat().st_size for f in (array_dir / "c").rglob("*") if f.is_file())
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_store_bytes_are_what_a_real_store_holds(small_digits_store, fcn_checkpoint, tmp_path, dtype, one_thread):
+    """Stores written by the real checkpoint job (80 × 40 and 10 × 10 × 10 × 10 in ragged tiles of 6): the
+    plan's bytes are every chunk of every array decoded (Zarr pads edge chunks); float32 kernels are stored
+    uncompressed, so their chunk files on disk add up to exactly the plan's kernel bytes."""
+    cfg = pcfg.validate_config({
+        "data": {"name": "digits", "train_size": 80, "test_size": 40, "subset_train": 10, "subset_test": 6},
+        "models": [{"arch": "fcn", "widths": [8], "depth": 2}],
+        "kernels": {"tile_size": 6, "dtype": dtype, "kinds": ["pntk", "entk"],
+                    "index_sets": {"pntk": [["test", "train"]], "entk": [["sub-train", "sub-train"]]}},
+        "diagnostics": {"enabled": False}})
+    specs = pcfg.store_specs(cfg)
+    manifests = [tmp_path / "kernels" / f"{k}-{r}-{c}.manifest.json" for k, r, c in specs]
+    kcfg = {**cfg["kernels"], "device": "cpu"}
+    kernel_jobs.checkpoint_job(manifests, specs, data_path=small_digits_store, checkpoint=fcn_checkpoint,
+                               kernels_cfg=kcfg, data_cfg=cfg["data"])
+    o = pcfg.num_classes(cfg)
+    for (kind, rows, cols), manifest in zip(specs, manifests, strict=True):
+        path = StorePaths.of(manifest).store
+        arrays = dict(zarr.open_group(str(path), mode="r").arrays())
+        decoded = {name: a.nchunks * math.prod(a.chunks) * a.dtype.itemsize for name, a in arrays.items()}
+        planned = store_bytes(cfg, kind, rows, cols, o)
+        assert planned == sum(decoded.values())
+        on_disk = chunk_files(path / "kernel")
+        if dtype == "float32":
+            assert on_disk == decoded["kernel"]
+        else:
+            assert 0 < on_disk <= decoded["kernel"]
+
+
+def test_checkpoint_bytes_are_the_saved_state():
+    spec = ModelSpec("fcn", 16, (1, 8, 8), 10, 3)
+    model = init_model(spec, 0)
+    assert model_facts(spec).state_bytes == sum(t.numel() * t.element_size() for t in model.state_dict().values())
+
+
+# ----------------------------------------------------------------------------- solver and devices
+@pytest.mark.parametrize("cap_factor", [0.5, 1.0, 2.0])
+def test_choose_solver_is_what_linearized_predict_runs(cap_factor):
+    n, o = 40, 3
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(n + 5, 8))
+    k = a @ a.T + np.eye(n + 5)
+    cap = int(cap_factor * 16 * n * n)
+    y = np.eye(o)[rng.integers(0, o, n)]  # (n, O) one-hot
+    _, info = linearized_predict(k[:n, :n], k[n:, :n], None, None, y, solver="auto",
+                                 memory_cap_bytes=cap, return_info=True, tol=1e-10)
+    assert info["solver"] == choose_solver("auto", n, cap)
+
+
+def test_named_gpu_profiles():
+    a100 = plan_devices.device_profile("a100")
+    assert (a100.name, a100.kind, a100.fp32_flops, a100.memory_bytes) == ("a100-40gb", "cuda", 19.5e12, 40e9)
+    h100 = plan_devices.device_profile("H100")
+    assert h100.fp32_flops > a100.fp32_flops and h100.flops("float64", 1) == 34e12
+    cm_a, cm_h = CostModel(FIXED_CPU, a100), CostModel(FIXED_CPU, h100)
+    secs = [cm.compute_s("cuda", 1e15, "float32", 8, "kernel") for cm in (cm_a, cm_h)]
+    assert secs[0] / secs[1] == pytest.approx(67 / 19.5)
+    assert cm_a.compute_s("cpu", 1e12, "float32", 1, "kernel") == cm_h.compute_s("cpu", 1e12, "float32", 1, "kernel")
+
+
+def on_cuda(cfg: dict) -> dict:
+    for key in ("train", "kernels", "regression"):
+        cfg[key]["device"] = "cuda"
+    return cfg
+
+
+def test_gpu_plan_puts_cuda_rules_on_the_gpu():
+    cfg = on_cuda(load("tiny"))
+    rules = {r.rule: r for r in plan_workflow(cfg, plan_devices.device_profile("v100")).rules}
+    assert {r for r, p in rules.items() if p.device == "cuda"} == {"train", "kernel_tile", "regression"}
+    assert rules["kernel_tile"].threads == cfg["resources"]["cpus_per_gpu"]
+    cpu_plan = plan_workflow(cfg, FIXED_CPU, cores=2)
+    assert any("cuda in the config; estimated on this CPU" in n for n in cpu_plan.notes)
+
+
+def test_a_dense_solve_larger_than_the_gpu_is_flagged():
+    """CIFAR-10 on a 32 GB V100 with memory_cap_gb 64: auto picks Cholesky (2 × 20 GB), which does not fit."""
+    cfg = on_cuda(load("cifar10-fcn-cpu"))
+    cfg["regression"]["memory_cap_gb"] = 64
+    plan = plan_workflow(cfg, plan_devices.device_profile("v100"))
+    regression = next(r for r in plan.rules if r.rule == "regression")
+    assert regression.peak_bytes > 40e9 and "solver cholesky" in regression.notes
+    assert "WARNING: peak memory above the device's 32 GB: regression" in format_plan(plan)
+
+
+def test_bad_device_name_is_a_clear_error(capsys):
+    with pytest.raises(ValueError, match="unknown device 'tpu'.*a100"):
+        plan_devices.device_profile("tpu")
+    with pytest.raises(SystemExit) as err:
+        main(["plan", "--config", str(CONFIGS["tiny"]), "--device", "tpu"])
+    assert err.value.code == 2
+    msg = capsys.readouterr().err
+    assert "unknown device 'tpu'" in msg and "h100" in msg
+
+
+def test_cpu_calibration_is_cached_per_host_and_redone_on_request(tmp_path, monkeypatch):
+    monkeypatch.setenv("PNTK_CACHE_DIR", str(tmp_path))
+    calls = []
+
+    def fake(threads):
+        calls.append(threads)
+        return FIXED_CPU
+
+    monkeypatch.setattr(plan_devices, "calibrate_cpu", fake)
+    assert plan_devices.cpu_profile(2) == FIXED_CPU
+    assert plan_devices.cpu_profile(2) == FIXED_CPU and calls == [2]
+    plan_devices.cpu_profile(2, calibrate=True)
+    plan_devices.cpu_profile(1)  # another thread count is another calibration
+    assert calls == [2, 2, 1]
+
+
+def test_cli_json_plan_on_a_named_gpu(capsys):
+    assert main(["plan", "--config", str(CONFIGS["tiny"]), "--device", "a100", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {r["rule"]: r["jobs"] for r in out["rules"]} == job_counts(load("tiny"))
+    assert out["device"]["name"] == "a100-40gb" and out["jobs"] == sum(job_counts(load("tiny")).values())
+    assert out["store_bytes"] > 0 and math.isfinite(out["wall_seconds"])
+
+
+def test_cli_text_plan_is_an_aligned_table(capsys):
+    assert main(["plan", "--config", str(CONFIGS["tiny"]), "--device", "h200"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("rule "))
+    rows = lines[header:header + 2 + len(job_counts(load("tiny"))) + 2]
+    assert len({line.index("jobs") + 4 for line in rows[:1]}) == 1
+    assert all(len(line.split()) >= 2 for line in rows)
+    assert any(line.startswith("kernel_tile") and " 16 " in line for line in rows)
+
+
+# ----------------------------------------------------------------------------- a run's log
+LOG = """Building DAG of jobs...
+[Mon Nov 30 19:54:47 2026]
+localrule prepare_data:
+    output: results/data/digits.zarr
+    jobid: 1
+    resources: tmpdir=/tmp
+
+[Mon Nov 30 19:54:52 2026]
+Finished jobid: 1 (Rule: prepare_data)
+[Mon Nov 30 19:54:52 2026]
+rule train:
+    jobid: 4
+[Mon Nov 30 19:54:53 2026]
+rule train:
+    jobid: 5
+[Mon Nov 30 19:55:52 2026]
+Finished jobid: 5 (Rule: train)
+[Mon Nov 30 19:56:02 2026]
+Finished jobid: 4 (Rule: train)
+"""
+
+
+def test_job_durations_and_comparison_from_a_snakemake_log():
+    durations = job_durations(LOG)
+    assert durations == {"prepare_data": [5.0], "train": [59.0, 70.0]}
+    cfg = load("tiny")
+    plan = plan_workflow(cfg, FIXED_CPU, cores=2)
+    rows = {r["rule"]: r for r in compare(plan, durations)}
+    assert set(rows) == {"prepare_data", "train"}
+    train = next(r for r in plan.rules if r.rule == "train")
+    assert rows["train"]["ratio"] == pytest.approx(train.job_seconds / 129.0)
+    assert rows["train"]["jobs_measured"] == 2
+
+
+def test_the_plan_does_not_change_the_config():
+    cfg = load("tiny")
+    before = copy.deepcopy(cfg)
+    plan_workflow(cfg, FIXED_CPU, cores=2)
+    assert cfg == before
