@@ -200,3 +200,29 @@ def test_flop_model_counts_fallback_and_explicit_work():
     p_attn = sum(p.numel() for p in Attention().attn.parameters())
     assert f["contraction"] >= 2.0 * 6 * p_attn  # the attention's parameters: 6 sample pairs
     assert f["per_sample_gradients"] > 0
+
+
+class _RecordsTF32(torch.nn.Module):
+    """A linear model that records the TF32 switches in force during its forward passes."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(3, 2)
+        self.seen = []
+
+    def forward(self, x):
+        self.seen.append((torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32))
+        return self.lin(x)
+
+
+@pytest.mark.parametrize("allow", [False, True])
+def test_tf32_is_off_for_kernel_math_unless_asked_and_restored_after(allow):
+    old = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = (not allow, not allow)
+    try:
+        model = _RecordsTF32()
+        empirical_kernel(model, torch.randn(4, 3), kind="pntk", method="jacobian", allow_tf32=allow)
+        assert model.seen and set(model.seen) == {(allow, allow)}
+        assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == (not allow, not allow)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old

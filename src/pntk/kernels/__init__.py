@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from . import _checks as checks
 from . import jacobian, reference, structured
 from ._checks import param_dtype
-from ._common import evaluation_mode, jacobian_rows, trainable_parameters
+from ._common import evaluation_mode, jacobian_rows, tf32_mode, trainable_parameters
 
 __all__ = ["Kind", "Method", "empirical_kernel", "flop_count"]
 
@@ -139,7 +139,8 @@ def _checked_inputs(model: nn.Module, x1, x2) -> tuple[Tensor, Tensor | None, in
 
 def empirical_kernel(model: nn.Module, x1: Tensor, x2: Tensor | None = None, *,
                      kind: str | Kind = "pntk", method: str | Method = "auto",
-                     batch_size: int | None = None, progress: bool | None = None) -> Tensor:
+                     batch_size: int | None = None, progress: bool | None = None,
+                     allow_tf32: bool = False) -> Tensor:
     """Empirical NTK of ``model`` between x1 (N1, *in_shape) and x2 (N2, *in_shape).
 
     Returns (N1, N2, O, O) for kind "entk", else (N1, N2); ``x2=None`` means x2 = x1 (symmetric).
@@ -150,7 +151,8 @@ def empirical_kernel(model: nn.Module, x1: Tensor, x2: Tensor | None = None, *,
     for entk/trace and 1 otherwise); None picks it from a memory budget. Inputs must be finite; a
     forward that fails on them is reported with its cause. ``progress``: log lines with an ETA over the
     blocks of the kernel (logger ``pntk.kernels``) and a bar when stderr is a terminal — None: only for
-    calls that last more than a few seconds, True: always, False: never.
+    calls that last more than a few seconds, True: always, False: never. ``allow_tf32``: let CUDA
+    matmuls and cuDNN convolutions use TF32 (off by default, also for cuDNN, whose PyTorch default is on).
     """
     kind = _enum(Kind, kind, "kind")
     method = _enum(Method, method, "method")
@@ -159,7 +161,7 @@ def empirical_kernel(model: nn.Module, x1: Tensor, x2: Tensor | None = None, *,
     if not isinstance(model, nn.Module):
         raise ValueError(f"empirical_kernel: model must be a torch.nn.Module, got {type(model).__name__}")
     out_device = x1.device if isinstance(x1, Tensor) else None
-    with evaluation_mode(model), torch.enable_grad():
+    with evaluation_mode(model), torch.enable_grad(), tf32_mode(allow_tf32):
         x1, x2, num_outputs = _checked_inputs(model, x1, x2)
         k = _IMPLEMENTATIONS[method](model, x1, x2, kind, num_outputs, batch_size, progress)
     return k.to(out_device)
@@ -176,7 +178,7 @@ def flop_count(model: nn.Module, x1: Tensor, x2: Tensor | None = None, *,
     achieved FLOP rate is measured against. Runs only probe forwards of a single sample, in eval mode.
     """
     kind = _enum(Kind, kind, "kind")
-    with evaluation_mode(model), torch.enable_grad():
+    with evaluation_mode(model), torch.enable_grad(), tf32_mode(allow_tf32):
         x1, x2, num_outputs = _checked_inputs(model, x1, x2)
         jrows = jacobian_rows(kind.value, num_outputs, param_dtype(model), x1.device)
         return dict(structured.make_plan(model, x1, x2, jrows).flops)

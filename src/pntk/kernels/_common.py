@@ -246,6 +246,21 @@ def evaluation_mode(model: nn.Module):
             m.training = flag
 
 
+@contextmanager
+def tf32_mode(allow: bool):
+    """TF32 for matmuls and cuDNN convolutions set to ``allow`` for the duration, restored afterwards.
+
+    PyTorch's defaults are matmul off but cuDNN on, so a ConvNet's kernel on an Ampere+ GPU would be computed
+    with 10-bit mantissas unless both are switched off: kernel values are compared across methods and
+    widths at the 1e-3 level, so TF32 is opt-in (config ``kernels.allow_tf32``)."""
+    old = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = bool(allow)
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+
+
 def trainable_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
     """name -> parameter with requires_grad (tied parameters once, under their first name)."""
     return {n: p for n, p in model.named_parameters() if p.requires_grad}

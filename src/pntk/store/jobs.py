@@ -28,6 +28,7 @@ def store_attrs(kind: str, rows: str, cols: str, kernels_cfg: dict, checkpoint: 
                 data: PreparedData) -> dict:
     """Provenance of a store: index sets, method, the checkpoint (name, sha256, run, epoch), the data."""
     return {"rows": rows, "cols": cols, "symmetric": rows == cols, "method": kernels_cfg["method"],
+            "allow_tf32": bool(kernels_cfg.get("allow_tf32", False)),
             "checkpoint": Path(checkpoint).name, "checkpoint_sha256": sha256_file(checkpoint),
             "data_fingerprint": data.fingerprint, **checkpoint_meta(checkpoint), "dataset": data.attrs["name"]}
 
@@ -71,7 +72,8 @@ def _run_tile(flag, model, read, r_sel: np.ndarray, c_sel: np.ndarray, i: int, j
     x_rows = torch.as_tensor(read(r_sel), device=device)  # (R, C, H, W)
     x_cols = torch.as_tensor(read(c_sel), device=device)  # (S, C, H, W)
     block = tiles.compute_tile(model, x_rows, x_cols, same_inputs=(symmetric and i == j), kind=kind,
-                               method=kernels_cfg["method"], batch_size=kernels_cfg["batch_size"], dtype=dtype)
+                               method=kernels_cfg["method"], batch_size=kernels_cfg["batch_size"], dtype=dtype,
+                               allow_tf32=kernels_cfg.get("allow_tf32", False))
     seconds = time.perf_counter() - t0
     log.info("tile (%d,%d) %s: %d × %d computed in %.2f s", i, j, kind, len(r_sel), len(c_sel), seconds)
     return write(flag, block, i, j, seconds, {"n_rows": len(r_sel), "n_cols": len(c_sel), "device": device})

@@ -34,7 +34,7 @@ def init_store(sentinel: str | Path, *, kind: str, row_ids, col_ids, row_labels,
 
 
 def compute_tile(model, x_rows, x_cols, *, same_inputs: bool, kind: str, method: str,
-                 batch_size: int | None, dtype) -> np.ndarray:
+                 batch_size: int | None, dtype, allow_tf32: bool = False) -> np.ndarray:
     """Kernel block of one tile: x_rows (R, C, H, W), x_cols (S, C, H, W) → (R, S[, O, O]).
 
     same_inputs: the tile's cols are its rows (tile (i, i) of a symmetric store), so the engine is called
@@ -46,7 +46,7 @@ def compute_tile(model, x_rows, x_cols, *, same_inputs: bool, kind: str, method:
     model = model.to(dtype)
     x1 = torch.as_tensor(x_rows, dtype=dtype)
     x2 = None if same_inputs else torch.as_tensor(x_cols, dtype=dtype)
-    k = empirical_kernel(model, x1, x2, kind=kind, method=method, batch_size=batch_size)
+    k = empirical_kernel(model, x1, x2, kind=kind, method=method, batch_size=batch_size, allow_tf32=allow_tf32)
     return k.detach().cpu().numpy()
 
 
