@@ -178,7 +178,7 @@ def flop_count(model: nn.Module, x1: Tensor, x2: Tensor | None = None, *,
     achieved FLOP rate is measured against. Runs only probe forwards of a single sample, in eval mode.
     """
     kind = _enum(Kind, kind, "kind")
-    with evaluation_mode(model), torch.enable_grad(), tf32_mode(allow_tf32):
+    with evaluation_mode(model), torch.enable_grad():
         x1, x2, num_outputs = _checked_inputs(model, x1, x2)
         jrows = jacobian_rows(kind.value, num_outputs, param_dtype(model), x1.device)
         return dict(structured.make_plan(model, x1, x2, jrows).flops)
