@@ -186,6 +186,14 @@ def test_config_errors():
     assert ALConfig.from_dict({"initial": 5, "strategies": ["random"], "enabled": True}).initial == 5
 
 
+def test_schema_defaults_are_the_alconfig_defaults():
+    """The workflow's `active:` defaults (config schema) and the library's ALConfig train the same network."""
+    from pntk.config import validate_config
+
+    cfg = validate_config({"models": [{"arch": "fcn", "widths": [8]}]}, check_files=False)
+    assert ALConfig.from_dict(cfg["active"]) == ALConfig()
+
+
 def test_uncertainty_baselines_pick_the_most_uncertain():
     class Fixed(torch.nn.Module):
         def __init__(self, logits):
