@@ -16,7 +16,7 @@ labels = data.y[data.test_indices]
 
 
 def table(name: str):
-    return absent[name] if name in absent else pd.read_csv(sm.input[name])
+    return absent[name] if name in absent else pd.read_csv(getattr(sm.input, name))
 
 
 active = table("active")

@@ -265,3 +265,14 @@ def test_format_claims_aligns_id_verdict_numbers():
     assert all(line[col - 2:col] == "  " for line in lines[2:-1])
     assert "(one width of convnet" in text
     assert lines[-1].startswith(f"{(df.verdict == 'holds').sum()} holds")
+
+
+def test_time_claim_needs_a_smaller_median_not_only_a_rank_test():
+    """Mostly faster acquisitions (Mann–Whitney significant) whose median is still slower: not 'a fraction'."""
+    from pntk.paper.claims_active import time_claim
+
+    fast = np.array([0.0] * 15 + [2.0] * 18)  # median 2.0
+    slow = np.array([1.9] * 18 + [100.0] * 15)  # median 1.9
+    assert ct.time_ratio(fast, slow).p < ct.ALPHA
+    both = pd.DataFrame({"times_a": [fast], "times_b": [slow]})
+    assert time_claim("al-time", "", both, "time", "")["verdict"] == "does not hold"

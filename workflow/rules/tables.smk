@@ -42,8 +42,8 @@ rule claims:
     input:
         diagnostics=f"{R}/tables/diagnostics.csv",
         regression=f"{R}/tables/regression.csv",
-        infinite=[f"{R}/tables/infinite.csv"] if config["infinite"]["enabled"] else [],
-        active=[f"{R}/tables/active.csv"] if config["active"]["enabled"] else [],
+        infinite=f"{R}/tables/infinite.csv" if config["infinite"]["enabled"] else [],
+        active=f"{R}/tables/active.csv" if config["active"]["enabled"] else [],
         regression_json=[f"{d}/regression.json" for d in epoch_dirs()] if has_full_pntk() else [],
         train_logs=[f"{d}/train_log.csv" for d in run_dirs()],
         data=data_store,

