@@ -7,10 +7,10 @@ import pandas as pd  # noqa: E402
 
 from pntk.data import open_prepared  # noqa: E402
 from pntk.paper import verdicts as V  # noqa: E402
-from pntk.paper.claims import ClaimInputs, claims_table  # noqa: E402
+from pntk.paper.claims import ClaimInputs, absent_tables, claims_table  # noqa: E402
 
 sm = snakemake  # noqa: F821
-absent = dict(sm.params.absent)
+absent = absent_tables(sm.config)
 data = open_prepared(sm.input.data, lazy=True)
 labels = data.y[data.test_indices]
 

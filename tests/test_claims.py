@@ -114,8 +114,8 @@ def regr_table(widths=WIDTHS, seeds=(0, 1), epochs=(0, 10), gain=0.05) -> pd.Dat
 
 
 def infinite_table(slope=-0.5, seeds=(0, 1), widths=(64, 256, 1024)) -> pd.DataFrame:
-    return pd.DataFrame([dict(dataset="digits", arch="fcn", width=w, seed=s, epoch=0, statistic=f"infinite_rel_dist_{k}",
-                              value=3 * w**slope * np.exp(0.02 * (-1) ** (i + s)))
+    return pd.DataFrame([dict(dataset="digits", arch="fcn", width=w, seed=s, epoch=0,
+                              statistic=f"infinite_rel_dist_{k}", value=3 * w**slope * np.exp(0.02 * (-1) ** (i + s)))
                          for k, (i, w), s in itertools.product(("entk", "pntk"), enumerate(widths), seeds)])
 
 
@@ -276,3 +276,35 @@ def test_time_claim_needs_a_smaller_median_not_only_a_rank_test():
     assert ct.time_ratio(fast, slow).p < ct.ALPHA
     both = pd.DataFrame({"times_a": [fast], "times_b": [slow]})
     assert time_claim("al-time", "", both, "time", "")["verdict"] == "does not hold"
+
+
+def test_cli_prints_claims_then_warnings(tmp_path, capsys):
+    from pntk.cli import main
+    from pntk.paper.verdicts import warnings_table
+
+    path = tmp_path / "claims.csv"
+    claims_of().reset_index().to_csv(path, index=False)
+    warnings_table([]).to_csv(tmp_path / "warnings.csv", index=False)
+    assert main(["claims", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split() == ["id", "verdict", "numbers"] and "al-time" in out
+    assert "0 warning(s)" in out
+    warnings_table([{"source": "train", "run": "digits/fcn-w64-s0", "message": "did not learn"}]).to_csv(
+        tmp_path / "warnings.csv", index=False)
+    assert main(["claims", str(path)]) == 0
+    assert "1 warning(s)" in (out := capsys.readouterr().out) and "[train] digits/fcn-w64-s0: did not learn" in out
+    assert main(["claims", str(tmp_path / "missing.csv")]) == 2
+    (tmp_path / "bad.csv").write_text("id,verdict\nx,holds\n")
+    assert main(["claims", str(tmp_path / "bad.csv")]) == 2
+    assert "expected ['id', 'source'" in capsys.readouterr().err
+
+
+def test_absent_tables_follow_the_config():
+    from pntk.config import validate_config
+    from pntk.paper.claims import absent_tables
+
+    cfg = validate_config({"models": [{"arch": "fcn", "widths": [8]}], "diagnostics": {"enabled": False},
+                           "kernels": {"index_sets": {"pntk": [["sub-train", "sub-train"]]}}}, check_files=False)
+    why = absent_tables(cfg)
+    assert why["diagnostics"] == "diagnostics disabled (diagnostics.enabled)"
+    assert "kernels.index_sets.pntk" in why["regression"] and "active" in why and "infinite" not in why

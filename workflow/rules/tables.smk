@@ -25,18 +25,6 @@ rule tables:
         "../../scripts/tables.py"
 
 
-def claims_absent():
-    """Table → why the config produces none (the claims that need it are `not testable` with this reason)."""
-    why = {
-        "diagnostics": None if config["diagnostics"]["enabled"] else "diagnostics disabled (diagnostics.enabled)",
-        "regression": None if has_full_pntk() else "no full-data pNTK (kernels.index_sets.pntk needs [train, "
-        "train] and [test, train])",
-        "infinite": None if config["infinite"]["enabled"] else "infinite-width comparison disabled (infinite.enabled)",
-        "active": None if config["active"]["enabled"] else "active learning disabled (active.enabled)",
-    }
-    return {k: v for k, v in why.items() if v}
-
-
 rule claims:
     """A verdict per claim of the paper and thesis (claims.csv) and every problem the runs found (warnings.csv)."""
     input:
@@ -52,7 +40,6 @@ rule claims:
         warnings=f"{R}/tables/warnings.csv",
     params:
         bootstrap=config["diagnostics"]["rate_bootstrap"],
-        absent=claims_absent(),
     conda:
         CONDA_ENV
     resources:

@@ -236,6 +236,21 @@ def regression_claims(regr: pd.DataFrame | str) -> list[dict]:
                                                 f"{g3(pairs['last'].median())} ({how}); p = {g3(p)}", left_out_all)]
 
 
+def absent_tables(config: dict) -> dict[str, str]:
+    """Table → why a (validated) workflow config produces none; the claims needing it are `not testable`."""
+    from ..config import find_store
+
+    full = find_store(config, "pntk", "train", "train") == ("train", "train") and \
+        find_store(config, "pntk", "test", "train") == ("test", "train")
+    why = {"diagnostics": None if config["diagnostics"]["enabled"] else "diagnostics disabled (diagnostics.enabled)",
+           "regression": None if full else "no full-data pNTK (kernels.index_sets.pntk needs [train, train] and "
+                                           "[test, train])",
+           "infinite": None if config["infinite"]["enabled"] else "infinite-width comparison disabled "
+                                                                  "(infinite.enabled)",
+           "active": None if config["active"]["enabled"] else "active learning disabled (active.enabled)"}
+    return {k: v for k, v in why.items() if v}
+
+
 def claims_table(inputs: ClaimInputs) -> pd.DataFrame:
     """claims.csv: every claim the config can test, each with its verdict (module doc)."""
     from .claims_active import active_claims
