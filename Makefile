@@ -21,6 +21,8 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) --configfile config.yaml --scheduler greedy
 	$(BIN)/snakemake --cores 1 --configfile config.yaml --report results/report.html
+	@echo; echo "Claims of the paper and thesis on this run's numbers (results/tables/claims.csv):"
+	@$(BIN)/pntk claims results/tables/claims.csv
 
 test: $(STAMP)
 	$(BIN)/python -m pytest tests

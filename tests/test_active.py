@@ -186,6 +186,14 @@ def test_config_errors():
     assert ALConfig.from_dict({"initial": 5, "strategies": ["random"], "enabled": True}).initial == 5
 
 
+def test_schema_defaults_are_the_alconfig_defaults():
+    """The workflow's `active:` defaults (config schema) and the library's ALConfig train the same network."""
+    from pntk.config import validate_config
+
+    cfg = validate_config({"models": [{"arch": "fcn", "widths": [8]}]}, check_files=False)
+    assert ALConfig.from_dict(cfg["active"]) == ALConfig()
+
+
 def test_uncertainty_baselines_pick_the_most_uncertain():
     class Fixed(torch.nn.Module):
         def __init__(self, logits):
@@ -204,7 +212,7 @@ def test_uncertainty_baselines_pick_the_most_uncertain():
 def test_mlmoc_and_naive_acquisition_agree_roughly():
     """On a tiny problem MLMOC's ranking correlates positively with brute-force fine-tuning."""
     torch.manual_seed(0)
-    cfg = ALConfig(epochs=30, naive_epochs=30, lr=0.05, batch_size=16)
+    cfg = ALConfig(epochs=30, naive_epochs=30, lr=0.05, batch_size=16, weight_decay=0.0)  # not the defaults
     x = torch.randn(60, 1, 8, 8)
     y = (x.flatten(1)[:, :3].argmax(1))
     model = init_model(ModelSpec("fcn", 32, (1, 8, 8), 3, 3), 0)

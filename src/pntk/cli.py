@@ -6,6 +6,7 @@
     pntk archive import FILE.zip [--config C] [--results DIR] [--overwrite]
     pntk synth cifar10 --out DIR [--seed S] [--train N --test M] [--overwrite]   synthetic CIFAR-10 files
     pntk plan --config C [--device cpu|a100|h100|...] [--calibrate] [--cores N] [--json] [--compare LOG]
+    pntk claims [CLAIMS.csv] [--warnings W.csv]  the paper's claims with their verdicts, then the warnings
 
 STORE is a kernel store `….zarr`, its `….manifest.json` or `….init.json`, or the common stem.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -192,6 +194,33 @@ def cmd_plan(args) -> int:
     return 0
 
 
+def cmd_claims(args) -> int:
+    import pandas as pd
+
+    from .paper.claims import COLUMNS, format_claims
+    from .paper.verdicts import WARNING_COLUMNS
+
+    path = Path(args.claims)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no claims table there (the workflow's `claims` rule writes it)")
+    df = pd.read_csv(path, keep_default_na=False, dtype=str)
+    if list(df.columns) != COLUMNS:
+        print(f"pntk claims: error: {path}: columns {list(df.columns)}, expected {COLUMNS}", file=sys.stderr)
+        return 2
+    print(format_claims(df, width=shutil.get_terminal_size((110, 24)).columns))
+    warnings = Path(args.warnings) if args.warnings else path.with_name("warnings.csv")
+    if warnings.is_file():
+        w = pd.read_csv(warnings, keep_default_na=False, dtype=str)
+        if list(w.columns) != WARNING_COLUMNS:
+            print(f"pntk claims: error: {warnings}: columns {list(w.columns)}, expected {WARNING_COLUMNS}",
+                  file=sys.stderr)
+            return 2
+        print(f"\n{len(w)} warning(s) in {warnings}" + (":" if len(w) else ""))
+        for r in w.itertuples():
+            print(f"  [{r.source}] {r.run}: {r.message}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pntk", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -244,6 +273,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--compare", metavar="LOG", help="a finished run's .snakemake/log/*.snakemake.log: planned vs "
                    "measured time per rule")
     q.set_defaults(func=cmd_plan)
+    q = sub.add_parser("claims", help="print the claims table (id, verdict, numbers) and the warnings")
+    q.add_argument("claims", nargs="?", default="results/tables/claims.csv", metavar="CLAIMS.csv",
+                   help="default: results/tables/claims.csv")
+    q.add_argument("--warnings", metavar="W.csv", help="default: warnings.csv next to CLAIMS.csv")
+    q.set_defaults(func=cmd_claims)
     return p
 
 

@@ -73,6 +73,31 @@ def test_outputs_exist_and_are_readable(tiny_run):
         assert any(stage in p for p in pngs), stage
 
 
+def test_claims_and_warnings_tables(tiny_run):
+    """claims.csv has a verdict per claim (tiny: 2 widths × 1 seed, so width trends cannot be shown), every
+    tidy table says per run whether it learned, and warnings.csv names each run that did not."""
+    import pandas as pd
+
+    from pntk.cli import main
+    from pntk.paper.claims import COLUMNS, VERDICTS
+    from pntk.paper.verdicts import WARNING_COLUMNS
+
+    tables = tiny_run / "results" / "tables"
+    claims = pd.read_csv(tables / "claims.csv", keep_default_na=False)
+    assert list(claims.columns) == COLUMNS and set(claims.verdict) <= set(VERDICTS)
+    assert {"fig3-width:fcn", "thm1-rate:fcn", "fig8-accuracy", "infinite-rate:pntk"} <= set(claims.id)
+    width = claims.set_index("id").loc["fig3-width:fcn"]
+    assert width.verdict == "not testable" and width.detail, width.to_dict()
+    warnings = pd.read_csv(tables / "warnings.csv", keep_default_na=False)
+    assert list(warnings.columns) == WARNING_COLUMNS
+    for name in ("diagnostics", "regression", "training"):
+        df = pd.read_csv(tables / f"{name}.csv")
+        assert df.learned.dtype == bool, name
+        not_learned = {f"digits/fcn-w{w}-s{s}" for w, s in df[~df.learned][["width", "seed"]].itertuples(index=False)}
+        assert not_learned == set(warnings[warnings.source == "train"].run), name
+    assert main(["claims", str(tables / "claims.csv")]) == 0
+
+
 def test_kernel_store_symmetric_and_matches_engine(tiny_run):
     """The tiled train×train pNTK equals the one-shot engine result on the same checkpoint."""
     import torch

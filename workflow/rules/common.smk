@@ -140,6 +140,7 @@ def all_targets():
     targets += [m for d in epoch_dirs() for m in manifests_of(d)]
     targets += figure_targets()
     targets += active_targets()
+    targets += [f"{R}/tables/claims.csv", f"{R}/tables/warnings.csv"]  # rule claims (tables.smk)
     return targets
 
 

@@ -1,8 +1,9 @@
-# Tidy tables every figure reads: one row per run × epoch × statistic, and the width-rate fit.
+# Tidy tables every figure reads (one row per run × epoch × statistic, with each run's `learned` verdict), the
+# width-rate fit, and the verdicts: claims.csv (a verdict per claim of the paper and thesis) and warnings.csv.
 
 
 rule tables:
-    """Tidy tables (one row per run × epoch × statistic) and the width-rate fit."""
+    """Tidy tables (one row per run × epoch × statistic, `learned` per run) and the width-rate fit."""
     input:
         diagnostics=[f"{d}/diagnostics.json" for d in epoch_dirs()] if config["diagnostics"]["enabled"] else [],
         regression=[f"{d}/regression.json" for d in epoch_dirs()] if has_full_pntk() else [],
@@ -22,3 +23,28 @@ rule tables:
         f"{R}/logs/tables.log",
     script:
         "../../scripts/tables.py"
+
+
+rule claims:
+    """A verdict per claim of the paper and thesis (claims.csv) and every problem the runs found (warnings.csv)."""
+    input:
+        diagnostics=f"{R}/tables/diagnostics.csv",
+        regression=f"{R}/tables/regression.csv",
+        infinite=f"{R}/tables/infinite.csv" if config["infinite"]["enabled"] else [],
+        active=f"{R}/tables/active.csv" if config["active"]["enabled"] else [],
+        regression_json=[f"{d}/regression.json" for d in epoch_dirs()] if has_full_pntk() else [],
+        train_logs=[f"{d}/train_log.csv" for d in run_dirs()],
+        data=data_store,
+    output:
+        claims=f"{R}/tables/claims.csv",
+        warnings=f"{R}/tables/warnings.csv",
+    params:
+        bootstrap=config["diagnostics"]["rate_bootstrap"],
+    conda:
+        CONDA_ENV
+    resources:
+        **device_resources(),
+    log:
+        f"{R}/logs/claims.log",
+    script:
+        "../../scripts/claims.py"

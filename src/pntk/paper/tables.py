@@ -1,4 +1,8 @@
-"""Tidy tables aggregated over runs: one row per run × epoch × statistic, seed as a column."""
+"""Tidy tables aggregated over runs: one row per run × epoch × statistic, seed as a column.
+
+Every row also carries the readout width and `learned`, its run's verdict (pntk.paper.verdicts): whether
+the network learned by the end of training; rate.csv's `learned` says whether every run of the fit did.
+"""
 from __future__ import annotations
 
 import json
@@ -8,12 +12,14 @@ import numpy as np
 import pandas as pd
 
 from .diagnostics import TIDY_COLUMNS, fit_rate, tidy_rows
+from .verdicts import run_verdicts, with_learned
 from ..models import ARCHS, readout_width_of
 from ..runs import Run
 
 RATE_STATISTIC = "frobenius_distance"
 RATE_COLUMNS = ["dataset", "arch", "epoch", "statistic", "readout_widths", "n_seeds", "exponent", "ci_low",
-                "ci_high", "intercept", "n_points", "n_widths", "n_boot", "level"]
+                "ci_high", "intercept", "n_points", "n_widths", "n_boot", "level", "learned"]
+COLUMNS = list(TIDY_COLUMNS) + ["readout_width", "learned"]  # of diagnostics, regression and training.csv
 
 
 def with_readout_width(df: pd.DataFrame) -> pd.DataFrame:
@@ -23,16 +29,22 @@ def with_readout_width(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def diagnostics_table(paths: list[str | Path]) -> pd.DataFrame:
+def diagnostics_table(paths: list[str | Path], verdicts: pd.DataFrame) -> pd.DataFrame:
+    """Figs 2–8: every statistic of every diagnostics.json. ``verdicts``: :func:`run_verdicts` of the runs."""
     rows = []
     for p in paths:
         rec = json.loads(Path(p).read_text())
         rows += tidy_rows(rec["meta"], rec["stats"])
-    return with_readout_width(pd.DataFrame(rows, columns=list(TIDY_COLUMNS)))
+    return _finish(pd.DataFrame(rows, columns=list(TIDY_COLUMNS)), verdicts)
 
 
-def training_table(log_paths: list[str | Path]) -> pd.DataFrame:
+def _finish(df: pd.DataFrame, verdicts: pd.DataFrame) -> pd.DataFrame:
+    return with_learned(with_readout_width(df), verdicts)[COLUMNS]
+
+
+def training_table(log_paths: list[str | Path], verdicts: pd.DataFrame | None = None) -> pd.DataFrame:
     """Fig 10: the SGD model's metrics through training, from every run's train_log.csv."""
+    verdicts = run_verdicts(log_paths) if verdicts is None else verdicts
     frames = []
     for p in log_paths:
         df = pd.read_csv(p)
@@ -43,11 +55,11 @@ def training_table(log_paths: list[str | Path]) -> pd.DataFrame:
             long[k] = v
         frames.append(long)
     if not frames:
-        return pd.DataFrame(columns=list(TIDY_COLUMNS) + ["readout_width"])
-    return with_readout_width(pd.concat(frames, ignore_index=True)[list(TIDY_COLUMNS)])
+        return pd.DataFrame(columns=COLUMNS)
+    return _finish(pd.concat(frames, ignore_index=True)[list(TIDY_COLUMNS)], verdicts)
 
 
-def regression_table(paths: list[str | Path], training: pd.DataFrame) -> pd.DataFrame:
+def regression_table(paths: list[str | Path], training: pd.DataFrame, verdicts: pd.DataFrame) -> pd.DataFrame:
     """Figs 9, 11, 12: f̂_lin accuracy, minus the current model's, minus the final model's."""
     final = (training[training.statistic == "test_acc"].sort_values("epoch")
              .groupby(["dataset", "arch", "width", "seed"]).value.last())
@@ -61,11 +73,12 @@ def regression_table(paths: list[str | Path], training: pd.DataFrame) -> pd.Data
                  "flin_minus_final": rec["flin_test_acc"] - float(final.get(key, np.nan)),
                  "flin_model_agreement": rec["flin_model_agreement"]}
         rows += tidy_rows(m, stats)
-    return with_readout_width(pd.DataFrame(rows, columns=list(TIDY_COLUMNS)))
+    return _finish(pd.DataFrame(rows, columns=list(TIDY_COLUMNS)), verdicts)
 
 
 def rate_table(diag: pd.DataFrame, n_boot: int, epoch: int = 0) -> pd.DataFrame:
-    """Theorem 1: exponent of the Fig 3 distance against readout width, per architecture, at `epoch`."""
+    """Theorem 1: exponent of the Fig 3 distance against readout width, per architecture, at `epoch`, over
+    every run (as Fig 13 draws it); `learned` is False when a run of the fit did not learn."""
     rows = []
     sel = diag[(diag.statistic == RATE_STATISTIC) & (diag.epoch == epoch)]
     for (dataset, arch), g in sel.groupby(["dataset", "arch"]):
@@ -74,5 +87,5 @@ def rate_table(diag: pd.DataFrame, n_boot: int, epoch: int = 0) -> pd.DataFrame:
         fit = fit_rate(g.readout_width.to_numpy(), g.value.to_numpy(), g.seed.to_numpy(), n_boot=n_boot)
         rows.append({"dataset": dataset, "arch": arch, "epoch": epoch, "statistic": RATE_STATISTIC,
                      "readout_widths": " ".join(str(w) for w in sorted(g.readout_width.unique())),
-                     "n_seeds": int(g.seed.nunique()), **fit})
+                     "n_seeds": int(g.seed.nunique()), **fit, "learned": bool(g.learned.all())})
     return pd.DataFrame(rows, columns=RATE_COLUMNS)

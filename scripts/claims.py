@@ -1,0 +1,35 @@
+"""claims: a verdict per claim of the paper and thesis (claims.csv), and warnings.csv."""
+from pntk.scriptutil import setup
+
+log = setup(snakemake)  # noqa: F821
+
+import pandas as pd  # noqa: E402
+
+from pntk.data import open_prepared  # noqa: E402
+from pntk.paper import verdicts as V  # noqa: E402
+from pntk.paper.claims import ClaimInputs, absent_tables, claims_table  # noqa: E402
+
+sm = snakemake  # noqa: F821
+absent = absent_tables(sm.config)
+data = open_prepared(sm.input.data, lazy=True)
+labels = data.y[data.test_indices]
+
+
+def table(name: str):
+    return absent[name] if name in absent else pd.read_csv(getattr(sm.input, name))
+
+
+active = table("active")
+active_v = V.active_verdicts(active, data.num_classes, labels) if isinstance(active, pd.DataFrame) else None
+claims = claims_table(ClaimInputs(table("diagnostics"), table("regression"), table("infinite"), active, active_v,
+                                  n_boot=sm.params.bootstrap))
+runs = V.run_verdicts(list(sm.input.train_logs), data.num_classes, labels)
+rows = V.training_warnings(runs) + V.solver_warnings(list(sm.input.regression_json))
+if active_v is not None:
+    rows += V.active_warnings(active_v, data.attrs["name"])
+warnings = V.warnings_table(rows)
+claims.to_csv(sm.output.claims, index=False)
+warnings.to_csv(sm.output.warnings, index=False)
+log.info("claims:\n%s", claims[["id", "verdict", "numbers"]].to_string())
+for w in warnings.itertuples():
+    log.warning("%s %s: %s", w.source, w.run, w.message)
