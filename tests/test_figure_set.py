@@ -144,7 +144,7 @@ def test_width_figure_draws_the_statistic_its_caption_names(inputs, tmp_path):
     run was left out; with another table the caption changes with it."""
     rec = figure_set.render(3, tmp_path, inputs, formats=("png",), dpi=60)
     diag = pd.read_csv(inputs["diagnostics"])
-    assert "Runs that did not learn (drawn hollow grey, left out of the means): fcn-w16-s1 (test acc 0.10)" \
+    assert "Runs that did not learn (drawn hollow or grey dashed, left out of the means): fcn-w16-s1 (test acc 0.10)" \
         in rec["caption"]
     assert "Points: mean ± s.d. over seeds (n=1–2)." in rec["caption"] and "epochs 0, 2" in rec["caption"]
     moved = tmp_path / "other.csv"
@@ -167,7 +167,7 @@ def test_kernel_heatmap_shows_D_sorted_by_label_as_its_caption_says(inputs, tmp_
     np.testing.assert_array_equal(image, 1000.0 * d[:, None] + d[None, :])  # D itself, by label, not train[:n]
     assert [t.get_text() for t in ax.get_xticklabels()] == [str(c) for c in np.unique(data.y[d])]
     assert drawn.figure.axes[1].get_ylabel() == "pNTK Θ̂(x, x′)"
-    assert ax.get_title() == "pNTK of fcn-w16 seed 0, epoch 2"
+    assert ax.get_title() == "pNTK Θ̂(D, D) of fcn-w16 seed 0, epoch 2"
     store = str(Path(inputs["kernel_manifest"]).with_name("pntk-train-train.zarr"))
     assert f"store {store} (pntk, train × train, shape 80 × 80)" in drawn.notes[0]
     assert "shown: 20 × 20 values, all of D" in drawn.notes[0]

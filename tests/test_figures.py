@@ -129,10 +129,12 @@ def test_width_figure_leaves_runs_that_did_not_learn_out_of_the_mean(tidy, tmp_p
     sel = df[df.statistic == "frobenius_distance"]
     expected = sel[sel.learned].groupby("readout_width")["value"].mean()
     np.testing.assert_allclose(y, expected.loc[x].to_numpy())
-    (hollow,) = [ln for ln in ax.lines if ln.get_markerfacecolor() == "none"]
+    hollow = [ln for ln in ax.lines if ln.get_markerfacecolor() == "none"]
+    (drawn_bad,) = [ln for ln in hollow if len(ln.get_xdata())]
+    (legend,) = [ln for ln in hollow if not ln.get_label().startswith("_")]
     bad = sel[~sel.learned]
-    assert list(hollow.get_xdata()) == list(bad.readout_width) and list(hollow.get_ydata()) == list(bad.value)
-    assert "did not learn" in hollow.get_label() and "fcn-w16-s2 (test acc 0.10)" in hollow.get_label()
+    assert list(drawn_bad.get_xdata()) == list(bad.readout_width) and list(drawn_bad.get_ydata()) == list(bad.value)
+    assert "did not learn" in legend.get_label() and "fcn-w16-s2 (test acc 0.10)" in legend.get_label()
     assert "n=2–3" in drawn.points  # width 16 has two learned seeds left, the others three
 
 

@@ -191,7 +191,9 @@ def figure_outputs():
 
 
 def figure_targets():
-    return list(figure_outputs().values()) + [ftab.table_path(R, t) for t in ("diagnostics", "regression", "training", "rate")]
+    tables = [ftab.table_path(R, t) for t in ("diagnostics", "regression", "training", "rate")]
+    timing = list(timing_paths(R, DATASET).values()) if config["timing"]["enabled"] else []
+    return list(figure_outputs().values()) + tables + timing
 
 
 def figure_inputs(wildcards):

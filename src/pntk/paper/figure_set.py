@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .figure_table import FIGURES, INDEX, SECTIONS, FigureSpec, caption_file
+from .figure_table import FIGURES, INDEX, SECTIONS, FigureSpec, caption_file, ylabel_of
 from .figures import Drawn, new_figure, plot_over_epochs, plot_stat_vs_width, save_figure
 from .run_verdicts import run_verdicts
 
@@ -62,7 +62,7 @@ def _draw(spec: FigureSpec, stem: Path, inputs: dict, subsets: dict | None, form
         statistic, epoch = fitted.iloc[0]
         points = diag[(diag["statistic"] == statistic) & (diag["epoch"] == epoch)]
         return figures_fits.plot_rate(points, df, stem, statistic, verdicts=run_verdicts(diag, training),
-                                      ylabel=f"{statistic} at epoch {epoch}", **kw)
+                                      ylabel=f"{ylabel_of(statistic)} at epoch {epoch}", **kw)
     plot = {"width": plot_stat_vs_width, "epochs": plot_over_epochs}[spec.plot]
     return plot(df, spec.statistic, stem, spec.ylabel, verdicts=run_verdicts(df, training), **kw)
 
@@ -85,7 +85,7 @@ def compose_caption(spec: FigureSpec, drawn: Drawn, reads: dict[str, str]) -> st
         if drawn.not_learned is None:
             parts.append("No learning verdict in the tables (no learned column): every run is drawn alike.")
         elif drawn.not_learned:
-            parts.append(f"Runs that did not learn (drawn hollow grey, left out of the means): "
+            parts.append(f"Runs that did not learn (drawn hollow or grey dashed, left out of the means): "
                          f"{_values(drawn.not_learned)}.")
         else:
             parts.append("Every run drawn learned (learned column of the tables).")

@@ -114,6 +114,11 @@ FIGURES: dict[int, FigureSpec] = {s.number: s for s in (
 )}
 
 
+def ylabel_of(statistic: str) -> str:
+    """The y-label of the figure that plots ``statistic`` (the statistic's own name if none does)."""
+    return next((s.ylabel for s in FIGURES.values() if s.statistic == statistic and s.ylabel), statistic)
+
+
 def has_full_pntk(config: dict) -> bool:
     """Both full-data pNTK stores (train × train, test × train) exist: Figs 9, 11, 12."""
     return (pcfg.find_store(config, "pntk", "train", "train") == ("train", "train")

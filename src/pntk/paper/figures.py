@@ -5,8 +5,9 @@ dataset, arch, width, seed, epoch, statistic, value; optional ``readout_width``)
 ``{out_stem}.{png,pdf}`` atomically (temp file + rename) and return a :class:`Drawn`: the paths and what
 the figure shows, gathered from the rows actually plotted — the captions are written from it
 (:mod:`.figure_set`). Seeds are aggregated as mean ± one sample standard deviation (ddof=1; 0 for one
-seed). Runs that did not learn (``verdicts``, :mod:`.run_verdicts`) are drawn hollow and grey, one
-marker per seed, and left out of the means. This module: shared helpers, Figs 2–12; the others live in
+seed). Runs that did not learn (``verdicts``, :mod:`.run_verdicts`) are left out of the means and drawn
+apart: hollow markers, one per seed (against width), or a grey dashed line per run (against epoch).
+Non-finite values (e.g. κ of a kernel with λmin ≤ 0) are not drawn and named in the caption. This module: shared helpers, Figs 2–12; the others live in
 figures_fits (13, 14), figures_timing (1) and figures_data (15, 16).
 """
 from __future__ import annotations
@@ -16,8 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from .run_verdicts import split_learned
 
@@ -57,6 +60,17 @@ def select(df: pd.DataFrame, statistic: str, what: str) -> pd.DataFrame:
     return sub
 
 
+def finite_only(sub: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Rows with a finite value, and a note naming the others (e.g. κ of a kernel whose λmin ≤ 0): a point
+    that cannot be drawn is said in the caption instead of silently missing."""
+    bad = sub[~np.isfinite(sub["value"].to_numpy(dtype=float))]
+    if bad.empty:
+        return sub, []
+    where = [f"{a}-w{int(w)}-s{int(s)} epoch {int(e)}" for a, w, s, e in
+             zip(bad["arch"], bad["width"], bad["seed"], bad["epoch"], strict=True)]
+    return sub.drop(bad.index), [f"{len(bad)} of {len(sub)} values not finite, not drawn: {', '.join(where)}"]
+
+
 def xcol(df: pd.DataFrame) -> tuple[str, str]:
     col = "readout_width" if "readout_width" in df.columns and df["readout_width"].notna().all() else "width"
     return col, X_LABELS[col]
@@ -91,14 +105,13 @@ def n_text(d: pd.DataFrame, what: str = ERR) -> str:
     return f"{what} (n={lo})" if lo == hi else f"{what} (n={lo}–{hi})"
 
 
-def shared_legend(fig: Figure, axes: list, title: str) -> None:
-    """One legend for all panels, outside the axes on the right (labels de-duplicated)."""
+def shared_legend(fig: Figure, axes: list, title: str, loc: str = "outside right upper", ncols: int = 1) -> None:
+    """One legend for all panels, outside the axes (labels de-duplicated)."""
     seen: dict[str, object] = {}
     for ax in axes:
         for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
             seen.setdefault(lab, h)
-    fig.legend(list(seen.values()), list(seen), loc="outside right upper", title=title,
-               fontsize=8, title_fontsize=8)
+    fig.legend(list(seen.values()), list(seen), loc=loc, ncols=ncols, title=title, fontsize=8, title_fontsize=8)
 
 
 def colors_of(keys: Iterable) -> dict:
@@ -118,7 +131,7 @@ def labels_of(df: pd.DataFrame) -> dict[str, list]:
 def not_learned_label(labels: list[str]) -> str:
     """Legend entry of the hollow markers: one run per line (at most 3, then a count) so the legend stays narrow."""
     shown = labels[:3] + ([f"+{len(labels) - 3} more (see caption)"] if len(labels) > 3 else [])
-    return "did not learn (hollow grey,\nleft out of the mean):\n" + "\n".join(shown)
+    return "did not learn (hollow,\nleft out of the mean):\n" + "\n".join(shown)
 
 
 def save_figure(fig: Figure, out_stem: str | os.PathLike, formats: Iterable[str] = FORMATS,
@@ -140,7 +153,7 @@ def plot_stat_vs_width(df: pd.DataFrame, statistic: str, out_stem, ylabel: str |
                        title: str = "", logy: bool = False, *, verdicts: pd.DataFrame | None = None,
                        formats: Iterable[str] = FORMATS, dpi: int = 150) -> Drawn:
     """``statistic`` against readout width (log2 x), one panel per dataset, one line per (arch, epoch)."""
-    sub = select(df, statistic, "plot_stat_vs_width")
+    sub, notes = finite_only(select(df, statistic, "plot_stat_vs_width"))
     ok, bad, bad_labels = split_learned(sub, verdicts)
     x, xlabel = xcol(sub)
     datasets = sorted(sub["dataset"].unique())
@@ -154,8 +167,10 @@ def plot_stat_vs_width(df: pd.DataFrame, statistic: str, out_stem, ylabel: str |
             ax.errorbar(g[x], g["mean"], yerr=g["std"], marker="o", ms=4, capsize=3, label=label,
                         color=colors[(arch, ep)])
         b = bad[bad["dataset"] == ds]
-        if len(b):
-            ax.plot(b[x], b["value"], **NOT_LEARNED_STYLE, label=not_learned_label(list(bad_labels.values())))
+        for (arch, ep), g in b.groupby(["arch", "epoch"]):  # hollow, in the colour of the line it is left out of
+            ax.plot(g[x], g["value"], **{**NOT_LEARNED_STYLE, "mec": colors[(arch, ep)]})
+        if len(b):  # one grey legend entry for all of them
+            ax.plot([], [], **NOT_LEARNED_STYLE, label=not_learned_label(list(bad_labels.values())))
         log2_x(ax, sub.loc[sub["dataset"] == ds, x])
         if logy:
             ax.set_yscale("log")
@@ -166,7 +181,7 @@ def plot_stat_vs_width(df: pd.DataFrame, statistic: str, out_stem, ylabel: str |
     points = n_text(aggregate(ok, ["dataset", "arch", "epoch", x]))
     shared_legend(fig, axes, points)
     return Drawn(save_figure(fig, out_stem, formats, dpi), fig, statistic, points, labels_of(sub),
-                 None if bad_labels is None else list(bad_labels.values()))
+                 None if bad_labels is None else list(bad_labels.values()), notes)
 
 
 # ----------------------------------------------------------------------------- Figs 9–12
@@ -175,7 +190,7 @@ def plot_over_epochs(df: pd.DataFrame, statistic: str, out_stem, ylabel: str | N
                      formats: Iterable[str] = FORMATS, dpi: int = 150) -> Drawn:
     """``statistic`` against training epoch; panels: rows = datasets, columns = archs; lines = widths.
     A run that did not learn is its own dashed grey line (hollow markers), not part of its width's mean."""
-    sub = select(df, statistic, "plot_over_epochs")
+    sub, notes = finite_only(select(df, statistic, "plot_over_epochs"))
     ok, bad, bad_labels = split_learned(sub, verdicts)
     x, _ = xcol(sub)
     datasets, archs = sorted(sub["dataset"].unique()), sorted(sub["arch"].unique())
@@ -199,11 +214,12 @@ def plot_over_epochs(df: pd.DataFrame, statistic: str, out_stem, ylabel: str | N
                     label=f"did not learn: {run}")
         if logy:
             ax.set_yscale("log")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("training epoch")
         ax.set_ylabel(ylabel or statistic)
         ax.set_title(f"{title} — {ds}/{arch}" if title else f"{ds}/{arch}")
         ax.grid(alpha=0.3)
-        ax.legend(title=n_text(d), fontsize=7, title_fontsize=7)
     points = n_text(pd.concat(counts) if counts else pd.DataFrame(columns=["n"]))
+    shared_legend(fig, axes, points)  # widths have one colour in every panel; outside, so no line is hidden
     return Drawn(save_figure(fig, out_stem, formats, dpi), fig, statistic, points, labels_of(sub),
-                 None if bad_labels is None else list(bad_labels.values()))
+                 None if bad_labels is None else list(bad_labels.values()), notes)

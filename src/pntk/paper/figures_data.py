@@ -89,10 +89,10 @@ def plot_kernel_heatmap(manifest, data_path, out_stem, *, subsets: dict,
     fig.colorbar(im, ax=ax, shrink=0.85, label="pNTK Θ̂(x, x′)")
     _class_ticks(ax, labels)
     failed = learned is False
-    ax.set_title(f"pNTK of {run}" + ("\nDID NOT LEARN: " + run_label(key, verdicts.loc[key, "test_acc"])
+    ax.set_title(f"pNTK Θ̂(D, D) of {run}" + ("\nDID NOT LEARN: " + run_label(key, verdicts.loc[key, "test_acc"])
                                      if failed else ""), fontsize=9, color="C3" if failed else "k")
-    ax.set_xlabel("example of D (grouped by class)")
-    ax.set_ylabel("example of D (grouped by class)")
+    ax.set_xlabel(f"examples of D ({len(ids)}), sorted by class")
+    ax.set_ylabel(f"examples of D ({len(ids)}), sorted by class")
     kind, rows, cols = StorePaths.of(manifest).index_sets()
     store = StorePaths.of(manifest).store
     shown = "all of D" if len(ids) == len(d_ids) else f"a class-balanced sample of {len(ids)} of D's {len(d_ids)}"

@@ -14,7 +14,9 @@ from .figures import (
     Drawn,
     aggregate,
     check_columns,
+    finite_only,
     labels_of,
+    log2_x,
     n_text,
     new_figure,
     not_learned_label,
@@ -36,13 +38,21 @@ def _reference_line(ax, x0: float, y0: float, x1: float) -> None:
     ax.plot(xx, y0 * (xx / x0) ** -0.5, "k--", lw=1, label=_REF)
 
 
-def _log_log(ax, xlabel: str, ylabel: str, title: str) -> None:
-    ax.set_xscale("log", base=2)
+def _log_log(ax, xs, xlabel: str, ylabel: str, title: str) -> None:
+    log2_x(ax, xs)
     ax.set_yscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3, which="both")
+
+
+def _rows_of(df: pd.DataFrame, keys: list[str], key: tuple) -> pd.DataFrame:
+    """Rows of ``df`` whose ``keys`` columns equal ``key``."""
+    mask = np.ones(len(df), dtype=bool)
+    for k, v in zip(keys, key, strict=True):
+        mask &= (df[k] == v).to_numpy()
+    return df[mask]
 
 
 def plot_rate(df_rate_points: pd.DataFrame, fit_table: pd.DataFrame, out_stem,
@@ -56,7 +66,7 @@ def plot_rate(df_rate_points: pd.DataFrame, fit_table: pd.DataFrame, out_stem,
     column the fit used ("width" or "readout_width"); default: ``readout_width`` if the points
     carry it, else ``width``. The intercept is only meaningful on that same x.
     """
-    pts = select(df_rate_points, statistic, "plot_rate")
+    pts, notes = finite_only(select(df_rate_points, statistic, "plot_rate"))
     check_columns(fit_table, FIT_COLUMNS, "plot_rate fit_table")
     ok, bad, bad_labels = split_learned(pts, verdicts)
     if x is None:
@@ -67,33 +77,33 @@ def plot_rate(df_rate_points: pd.DataFrame, fit_table: pd.DataFrame, out_stem,
     keys = ["dataset", "arch"] if "dataset" in fit_table.columns else ["arch"]
     fig, (ax,) = new_figure(1, (8.5, 4.4))
     d = aggregate(ok, keys + [x])
-    ref_anchor, ref_fitted = None, False  # (x0, y0, x1) of the −½ line: a fitted group if there is one
-    for i, (key, g) in enumerate(d.groupby(keys)):
+    ref_anchor = None  # (x0, y0, x1) of the −½ line: where the first fit starts, else the first mean
+    for i, (key, every) in enumerate(pts.groupby(keys)):
         key = key if isinstance(key, tuple) else (key,)
-        color = f"C{i}"
-        name = "/".join(map(str, key))
+        color, name = f"C{i}", "/".join(map(str, key))
+        g, row = _rows_of(d, keys, key), _rows_of(fit_table, keys, key)
         ax.errorbar(g[x], g["mean"], yerr=g["std"], fmt="o", ms=4, capsize=3, color=color)
-        row = fit_table
-        for k, v in zip(keys, key, strict=True):
-            row = row[row[k] == v]
+        x0, x1 = every[x].min(), every[x].max()  # the fit spans every width rate.csv may have used
         if len(row):
             r = row.iloc[0]
-            xx = np.geomspace(g[x].min(), g[x].max(), 50)
+            xx = np.geomspace(x0, x1, 50)
             ax.plot(xx, np.exp(r["intercept"]) * xx ** r["exponent"], color=color,
                     label=f"{name}: b = {r['exponent']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]")
+            if ref_anchor is None or ref_anchor[3] is False:
+                ref_anchor = (x0, np.exp(r["intercept"]) * x0 ** r["exponent"], x1, True)
         else:
             ax.plot([], [], "o", color=color, label=f"{name}: no fit")
-        if not ref_fitted and g[x].nunique() > 1:
-            ref_anchor, ref_fitted = (g[x].min(), g["mean"].iloc[0], g[x].max()), bool(len(row))
+            if ref_anchor is None and g[x].nunique() > 1:
+                ref_anchor = (g[x].min(), g["mean"].iloc[0], g[x].max(), False)
     if len(bad):
         ax.plot(bad[x], bad["value"], **NOT_LEARNED_STYLE, label=not_learned_label(list(bad_labels.values())))
     if ref_anchor is not None:
-        _reference_line(ax, *ref_anchor)
-    _log_log(ax, xlabel, ylabel or statistic, title or "Convergence rate of the pNTK (Theorem 1)")
+        _reference_line(ax, *ref_anchor[:3])
+    _log_log(ax, pts[x], xlabel, ylabel or statistic, title or "Convergence rate of the pNTK (Theorem 1)")
     points = n_text(d)
     shared_legend(fig, [ax], f"fit log y = a + b log w: b [95% bootstrap CI]\npoints: {points}")
     return Drawn(save_figure(fig, out_stem, formats, dpi), fig, statistic, points, labels_of(pts),
-                 None if bad_labels is None else list(bad_labels.values()))
+                 None if bad_labels is None else list(bad_labels.values()), notes)
 
 
 def plot_infinite(df: pd.DataFrame, out_stem, title: str = "", *, formats: Iterable[str] = FORMATS,
@@ -118,7 +128,7 @@ def plot_infinite(df: pd.DataFrame, out_stem, title: str = "", *, formats: Itera
                     label=f"{arch}: {lab}" if multi_arch else lab)
     first = d.sort_values(x).iloc[0]
     _reference_line(ax, first[x], first["mean"], d[x].max())
-    _log_log(ax, xlabel, "relative Frobenius distance to analytic NTK",
+    _log_log(ax, d[x], xlabel, "relative Frobenius distance to analytic NTK",
              title or "Distance to the infinite-width NTK")
     points = n_text(d)
     ax.legend(title=points, fontsize=8, title_fontsize=8)
