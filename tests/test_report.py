@@ -100,10 +100,10 @@ def test_page_is_self_contained(figures_dir, claims):
 
 def test_missing_claims_and_warnings_are_said_on_the_page(figures_dir, tmp_path):
     page = _page(figures_dir)
-    assert "claims.csv missing: no rule of this workflow writes it" in page
-    assert "warnings.csv missing" in page and "no verdicts on the paper" in page
+    assert "claims.csv missing (no rule of this workflow writes it): no verdicts on the paper" in page
+    assert "warnings.csv missing (no rule of this workflow writes it)" in page
     page = _page(figures_dir, claims=tmp_path / "nope.csv")
-    assert f"claims.csv missing: {tmp_path / 'nope.csv'} does not exist" in page
+    assert f"claims.csv missing ({tmp_path / 'nope.csv'} does not exist)" in page
 
 
 def test_malformed_or_empty_claims_are_said(figures_dir, tmp_path):

@@ -38,18 +38,18 @@ def _e(text) -> str:
 def read_table(path: str | Path | None, columns: list[str], what: str) -> tuple[pd.DataFrame | None, str]:
     """(table, '') or (None, why it cannot be shown)."""
     if not path:
-        return None, f"{what} missing: no rule of this workflow writes it"
+        return None, f"{what} missing (no rule of this workflow writes it)"
     if not Path(path).is_file():
-        return None, f"{what} missing: {path} does not exist"
+        return None, f"{what} missing ({path} does not exist)"
     try:
         df = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, UnicodeDecodeError) as err:
-        return None, f"{what} unreadable ({path}): {err}"
+        return None, f"{what} unreadable ({path}: {err})"
     except pd.errors.EmptyDataError:
-        return None, f"{what} is empty ({path}): not even a header"
+        return None, f"{what} is empty ({path}: not even a header)"
     absent = [c for c in columns if c not in df.columns]
     if absent:
-        return None, f"{what} ({path}) lacks column(s) {absent}; has {list(df.columns)}"
+        return None, f"{what} lacks column(s) {absent} ({path} has {list(df.columns)})"
     return df, ""
 
 
