@@ -177,11 +177,11 @@ def heatmap_manifest():
 def figure_outputs():
     """PNG/PDF of every figure (PNG in Snakemake's report, captioned by the caption file the figures job
     writes from what it drew), the caption files and the figures.json index the HTML report reads."""
-    out = {}
+    out, formats = {}, config["figures"]["formats"]
     for n in figure_numbers():
         spec = ftab.FIGURES[n]
         caption = os.path.abspath(ftab.caption_file(FIGURES_DIR, n))  # resolved in the working directory
-        for path, ext in zip(ftab.figure_files(FIGURES_DIR, n, config["figures"]["formats"]), config["figures"]["formats"]):
+        for path, ext in zip(ftab.figure_files(FIGURES_DIR, n, formats), formats):
             labels = {"figure": f"Fig {n:02d}", "name": spec.slug}
             flagged = report(str(path), caption=caption, category=ftab.SECTIONS[spec.section], labels=labels)
             out[f"fig{n:02d}_{ext}"] = flagged if ext == "png" else str(path)

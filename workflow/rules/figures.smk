@@ -17,7 +17,7 @@ rule figures:
         **device_resources(),
     params:
         numbers=figure_numbers(),
-        out_dir=FIGURES_DIR,
+        out_dir=lambda wc, output: os.path.dirname(output.index),
         subsets={k: config["data"][k] for k in ("subset_train", "subset_test", "seed")},
         formats=config["figures"]["formats"],
         dpi=config["figures"]["dpi"],

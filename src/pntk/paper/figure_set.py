@@ -81,14 +81,14 @@ def compose_caption(spec: FigureSpec, drawn: Drawn, reads: dict[str, str]) -> st
         parts.append("Drawn: " + "; ".join(shown) + ".")
     if drawn.points:
         parts.append(f"Points: {drawn.points}.")
-    if spec.plot in PER_RUN_PLOTS and drawn.notes[:1] != ["nothing drawn"]:
+    if spec.plot in PER_RUN_PLOTS and drawn.labels:  # a placeholder draws no run
         if drawn.not_learned is None:
             parts.append("No learning verdict in the tables (no learned column): every run is drawn alike.")
         elif drawn.not_learned:
             parts.append(f"Runs that did not learn (drawn hollow or grey dashed, left out of the means): "
                          f"{_values(drawn.not_learned)}.")
         else:
-            parts.append("Every run drawn learned (learned column of the tables).")
+            parts.append("Every run drawn here learned (learned column of the tables).")
     parts += [note[0].upper() + note[1:] + "." for note in drawn.notes]
     parts += [f"WARNING: {w}." for w in drawn.warnings]
     return " ".join(parts)
