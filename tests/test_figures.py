@@ -191,3 +191,13 @@ def test_timing_bars_are_the_minimum_with_min_max_whiskers_and_the_ratio(tmp_pat
     assert drawn.points == "minimum wall-clock over n=5 repeats; whiskers min–max"
     assert "1 torch thread(s) on cpu (test CPU)" in drawn.notes[0] and "resnet50 50.0M" in drawn.notes[0]
     assert drawn.warnings == []
+
+
+def test_non_finite_values_are_not_drawn_and_named(tidy, tmp_path):
+    """κ of a kernel with λmin ≤ 0 is NaN: the point is said to be missing instead of silently absent."""
+    df = tidy[(tidy.dataset == "digits") & (tidy.arch == "fcn") & (tidy.statistic == "offdiag_ratio")].copy()
+    df.loc[(df.width == 16) & (df.seed == 0) & (df.epoch == 5), "value"] = np.nan
+    drawn = fg.plot_stat_vs_width(df, "offdiag_ratio", tmp_path / "k")
+    assert drawn.notes == [f"1 of {len(df)} values not finite, not drawn: fcn-w16-s0 epoch 5"]
+    for _, y in _errorbar_lines(drawn.figure.axes[0]).values():
+        assert np.isfinite(y).all()
