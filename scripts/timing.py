@@ -14,7 +14,7 @@ x = data.x[data.train_indices[:2]]
 rows = time_kernels(x, data.num_classes, t["resnet_depths"], dataset=sm.wildcards.dataset, method=sm.params.method,
                     repeats=t["repeats"], device=t["device"])
 summary = summarize(rows)
-log.info("seconds per pair (wall min/median/max over repeats):\n%s", summary.to_string())
+log.info("seconds per pair (min/median/max over repeats of the measure, wall and CPU):\n%s", summary.to_string())
 for message in timing_warnings(summary):  # Fig 1's caption and the report say them too
     log.warning("timing: %s", message)
 atomic_write_text(sm.output.csv, rows.to_csv(index=False))

@@ -188,7 +188,8 @@ def test_heatmap_of_a_run_that_did_not_learn_says_so(inputs, tmp_path):
 
 def test_timing_caption_says_the_statistic_and_setup(records):
     cap = records[1]["caption"]
-    assert "Points: minimum wall-clock over n=5 repeats; whiskers min–max." in cap
+    assert "Points: minimum CPU time of the one-thread call (its wall-clock on an idle core) over n=5 repeats; " \
+           "whiskers min–max." in cap
     assert "1 torch thread(s) on cpu (test CPU)" in cap and "WARNING" not in cap
 
 

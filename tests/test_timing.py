@@ -31,7 +31,7 @@ def test_summary_keeps_min_median_max_and_ratio():
     s = tm.summarize(_rows(_consistent()))
     assert list(s.columns) == tm.SUMMARY_COLUMNS
     r = s[(s.arch == "resnet34") & (s.kind == "entk")].iloc[0]
-    assert r.n_repeats == 5 and r.threads == 1
+    assert r.n_repeats == 5 and r.threads == 1 and r.measure == "cpu"
     assert r["min"] == pytest.approx(0.6) and r["max"] == pytest.approx(0.66)
     assert r["median"] == pytest.approx(0.6 * 1.05) and r.spread == pytest.approx(0.05)
     assert r.ratio_entk_pntk == pytest.approx(3.0)
@@ -60,6 +60,30 @@ def test_wide_spread_entk_not_slower_and_busy_machine_are_named():
     assert any("cores were shared" in m and "3.0×" in m for m in busy)
     # several threads: CPU time adds up over threads, so it says nothing about a busy machine
     assert tm.timing_warnings(tm.summarize(_rows(_consistent(), threads=2, cpu_factor=3.0))) == []
+
+
+def test_bars_are_cpu_time_for_one_cpu_thread_else_wall_clock():
+    rows = _rows(_consistent(), cpu_factor=2.0)
+    s = tm.summarize(rows)
+    np.testing.assert_allclose(s["min"], s["cpu_min"])
+    np.testing.assert_allclose(s["min"], rows.groupby(["depth", "kind"])["cpu_seconds"].min().to_numpy())
+    for threads, device in ((2, "cpu"), (1, "cuda:0")):
+        other = rows.assign(threads=threads, device=device)
+        s = tm.summarize(other)
+        assert set(s["measure"]) == {"wall"}
+        np.testing.assert_allclose(s["min"], other.groupby(["depth", "kind"])["seconds"].min().to_numpy())
+
+
+def test_load_on_shared_cores_does_not_reorder_the_bars():
+    """Other processes delayed every ResNet-34 call (wall-clock 4×); the CPU time they cost did not change:
+    the bars keep rising with depth, and the run says that the cores were shared."""
+    times = _consistent()
+    rows = _rows(times)
+    slow = rows["depth"] == 34
+    rows.loc[slow, "seconds"] *= 4
+    warnings = tm.timing_warnings(tm.summarize(rows))
+    assert not [w for w in warnings if "rise with depth" in w]
+    assert [w for w in warnings if "cores were shared" in w and "4.0×" in w]
 
 
 def test_summary_names_missing_columns():

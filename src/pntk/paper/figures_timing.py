@@ -27,14 +27,20 @@ def _setup_text(summary: pd.DataFrame) -> str:
             f"parameters: {params}")
 
 
+MEASURES = {"cpu": ("CPU time of the one-thread call (its wall-clock on an idle core)", "CPU seconds per pair"),
+            "wall": ("wall-clock", "wall-clock seconds per pair")}
+
+
 def plot_timing(rows: pd.DataFrame, out_stem, title: str = "", *, formats: Iterable[str] = FORMATS,
                 dpi: int = 150) -> Drawn:
-    """Grouped bars per arch (ordered by depth), one panel per dataset, log y: bar = minimum wall-clock
-    seconds over the repeats, whiskers = min–max, black tick = median, × = minimum CPU time of the same
-    calls (one thread only: there it is the undisturbed cost). Above each group: eNTK/pNTK ratio of minima."""
+    """Grouped bars per arch (ordered by depth), one panel per dataset, log y: bar = minimum over the repeats
+    of the measure (:func:`pntk.paper.timing.measure_of`: CPU time for one thread on a CPU, else wall-clock),
+    whiskers = min–max, black tick = median, grey dot = wall-clock minimum where the bars are CPU time (how
+    much the shared cores delayed the calls). Above each group: the eNTK/pNTK ratio of the minima."""
     summary = summarize(rows)
     kinds = sorted(summary["kind"].unique(), key=lambda k: (k != "entk", k != "pntk", k))
     datasets = sorted(summary["dataset"].unique())
+    measure = summary["measure"].iloc[0]  # one per table (measure_of)
     fig, axes = new_figure(len(datasets), (5.4, 3.9))
     for ax, ds in zip(axes, datasets, strict=True):
         d = summary[summary["dataset"] == ds]
@@ -46,28 +52,26 @@ def plot_timing(rows: pd.DataFrame, out_stem, title: str = "", *, formats: Itera
             at = pos + (j - (len(kinds) - 1) / 2) * bw
             ax.bar(at, g[STATISTIC], bw, yerr=[np.zeros(len(g)), g["max"] - g["min"]], capsize=3,
                    label=KIND_LABELS.get(kind, kind), color=f"C{j}", error_kw={"lw": 1})
-            ax.plot(at, g["median"], ls="none", marker="_", ms=10, mew=1.5, color="k",
-                    label="median of the repeats")
-            one = g["threads"] == 1
-            ax.plot(at[one.to_numpy()], g.loc[one, "cpu_min"], ls="none", marker="x", ms=5, color="0.3",
-                    label="CPU time (min, one thread)")
+            ax.plot(at, g["median"], ls="none", marker="_", ms=10, mew=1.5, color="k", label="median of the repeats")
+            if measure == "cpu":
+                ax.plot(at, g["wall_min"], ls="none", marker="o", ms=4, color="0.45",
+                        label="wall-clock (min): delayed by other processes")
         ratio = d[d["kind"] == "entk"].set_index("arch")["ratio_entk_pntk"].reindex(archs)
-        top = d.groupby("arch")["max"].max().reindex(archs)
-        for p, r, t in zip(pos, ratio, top, strict=True):
+        top = d.groupby("arch")[["max", "wall_min"] if measure == "cpu" else ["max"]].max().max(axis=1)
+        for p, r, t in zip(pos, ratio, top.reindex(archs), strict=True):
             if np.isfinite(r):
                 ax.annotate(f"eNTK/pNTK ×{r:.1f}", (p, t), textcoords="offset points", xytext=(0, 5),
                             ha="center", fontsize=7)
         ax.set_xticks(pos, archs)
         ax.set_yscale("log")
-        shown = pd.concat([d["cpu_min"][d["threads"] == 1], d["min"]])
-        ax.set_ylim(shown.min() / 1.6, d["max"].max() * 3)  # every marker inside; head-room for the ratios
+        ax.set_ylim(d["min"].min() / 1.6, top.max() * 3)  # every marker inside; head-room for the ratios
         ax.set_xlabel("torchvision ResNet at initialisation")
-        ax.set_ylabel("wall-clock seconds per pair of inputs")
+        ax.set_ylabel(f"{MEASURES[measure][1]} of inputs")
         ax.set_title(f"{title} — {ds}" if title else str(ds))
         ax.grid(alpha=0.3, axis="y", which="both")
-    points = f"minimum wall-clock over {_repeats_text(summary)} repeats; whiskers min–max"
+    points = f"minimum {MEASURES[measure][0]} over {_repeats_text(summary)} repeats; whiskers min–max"
     shared_legend(fig, axes, f"bar: {points}", loc="outside lower center", ncols=2)
     labels = {"arch": list(dict.fromkeys(summary.sort_values("depth")["arch"]))}
-    return Drawn(save_figure(fig, out_stem, formats, dpi), fig, f"seconds ({STATISTIC})", points, labels,
+    return Drawn(save_figure(fig, out_stem, formats, dpi), fig, f"{measure} seconds ({STATISTIC})", points, labels,
                  notes=[_setup_text(summary), "the repeats interleave depths and kinds after one warm-up call each"],
                  warnings=timing_warnings(summary))
