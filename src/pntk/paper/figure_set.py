@@ -71,6 +71,18 @@ def _values(xs) -> str:
     return ", ".join(str(x) for x in xs)
 
 
+def _verdict_sentence(not_learned: list[str] | None, one_run: bool) -> str:
+    if not_learned is None:
+        return "No learning verdict in the tables (no learned column): every run is drawn alike."
+    if not_learned and one_run:
+        return f"This run did not learn (said in red in the title): {_values(not_learned)}."
+    if not_learned:
+        return (f"Runs that did not learn (drawn hollow or grey dashed, left out of the means): "
+                f"{_values(not_learned)}.")
+    return "This run learned (learned column of the tables)." if one_run else \
+        "Every run drawn here learned (learned column of the tables)."
+
+
 def compose_caption(spec: FigureSpec, drawn: Drawn, reads: dict[str, str]) -> str:
     """`about` (what the quantity is) + what this figure read and drew, in sentences."""
     parts = [spec.about]
@@ -82,13 +94,7 @@ def compose_caption(spec: FigureSpec, drawn: Drawn, reads: dict[str, str]) -> st
     if drawn.points:
         parts.append(f"Points: {drawn.points}.")
     if spec.plot in PER_RUN_PLOTS and drawn.labels:  # a placeholder draws no run
-        if drawn.not_learned is None:
-            parts.append("No learning verdict in the tables (no learned column): every run is drawn alike.")
-        elif drawn.not_learned:
-            parts.append(f"Runs that did not learn (drawn hollow or grey dashed, left out of the means): "
-                         f"{_values(drawn.not_learned)}.")
-        else:
-            parts.append("Every run drawn here learned (learned column of the tables).")
+        parts.append(_verdict_sentence(drawn.not_learned, one_run=spec.plot == "kernel"))
     parts += [note[0].upper() + note[1:] + "." for note in drawn.notes]
     parts += [f"WARNING: {w}." for w in drawn.warnings]
     return " ".join(parts)

@@ -52,8 +52,8 @@ _REGR = ("regression", "training")
 _D = "on the eNTK subset D of the training set"
 FIGURES: dict[int, FigureSpec] = {s.number: s for s in (
     FigureSpec(1, "timing", "cost", "timing", "timing", ("timing",),
-               "Wall-clock seconds to compute the eNTK (O×O block) and the pNTK (one value) for one pair of "
-               "inputs, torchvision ResNets of several depths at initialisation (log scale)."),
+               "Seconds to compute the eNTK (O×O block) and the pNTK (one value) for one pair of inputs with "
+               "torchvision ResNets of several depths at initialisation (log scale)."),
     FigureSpec(2, "diagonal-ratio", "approximation", "width", "diagnostics", _DIAG,
                f"Off- versus on-diagonal mass of the O×O eNTK blocks {_D}: "
                "sqrt(Σ_nm Σ_a≠b Θ_ab² / Σ_nm Σ_a Θ_aa²), against width.",

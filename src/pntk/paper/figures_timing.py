@@ -1,6 +1,7 @@
 """Fig 1: seconds per pair of inputs of the eNTK and the pNTK, from the timing job's per-repeat rows."""
 from __future__ import annotations
 
+import textwrap
 from typing import Iterable
 
 import numpy as np
@@ -36,7 +37,7 @@ def plot_timing(rows: pd.DataFrame, out_stem, title: str = "", *, formats: Itera
     """Grouped bars per arch (ordered by depth), one panel per dataset, log y: bar = minimum over the repeats
     of the measure (:func:`pntk.paper.timing.measure_of`: CPU time for one thread on a CPU, else wall-clock),
     whiskers = min–max, black tick = median, grey dot = wall-clock minimum where the bars are CPU time (how
-    much the shared cores delayed the calls). Above each group: the eNTK/pNTK ratio of the minima."""
+    much the shared cores delayed the calls). Under each group's name: the eNTK/pNTK ratio of the minima."""
     summary = summarize(rows)
     kinds = sorted(summary["kind"].unique(), key=lambda k: (k != "entk", k != "pntk", k))
     datasets = sorted(summary["dataset"].unique())
@@ -57,20 +58,17 @@ def plot_timing(rows: pd.DataFrame, out_stem, title: str = "", *, formats: Itera
                 ax.plot(at, g["wall_min"], ls="none", marker="o", ms=4, color="0.45",
                         label="wall-clock (min): delayed by other processes")
         ratio = d[d["kind"] == "entk"].set_index("arch")["ratio_entk_pntk"].reindex(archs)
-        top = d.groupby("arch")[["max", "wall_min"] if measure == "cpu" else ["max"]].max().max(axis=1)
-        for p, r, t in zip(pos, ratio, top.reindex(archs), strict=True):
-            if np.isfinite(r):
-                ax.annotate(f"eNTK/pNTK ×{r:.1f}", (p, t), textcoords="offset points", xytext=(0, 5),
-                            ha="center", fontsize=7)
-        ax.set_xticks(pos, archs)
+        ax.set_xticks(pos, [a + (f"\neNTK/pNTK ×{r:.1f}" if np.isfinite(r) else "")
+                            for a, r in zip(archs, ratio, strict=True)])
         ax.set_yscale("log")
-        ax.set_ylim(d["min"].min() / 1.6, top.max() * 3)  # every marker inside; head-room for the ratios
+        top = d[["max", "wall_min"]].to_numpy().max()
+        ax.set_ylim(d["min"].min() / 1.6, top * 1.6)  # every marker inside
         ax.set_xlabel("torchvision ResNet at initialisation")
         ax.set_ylabel(f"{MEASURES[measure][1]} of inputs")
         ax.set_title(f"{title} — {ds}" if title else str(ds))
         ax.grid(alpha=0.3, axis="y", which="both")
     points = f"minimum {MEASURES[measure][0]} over {_repeats_text(summary)} repeats; whiskers min–max"
-    shared_legend(fig, axes, f"bar: {points}", loc="outside lower center", ncols=2)
+    shared_legend(fig, axes, textwrap.fill(f"bar: {points}", 60), loc="outside lower center", ncols=2)
     labels = {"arch": list(dict.fromkeys(summary.sort_values("depth")["arch"]))}
     return Drawn(save_figure(fig, out_stem, formats, dpi), fig, f"{measure} seconds ({STATISTIC})", points, labels,
                  notes=[_setup_text(summary), "the repeats interleave depths and kinds after one warm-up call each"],
