@@ -119,12 +119,6 @@ def ylabel_of(statistic: str) -> str:
     return next((s.ylabel for s in FIGURES.values() if s.statistic == statistic and s.ylabel), statistic)
 
 
-def has_full_pntk(config: dict) -> bool:
-    """Both full-data pNTK stores (train × train, test × train) exist: Figs 9, 11, 12."""
-    return (pcfg.find_store(config, "pntk", "train", "train") == ("train", "train")
-            and pcfg.find_store(config, "pntk", "test", "train") == ("test", "train"))
-
-
 def heatmap_manifest(config: dict) -> str | None:
     """Fig 16 reads the pNTK store covering D × D of the first run at its last checkpoint (None: no such store)."""
     from ..store.paths import StorePaths
@@ -141,7 +135,7 @@ REQUIREMENTS = {
     "always": lambda c: True,
     "timing": lambda c: c["timing"]["enabled"],
     "diagnostics": lambda c: c["diagnostics"]["enabled"],
-    "full_pntk": has_full_pntk,
+    "full_pntk": pcfg.has_full_pntk,
     "infinite": lambda c: c["infinite"]["enabled"],
     "heatmap": lambda c: heatmap_manifest(c) is not None,
 }
