@@ -1,17 +1,21 @@
 """timing: seconds per pair of inputs for eNTK and pNTK of torchvision ResNets (paper Fig 1)."""
-import pandas as pd
-
 from pntk.scriptutil import setup
 
-log = setup(snakemake)  # noqa: F821
+log = setup(snakemake)  # torch threads = the rule's threads, recorded in every row
 
-from pntk.data import open_prepared  # noqa: E402
-from pntk.paper.timing import time_kernels  # noqa: E402
+from pntk.data import open_prepared
+from pntk.paper.timing import summarize, time_kernels, timing_warnings
+from pntk.provenance import atomic_write_text
 
-sm = snakemake  # noqa: F821
+sm = snakemake
 t = sm.params.timing
 data = open_prepared(sm.input.data)
 x = data.x[data.train_indices[:2]]
 rows = time_kernels(x, data.num_classes, t["resnet_depths"], dataset=sm.wildcards.dataset, method=sm.params.method,
                     repeats=t["repeats"], device=t["device"])
-pd.DataFrame(rows).to_csv(sm.output.csv, index=False)
+summary = summarize(rows)
+log.info("seconds per pair (min/median/max over repeats of the measure, wall and CPU):\n%s", summary.to_string())
+for message in timing_warnings(summary):  # Fig 1's caption and the report say them too
+    log.warning("timing: %s", message)
+atomic_write_text(sm.output.csv, rows.to_csv(index=False))
+atomic_write_text(sm.output.summary, summary.to_csv(index=False))

@@ -1,4 +1,5 @@
-"""Figures write non-empty PNG + PDF for small synthetic tidy tables."""
+"""Figures write non-empty PNG + PDF for small synthetic tidy tables, draw what they say (means, runs that
+did not learn apart), and Fig 1 shows the timing statistic it names."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +7,9 @@ import pandas as pd
 import pytest
 
 from pntk.paper import figures as fg
+from pntk.paper import figures_fits, figures_timing
 from pntk.paper.diagnostics import TIDY_COLUMNS, fit_rate
+from pntk.paper.run_verdicts import run_verdicts
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +28,8 @@ def tidy() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _assert_written(paths, stem):
+def _assert_written(drawn, stem):
+    paths = drawn.paths
     assert [p.name for p in paths] == [stem.name + ".png", stem.name + ".pdf"]
     png, pdf = (p.read_bytes() for p in paths)
     assert png.startswith(b"\x89PNG") and len(png) > 1000
@@ -63,21 +67,18 @@ def test_rate(tidy, tmp_path):
     fit_table = pd.DataFrame(fits)
     assert np.allclose(fit_table["exponent"], -0.5, atol=0.1)
     stem = tmp_path / "rate"
-    _assert_written(fg.plot_rate(pts, fit_table, stem), stem)
-    _assert_written(fg.plot_rate(pts, fit_table.iloc[:1], tmp_path / "r2"), tmp_path / "r2")
+    _assert_written(figures_fits.plot_rate(pts, fit_table, stem), stem)
+    _assert_written(figures_fits.plot_rate(pts, fit_table.iloc[:1], tmp_path / "r2"), tmp_path / "r2")
 
 
-def test_rate_reference_slope_spans_a_fitted_group(tidy, tmp_path, monkeypatch):
+def test_rate_reference_slope_spans_a_fitted_group(tidy, tmp_path):
     """A one-width architecture sorted first (no fit) must not collapse the −½ reference to a point."""
     pts = tidy[(tidy["epoch"] == 0) & (tidy["statistic"] == "frobenius_distance")]
     one_width = pts[pts["readout_width"] == pts["readout_width"].min()].assign(arch="aaa-convnet")
     pts = pd.concat([one_width, pts])
     fits = [{"dataset": ds, "arch": arch, **fit_rate(g["readout_width"], g["value"], g["seed"], n_boot=50)}
             for (ds, arch), g in pts.groupby(["dataset", "arch"]) if g["readout_width"].nunique() > 1]
-    figs = []
-    monkeypatch.setattr(fg, "save_figure", lambda fig, *a, **k: figs.append(fig) or [])
-    fg.plot_rate(pts, pd.DataFrame(fits), tmp_path / "rate")
-    (ax,) = figs[0].axes
+    (ax,) = figures_fits.plot_rate(pts, pd.DataFrame(fits), tmp_path / "rate").figure.axes
     (ref,) = [line for line in ax.get_lines() if line.get_label() == "reference slope −½"]
     xs = ref.get_xdata()
     ranges = {(g["readout_width"].min(), g["readout_width"].max()) for _, g in pts.groupby(["dataset", "arch"])
@@ -90,27 +91,118 @@ def test_over_epochs(tidy, tmp_path):
     _assert_written(fg.plot_over_epochs(tidy, "offdiag_ratio", stem, title="Fig 9", logy=True), stem)
 
 
-def test_timing(tmp_path):
-    rows = [dict(dataset=ds, arch=f"resnet{d}", width=64, seed=s, epoch=0,
-                 statistic=f"seconds_per_pair_{k}", value=t * d / 18 * (1 + 0.05 * s))
-            for ds in ("cifar10", "mnist") for d in (18, 34, 50) for s in range(2)
-            for k, t in (("entk", 2e-2), ("pntk", 2e-3))]
-    stem = tmp_path / "fig01-timing"
-    _assert_written(fg.plot_timing(pd.DataFrame(rows), stem), stem)
-    with pytest.raises(ValueError, match="seconds_per_pair_"):
-        fg.plot_timing(pd.DataFrame(rows).assign(statistic="x"), tmp_path / "y")
-
-
 def test_infinite(tmp_path):
     rows = [dict(dataset="synthetic", arch="fcn", width=w, seed=s, epoch=0,
                  statistic=f"infinite_rel_dist_{k}", value=c / np.sqrt(w) * (1 + 0.1 * s))
             for w in (64, 256, 1024) for s in range(3) for k, c in (("entk", 3.0), ("pntk", 2.0))]
     stem = tmp_path / "infinite"
-    _assert_written(fg.plot_infinite(pd.DataFrame(rows), stem), stem)
+    _assert_written(figures_fits.plot_infinite(pd.DataFrame(rows), stem), stem)
 
 
-def test_captions_cover_figures():
-    for slug in ("timing", "diagonal-ratio", "frobenius-distance", "lambda-max", "lambda-min",
-                 "condition-number", "prediction-gap", "accuracy-gap", "over-epochs", "rate",
-                 "infinite-width"):
-        assert len(fg.CAPTIONS[slug]) > 40
+
+
+# ----------------------------------------------------------------------------- runs that did not learn
+BAD = ("digits", "fcn", 16, 2)  # the run marked as not learned below
+
+
+def _with_verdicts(tidy: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(tidy rows of digits/fcn with a learned column, training rows with each run's test accuracy)."""
+    df = tidy[(tidy.dataset == "digits") & (tidy.arch == "fcn")].copy()
+    df["learned"] = [(d, a, w, s) != BAD for d, a, w, s in zip(df.dataset, df.arch, df.width, df.seed, strict=True)]
+    runs = df[["dataset", "arch", "width", "seed", "learned"]].drop_duplicates()
+    training = runs.assign(epoch=10, statistic="test_acc", value=np.where(runs.learned, 0.9, 0.1))
+    return df, training
+
+
+def _errorbar_lines(ax) -> dict:
+    """{legend label: (x, y)} of the errorbar data lines of an axes."""
+    return {c.get_label(): (np.asarray(c.lines[0].get_xdata(), dtype=float),
+                            np.asarray(c.lines[0].get_ydata(), dtype=float)) for c in ax.containers}
+
+
+def test_width_figure_leaves_runs_that_did_not_learn_out_of_the_mean(tidy, tmp_path):
+    df, training = _with_verdicts(tidy[tidy.epoch == 0])
+    drawn = fg.plot_stat_vs_width(df, "frobenius_distance", tmp_path / "w", verdicts=run_verdicts(df, training))
+    assert drawn.not_learned == ["fcn-w16-s2 (test acc 0.10)"] and drawn.statistic == "frobenius_distance"
+    (ax,) = drawn.figure.axes
+    x, y = _errorbar_lines(ax)["fcn"]
+    sel = df[df.statistic == "frobenius_distance"]
+    expected = sel[sel.learned].groupby("readout_width")["value"].mean()
+    np.testing.assert_allclose(y, expected.loc[x].to_numpy())
+    hollow = [ln for ln in ax.lines if ln.get_markerfacecolor() == "none"]
+    (drawn_bad,) = [ln for ln in hollow if len(ln.get_xdata())]
+    (legend,) = [ln for ln in hollow if not ln.get_label().startswith("_")]
+    bad = sel[~sel.learned]
+    assert list(drawn_bad.get_xdata()) == list(bad.readout_width) and list(drawn_bad.get_ydata()) == list(bad.value)
+    assert "did not learn" in legend.get_label() and "fcn-w16-s2 (test acc 0.10)" in legend.get_label()
+    assert "n=2–3" in drawn.points  # width 16 has two learned seeds left, the others three
+
+
+def test_without_a_learned_column_every_run_is_in_the_mean_and_the_figure_says_so(tidy, tmp_path):
+    df, training = _with_verdicts(tidy[tidy.epoch == 0])
+    df = df.drop(columns="learned")
+    drawn = fg.plot_stat_vs_width(df, "offdiag_ratio", tmp_path / "w", verdicts=run_verdicts(df, training.drop(
+        columns="learned")))
+    assert drawn.not_learned is None  # no verdict: a caption must not claim that every run learned
+    (ax,) = drawn.figure.axes
+    x, y = _errorbar_lines(ax)["fcn"]
+    sel = df[df.statistic == "offdiag_ratio"]
+    np.testing.assert_allclose(y, sel.groupby("readout_width")["value"].mean().loc[x].to_numpy())
+
+
+def test_epochs_figure_draws_a_run_that_did_not_learn_as_its_own_dashed_line(tidy, tmp_path):
+    df, training = _with_verdicts(tidy)
+    drawn = fg.plot_over_epochs(df, "acc_diff", tmp_path / "e", verdicts=run_verdicts(df, training))
+    (ax,) = drawn.figure.axes
+    (line,) = [ln for ln in ax.lines if ln.get_linestyle() == "--" and ln.get_markerfacecolor() == "none"]
+    assert line.get_label() == "did not learn: fcn-w16-s2 (test acc 0.10)"
+    bad = df[(df.statistic == "acc_diff") & ~df.learned].sort_values("epoch")
+    assert list(line.get_ydata()) == list(bad.value)
+    _, y = _errorbar_lines(ax)["w = 16 (readout 16)"]
+    ok = df[(df.statistic == "acc_diff") & df.learned & (df.width == 16)]
+    np.testing.assert_allclose(y, ok.groupby("epoch")["value"].mean().to_numpy())
+
+
+# ----------------------------------------------------------------------------- Fig 1
+def _timing_rows() -> pd.DataFrame:
+    from pntk.paper.timing import COLUMNS
+
+    rng = np.random.default_rng(1)
+    rows = [{"dataset": "digits", "arch": f"resnet{d}", "depth": d, "kind": k, "repeat": r,
+             "seconds": t * d / 18 * (1 + rng.uniform(0, 0.1)), "cpu_seconds": t * d / 18, "threads": 1,
+             "device": "cpu", "device_name": "test CPU", "torch_version": "2.x", "n_params": d * 10**6,
+             "method": "auto", "input_shape": "1×8×8"}
+            for d in (50, 18, 34) for k, t in (("entk", 2e-2), ("pntk", 4e-3)) for r in range(5)]
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def test_timing_bars_are_the_minimum_with_min_max_whiskers_and_the_ratio(tmp_path):
+    rows = _timing_rows()
+    stem = tmp_path / "fig01-timing"
+    drawn = figures_timing.plot_timing(rows, stem)
+    _assert_written(drawn, stem)
+    (ax,) = [a for a in drawn.figure.axes if a.patches]
+    mins = rows.groupby(["kind", "depth"])["cpu_seconds"].min()  # one thread on a CPU: bars are CPU time
+    heights = [p.get_height() for p in ax.patches]
+    np.testing.assert_allclose(heights, list(mins["entk"]) + list(mins["pntk"]))
+    assert [t.get_text() for t in ax.get_xticklabels()] == [  # by depth, with the eNTK/pNTK ratio of the minima
+        f"resnet{d}\neNTK/pNTK ×{mins['entk'][d] / mins['pntk'][d]:.1f}" for d in (18, 34, 50)]
+    assert drawn.points == ("minimum CPU time of the one-thread call (its wall-clock on an idle core) over n=5 "
+                            "repeats; whiskers min–max")
+    assert ax.get_ylabel() == "CPU seconds per pair of inputs"
+    dots = [ln for ln in ax.lines if ln.get_marker() == "o"]  # wall-clock minima beside the CPU-time bars
+    np.testing.assert_allclose(np.concatenate([ln.get_ydata() for ln in dots]),
+                               [rows[(rows.kind == k) & (rows.depth == d)].seconds.min()
+                                for k in ("entk", "pntk") for d in (18, 34, 50)])
+    assert "1 torch thread(s) on cpu (test CPU)" in drawn.notes[0] and "resnet50 50.0M" in drawn.notes[0]
+    assert drawn.warnings == []
+
+
+def test_non_finite_values_are_not_drawn_and_named(tidy, tmp_path):
+    """κ of a kernel with λmin ≤ 0 is NaN: the point is said to be missing instead of silently absent."""
+    df = tidy[(tidy.dataset == "digits") & (tidy.arch == "fcn") & (tidy.statistic == "offdiag_ratio")].copy()
+    df.loc[(df.width == 16) & (df.seed == 0) & (df.epoch == 5), "value"] = np.nan
+    drawn = fg.plot_stat_vs_width(df, "offdiag_ratio", tmp_path / "k")
+    assert drawn.notes == [f"1 of {len(df)} values not finite, not drawn: fcn-w16-s0 epoch 5"]
+    for _, y in _errorbar_lines(drawn.figure.axes[0]).values():
+        assert np.isfinite(y).all()

@@ -359,9 +359,9 @@ def test_colour_image_in_greyscale_folder_is_an_error(tmp_path):
 @pytest.mark.parametrize("layout", sorted(LAYOUTS))
 def test_data_samples_figure_draws_any_channel_count(layout, tmp_path):
     """Fig 15 shows user data whatever its channel count (feature vectors are (D, 1, 1))."""
-    from pntk.paper.figure_set import plot_data_samples
+    from pntk.paper.figures_data import plot_data_samples
 
     write_npz(tmp_path / "mine.npz", layout)
     D.prepare_dataset("npz", None, tmp_path / "npz.zarr", path=tmp_path / "mine.npz")
-    paths = plot_data_samples(tmp_path / "npz.zarr", tmp_path / "fig15")
+    paths = plot_data_samples(tmp_path / "npz.zarr", tmp_path / "fig15").paths
     assert paths and all(Path(p).stat().st_size > 0 for p in paths)

@@ -19,7 +19,7 @@ from .store.zarr_store import tile_range
 
 RULES = ("prepare_data", "train", "kernel_checkpoint", "kernel_init", "kernel_tile", "kernel_finalize",
          "diagnostics", "regression", "timing", "infinite_width", "tables", "figures", "active_learning",
-         "active_figures", "all")
+         "active_figures", "report", "all")
 
 
 def job_counts(config: dict) -> dict[str, int]:
@@ -39,7 +39,7 @@ def job_counts(config: dict) -> dict[str, int]:
     counts["tables"] = counts["figures"] = 1
     counts["active_learning"] = len(pcfg.active_runs(config))
     counts["active_figures"] = int(bool(counts["active_learning"]))
-    counts["all"] = 1
+    counts["report"] = counts["all"] = 1
     return {r: counts[r] for r in RULES if counts.get(r)}
 
 
@@ -127,12 +127,13 @@ def plan_workflow(config: dict, device: DeviceProfile, *, cores: int | None = No
                            len(models) * seeds * epochs))
     if config["timing"]["enabled"]:
         jobs.append(cm.timing(_timing_models(config, in_shape[0], o), in_shape, config["timing"],
-                              config["kernels"]["method"], heavy))
+                              config["kernels"]["method"], config["timing"]["threads"]))
     if config["infinite"]["enabled"]:
         inf = config["infinite"]
         specs = [ModelSpec("fcn", w, in_shape, o, inf["depth"], "ntk") for w in inf["widths"]]
         jobs.append(cm.infinite(specs, len(inf["seeds"]), min(inf["n_points"], n_train)))
-    jobs += [cm.light("tables", COSTS.tables_s), cm.light("figures", COSTS.figures_s)]
+    jobs += [cm.light("tables", COSTS.tables_s), cm.light("figures", COSTS.figures_s),
+             cm.light("report", COSTS.light_job_s)]  # reads the PNGs and small tables, writes one page
     a = config["active"]
     for strategy, _seed in pcfg.active_runs(config):
         aspec = ModelSpec(a["arch"], a["width"], in_shape, o, a["depth"])

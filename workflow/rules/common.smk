@@ -8,7 +8,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))  # the library, also without `pip install`
 
 from pntk import config as pcfg  # noqa: E402
-from pntk.paper import figure_set as fset  # noqa: E402
+from pntk.paper import figure_table as ftab  # noqa: E402
+from pntk.paper.timing import timing_paths  # noqa: E402
 from pntk.runs import RUN_PATTERN, Run  # noqa: E402
 from pntk.store.paths import StorePaths  # noqa: E402
 
@@ -141,6 +142,7 @@ def all_targets():
     targets += figure_targets()
     targets += active_targets()
     targets += [f"{R}/tables/claims.csv", f"{R}/tables/warnings.csv"]  # rule claims (tables.smk)
+    targets.append(REPORT)
     return targets
 
 
@@ -160,57 +162,57 @@ def diag_manifests(wildcards):
     }
 
 
-# --- figures
+# --- figures: the figure table (pntk.paper.figure_table) decides which figures exist and what they read
+FIGURES_DIR = f"{R}/figures"
+REPORT = f"{R}/report.html"
+
+
 def figure_numbers():
-    nums = [10, 15]
-    if config["timing"]["enabled"]:
-        nums.append(1)
-    if config["diagnostics"]["enabled"]:
-        nums += [2, 3, 4, 5, 6, 7, 8, 13]
-    if has_full_pntk():
-        nums += [9, 11, 12]
-    if config["infinite"]["enabled"]:
-        nums.append(14)
-    if heatmap_manifest():
-        nums.append(16)
-    return sorted(nums)
+    return ftab.numbers_for(config)
 
 
 def heatmap_manifest():
-    found = pcfg.find_store(config, "pntk", "sub-train", "sub-train")
-    if found is None or not RUNS:
-        return None
-    return str(StorePaths.in_epoch(RUNS[0].epoch_dir(R, EPOCHS[-1]), "pntk", *found).manifest)
+    return ftab.heatmap_manifest(config)
 
 
 def figure_outputs():
-    out = {}
-    for n, name in zip(figure_numbers(), fset.figure_names(figure_numbers())):
-        for ext in config["figures"]["formats"]:
-            path = f"{R}/figures/{name}.{ext}"
-            cap = f"{workflow.basedir}/workflow/report/fig{n:02d}.rst"
-            out[f"fig{n:02d}_{ext}"] = report(path, caption=cap, category="Figures") if ext == "png" else path
+    """PNG/PDF of every figure (PNG in Snakemake's report, captioned by the caption file the figures job
+    writes from what it drew), the caption files and the figures.json index the HTML report reads."""
+    out, formats = {}, config["figures"]["formats"]
+    for n in figure_numbers():
+        spec = ftab.FIGURES[n]
+        caption = os.path.abspath(ftab.caption_file(FIGURES_DIR, n))  # resolved in the working directory
+        for path, ext in zip(ftab.figure_files(FIGURES_DIR, n, formats), formats):
+            labels = {"figure": f"Fig {n:02d}", "name": spec.slug}
+            flagged = report(str(path), caption=caption, category=ftab.SECTIONS[spec.section], labels=labels)
+            out[f"fig{n:02d}_{ext}"] = flagged if ext == "png" else str(path)
+        out[f"fig{n:02d}_caption"] = str(ftab.caption_file(FIGURES_DIR, n))
+    out["index"] = f"{FIGURES_DIR}/{ftab.INDEX}"
     return out
 
 
 def figure_targets():
-    return list(figure_outputs().values()) + [f"{R}/tables/{t}.csv" for t in ("diagnostics", "regression", "training", "rate")]
+    tables = [ftab.table_path(R, t) for t in ("diagnostics", "regression", "training", "rate")]
+    timing = list(timing_paths(R, DATASET).values()) if config["timing"]["enabled"] else []
+    return list(figure_outputs().values()) + tables + timing
 
 
 def figure_inputs(wildcards):
-    inp = {
-        "diagnostics": f"{R}/tables/diagnostics.csv",
-        "regression": f"{R}/tables/regression.csv",
-        "training": f"{R}/tables/training.csv",
-        "rate": f"{R}/tables/rate.csv",
-        "data": data_store(),
-    }
-    if config["timing"]["enabled"]:
-        inp["timing"] = f"{R}/timing/{DATASET}.csv"
-    if config["infinite"]["enabled"]:
-        inp["infinite"] = f"{R}/tables/infinite.csv"
-    if heatmap_manifest():
-        inp["kernel_manifest"] = heatmap_manifest()
+    return ftab.input_paths(config, data_store())
+
+
+def produced_table(name):
+    """results/tables/{name}.csv when a rule of this workflow writes it (claims.csv and warnings.csv come
+    from the tables step), else nothing: the report then says on its page that the file is missing."""
+    path = ftab.table_path(R, name)
+    return [path] if any(str(f) == path for r in workflow.rules for f in r.output) else []
+
+
+def report_inputs(wildcards):
+    inp = {"index": f"{FIGURES_DIR}/{ftab.INDEX}", "figures": [str(f) for f in figure_outputs().values()]}
+    inp["claims"] = produced_table("claims")
+    inp["warnings"] = produced_table("warnings")
+    inp["active"] = active_targets()
     return inp
 
 

@@ -1,20 +1,50 @@
-# Every figure (PNG + PDF) in one job from the tidy tables; captions in workflow/report/.
+# Every figure (PNG + PDF) in one job from the tidy tables, each with the caption written from what it drew;
+# then the HTML report that opens on the results. Which figures exist and what they read: the figure table
+# (pntk.paper.figure_table), asked by the functions in common.smk.
 
 
 rule figures:
-    """All figures of the paper reproduction, PNG and PDF, with captions for the HTML report."""
+    """All figures of the paper reproduction, PNG and PDF, their captions and the figures.json index."""
     input:
         unpack(figure_inputs),
     output:
         **figure_outputs(),
-    params:
-        numbers=figure_numbers(),
-        out_dir=lambda wc, output: os.path.dirname(output[0]),
+    log:
+        f"{R}/logs/figures.log",
     conda:
         CONDA_ENV
     resources:
         **device_resources(),
-    log:
-        f"{R}/logs/figures.log",
+    params:
+        numbers=figure_numbers(),
+        out_dir=lambda wc, output: os.path.dirname(output.index),
+        subsets={k: config["data"][k] for k in ("subset_train", "subset_test", "seed")},
+        formats=config["figures"]["formats"],
+        dpi=config["figures"]["dpi"],
     script:
         "../../scripts/figures.py"
+
+
+rule report:
+    """results/report.html: one self-contained page (PNG embedded, no network) that opens on the claims and
+    the run's warnings, then every figure with its caption, grouped by the paper's sections.
+    """
+    input:
+        unpack(report_inputs),
+    output:
+        html=REPORT,
+    log:
+        f"{R}/logs/report.log",
+    conda:
+        CONDA_ENV
+    resources:
+        **device_resources(),
+    params:
+        summary={
+            "dataset": DATASET,
+            "models": config["models"],
+            "seeds": config["seeds"],
+            "epochs": EPOCHS,
+        },
+    script:
+        "../../scripts/report.py"

@@ -2,20 +2,22 @@
 
 
 rule timing:
-    """Fig 1: seconds per input pair of eNTK and pNTK for torchvision ResNets, on the kernel node type."""
+    """Fig 1: seconds per input pair of eNTK and pNTK for torchvision ResNets, every repeat kept, on the
+    kernel node type; torch runs timing.threads threads (recorded), and the job holds that many cores.
+    """
     input:
         data=data_store,
     output:
-        csv=f"{R}/timing/{{dataset}}.csv",
+        **timing_paths(R, "{dataset}"),
+    log:
+        f"{R}/logs/timing/{{dataset}}.log",
+    conda:
+        CONDA_ENV
+    threads: config["timing"]["threads"]
+    resources:
+        **device_resources(config["timing"]["device"]),
     params:
         timing=config["timing"],
         method=config["kernels"]["method"],
-    resources:
-        **device_resources(config["timing"]["device"]),
-    threads: HEAVY_CPU
-    conda:
-        CONDA_ENV
-    log:
-        f"{R}/logs/timing/{{dataset}}.log",
     script:
         "../../scripts/timing.py"
