@@ -3,12 +3,14 @@ from pntk.scriptutil import setup
 
 log = setup(snakemake)  # noqa: F821
 
-from pntk import tables  # noqa: E402
+from pntk import config as pcfg  # noqa: E402
+from pntk.paper import tables  # noqa: E402
 
 sm = snakemake  # noqa: F821
-diag = tables.diagnostics_table(list(sm.input.diagnostics))
-training = tables.training_table(list(sm.input.train_logs))
-regr = tables.regression_table(list(sm.input.regression), training)
+rw = pcfg.readout_widths(sm.config)  # read from the models (import-path ones too), not from their names
+diag = tables.diagnostics_table(list(sm.input.diagnostics), rw)
+training = tables.training_table(list(sm.input.train_logs), rw)
+regr = tables.regression_table(list(sm.input.regression), training, rw)
 rate = tables.rate_table(diag, n_boot=sm.params.bootstrap)
 for df, path in ((diag, sm.output.diagnostics), (regr, sm.output.regression), (training, sm.output.training),
                  (rate, sm.output.rate)):

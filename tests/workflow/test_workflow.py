@@ -99,7 +99,7 @@ def test_kernel_store_symmetric_and_matches_engine(tiny_run):
 
     run = tiny_run / "results" / "runs" / "digits" / "fcn-w16-s0"
     k = xr.open_zarr(run / "epoch002" / "kernels" / "pntk-train-train.zarr")["kernel"]
-    data = open_prepared(tiny_run / "results" / "data" / "digits.zarr")
+    data = open_prepared(tiny_run / "results" / "data" / "digits")
     model, _ = load_checkpoint(run / "checkpoints" / "epoch002.pt")
     x = torch.as_tensor(data.x[k.row.values], dtype=torch.float64)
     ref = empirical_kernel(model.double(), x, kind="pntk", method="reference").numpy()
