@@ -49,6 +49,11 @@ def _del(cfg: dict, dotted: str) -> dict:
     return cfg
 
 
+def _active(cfg: dict, **active) -> dict:
+    """`cfg` with a train split of 60 (the active-learning pool) and active learning enabled with `active`."""
+    return _set(_set(cfg, "data.train_size", 60), "active", {"enabled": True, **active})
+
+
 # (id, mutation of base(), text that the error message must contain: the offending key)
 BAD = [
     ("unknown-arch", lambda c: _set(c, "models.0.arch", "mlp"), "models.0.arch"),
@@ -100,24 +105,15 @@ BAD = [
     ("data-seed-float", lambda c: _set(c, "data.seed", 1.0), "data.seed"),
     ("active-initial-float", lambda c: _set(c, "active", {"initial": 5.0}), "active.initial"),
     # active learning sizes against the pool (the train split of 60), before any job
-    ("active-initial-exceeds-pool",
-     lambda c: _set(_set(c, "data.train_size", 60), "active", {"enabled": True, "initial": 100}), "active.initial"),
-    ("active-labels-exceed-pool",
-     lambda c: _set(_set(c, "data.train_size", 60), "active",
-                    {"enabled": True, "initial": 20, "per_cycle": 10, "cycles": 5, "pool_subset": 30}),
+    ("active-initial-exceeds-pool", lambda c: _active(c, initial=100), "active.initial"),
+    ("active-labels-exceed-pool", lambda c: _active(c, initial=20, per_cycle=10, cycles=5, pool_subset=30),
      "active.cycles"),
-    ("active-pool-subset-exceeds-unlabelled",
-     lambda c: _set(_set(c, "data.train_size", 60), "active",
-                    {"enabled": True, "initial": 20, "per_cycle": 5, "cycles": 2, "pool_subset": 50}),
+    ("active-pool-subset-exceeds-unlabelled", lambda c: _active(c, initial=20, per_cycle=5, cycles=2, pool_subset=50),
      "active.pool_subset"),
-    ("active-per-cycle-exceeds-pool-subset",
-     lambda c: _set(_set(c, "data.train_size", 60), "active",
-                    {"enabled": True, "initial": 10, "per_cycle": 8, "cycles": 2, "pool_subset": 5}),
+    ("active-per-cycle-exceeds-pool-subset", lambda c: _active(c, initial=10, per_cycle=8, cycles=2, pool_subset=5),
      "active.per_cycle"),
     ("active-naive-pool-exceeds-unlabelled",
-     lambda c: _set(_set(c, "data.train_size", 60), "active",
-                    {"enabled": True, "initial": 10, "per_cycle": 2, "cycles": 2, "pool_subset": 20,
-                     "naive_pool": 55}), "active.naive_pool"),
+     lambda c: _active(c, initial=10, per_cycle=2, cycles=2, pool_subset=20, naive_pool=55), "active.naive_pool"),
     ("unknown-python-path-folder", lambda c: _set(c, "python_path", ["/nonexistent/pntk/models"]), "python_path"),
 ]
 
@@ -148,9 +144,7 @@ def test_unknown_key_message_lists_allowed_keys():
 def test_active_sizes_are_checked_only_when_enabled():
     cfg = _set(_set(base(), "data.train_size", 60), "active", {"initial": 100})
     assert validate_config(cfg)["active"]["enabled"] is False  # the defaults need not fit a tiny config
-    ok = _set(_set(base(), "data.train_size", 60), "active",
-              {"enabled": True, "initial": 20, "per_cycle": 10, "cycles": 4, "pool_subset": 40, "naive_pool": 10})
-    validate_config(ok)  # 20 + 4 × 10 = 60 labels: exactly the pool
+    validate_config(_active(base(), initial=20, per_cycle=10, cycles=4, pool_subset=40, naive_pool=10))  # 60: all
 
 
 def test_integers_stay_integers():

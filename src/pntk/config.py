@@ -162,7 +162,8 @@ def check_models(config: dict) -> None:
     for i, m in enumerate(config["models"]):
         key, arch = f"models.{i}", m["arch"]
         if is_import_path(arch):
-            for k, unused in (("depth", m["depth"] is not None), ("parameterization", m["parameterization"] != "standard"),
+            for k, unused in (("depth", m["depth"] is not None),
+                              ("parameterization", m["parameterization"] != "standard"),
                               ("width_arg", m["width_arg"] and not arch.startswith(TORCHVISION + ":"))):
                 if unused:
                     raise ConfigError(f"{key}.{k}: not used by {arch!r} (built-in archs: depth, parameterization; "

@@ -203,7 +203,8 @@ def check_contents(zf: zipfile.ZipFile, man: dict, zip_path: Path) -> None:
             raise ArchiveError(f"refused: run {name} does not carry exactly the train outputs {want} + train_log.csv")
         for e, rel in zip(epochs, want):
             ck = load_checkpoint_bytes(rel, zf.read(rel))
-            got = {"arch": ck["spec"].get("name") or ck["spec"].get("arch"), "width": ck["spec"].get("width"), "seed": ck["seed"],
+            got = {"arch": ck["spec"].get("name") or ck["spec"].get("arch"),  # the run name of the model
+                   "width": ck["spec"].get("width"), "seed": ck["seed"],
                    "epoch": ck["epoch"], "dataset": ck["dataset"], "data_fingerprint": ck["data_fingerprint"]}
             exp = {"arch": arch, "width": width, "seed": seed, "epoch": e, "dataset": ds, "data_fingerprint": fp}
             bad = [f"{k} {got[k]} (expected {exp[k]})" for k in exp if got[k] != exp[k]]
