@@ -192,7 +192,7 @@ def check_models(config: dict) -> None:
         for w in m["widths"]:
             model = ModelSpec.from_entry(m, w, spec.in_shape, spec.num_classes, config["python_path"])
             try:
-                _check_once(json.dumps(model.to_dict(), sort_keys=True), source_digest(model.arch, model.python_path))
+                _check_once(json.dumps(model.to_dict(), sort_keys=True))
             except ModelImportError as err:
                 raise ConfigError(f"models.{i}.arch: {err} (data {config['data']['name']!r}: inputs "
                                   f"{tuple(spec.in_shape)} (C, H, W), {spec.num_classes} classes)") from None
@@ -212,8 +212,8 @@ def check_builtin_entry(key: str, m: dict) -> None:
 
 
 @functools.lru_cache(maxsize=256)
-def _check_once(spec_json: str, _source_digest: str) -> int | None:
-    """`check_model` once per process, spec and version of the module file (an edit is checked again)."""
+def _check_once(spec_json: str) -> int | None:
+    """`check_model` once per process and spec (a module is imported once per process anyway)."""
     return check_model(ModelSpec.from_dict(json.loads(spec_json)))
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import importlib.util
 import re
 import sys
 from pathlib import Path
@@ -169,8 +168,8 @@ def source_digest(arch: str, python_path=()) -> str:
         import torchvision
 
         return f"torchvision {torchvision.__version__}"
-    add_python_path(python_path)
-    spec = importlib.util.find_spec(module)
-    if spec is None or not spec.origin or not Path(spec.origin).is_file():
-        raise ModelImportError(f"cannot find the source file of module {module!r} of {arch!r}")
-    return hashlib.sha256(Path(spec.origin).read_bytes()).hexdigest()
+    resolve_callable(arch, python_path)  # imports the module, or names what is missing
+    origin = getattr(sys.modules[module], "__file__", None)
+    if not origin or not Path(origin).is_file():
+        raise ModelImportError(f"module {module!r} of {arch!r} has no source file to fingerprint")
+    return hashlib.sha256(Path(origin).read_bytes()).hexdigest()

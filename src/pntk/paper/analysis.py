@@ -139,10 +139,13 @@ def describe_predictions(ds, *, checkpoint, manifests: dict, regression_cfg: dic
     for key, path in manifests.items():
         attrs[f"manifest_{key}"], attrs[f"manifest_{key}_sha256"] = str(path), sha256_file(path)
     for key, value in solver_info.items():  # every scalar the solver reported (converged, residual, ...)
+        if key in ("solver", "kind") or not isinstance(value, (bool, int, float, str)):
+            continue
         if isinstance(value, bool):
-            attrs[f"solver_{key}"] = int(value)
-        elif isinstance(value, (int, float, str)):
-            attrs[f"solver_{key}"] = value
+            value = int(value)
+        elif isinstance(value, int) and not -2**31 <= value < 2**31:
+            value = float(value)  # netCDF3 integers are 32-bit (memory caps of 8 GiB are not)
+        attrs[f"solver_{key}"] = value
     ds.attrs.update(attrs)
 
 
