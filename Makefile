@@ -25,7 +25,10 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest tests
 
+# ruff (pyproject.toml), snakefmt on the Snakefile and rule files, Snakemake's own linter.
 lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/snakefmt --check Snakefile workflow/rules/
 	$(BIN)/snakemake --lint --configfile config.yaml
 
 dry-run: $(STAMP)

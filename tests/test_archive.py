@@ -16,6 +16,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from dry_run import job_counts
 import yaml
 
 from pntk.store import archive
@@ -58,28 +59,9 @@ def snakemake(workdir: Path, configfile: Path, *args: str) -> subprocess.Complet
     return subprocess.run(cmd, capture_output=True, text=True, timeout=900)
 
 
-def scheduled_jobs(dry_run_output: str) -> dict[str, int]:
-    """Rule → count from the 'Job stats' table of `snakemake -n` (empty when nothing is to be done)."""
-    jobs: dict[str, int] = {}
-    if "Job stats:" not in dry_run_output:
-        assert "Nothing to be done" in dry_run_output, dry_run_output
-        return jobs
-    table = dry_run_output.split("Job stats:", 1)[1].splitlines()
-    for line in table[3:]:  # header, dashes
-        parts = line.split()
-        if len(parts) != 2 or parts[0] == "total":
-            break
-        jobs[parts[0]] = int(parts[1])
-    return jobs
-
-
 @pytest.fixture(scope="module")
 def checkout_a(tmp_path_factory) -> tuple[Path, Path]:
     """Checkout A after the real workflow computed the two kernel stores: (results dir, config file)."""
-    try:
-        from pntk.kernels import empirical_kernel  # noqa: F401
-    except ImportError as err:
-        pytest.skip(f"kernel engine not importable yet: {err}")
     base = tmp_path_factory.mktemp("checkouts")
     cfg = write_config(base / "tiny.yaml")
     res = snakemake(base / "A", cfg)
@@ -136,7 +118,7 @@ def test_two_checkouts_import_schedules_no_recomputation(checkout_a, packed, tmp
         assert main(["verify", str(b / f"results/runs/{RUN}/epoch001/kernels/{s}.zarr")]) == 0
     dry = snakemake(b, cfg_b, "-n")
     assert dry.returncode == 0, dry.stderr
-    jobs = scheduled_jobs(dry.stdout + dry.stderr)
+    jobs = job_counts(dry.stdout + dry.stderr)
     assert not HEAVY_RULES & set(jobs), jobs
 
     # importing twice is harmless, and changes no modification time
@@ -146,7 +128,7 @@ def test_two_checkouts_import_schedules_no_recomputation(checkout_a, packed, tmp
 
     # control: the order of modification times is what keeps Snakemake quiet
     os.utime(b / "results/data/digits/.snakemake_timestamp")
-    jobs = scheduled_jobs((lambda r: r.stdout + r.stderr)(snakemake(b, cfg_b, "-n")))
+    jobs = job_counts((lambda r: r.stdout + r.stderr)(snakemake(b, cfg_b, "-n")))
     assert {"train", "kernel_init", "kernel_tile", "kernel_finalize"} <= set(jobs), jobs
 
 

@@ -76,13 +76,13 @@ def test_same_stores_as_per_tile_jobs_and_equal_to_one_shot(small_digits_store, 
 @pytest.fixture
 def recorded_tiles(monkeypatch):
     """Names ("{store}/{i}_{j}") of the tiles checkpoint_job computes, in order."""
-    seen, compute = [], kernel_jobs._compute_tile
+    seen, compute = [], kernel_jobs._run_tile
 
     def recording(flag, *args, **kwargs):
         seen.append(f"{StorePaths.of(flag).stem.name}/{Path(flag).stem}")
         return compute(flag, *args, **kwargs)
 
-    monkeypatch.setattr(kernel_jobs, "_compute_tile", recording)
+    monkeypatch.setattr(kernel_jobs, "_run_tile", recording)
     return seen
 
 

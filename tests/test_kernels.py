@@ -2,11 +2,12 @@
 
 Models: the four pntk.models architectures (small; the FCN also in NTK parameterization), a
 torchvision ResNet-18 (tiny input, deep stages frozen to keep P small; in-place ReLU and
-`out += identity` included) and a model mixing Linear (also on 3-D inputs), Conv2d (stride, padding,
+`out += identity` included), a model mixing Linear (also on 3-D inputs), Conv2d (stride, padding,
 groups, dilation, 'same' + reflect padding), BatchNorm 1d/2d, GroupNorm, LayerNorm, a custom
 x * scale parameter, a module called twice, a weight shared by two Linear modules and a frozen
-parameter. BatchNorm running statistics are made non-trivial by train-mode forwards before the kernel
-calls, and models are left in train mode so eval mode matters.
+parameter, and Linear layers without a bias / with a frozen one. BatchNorm running statistics are
+made non-trivial by train-mode forwards before the kernel calls, and models are left in train mode
+so eval mode matters. (nn.MultiheadAttention: tests/test_kernels_inputs.py.)
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pntk.kernels import Kind, empirical_kernel, structured
-from pntk.kernels._common import row_spec
+from pntk.kernels._common import jacobian_rows
 from pntk.models import ModelSpec, init_model
 
 KINDS = [k.value for k in Kind]
@@ -93,6 +94,14 @@ def _torchvision_resnet() -> nn.Module:
     return m
 
 
+def _linear_bias_variants() -> nn.Module:
+    """Linear layers in the gram mode without a bias, with a frozen bias and with a trainable one."""
+    m = nn.Sequential(nn.Flatten(), nn.Linear(32, 8, bias=False), nn.ReLU(), nn.Linear(8, 8), nn.Tanh(),
+                      nn.Linear(8, 3))
+    m[3].bias.requires_grad_(False)
+    return m
+
+
 BUILDERS = {
     "fcn": lambda: init_model(ModelSpec("fcn", 8, (2, 4, 4), 3), 0),
     "fcn_ntk": lambda: init_model(ModelSpec("fcn", 8, (2, 4, 4), 3, parameterization="ntk"), 0),
@@ -101,8 +110,10 @@ BUILDERS = {
     "wrn16": lambda: init_model(ModelSpec("wrn16", 1, (3, 8, 8), 3), 0),
     "tv_resnet18": _torchvision_resnet,
     "mixed": Mixed,
+    "linear_bias_variants": _linear_bias_variants,
 }
-IN_SHAPES = {"fcn": (2, 4, 4), "fcn_ntk": (2, 4, 4), "convnet": (3, 6, 6), "resnet18": (3, 6, 6), "wrn16": (3, 6, 6)}
+IN_SHAPES = {"fcn": (2, 4, 4), "fcn_ntk": (2, 4, 4), "linear_bias_variants": (2, 4, 4), "convnet": (3, 6, 6),
+             "resnet18": (3, 6, 6), "wrn16": (3, 6, 6)}
 
 
 @functools.lru_cache(maxsize=None)
@@ -172,7 +183,7 @@ def test_auto_matches_reference(name, kind):
 def test_auto_picks_jacobian_when_nothing_is_structured():
     model = VecScale().double()  # a custom parameter only: everything falls back
     x = torch.randn(4, 3, dtype=torch.float64)
-    plan = structured.make_plan(model, x, None, row_spec("pntk", 3, torch.float64, x.device))
+    plan = structured.make_plan(model, x, None, jacobian_rows("pntk", 3, torch.float64, x.device))
     assert plan.layers == [] and plan.fallback == ["scale"] and not plan.cheaper_than_jacobian
     ref = empirical_kernel(model, x, method="reference")
     assert rel_err(empirical_kernel(model, x), ref) <= 1e-12
@@ -185,16 +196,16 @@ def test_auto_picks_jacobian_when_nothing_is_structured():
 def test_structured_modes(name, kind, mode):
     """Every Linear/Conv2d forced into one mode (gram: where L = 1 and g = 1) still matches."""
     model, x1, x2 = model_and_data(name)
-    rows = row_spec(kind, 3, torch.float64, x1.device)
+    jrows = jacobian_rows(kind, 3, torch.float64, x1.device)
     model.eval()
     try:
-        plan = structured.make_plan(model, x1, x2, rows)
+        plan = structured.make_plan(model, x1, x2, jrows)
         modes = {layer.mode for layer in plan.layers}
         for layer in plan.layers:
             g, length = layer.shape[:2]
             if layer.rule != "bn" and layer.weight and (mode != "gram" or (g == 1 and length == 1)):
                 layer.mode = mode
-        k = structured.kernel(model, x1, x2, rows=rows, batch_size=batch_for(kind), plan=plan)
+        k = structured.kernel(model, x1, x2, jrows=jrows, batch_size=batch_for(kind), plan=plan)
     finally:
         model.train()
     assert rel_err(k, reference(name, kind, True)) <= 1e-10
@@ -210,7 +221,7 @@ def test_plan_of_resnet_uses_both_conv_modes():
     model, x1, _ = model_and_data("resnet18")
     model.eval()
     try:
-        plan = structured.make_plan(model, x1, None, row_spec("entk", 3, torch.float64, x1.device))
+        plan = structured.make_plan(model, x1, None, jacobian_rows("entk", 3, torch.float64, x1.device))
     finally:
         model.train()
     assert {"explicit", "pairs", "gram", "bn"} <= {layer.mode for layer in plan.layers}

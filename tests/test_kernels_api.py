@@ -66,9 +66,9 @@ def test_eval_mode_matters():
     # batch statistics: kernel of the function x -> f(x) with BatchNorm in train mode (per batch of 3)
     params = [p for p in train_twin.parameters() if p.requires_grad]
     out = train_twin(x).sum(1) / 3 ** 0.5  # (3,)
-    rows = torch.stack([torch.cat([g.reshape(-1) for g in torch.autograd.grad(out[i], params, retain_graph=True)])
+    jrows = torch.stack([torch.cat([g.reshape(-1) for g in torch.autograd.grad(out[i], params, retain_graph=True)])
                         for i in range(3)])  # (3, P)
-    assert not torch.allclose(k, rows @ rows.T, rtol=1e-3)
+    assert not torch.allclose(k, jrows @ jrows.T, rtol=1e-3)
 
 
 def test_no_grad_context_and_input_requiring_grad():
@@ -96,9 +96,9 @@ def test_batch_size_bounds_per_sample_gradients(monkeypatch, kind, batch_size):
     sizes = []
     real = jacobian.per_sample_rows
 
-    def spy(model, xb, rows, names):
-        sizes.append(xb.shape[0] * rows.num_rows)
-        return real(model, xb, rows, names)
+    def spy(model, xb, jrows, names):
+        sizes.append(xb.shape[0] * jrows.num_rows)
+        return real(model, xb, jrows, names)
 
     monkeypatch.setattr(jacobian, "per_sample_rows", spy)
     k = empirical_kernel(model, x1, x2, kind=kind, method="jacobian", batch_size=batch_size)
@@ -115,8 +115,8 @@ def test_structured_blocks_use_batch_size(monkeypatch):
     x = torch.randn(5, 3, 6, 6, dtype=torch.float64)
     sizes = []
     real = structured.featurize
-    monkeypatch.setattr(structured, "featurize", lambda m, xb, rows, plan: sizes.append(xb.shape[0]) or
-                        real(m, xb, rows, plan))
+    monkeypatch.setattr(structured, "featurize", lambda m, xb, jrows, plan: sizes.append(xb.shape[0]) or
+                        real(m, xb, jrows, plan))
     empirical_kernel(model, x, method="structured", batch_size=4)
     assert sizes == [2, 2, 1, 2, 1, 1]  # blocks (0,0) (0,1) (0,2) (1,1) (1,2) (2,2): j >= i only
 
@@ -140,10 +140,10 @@ BAD = {
     "no trainable": (_frozen, "no trainable parameters"),
     "nan": (_nan, "'blocks.0.conv1.weight' contains NaN"),
     "wrong channels": (lambda: (small_resnet(), torch.randn(2, 4, 6, 6, dtype=torch.float64), {}),
-                       r"per-sample shape \(4, 6, 6\).*expects 3 input channels"),
+                       r"(?s)per-sample shape \(4, 6, 6\).*expects 3 input channels"),
     "fcn wrong size": (lambda: (init_model(ModelSpec("fcn", 4, (1, 4, 4), 3), 0).double(),
                                 torch.randn(2, 1, 5, 5, dtype=torch.float64), {}),
-                       r"per-sample shape \(1, 5, 5\).*expects 16 features"),
+                       r"(?s)per-sample shape \(1, 5, 5\).*expects 16 features"),
     "x2 mismatch": (lambda: (small_resnet(), torch.randn(2, 3, 6, 6, dtype=torch.float64),
                              {"x2": torch.randn(2, 3, 5, 5, dtype=torch.float64)}), "x2 trailing shape"),
     "empty": (lambda: (small_resnet(), torch.randn(0, 3, 6, 6, dtype=torch.float64), {}), "N >= 1"),
@@ -219,21 +219,38 @@ def test_inference_mode_inputs():
     assert torch.allclose(k, empirical_kernel(model, x.clone(), method="reference"), rtol=1e-10, atol=0)
 
 
-def test_symmetric_gram_blocks():
-    from pntk.kernels._common import gram
+@pytest.mark.parametrize("jrows", [1, 3])
+def test_symmetric_block_contracts_the_lower_triangle_of_sub_blocks(monkeypatch, jrows):
+    from pntk.kernels import _common
+    from pntk.kernels._common import contract_rows, symmetric_block
 
-    a = torch.randn(1500, 37, dtype=torch.float64)
-    g = gram(a, a)  # lower block triangle only, upper mirrored
-    torch.testing.assert_close(g, a @ a.T, rtol=1e-13, atol=1e-12)
-    assert torch.equal(g[:375, 375:], g[375:, :375].T)
+    monkeypatch.setattr(_common, "SYM_MIN_ROWS", 256)
+
+    feats = [torch.randn(1100, jrows, 37, dtype=torch.float64), torch.randn(1100, jrows, 5, dtype=torch.float64)]
+    calls = []
+
+    def contract(f1, f2):
+        calls.append((f1[0].shape[0], f2[0].shape[0]))
+        return contract_rows(f1[0], f2[0], False) + contract_rows(f1[1], f2[1], False)  # (n1, n2, R, R)
+
+    k = symmetric_block(contract, feats, 1100)
+    assert len(calls) == 10 and sum(a * b for a, b in calls) < 0.63 * 1100 ** 2  # 10 of 16 sub-blocks
+    torch.testing.assert_close(k, contract(feats, feats), rtol=1e-13, atol=1e-12)
+    assert torch.equal(k, k.transpose(0, 1).transpose(2, 3))  # exactly symmetric, (R, R) transposed too
 
 
 @pytest.mark.parametrize("kind", ["pntk", "entk"])
 @pytest.mark.parametrize("method", ["jacobian", "structured"])
-def test_large_symmetric_kernel_equals_rectangular(method, kind):
-    """N·R >= 1024 takes the symmetric-Gram path; x2 = a copy of x1 takes the plain one."""
+def test_large_symmetric_kernel_equals_rectangular(monkeypatch, method, kind):
+    """N >= 4 · SYM_MIN_ROWS takes the symmetric sub-block path; x2 = a copy of x1 takes the plain one."""
+    from pntk.kernels import _common
+
+    monkeypatch.setattr(_common, "SYM_MIN_ROWS", 256)
+    sliced, take = [], _common.take
+    monkeypatch.setattr(_common, "take", lambda f, jrows: sliced.append(jrows) or take(f, jrows))
     model = init_model(ModelSpec("fcn", 6, (1, 2, 2), 3), 0).double()
-    x = torch.randn(1100 if kind == "pntk" else 400, 1, 2, 2, dtype=torch.float64)
+    x = torch.randn(1100, 1, 2, 2, dtype=torch.float64)
     k = empirical_kernel(model, x, kind=kind, method=method)
+    assert sliced  # the symmetric block was computed in sub-blocks of its features
     torch.testing.assert_close(k, empirical_kernel(model, x, x.clone(), kind=kind, method=method),
                                rtol=1e-12, atol=1e-12)

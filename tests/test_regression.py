@@ -1,4 +1,5 @@
-"""Kernel regression: solvers agree, finite time, pNTK ≡ block-diagonal eNTK, jitter, out-of-core CG."""
+"""Kernel regression: solvers agree, finite time, pNTK ≡ block-diagonal eNTK, jitter, out-of-core CG.
+Singular kernels, escalation, Nyström preconditioning and auto's choice: tests/test_solvers.py."""
 import json
 import logging
 import os
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 
 import pntk
 from pntk.regression import accuracy, linearized_predict, regression_summary
-from pntk.regression.solvers import ZarrKernelOperator, cg_solve, cholesky_solve, finite_time_weights
+from pntk.regression.solvers import NotConvergedError, ZarrKernelOperator, cg_solve, cholesky_solve, finite_time_weights
 
 
 def rel(a, b):
@@ -70,7 +71,7 @@ def problem(request):
 
 def test_solvers_agree_in_memory(problem):
     ref = direct(problem, ridge=1e-3)
-    for solver in ["cholesky", "eigh", "cg", "auto"]:
+    for solver in ["cholesky", "eigh", "cg", "nystrom", "auto"]:
         pred = linearized_predict(**problem, ridge=1e-3, solver=solver, tol=1e-12)
         assert pred.dtype == np.float64 and pred.shape == problem["f0_x"].shape
         assert rel(pred, ref) <= 1e-6, solver
@@ -87,11 +88,12 @@ def test_zarr_store_ragged_tiles(tmp_path, kind, dtype, tile):
     mem = dict(p, k_dd=p["k_dd"].astype(dtype), k_xd=p["k_xd"].astype(dtype))
     ref = direct(mem)
     tol = 1e-6
-    for solver, cap in [("cholesky", None), ("eigh", None), ("cg", None), ("auto", 1 << 14)]:
+    for solver, cap in [("cholesky", None), ("eigh", None), ("cg", None), ("nystrom", None), ("auto", 1 << 14)]:
         pred, info = linearized_predict(str(path), kxd, p["f0_d"], p["f0_x"], p["y_d"], solver=solver,
-                                        memory_cap_bytes=cap, tol=1e-12, return_info=True)
+                                        memory_cap_bytes=cap, tol=1e-12, return_info=True, rank=20)
         assert rel(pred, ref) <= tol, solver
-    assert info["solver"] == "cg" and info["cg_converged"] and info["cg_iterations"] > 0
+    assert info["solver"] == "nystrom" and info["cg_converged"] and info["cg_iterations"] > 0
+    assert str(path) in info["kernel"]
 
 
 @settings(max_examples=25, deadline=None)
@@ -111,11 +113,14 @@ def test_operator_tilings(n1, n2, o, tile, block_kib, square, f32):
     for src, sym in [(arr, False), (k, False), (arr, True), (k, True)]:
         if sym and not square:
             continue
-        op = ZarrKernelOperator(src, ridge=ridge, block_bytes=block_kib * 1024, symmetric=sym)
-        assert np.allclose(op.matmat(torch.from_numpy(v)).numpy(), dense @ v, atol=1e-10)
-        assert np.array_equal(op.to_dense().numpy(), dense)
-        if square:
-            assert np.array_equal(op.diagonal().numpy(), np.diag(dense))
+        for threads in (1, 3):
+            op = ZarrKernelOperator(src, ridge=ridge, block_bytes=block_kib * 1024, symmetric=sym, threads=threads)
+            assert np.allclose(op.matmat(torch.from_numpy(v)).numpy(), dense @ v, atol=1e-10)
+            assert np.array_equal(op.to_dense().numpy(), dense)
+            cols = np.flatnonzero(rng.random(n2 * o) < 0.4)
+            assert np.array_equal(op.columns(cols).numpy(), dense[:, cols])
+            if square:
+                assert np.array_equal(op.diagonal().numpy(), np.diag(dense))
 
 
 def test_finite_time(problem):
@@ -149,7 +154,8 @@ def test_pntk_equals_block_diagonal_entk():
     p = make_problem("pntk", n=40, m=11, o=4)
     eye = np.eye(4)
     e = dict(p, k_dd=p["k_dd"][:, :, None, None] * eye, k_xd=p["k_xd"][:, :, None, None] * eye)
-    for kw in [dict(solver="cholesky"), dict(solver="cg", tol=1e-12), dict(t=[0.5, 3.0])]:
+    for kw in [dict(solver="cholesky"), dict(solver="cg", tol=1e-12), dict(solver="nystrom", tol=1e-12),
+               dict(t=[0.5, 3.0])]:
         assert rel(linearized_predict(**e, **kw), linearized_predict(**p, **kw)) <= 1e-9, kw
 
 
@@ -172,14 +178,19 @@ def test_singular_kernel_gets_jitter(caplog):
     assert rel(linearized_predict(*args, solver="eigh"), pred) <= 1e-3  # pinv vs tiny jitter
 
 
-def test_cg_info_and_nonconvergence(caplog):
+def test_cg_info_and_nonconvergence(caplog, tmp_path):
     p = make_problem("pntk")
     _, info = linearized_predict(**p, solver="cg", tol=1e-9, return_info=True)
-    assert info["cg_converged"] and 0 < info["cg_iterations"] < 60
-    assert info["cg_max_rel_residual"] <= 1e-9 and info["kernel_passes"] == info["cg_iterations"]
-    with caplog.at_level(logging.WARNING, logger="pntk.regression"):
-        pred = linearized_predict(**p, solver="cg", maxiter=2)
-    assert np.isfinite(pred).all() and any("NOT converged" in r.getMessage() for r in caplog.records)
+    assert info["cg_converged"] and 0 < info["cg_iterations"] < 60 and info["jitter"] == 0
+    # one product per iteration, one to verify the final residual (B − A X, not the recursion's)
+    assert info["cg_max_rel_residual"] <= 1e-9 and info["kernel_passes"] == info["cg_iterations"] + 1
+    write_store(tmp_path / "k.zarr", p["k_dd"], 16)
+    with caplog.at_level(logging.WARNING, logger="pntk.regression"), \
+            pytest.raises(NotConvergedError, match=r"k\.zarr.*max relative residual \d"):
+        linearized_predict(str(tmp_path / "k.zarr"), **{k: v for k, v in p.items() if k != "k_dd"},
+                           solver="cg", maxiter=2)  # a budget no jitter can rescue: never a result
+    assert any("NOT converged" in r.getMessage() for r in caplog.records)
+    assert any("retrying with jitter" in r.getMessage() for r in caplog.records)
     b = torch.randn(30, 2, dtype=torch.float64)  # cg_solve on its own, callable operator
     a = torch.eye(30, dtype=torch.float64) * torch.linspace(1, 3, 30, dtype=torch.float64)
     x, inf = cg_solve(lambda v: a @ v, b, tol=1e-12)
@@ -235,24 +246,28 @@ CHILD = textwrap.dedent("""
     def status_kib(key):  # VmRSS: resident now; VmHWM: peak resident of this process image
         return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith(key + ":"))
     g = zarr.open_group(sys.argv[1], mode="r")
-    cap = int(sys.argv[2])
+    cap, solver = int(sys.argv[2]), sys.argv[3]
     base = status_kib("VmRSS")  # after imports
     y = np.eye(10)[np.random.default_rng(1).integers(0, 10, g["kernel"].shape[0])]
     pred, info = linearized_predict(g["kernel"], g["kxd"], None, None, y, ridge=1e-2, tol=1e-8,
-                                    memory_cap_bytes=cap, return_info=True)
+                                    memory_cap_bytes=cap, return_info=True, solver=solver)
     print(json.dumps(dict(info, base_kib=base, peak_kib=status_kib("VmHWM"), finite=bool(np.isfinite(pred).all()),
                           ru_maxrss_kib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)))
 """)
 
 
 def test_out_of_core_cg_peak_rss(tmp_path):
-    """N=6000 float64 kernel (288 MB) on disk, cap 64 MiB: CG path, peak RSS ≤ base + cap + 32 MiB.
+    """N=6000 float64 kernel (288 MB) on disk, cap 64 MiB, 2 reader threads. Plain CG streams:
+    peak RSS ≤ base + cap + 32 MiB. auto picks Nyström-PCG, whose (n, ℓ) columns are held to cap/2
+    by a smaller rank (ℓ = 349): peak RSS ≤ base + cap + 96 MiB.
 
     Peak = VmHWM of the child, base = its VmRSS after imports. (ru_maxrss is not used for the
     assertion: on Linux it keeps the RSS of the forked pre-exec copy of this pytest process, i.e.
     the parent's ~0.7 GB, which would swamp the measurement; it is still reported.)
-    Measured 2026-11-25 (AMD EPYC, 2 cores): extra peak ≈ 61 MiB with cap 64 MiB — ≈ 35 MiB of it a
-    constant (zarr/torch first use), the rest the 16 MiB (cap/4) block buffer; 22 CG iterations."""
+    Measured 2026-11-25 (AMD EPYC, 2 cores, one reader): CG extra peak ≈ 61 MiB with cap 64 MiB —
+    ≈ 35 MiB of it a constant (zarr/torch first use), the rest the block buffer. 2026-11-30 (2 readers):
+    CG 57–67 MiB; Nyström 117–145 MiB, of which the 16 MiB (n, ℓ) matrix is the only large array:
+    the rest is MKL workspace and allocator retention of the GEMM/TRSM/eigh calls (≈ 10–25 MiB each)."""
     n, m, tile, ell = 6000, 100, 512, 0.35  # 6000 = 11·512 + 368: ragged last tile
     rng = np.random.default_rng(0)
     x = rng.normal(size=(n + m, 32)) / np.sqrt(32)
@@ -265,17 +280,18 @@ def test_out_of_core_cg_peak_rss(tmp_path):
     kxd[:] = np.exp(-(sq[n:, None] + sq[:n] - 2 * x[n:] @ x[:n].T) / (2 * ell**2))
     cap = 64 << 20
     src = os.path.dirname(os.path.dirname(pntk.__file__))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]))
-    out = subprocess.run([sys.executable, "-c", CHILD, str(tmp_path / "k.zarr"), str(cap)], env=env,
-                         capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-3000:]
-    r = json.loads(out.stdout.strip().splitlines()[-1])
-    extra = (r["peak_kib"] - r["base_kib"]) * 1024
-    print(f"\nout-of-core CG: kernel {8 * n * n / 2**20:.0f} MiB, cap {cap >> 20} MiB, extra peak RSS "
-          f"{extra / 2**20:.1f} MiB (VmHWM − VmRSS after imports; ru_maxrss {r['ru_maxrss_kib'] >> 10} MiB, "
-          f"base {r['base_kib'] >> 10} MiB), {r['cg_iterations']} iterations, {r['seconds']} s")
-    assert r["solver"] == "cg" and r["cg_converged"] and r["finite"]
-    assert extra < cap + (32 << 20)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]), OMP_NUM_THREADS="2")
+    for solver, expect, allowance in [("cg", "cg", 32 << 20), ("auto", "nystrom", 96 << 20)]:
+        out = subprocess.run([sys.executable, "-c", CHILD, str(tmp_path / "k.zarr"), str(cap), solver], env=env,
+                             capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr[-3000:]
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        extra = (r["peak_kib"] - r["base_kib"]) * 1024
+        print(f"\nout-of-core {r['solver']}: kernel {8 * n * n / 2**20:.0f} MiB, cap {cap >> 20} MiB, extra peak RSS "
+              f"{extra / 2**20:.1f} MiB (VmHWM − VmRSS after imports; ru_maxrss {r['ru_maxrss_kib'] >> 10} MiB, "
+              f"base {r['base_kib'] >> 10} MiB), {r['cg_iterations']} iterations, {r['seconds']} s")
+        assert r["solver"] == expect and r["cg_converged"] and r["finite"]
+        assert extra < cap + allowance
 
 
 @pytest.mark.gpu
@@ -283,7 +299,8 @@ def test_out_of_core_cg_peak_rss(tmp_path):
 def test_gpu_matches_cpu(tmp_path):
     p = make_problem("entk")
     write_store(tmp_path / "k.zarr", p["k_dd"], 16)
-    for kw in [dict(solver="cholesky"), dict(solver="cg", tol=1e-12), dict(t=[0.1, 1.0])]:
+    for kw in [dict(solver="cholesky"), dict(solver="cg", tol=1e-12), dict(solver="nystrom", tol=1e-12, rank=50),
+               dict(t=[0.1, 1.0])]:
         gpu = linearized_predict(str(tmp_path / "k.zarr"), p["k_xd"], p["f0_d"], p["f0_x"], p["y_d"],
                                  device="cuda", **kw)
         assert rel(gpu, linearized_predict(**p, **kw)) <= 1e-6, kw

@@ -50,7 +50,7 @@ def grid(n_rows: int, n_cols: int, tile: int, symmetric: bool) -> list[tuple[int
 def run_tile(stem: Path, net, kind, row_ids, col_ids, tile, i, j, symmetric) -> Path:
     """What one tile job does: compute block (i, j) (x2=None on a symmetric diagonal), write chunk + flag."""
     rs, cs = tile_range(len(row_ids), tile, i), tile_range(len(col_ids), tile, j)
-    block = tiles.compute_tile(net, X_ALL[row_ids[rs]], X_ALL[col_ids[cs]], symmetric_diagonal=symmetric and i == j,
+    block = tiles.compute_tile(net, X_ALL[row_ids[rs]], X_ALL[col_ids[cs]], same_inputs=symmetric and i == j,
                                kind=kind, method=METHOD, batch_size=None, dtype=torch.float64)
     flag = StorePaths(stem).flag(i, j)
     tiles.write_tile_and_flag(flag, block, i, j, seconds=0.0)
@@ -278,6 +278,7 @@ class RowRecorder:
 def test_kernel_jobs_end_to_end_read_only_their_rows(small_digits_store, fcn_checkpoint, tmp_path, monkeypatch, kind, rows,
                                                       cols, subset_train, tile):
     from pntk.data import open_prepared
+    from pntk.data import open_images
     from pntk.train import load_checkpoint
 
     kernels_cfg = {"tile_size": tile, "dtype": "float64", "method": METHOD, "batch_size": None, "device": "cpu"}
@@ -289,17 +290,18 @@ def test_kernel_jobs_end_to_end_read_only_their_rows(small_digits_store, fcn_che
     attrs = S.store_info(StorePaths(stem).store)
     assert attrs["arch"] == "fcn" and attrs["width"] == 8 and attrs["epoch"] == 1 and attrs["rows"] == rows
 
-    recorders, lazy_flags = [], []
+    recorders = []
 
-    def recording_open(path, **kw):
-        lazy_flags.append(kw.get("lazy", False))
-        d = open_prepared(path, **kw)
-        if not isinstance(d.x, np.ndarray):
-            d.x = RowRecorder(d.x)
-            recorders.append(d.x)
-        return d
+    def recording_open(path):
+        x, fingerprint = open_images(path)
+        recorders.append(RowRecorder(x))
+        return recorders[-1], fingerprint
 
-    monkeypatch.setattr(kernel_jobs, "open_prepared", recording_open)
+    def no_open_prepared(*args, **kwargs):
+        raise AssertionError("a tile job loaded the labels and split (N-sized) through open_prepared")
+
+    monkeypatch.setattr(kernel_jobs, "open_images", recording_open)
+    monkeypatch.setattr(kernel_jobs, "open_prepared", no_open_prepared)
     full = open_prepared(small_digits_store)
     r_ids, c_ids = kernel_jobs.index_sets_for(full, rows, cols, data_cfg)
     symmetric = rows == cols
@@ -313,7 +315,7 @@ def test_kernel_jobs_end_to_end_read_only_their_rows(small_digits_store, fcn_che
         want = np.concatenate([r_ids[tile_range(len(r_ids), tile, i)], c_ids[tile_range(len(c_ids), tile, j)]])
         assert np.array_equal(np.concatenate(rec.reads), want)  # exactly this tile's rows and cols, nothing else
         flags.append(flag)
-    assert lazy_flags and all(lazy_flags) and len(recorders) == len(flags)
+    assert len(recorders) == len(flags)
 
     tiles.finalize(manifest_of(stem), flags)
     assert tiles.verify(StorePaths(stem).store)["ok"]

@@ -339,3 +339,24 @@ def index_set(data: PreparedData, name: str, *, subset_train: int, subset_test: 
                          f"(rows in the {part} split of {data.attrs.get('name', '?')})")
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), _TAG_SUB, tag]))
     return rows[balanced_subset(data.y[rows], int(size), rng)].astype(np.int64)
+
+
+def open_images(data_path: str | Path):
+    """(images, fingerprint) of a prepared data store: images a read-only Zarr array (N, C, H, W), rows
+    read on demand with ``read_rows``; only the group metadata is read here."""
+    import zarr
+
+    path = store_of(data_path)  # the store, or the prepare_data folder holding it
+    try:
+        g = zarr.open_group(str(path), mode="r")
+        return g["x"], str(g.attrs["fingerprint"])
+    except (FileNotFoundError, KeyError, ValueError) as err:
+        raise FileNotFoundError(f"prepared data store {path}: cannot read its images 'x' and 'fingerprint' "
+                                f"attribute ({err!r}); run prepare_dataset (the prepare_data rule)") from err
+
+
+def read_rows(x, ids: np.ndarray) -> np.ndarray:
+    """Rows ``ids`` of the images, whether ``x`` is in memory or a lazy Zarr array."""
+    if isinstance(x, np.ndarray):
+        return x[ids]
+    return np.asarray(x.oindex[np.asarray(ids)])

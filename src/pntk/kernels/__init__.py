@@ -18,10 +18,12 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from . import _checks as checks
 from . import jacobian, reference, structured
-from ._common import evaluation_mode, row_spec, trainable_parameters
+from ._checks import param_dtype
+from ._common import evaluation_mode, jacobian_rows, trainable_parameters
 
-__all__ = ["Kind", "Method", "empirical_kernel"]
+__all__ = ["Kind", "Method", "empirical_kernel", "flop_count"]
 
 
 class Kind(str, enum.Enum):
@@ -32,32 +34,59 @@ class Kind(str, enum.Enum):
 
 
 class Method(str, enum.Enum):
+    """How the kernel is computed; every method gives the same kernel (tested against REFERENCE in float64).
+
+    Cost notation: N1, N2 samples, P trainable parameters, R Jacobian rows (1 for pntk/first_logit, O for
+    entk/trace), per layer din/dout its fan-in/fan-out and L its positions (Conv2d: output pixels).
+
+    AUTO
+        STRUCTURED when the engine's FLOP model (``flop_count``) says it is cheaper than JACOBIAN, else
+        JACOBIAN. The right choice unless you are testing a method.
+    REFERENCE
+        One forward per sample and one backward per (sample, output) with plain autograd; it always builds
+        the full eNTK and reduces it to the kind by definition. The oracle of the tests: slow (N·O backward
+        passes, N·O·P Jacobian values per block), for tiny N or to check a surprising value.
+    JACOBIAN
+        Per-sample Jacobian rows from ``torch.func`` (vmap of jacrev; an autograd loop where the model
+        cannot run under vmap), contracted parameter tensor by parameter tensor: 2·N1·N2·R²·P FLOPs and
+        batch_size·P values of memory. Right for models whose parameters have no layer rule (custom
+        parameters, attention, recurrent layers), for small P, and as a cross-check of STRUCTURED.
+    STRUCTURED
+        Layer-wise: from each layer's inputs A and output gradients Δ (one forward and R backward passes
+        per block), a Linear layer adds (A₁A₂ᵀ + 1)∘(Δ₁Δ₂ᵀ) — two GEMMs, din + R²·dout per pair instead
+        of din·dout; a Conv2d the cheaper of explicit per-sample gradients and position pairs; an eval-mode
+        BatchNorm its per-channel affine gradients. Parameters of any other module fall back to per-sample
+        gradients, so every model works. Right for FCNs, ConvNets and ResNets, above all for the pNTK
+        (R = 1), whose cost then does not grow with P.
+    """
+
     AUTO = "auto"
     REFERENCE = "reference"
     JACOBIAN = "jacobian"
     STRUCTURED = "structured"
 
 
-def _reference(model, x1, x2, kind, num_outputs, batch_size):
-    return reference.kernel(model, x1, x2, kind=kind.value, num_outputs=num_outputs, batch_size=batch_size)
+def _reference(model, x1, x2, kind, num_outputs, batch_size, progress):
+    return reference.kernel(model, x1, x2, kind=kind.value, num_outputs=num_outputs, batch_size=batch_size,
+                            progress=progress)
 
 
-def _jacobian(model, x1, x2, kind, num_outputs, batch_size):
-    rows = row_spec(kind.value, num_outputs, _param_dtype(model), x1.device)
-    return jacobian.kernel(model, x1, x2, rows=rows, batch_size=batch_size)
+def _jacobian(model, x1, x2, kind, num_outputs, batch_size, progress):
+    jrows = jacobian_rows(kind.value, num_outputs, param_dtype(model), x1.device)
+    return jacobian.kernel(model, x1, x2, jrows=jrows, batch_size=batch_size, progress=progress)
 
 
-def _structured(model, x1, x2, kind, num_outputs, batch_size):
-    rows = row_spec(kind.value, num_outputs, _param_dtype(model), x1.device)
-    return structured.kernel(model, x1, x2, rows=rows, batch_size=batch_size)
+def _structured(model, x1, x2, kind, num_outputs, batch_size, progress):
+    jrows = jacobian_rows(kind.value, num_outputs, param_dtype(model), x1.device)
+    return structured.kernel(model, x1, x2, jrows=jrows, batch_size=batch_size, progress=progress)
 
 
-def _auto(model, x1, x2, kind, num_outputs, batch_size):
-    rows = row_spec(kind.value, num_outputs, _param_dtype(model), x1.device)
-    plan = structured.make_plan(model, x1, x2, rows)
+def _auto(model, x1, x2, kind, num_outputs, batch_size, progress):
+    jrows = jacobian_rows(kind.value, num_outputs, param_dtype(model), x1.device)
+    plan = structured.make_plan(model, x1, x2, jrows)
     if plan.cheaper_than_jacobian:
-        return structured.kernel(model, x1, x2, rows=rows, batch_size=batch_size, plan=plan)
-    return jacobian.kernel(model, x1, x2, rows=rows, batch_size=batch_size)
+        return structured.kernel(model, x1, x2, jrows=jrows, batch_size=batch_size, plan=plan, progress=progress)
+    return jacobian.kernel(model, x1, x2, jrows=jrows, batch_size=batch_size, progress=progress)
 
 
 _IMPLEMENTATIONS: dict[Method, Callable[..., Tensor]] = {
@@ -68,10 +97,6 @@ _IMPLEMENTATIONS: dict[Method, Callable[..., Tensor]] = {
 }
 
 
-def _param_dtype(model: nn.Module) -> torch.dtype:
-    return next(iter(trainable_parameters(model).values())).dtype
-
-
 def _enum(cls: type[enum.Enum], value, what: str):
     try:
         return cls(value.value if isinstance(value, enum.Enum) else value)
@@ -80,62 +105,41 @@ def _enum(cls: type[enum.Enum], value, what: str):
         raise ValueError(f"empirical_kernel: unknown {what} {value!r}; expected one of {allowed}") from None
 
 
-def _input_hint(model: nn.Module) -> str:
-    """What the first parameterized layer expects, for error messages."""
-    for m in model.modules():
-        if isinstance(m, nn.Linear):
-            return f" (first layer {type(m).__name__} expects {m.in_features} features per sample after flattening)"
-        if isinstance(m, nn.modules.conv._ConvNd):
-            return f" (first layer {type(m).__name__} expects {m.in_channels} input channels at dim 1)"
-    return ""
-
-
-def _prepare(x, p0: Tensor):
+def _prepare(x: Tensor, dtype: torch.dtype, device: torch.device) -> Tensor:
     """Detached input on the parameters' device (floating inputs in their dtype); not an inference tensor."""
-    if not isinstance(x, Tensor):
-        return x
-    x = x.detach().to(p0.device, p0.dtype if x.is_floating_point() else x.dtype)
+    x = x.detach().to(device, dtype if x.is_floating_point() else x.dtype)
     return x.clone() if x.is_inference() else x
 
 
-def _check_inputs(model: nn.Module, x1: Tensor, x2: Tensor | None) -> int:
-    """Validate model and inputs (model already in eval mode); return the number of outputs O."""
-    params = trainable_parameters(model)
-    if not params:
-        raise ValueError("empirical_kernel: the model has no trainable parameters "
-                         "(expected at least one parameter with requires_grad=True)")
-    for name, p in params.items():  # a finite sum implies finite entries; check exactly only otherwise
-        if not torch.isfinite(p.detach().sum()) and not torch.isfinite(p).all():
-            raise ValueError(f"empirical_kernel: parameter {name!r} contains NaN or inf values; "
-                             "expected finite parameters")
+def _checked_inputs(model: nn.Module, x1, x2) -> tuple[Tensor, Tensor | None, int]:
+    """Validated inputs (prepared as in ``_prepare``) and the number of outputs O; model in eval mode."""
+    checks.check_parameters(model)
+    checks.check_tensor(x1, "x1")
+    if x2 is not None:
+        checks.check_tensor(x2, "x2")
+        if x2.shape[1:] != x1.shape[1:]:
+            raise ValueError(f"empirical_kernel: x2 trailing shape {tuple(x2.shape[1:])} differs from "
+                             f"x1 trailing shape {tuple(x1.shape[1:])}; expected the same per-sample shape")
+    p0 = next(iter(trainable_parameters(model).values()))
+    given = {"x1": x1.dtype, "x2": None if x2 is None else x2.dtype}
+    prepared = []
     for label, x in (("x1", x1), ("x2", x2)):
-        if x is None:
-            continue
-        if not isinstance(x, Tensor):
-            raise ValueError(f"empirical_kernel: {label} must be a torch.Tensor, got {type(x).__name__}")
-        if x.dim() < 2 or x.shape[0] == 0:
-            raise ValueError(f"empirical_kernel: {label} must have shape (N, *in_shape) with N >= 1, "
-                             f"got {tuple(x.shape)}")
-    if x2 is not None and x2.shape[1:] != x1.shape[1:]:
-        raise ValueError(f"empirical_kernel: x2 trailing shape {tuple(x2.shape[1:])} differs from "
-                         f"x1 trailing shape {tuple(x1.shape[1:])}; expected the same per-sample shape")
-    try:
-        with torch.no_grad():
-            out = model(x1[:1])
-    except Exception as err:  # noqa: BLE001 - any forward failure means the input does not fit
-        raise ValueError(f"empirical_kernel: the model's forward failed on inputs with per-sample shape "
-                         f"{tuple(x1.shape[1:])}; expected the per-sample shape the model was built for"
-                         f"{_input_hint(model)}. Forward error: {err}") from err
-    if not isinstance(out, Tensor) or out.dim() != 2 or out.shape[0] != 1:
-        shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
-        raise ValueError(f"empirical_kernel: expected the model to return a tensor of shape (N, O), "
-                         f"got {shape} for N = 1")
-    return out.shape[1]
+        if x is not None:
+            checks.check_finite(x, label)
+            x = _prepare(x, p0.dtype, p0.device)
+            if x.dtype != given[label]:  # values beyond the parameters' dtype become inf
+                checks.check_finite(x, label, f", after conversion from {given[label]} to the parameters' {x.dtype}")
+        prepared.append(x)
+    x1, x2 = prepared
+    if x2 is not None and x2.dtype != x1.dtype:
+        raise ValueError(f"empirical_kernel: x2 has dtype {given['x2']} but x1 has {given['x1']}; "
+                         "expected inputs of one kind (both floating point, or both integer)")
+    return x1, x2, checks.probe_outputs(model, x1)
 
 
 def empirical_kernel(model: nn.Module, x1: Tensor, x2: Tensor | None = None, *,
                      kind: str | Kind = "pntk", method: str | Method = "auto",
-                     batch_size: int | None = None) -> Tensor:
+                     batch_size: int | None = None, progress: bool | None = None) -> Tensor:
     """Empirical NTK of ``model`` between x1 (N1, *in_shape) and x2 (N2, *in_shape).
 
     Returns (N1, N2, O, O) for kind "entk", else (N1, N2); ``x2=None`` means x2 = x1 (symmetric).
@@ -143,7 +147,10 @@ def empirical_kernel(model: nn.Module, x1: Tensor, x2: Tensor | None = None, *,
     in eval mode; its training flags and parameters are unchanged afterwards (also on error). Only
     parameters with requires_grad count. ``batch_size`` bounds memory: at most batch_size x P
     per-sample gradient values are held at once (blocks of batch_size // (2R) samples per side, R = O
-    for entk/trace and 1 otherwise); None picks it from a memory budget.
+    for entk/trace and 1 otherwise); None picks it from a memory budget. Inputs must be finite; a
+    forward that fails on them is reported with its cause. ``progress``: log lines with an ETA over the
+    blocks of the kernel (logger ``pntk.kernels``) and a bar when stderr is a terminal — None: only for
+    calls that last more than a few seconds, True: always, False: never.
     """
     kind = _enum(Kind, kind, "kind")
     method = _enum(Method, method, "method")
@@ -153,9 +160,23 @@ def empirical_kernel(model: nn.Module, x1: Tensor, x2: Tensor | None = None, *,
         raise ValueError(f"empirical_kernel: model must be a torch.nn.Module, got {type(model).__name__}")
     out_device = x1.device if isinstance(x1, Tensor) else None
     with evaluation_mode(model), torch.enable_grad():
-        params = trainable_parameters(model)
-        if params:
-            x1, x2 = (_prepare(x, next(iter(params.values()))) for x in (x1, x2))
-        num_outputs = _check_inputs(model, x1, x2)
-        k = _IMPLEMENTATIONS[method](model, x1, x2, kind, num_outputs, batch_size)
+        x1, x2, num_outputs = _checked_inputs(model, x1, x2)
+        k = _IMPLEMENTATIONS[method](model, x1, x2, kind, num_outputs, batch_size, progress)
     return k.to(out_device)
+
+
+def flop_count(model: nn.Module, x1: Tensor, x2: Tensor | None = None, *,
+               kind: str | Kind = "pntk") -> dict[str, float]:
+    """FLOPs of the structured method for ``empirical_kernel(model, x1, x2, kind=kind)``, by stage.
+
+    Keys: "forward" and "backward" (the input-gradient passes; R of them) of the layers with a layer
+    rule, "per_sample_gradients" (explicit per-sample gradients, and a rough estimate for parameters
+    without a rule), "contraction" (the Grams; n(n+1)/2 sample pairs for a symmetric kernel) and "total".
+    Elementwise work (activations, BatchNorm) is not counted, so this is the useful GEMM work — what an
+    achieved FLOP rate is measured against. Runs only probe forwards of a single sample, in eval mode.
+    """
+    kind = _enum(Kind, kind, "kind")
+    with evaluation_mode(model), torch.enable_grad():
+        x1, x2, num_outputs = _checked_inputs(model, x1, x2)
+        jrows = jacobian_rows(kind.value, num_outputs, param_dtype(model), x1.device)
+        return dict(structured.make_plan(model, x1, x2, jrows).flops)

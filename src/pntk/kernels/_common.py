@@ -13,6 +13,8 @@ Every kind is a contraction of Jacobian *rows*: a row r is the gradient of the s
 """
 from __future__ import annotations
 
+import dataclasses
+import logging
 import math
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -22,11 +24,15 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ._progress import Progress
+
+log = logging.getLogger("pntk.kernels")
+
 DEFAULT_MEMORY_BYTES = 1 << 30  # per-sample-gradient budget when batch_size is None (CPU)
 
 
 @dataclass(frozen=True)
-class RowSpec:
+class JacobianRows:
     """How a kernel kind is built from Jacobian rows (see module docstring)."""
 
     cotangents: Tensor  # (R, O)
@@ -39,56 +45,66 @@ class RowSpec:
         return self.cotangents.shape[0]
 
 
-def row_spec(kind: str, num_outputs: int, dtype: torch.dtype, device: torch.device) -> RowSpec:
-    """RowSpec of ``kind`` for a model with ``num_outputs`` outputs."""
+def jacobian_rows(kind: str, num_outputs: int, dtype: torch.dtype, device: torch.device) -> JacobianRows:
+    """JacobianRows of ``kind`` for a model with ``num_outputs`` outputs."""
     o = num_outputs
     if kind == "pntk":
         c = torch.full((1, o), 1.0 / math.sqrt(o), dtype=dtype, device=device)  # (1, O)
-        return RowSpec(c, diagonal=False, scale=1.0, squeeze=True)
+        return JacobianRows(c, diagonal=False, scale=1.0, squeeze=True)
     if kind == "first_logit":
         c = torch.zeros(1, o, dtype=dtype, device=device)  # (1, O)
         c[0, 0] = 1.0
-        return RowSpec(c, diagonal=False, scale=1.0, squeeze=True)
+        return JacobianRows(c, diagonal=False, scale=1.0, squeeze=True)
     eye = torch.eye(o, dtype=dtype, device=device)  # (O, O)
     if kind == "entk":
-        return RowSpec(eye, diagonal=False, scale=1.0, squeeze=False)
+        return JacobianRows(eye, diagonal=False, scale=1.0, squeeze=False)
     if kind == "trace":
-        return RowSpec(eye, diagonal=True, scale=1.0 / o, squeeze=False)
+        return JacobianRows(eye, diagonal=True, scale=1.0 / o, squeeze=False)
     raise ValueError(f"unknown kind {kind!r}")
 
 
-def result_tail(rows: RowSpec) -> tuple[int, ...]:
+def result_tail(jrows: JacobianRows) -> tuple[int, ...]:
     """Trailing shape of a raw kernel block: () for diagonal, (R, R) for full."""
-    return () if rows.diagonal else (rows.num_rows, rows.num_rows)
+    return () if jrows.diagonal else (jrows.num_rows, jrows.num_rows)
 
 
-def finish(k: Tensor, rows: RowSpec) -> Tensor:
+def finish(k: Tensor, jrows: JacobianRows) -> Tensor:
     """Raw (N1, N2[, R, R]) -> the kind's result (scale, squeeze)."""
-    if rows.scale != 1.0:
-        k = k * rows.scale
-    if rows.squeeze:
+    if jrows.scale != 1.0:
+        k = k * jrows.scale
+    if jrows.squeeze:
         k = k[:, :, 0, 0]  # (N1, N2, 1, 1) -> (N1, N2)
     return k
 
 
-SYM_CHUNKS = 4  # a Gram A Aᵀ in 4×4 row blocks computes 10 of 16 blocks: 62.5% of the FLOPs
+def gram(a: Tensor, b: Tensor, out: Tensor | None = None) -> Tensor:
+    """a (M, P) @ b (M', P)ᵀ -> (M, M'), into ``out`` if given (a reused buffer skips the page faults of a
+    fresh allocation)."""
+    return torch.mm(a, b.T) if out is None else torch.mm(a, b.T, out=out)
 
 
-def gram(a: Tensor, b: Tensor) -> Tensor:
-    """a (M, P) @ b (M', P)ᵀ -> (M, M'); when ``b is a`` only the lower block triangle is multiplied."""
-    m = a.shape[0]
-    if b is not a or m < 256 * SYM_CHUNKS:
-        return a @ b.T
-    out = a.new_empty(m, m)
-    edges = [m * i // SYM_CHUNKS for i in range(SYM_CHUNKS + 1)]
-    for i in range(SYM_CHUNKS):
-        ri = slice(edges[i], edges[i + 1])
-        for j in range(i + 1):
-            rj = slice(edges[j], edges[j + 1])
-            out[ri, rj] = a[ri] @ a[rj].T  # (mi, P) @ (P, mj)
-            if j < i:
-                out[rj, ri] = out[ri, rj].T
-    return out
+# Kernel blocks are accumulated in "row layout": a 2-D matrix whose GEMMs write in place —
+# (n1, n2) for a diagonal pairing, (n1·R, n2·R) for a full one; pair_layout views it as (n1, n2, R, R).
+def flat_rows(j: Tensor, diagonal: bool) -> Tensor:
+    """Per-sample rows j (n, R, P) as a matrix: (n, R·P) for diagonal (Σ_r is then one GEMM), else (n·R, P)."""
+    n, r, p = j.shape
+    return j.reshape(n, r * p) if diagonal else j.reshape(n * r, p)
+
+
+def add_rows(acc: Tensor | None, j1: Tensor, j2: Tensor, diagonal: bool) -> Tensor:
+    """acc (row layout) += inner products of rows j1 (n1, R, P), j2 (n2, R, P); a new acc when None."""
+    a = flat_rows(j1, diagonal)  # (n1, R·P) or (n1·R, P)
+    b = a if j2 is j1 else flat_rows(j2, diagonal)
+    if acc is None:
+        return gram(a, b)  # (n1, n2) or (n1·R, n2·R)
+    return acc.addmm_(a, b.T)  # GEMM accumulating in place: no temporary of the block's size
+
+
+def pair_layout(acc: Tensor, n1: int, n2: int, r: int, diagonal: bool) -> Tensor:
+    """Row layout -> (n1, n2) for diagonal, else the view (n1, n2, R, R) of (n1·R, n2·R)."""
+    if diagonal:
+        return acc
+    return acc.view(n1, r, n2, r).permute(0, 2, 1, 3)  # (n1, R, n2, R) -> (n1, n2, R, R)
 
 
 def contract_rows(j1: Tensor, j2: Tensor, diagonal: bool) -> Tensor:
@@ -96,14 +112,7 @@ def contract_rows(j1: Tensor, j2: Tensor, diagonal: bool) -> Tensor:
 
     j1: (n1, R, P), j2: (n2, R, P) -> (n1, n2) if diagonal else (n1, n2, R, R).
     """
-    n1, r, p = j1.shape
-    n2 = j2.shape[0]
-    if diagonal:
-        # (R, n1, P) @ (R, P, n2) -> (R, n1, n2), summed over R
-        return torch.bmm(j1.transpose(0, 1), j2.permute(1, 2, 0)).sum(0)
-    a = j1.reshape(n1 * r, p)  # (n1*R, P)
-    g = gram(a, a if j2 is j1 else j2.reshape(n2 * r, p))  # (n1*R, n2*R)
-    return g.view(n1, r, n2, r).permute(0, 2, 1, 3)  # (n1, n2, R, R)
+    return pair_layout(add_rows(None, j1, j2, diagonal), j1.shape[0], j2.shape[0], j1.shape[1], diagonal)
 
 
 def side_block(batch_size: int, num_rows: int) -> int:
@@ -131,6 +140,52 @@ def default_batch_size(num_params: int, num_rows: int, itemsize: int, device: to
     return max(2 * num_rows, budget // max(1, num_params * itemsize))
 
 
+SYM_CHUNKS = 4  # K(x, x) in 4×4 sub-blocks contracts 10 of 16: 62.5% of the pair work ...
+SYM_MIN_ROWS = 512  # ... when the sub-blocks have this many samples (smaller GEMMs lose more than that)
+
+
+def take(features: Any, jrows: slice) -> Any:
+    """The features of samples ``rows`` of a block: every tensor in them has its samples on dim 0
+    (lists, tuples and dataclasses are sliced member by member, other values kept)."""
+    if isinstance(features, Tensor):
+        return features[jrows]
+    if isinstance(features, (list, tuple)):
+        return type(features)(take(f, jrows) for f in features)
+    if dataclasses.is_dataclass(features):
+        return dataclasses.replace(features, **{f.name: take(getattr(features, f.name), jrows)
+                                                for f in dataclasses.fields(features)})
+    return features
+
+
+def _mirror(t: Tensor) -> Tensor:
+    """(a, b[, R, R]) -> (b, a[, R, R]ᵀ): K(x', x) from K(x, x')."""
+    t = t.transpose(0, 1)
+    return t.transpose(2, 3) if t.dim() == 4 else t
+
+
+def symmetric_block(contract: Callable[[Any, Any], Tensor], f: Any, n: int) -> Tensor:
+    """K(x, x) (n, n, *tail) of one block from its features ``f``, exactly symmetric: the lower triangle
+    of SYM_CHUNKS² sub-blocks is contracted and mirrored, diagonal sub-blocks are symmetrized."""
+    chunks = SYM_CHUNKS if n >= SYM_MIN_ROWS * SYM_CHUNKS else 1
+    edges = [n * c // chunks for c in range(chunks + 1)]
+    out = None
+    for a in range(chunks):
+        ra = slice(edges[a], edges[a + 1])
+        fa = f if chunks == 1 else take(f, ra)
+        for b in range(a + 1):
+            rb = slice(edges[b], edges[b + 1])
+            kb = contract(fa, fa if b == a else take(f, rb))  # (na, nb, *tail)
+            if a == b:
+                kb = torch.add(kb, _mirror(kb)).mul_(0.5)
+            if chunks == 1:
+                return kb
+            out = kb.new_empty(n, n, *kb.shape[2:]) if out is None else out  # (n, n, *tail)
+            out[ra, rb] = kb
+            if a != b:
+                out[rb, ra] = _mirror(kb)
+    return out
+
+
 def blocked_kernel(
     featurize: Callable[[Tensor], Any],
     contract: Callable[[Any, Any], Tensor],
@@ -139,36 +194,43 @@ def blocked_kernel(
     block: int,
     tail: tuple[int, ...],
     dtype: torch.dtype,
+    progress: bool | None = None,
 ) -> Tensor:
     """Assemble K (N1, N2, *tail) from blocks of ``block`` samples per side.
 
-    ``featurize(xb)`` maps a block of inputs to features, ``contract(f1, f2)`` two feature sets to
-    a (n1, n2, *tail) block. With ``x2 is None`` only blocks j >= i are computed and mirrored
-    (tail (R, R) is transposed too), and diagonal blocks are symmetrized exactly.
-    At most two blocks of features are alive at any time.
+    ``featurize(xb)`` maps a block of inputs to features (tensors with samples on dim 0, see ``take``),
+    ``contract(f1, f2)`` two feature sets to a (n1, n2, *tail) block. With ``x2 is None`` only blocks
+    j >= i are computed and mirrored (tail (R, R) is transposed too), and diagonal blocks are computed
+    by ``symmetric_block``. At most two blocks of features are alive at any time. ``progress``: see
+    ``_progress.py``.
     """
     sym = x2 is None
     xb2 = x1 if sym else x2
     n1, n2 = x1.shape[0], xb2.shape[0]
-    k = torch.empty(n1, n2, *tail, dtype=dtype, device=x1.device)  # (N1, N2, *tail)
-
-    def mirror(t: Tensor) -> Tensor:  # (a, b, *tail) -> (b, a, *tail^T)
-        t = t.transpose(0, 1)
-        return t.transpose(2, 3) if len(tail) == 2 else t
-
-    for i in range(0, n1, block):
-        f1 = featurize(x1[i:i + block])
-        for j in range(i if sym else 0, n2, block):
-            same = sym and j == i
-            f2 = f1 if same else featurize(xb2[j:j + block])
-            kb = contract(f1, f2)  # (b1, b2, *tail)
-            if same:
-                kb = 0.5 * (kb + mirror(kb))
-            k[i:i + block, j:j + block] = kb
-            if sym and not same:
-                k[j:j + block, i:i + block] = mirror(kb)
-            del f2, kb
-        del f1
+    starts1 = range(0, n1, block)
+    pairs = [(i, j) for i in starts1 for j in range(i if sym else 0, n2, block)]
+    ticker = Progress(sum(min(block, n1 - i) * min(block, n2 - j) for i, j in pairs),
+                      f"kernel {n1}×{n2} in {len(pairs)} block pairs", log, progress)
+    k = None if len(pairs) == 1 else torch.empty(n1, n2, *tail, dtype=dtype, device=x1.device)  # (N1, N2, *tail)
+    try:
+        for i in starts1:
+            f1 = featurize(x1[i:i + block])
+            for j in range(i if sym else 0, n2, block):
+                same = sym and j == i
+                if same:
+                    kb = symmetric_block(contract, f1, min(block, n1 - i))  # (b1, b1, *tail)
+                else:
+                    kb = contract(f1, featurize(xb2[j:j + block]))  # (b1, b2, *tail)
+                ticker.advance(kb.shape[0] * kb.shape[1])
+                if k is None:  # one block pair is the whole kernel: no copy into a result
+                    return kb.contiguous()
+                k[i:i + block, j:j + block] = kb
+                if sym and not same:
+                    k[j:j + block, i:i + block] = _mirror(kb)
+                del kb
+            del f1
+    finally:
+        ticker.close()
     return k
 
 

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._common import contract_rows, gram
+from ._common import flat_rows, gram
 
 PAIR_CHUNK_ELEMENTS = 1 << 19  # bound on the per-chunk intermediates of "pairs" (4 MiB in float64): larger
 # chunks are mmap-allocated and freed per chunk by glibc, and their page faults cost as much as the math
@@ -57,13 +57,13 @@ def conv_weight_grad(m: nn.Conv2d, x: Tensor, dy: Tensor) -> Tensor:
     x, pad = _padded(m, x)
     xg = x.reshape(1, -1, *x.shape[2:])  # (1, n·Cin, H', W'): samples become groups
     w = x.new_empty(1).expand(n * m.out_channels, *m.weight.shape[1:])  # shape only: (n·Cout, Cin/g, kh, kw)
-    rows = []
+    jrows = []
     for i in range(r):
         gy = dy[:, i].reshape(1, -1, *dy.shape[3:])  # (n, Cout, Ho, Wo) -> (1, n·Cout, Ho, Wo)
         gw = torch.ops.aten.convolution_backward(gy, xg, w, None, m.stride, pad, m.dilation, False, [0, 0],
                                                  n * m.groups, [False, True, False])[1]  # (n·Cout, Cin/g, kh, kw)
-        rows.append(gw.view(n, -1))  # (n, Cout·Cin/g·kh·kw)
-    return rows[0].unsqueeze(1) if r == 1 else torch.stack(rows, 1)  # (n, R, P_w)
+        jrows.append(gw.view(n, -1))  # (n, Cout·Cin/g·kh·kw)
+    return jrows[0].unsqueeze(1) if r == 1 else torch.stack(jrows, 1)  # (n, R, P_w)
 
 
 def matmul_d(dy: Tensor, kind: str, g: int) -> Tensor:
@@ -114,19 +114,43 @@ def bn_grads(m: nn.modules.batchnorm._BatchNorm, x: Tensor, dy: Tensor, weight: 
 
 
 # ----------------------------------------------------------------------------- contractions
-def gram_contract(u1: Tensor, d1: Tensor, u2: Tensor, d2: Tensor, sw2: float, sb2: float,
-                  diagonal: bool) -> Tensor:
-    """Linear layer with L = 1, y = s_w W x + s_b b: U (n, din), D (n, R, dout) -> (s_w² U1U2ᵀ + s_b²) ∘ D1D2ᵀ,
-    (n1, n2) or (n1, n2, R, R); s_w² = 0 (s_b² = 0) when the weight (bias) is not trainable."""
-    dd = contract_rows(d1, d2, diagonal)  # D1 D2ᵀ: (n1, n2) or (n1, n2, R, R)
-    if sw2 == 0.0:
-        return dd if sb2 == 1.0 else dd * sb2
-    uu = gram(u1, u2)  # (n1, din) @ (din, n2) -> (n1, n2)
-    if sw2 != 1.0:
-        uu = uu * sw2
+class Scratch:
+    """Output buffers reused by the layers of one contraction: a fresh (n1, n2) buffer per GEMM would be
+    page-faulted in anew each time, which costs as much as an extra pass over the block."""
+
+    def __init__(self):
+        self._buffers: dict[str, Tensor] = {}
+
+    def get(self, name: str, jrows: int, cols: int, like: Tensor) -> Tensor:
+        buf = self._buffers.get(name)
+        if buf is None or buf.shape != (jrows, cols):
+            buf = self._buffers[name] = like.new_empty(jrows, cols)
+        return buf
+
+
+def gram_accumulate(acc: Tensor | None, u1: Tensor, d1: Tensor, u2: Tensor, d2: Tensor, sw2: float, sb2: float,
+                    diagonal: bool, scratch: Scratch) -> Tensor:
+    """Linear layer with L = 1, y = s_w W x + s_b b: acc += (s_w² U1U2ᵀ + s_b²) ∘ D1D2ᵀ, two GEMMs and one
+    fused multiply-add pass. U (n, din), D (n, R, dout); acc in row layout ((n1, n2) diagonal, else
+    (n1·R, n2·R), see ``_common``), a new one when None. The weight is trainable (s_w² > 0); s_b² = 0
+    when the bias is not."""
+    n1, r, _ = d1.shape
+    n2 = d2.shape[0]
+    a = flat_rows(d1, diagonal)  # (n1, R·dout) or (n1·R, dout)
+    b = a if d2 is d1 else flat_rows(d2, diagonal)
+    dd = gram(a, b, out=scratch.get("dd", a.shape[0], b.shape[0], a))  # D1 D2ᵀ: (n1, n2) or (n1·R, n2·R)
+    uu = gram(u1, u2, out=scratch.get("uu", n1, n2, u1))  # (n1, din) @ (din, n2) -> (n1, n2)
     if sb2 != 0.0:
-        uu = uu + sb2
-    return dd * (uu if diagonal else uu[:, :, None, None])
+        uu.add_(sb2 / sw2)  # s_w² (UU + s_b²/s_w²) = s_w² UU + s_b²
+    if not diagonal:  # broadcast UU over the row pairs of (n1, R, n2, R)
+        uu, dd = uu.view(n1, 1, n2, 1), dd.view(n1, r, n2, r)
+    if acc is None:
+        out = torch.mul(uu, dd)  # a new accumulator, (n1, n2) or (n1, R, n2, R)
+        out = out if sw2 == 1.0 else out.mul_(sw2)
+        return out if diagonal else out.view(n1 * r, n2 * r)
+    target = acc if diagonal else acc.view(n1, r, n2, r)
+    target.addcmul_(uu, dd, value=sw2)
+    return acc
 
 
 def pairs_contract(u1: Tensor, d1: Tensor, u2: Tensor, d2: Tensor, diagonal: bool) -> Tensor:
@@ -152,14 +176,25 @@ def pairs_contract(u1: Tensor, d1: Tensor, u2: Tensor, d2: Tensor, diagonal: boo
 
 
 # ----------------------------------------------------------------------------- FLOP model
-def matmul_costs(n1: int, n2: int, n_feat: int, r: int, diagonal: bool, g: int, l: int, din: int,
-                 dout: int) -> dict[str, float]:
-    """FLOPs of each mode for one matmul-like layer (weight term; ``n_feat`` samples featurized)."""
+def matmul_costs(pairs: float, n_feat: int, r: int, diagonal: bool, g: int, l: int, din: int, dout: int,
+                 bias: bool) -> dict[str, tuple[float, float]]:
+    """FLOPs of each mode for one matmul-like layer with a trainable weight: (per-sample features,
+    contraction).
+
+    ``pairs``: sample pairs contracted (n1·n2, or n(n+1)/2 for a symmetric kernel); ``n_feat``: samples
+    featurized. gram: the GEMMs U1U2ᵀ (din) and D1D2ᵀ (Rp·dout per pair) and the Hadamard product
+    accumulated (Rp multiply-adds, 1 for diagonal); the bias enters as "+ s_b²", one add per pair.
+    explicit: per-sample weight gradients (bmm over L), their Gram and the bias gradients' Gram.
+    pairs: see the module docstring. Forward and backward passes are counted by the caller.
+    """
     rp = r if diagonal else r * r
-    costs = {"gram": 2.0 * n1 * n2 * (din + rp * dout + rp)} if l == 1 and g == 1 else {}  # preferred on ties
-    costs["explicit"] = 2.0 * n_feat * r * g * l * din * dout + 2.0 * n1 * n2 * rp * g * din * dout
+    bias_gram = 2.0 * pairs * rp * g * dout if bias else 0.0  # Gram of per-sample bias gradients
+    costs = {}
+    if l == 1 and g == 1:  # listed first: preferred on ties
+        costs["gram"] = (0.0, 2.0 * pairs * (din + rp * dout + (1 if diagonal else rp)) + (pairs if bias else 0.0))
+    costs["explicit"] = (2.0 * n_feat * r * g * l * din * dout, 2.0 * pairs * rp * g * din * dout + bias_gram)
     if diagonal:  # UU and Σ_r D1D2ᵀ per position pair, then their elementwise product
-        costs["pairs"] = 2.0 * n1 * n2 * g * l * l * (din + rp * dout + rp)
+        costs["pairs"] = (0.0, 2.0 * pairs * g * l * l * (din + rp * dout + rp) + bias_gram)
     else:  # UU, then E = UU·D2 (L·R·dout per l), then D1·E (R²·dout per l)
-        costs["pairs"] = 2.0 * n1 * n2 * g * l * (l * din + l * r * dout + r * r * dout)
+        costs["pairs"] = (0.0, 2.0 * pairs * g * l * (l * din + l * r * dout + r * r * dout) + bias_gram)
     return costs

@@ -10,11 +10,11 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, jacrev, vmap
 
-from ._common import (RowSpec, blocked_kernel, contract_rows, default_batch_size, finish, result_tail,
+from ._common import (JacobianRows, add_rows, blocked_kernel, default_batch_size, finish, pair_layout, result_tail,
                       side_block, trainable_parameters)
 
 
-def per_sample_rows(model: nn.Module, xb: Tensor, rows: RowSpec, names: list[str]) -> list[Tensor]:
+def per_sample_rows(model: nn.Module, xb: Tensor, jrows: JacobianRows, names: list[str]) -> list[Tensor]:
     """Per-sample Jacobian rows of the parameters ``names``: list of (n, R, P_k).
 
     Row r is ∇ of sum_a C[r, a] f_a(x). Other parameters enter as constants. Falls back to a
@@ -23,7 +23,7 @@ def per_sample_rows(model: nn.Module, xb: Tensor, rows: RowSpec, names: list[str
     all_params = dict(model.named_parameters())
     wrt = {k: all_params[k].detach() for k in names}
     const = {k: p.detach() for k, p in all_params.items() if k not in wrt}
-    cot = rows.cotangents  # (R, O)
+    cot = jrows.cotangents  # (R, O)
 
     def f(p: dict[str, Tensor], x: Tensor) -> Tensor:  # x: (*in_shape) -> (R,)
         out = functional_call(model, (p, const), (x.unsqueeze(0),))  # (1, O)
@@ -35,46 +35,47 @@ def per_sample_rows(model: nn.Module, xb: Tensor, rows: RowSpec, names: list[str
     except (RuntimeError, NotImplementedError) as err:  # e.g. data-dependent control flow
         if "vmap" not in str(err) and "functorch" not in str(err):
             raise
-        return _loop_rows(model, xb, rows, names)
-    return [jac[k].reshape(n, rows.num_rows, -1) for k in names]  # (n, R, *shape) -> (n, R, P_k)
+        return _loop_rows(model, xb, jrows, names)
+    return [jac[k].reshape(n, jrows.num_rows, -1) for k in names]  # (n, R, *shape) -> (n, R, P_k)
 
 
-def _loop_rows(model: nn.Module, xb: Tensor, rows: RowSpec, names: list[str]) -> list[Tensor]:
+def _loop_rows(model: nn.Module, xb: Tensor, jrows: JacobianRows, names: list[str]) -> list[Tensor]:
     """Same as per_sample_rows with one forward per sample and one backward per (sample, row)."""
     all_params = dict(model.named_parameters())
     params = [all_params[k] for k in names]
     out_rows: list[list[Tensor]] = [[] for _ in names]
     for n in range(xb.shape[0]):
         out = model(xb[n:n + 1])[0]  # (O,)
-        s = rows.cotangents @ out  # (R,)
+        s = jrows.cotangents @ out  # (R,)
         per_row = [torch.autograd.grad(s[r], params, retain_graph=True, allow_unused=True)
-                   for r in range(rows.num_rows)]
+                   for r in range(jrows.num_rows)]
         for k, p in enumerate(params):
             g = [torch.zeros_like(p) if pr[k] is None else pr[k] for pr in per_row]
-            out_rows[k].append(torch.stack(g).reshape(rows.num_rows, -1))  # (R, P_k)
+            out_rows[k].append(torch.stack(g).reshape(jrows.num_rows, -1))  # (R, P_k)
     return [torch.stack(r) for r in out_rows]  # (n, R, P_k)
 
 
 def contract_tensors(j1: list[Tensor], j2: list[Tensor], diagonal: bool) -> Tensor:
     """Σ over parameter tensors of row inner products -> (n1, n2) or (n1, n2, R, R)."""
-    k = contract_rows(j1[0], j2[0], diagonal)
-    for a, b in zip(j1[1:], j2[1:]):
-        k += contract_rows(a, b, diagonal)
-    return k
+    acc = None
+    for a, b in zip(j1, j2):
+        acc = add_rows(acc, a, b, diagonal)  # GEMMs accumulating in place, row layout
+    return pair_layout(acc, j1[0].shape[0], j2[0].shape[0], j1[0].shape[1], diagonal)
 
 
-def kernel(model: nn.Module, x1: Tensor, x2: Tensor | None, *, rows: RowSpec,
-           batch_size: int | None) -> Tensor:
+def kernel(model: nn.Module, x1: Tensor, x2: Tensor | None, *, jrows: JacobianRows,
+           batch_size: int | None, progress: bool | None = None) -> Tensor:
     """Kernel via per-sample Jacobians; shapes as in :func:`pntk.kernels.empirical_kernel`."""
     params = trainable_parameters(model)
     names = list(params)
     dtype = params[names[0]].dtype
-    r = rows.num_rows
+    r = jrows.num_rows
     if batch_size is None:
         num_params = sum(p.numel() for p in params.values())
         batch_size = default_batch_size(num_params, r, dtype.itemsize, x1.device)
     raw = blocked_kernel(
-        featurize=lambda xb: per_sample_rows(model, xb, rows, names),  # list of (n, R, P_k)
-        contract=lambda a, b: contract_tensors(a, b, rows.diagonal),
-        x1=x1, x2=x2, block=side_block(batch_size, r), tail=result_tail(rows), dtype=dtype)
-    return finish(raw, rows)
+        featurize=lambda xb: per_sample_rows(model, xb, jrows, names),  # list of (n, R, P_k)
+        contract=lambda a, b: contract_tensors(a, b, jrows.diagonal),
+        x1=x1, x2=x2, block=side_block(batch_size, r), tail=result_tail(jrows), dtype=dtype,
+        progress=progress)
+    return finish(raw, jrows)

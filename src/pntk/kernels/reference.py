@@ -14,7 +14,7 @@ from ._common import blocked_kernel, contract_rows, default_batch_size, side_blo
 
 def per_sample_jacobian(model: nn.Module, xb: Tensor, params: list[Tensor]) -> Tensor:
     """Per-sample Jacobian of all outputs w.r.t. ``params``: (n, O, P), P = total size of params."""
-    rows = []
+    jrows = []
     for n in range(xb.shape[0]):
         out = model(xb[n:n + 1])  # (1, O)
         o = out.shape[1]
@@ -24,8 +24,8 @@ def per_sample_jacobian(model: nn.Module, xb: Tensor, params: list[Tensor]) -> T
             flat = [torch.zeros(p.numel(), dtype=p.dtype, device=p.device) if g is None else g.reshape(-1)
                     for g, p in zip(grads, params)]  # each (P_k,)
             per_output.append(torch.cat(flat))  # (P,)
-        rows.append(torch.stack(per_output))  # (O, P)
-    return torch.stack(rows)  # (n, O, P)
+        jrows.append(torch.stack(per_output))  # (O, P)
+    return torch.stack(jrows)  # (n, O, P)
 
 
 def reduce_entk(entk: Tensor, kind: str) -> Tensor:
@@ -43,7 +43,7 @@ def reduce_entk(entk: Tensor, kind: str) -> Tensor:
 
 
 def kernel(model: nn.Module, x1: Tensor, x2: Tensor | None, *, kind: str, num_outputs: int,
-           batch_size: int | None) -> Tensor:
+           batch_size: int | None, progress: bool | None = None) -> Tensor:
     """Reference kernel of ``kind``; shapes as in :func:`pntk.kernels.empirical_kernel`."""
     params = list(trainable_parameters(model).values())
     num_params = sum(p.numel() for p in params)
@@ -54,5 +54,6 @@ def kernel(model: nn.Module, x1: Tensor, x2: Tensor | None, *, kind: str, num_ou
     entk = blocked_kernel(
         featurize=lambda xb: per_sample_jacobian(model, xb, params),  # (n, O, P)
         contract=lambda j1, j2: contract_rows(j1, j2, diagonal=False),  # (n1, n2, O, O)
-        x1=x1, x2=x2, block=block, tail=(num_outputs, num_outputs), dtype=dtype)
+        x1=x1, x2=x2, block=block, tail=(num_outputs, num_outputs), dtype=dtype,
+        progress=progress)
     return reduce_entk(entk, kind)

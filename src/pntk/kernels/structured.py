@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from . import _layers as L
-from ._common import (DEFAULT_MEMORY_BYTES, RowSpec, blocked_kernel, contract_rows, finish, result_tail,
+from ._common import (DEFAULT_MEMORY_BYTES, JacobianRows, add_rows, blocked_kernel, finish, pair_layout, result_tail,
                       side_block, trainable_parameters)
 from .jacobian import per_sample_rows
 
@@ -72,6 +72,7 @@ class Plan:
     cost_structured: float     # FLOP estimates for the whole kernel
     cost_jacobian: float
     values_per_sample: float   # feature values held per sample (for the default block size)
+    flops: dict[str, float] = field(default_factory=dict)  # the structured method's FLOPs by stage
 
     @property
     def cheaper_than_jacobian(self) -> bool:
@@ -82,6 +83,7 @@ class Plan:
 class _Record:
     x: Tensor
     x_version: int
+    x_requires_grad: bool  # the backward pass computes this layer's input gradient
     out: Tensor
     out_version: int
 
@@ -96,7 +98,8 @@ class _Capture:
 
     def _hook(self, layer: Layer, module, args, kwargs, output):
         x = args[0] if args else next(iter(kwargs.values()))
-        rec = _Record(x.detach().clone() if layer.clone_in else x.detach(), x._version, output, output._version)
+        rec = _Record(x.detach().clone() if layer.clone_in else x.detach(), x._version, x.requires_grad,
+                      output, output._version)
         self.records.setdefault(layer.name, []).append(rec)
         return output.clone() if layer.clone_out else None
 
@@ -130,7 +133,7 @@ def _graph(root) -> tuple[dict[int, int], set[int], list]:
     return counts, seen, keep
 
 
-def make_plan(model: nn.Module, x1: Tensor, x2: Tensor | None, rows: RowSpec) -> Plan:
+def make_plan(model: nn.Module, x1: Tensor, x2: Tensor | None, jrows: JacobianRows) -> Plan:
     """Decide per parameter: which layer rule (and mode) or per-sample-gradient fallback."""
     trainable = trainable_parameters(model)
     name_of = {id(p): n for n, p in trainable.items()}
@@ -148,12 +151,13 @@ def make_plan(model: nn.Module, x1: Tensor, x2: Tensor | None, rows: RowSpec) ->
         out = model(x1[:1])  # (1, O) probe
     counts, nodes, _keep = _graph(out.grad_fn)
     n1 = x1.shape[0]
-    n2 = n1 if x2 is None else x2.shape[0]
-    n_feat = n1 if x2 is None else n1 + n2
-    r = rows.num_rows
-    rp = r if rows.diagonal else r * r
+    pairs = n1 * (n1 + 1) / 2 if x2 is None else n1 * x2.shape[0]  # sample pairs the kernel needs
+    n_feat = n1 if x2 is None else n1 + x2.shape[0]
+    r = jrows.num_rows
+    rp = r if jrows.diagonal else r * r
     layers, claimed = [], set()
-    cost_s = cost_j = fwd = per_sample = 0.0
+    cost_s = cost_j = per_sample = 0.0
+    flops = dict.fromkeys(("forward", "backward", "per_sample_gradients", "contraction"), 0.0)
     for layer in cands:
         recs = cap.records.get(layer.name, [])
         ok = len(recs) == 1 and recs[0].out.grad_fn is not None and id(recs[0].out.grad_fn) in nodes
@@ -168,8 +172,9 @@ def make_plan(model: nn.Module, x1: Tensor, x2: Tensor | None, rows: RowSpec) ->
         layer.clone_out = rec.out._version != rec.out_version
         if layer.rule == "bn":
             c = m.num_features
-            cost = 2.0 * n1 * n2 * rp * c * (layer.weight + layer.bias)
+            cost = 2.0 * pairs * rp * c * (layer.weight + layer.bias)
             cost_s, cost_j, per_sample = cost_s + cost, cost_j + cost, per_sample + r * c * 2
+            flops["contraction"] += cost
         else:
             if layer.rule == "linear":
                 (dout, din), g = m.weight.shape, 1
@@ -179,22 +184,34 @@ def make_plan(model: nn.Module, x1: Tensor, x2: Tensor | None, rows: RowSpec) ->
                 din = m.in_channels // g * m.kernel_size[0] * m.kernel_size[1]
                 l = rec.out.shape[2] * rec.out.shape[3]
             layer.shape = (g, l, din, dout)
-            fwd += 2.0 * n_feat * g * l * din * dout
-            bias_cost = 2.0 * n1 * n2 * rp * g * dout if layer.bias else 0.0
-            costs = L.matmul_costs(n1, n2, n_feat, r, rows.diagonal, g, l, din, dout)
-            layer.mode = min(costs, key=costs.get) if layer.weight else "explicit"
-            cost_s += (costs[layer.mode] if layer.weight else 0.0) + bias_cost
-            cost_j += (costs["explicit"] if layer.weight else 0.0) + bias_cost
+            layer_fwd = 2.0 * n_feat * g * l * din * dout
+            flops["forward"] += layer_fwd
+            flops["backward"] += r * layer_fwd if rec.x_requires_grad else 0.0  # R input-gradient passes
+            if layer.weight:
+                costs = L.matmul_costs(pairs, n_feat, r, jrows.diagonal, g, l, din, dout, layer.bias)
+                layer.mode = min(costs, key=lambda mode: sum(costs[mode]))
+                feat, con = costs[layer.mode]
+                cost_j += sum(costs["explicit"])
+            else:  # bias only: per-sample bias gradients
+                layer.mode, feat, con = "explicit", 0.0, 2.0 * pairs * rp * g * dout
+                cost_j += con
+            cost_s += feat + con
+            flops["per_sample_gradients"] += feat
+            flops["contraction"] += con
             per_sample += {"gram": din + r * dout, "explicit": r * g * dout * (din + 1),
                            "pairs": g * l * (din + r * dout)}[layer.mode]
         layers.append(layer)
     fallback = [name_of[i] for i in name_of if i not in claimed and counts.get(i, 0) > 0]
     p_fb = sum(trainable[n].numel() for n in fallback)
     if fallback:
-        cost_j += 2.0 * n1 * n2 * rp * p_fb
-        cost_s += 2.0 * n1 * n2 * rp * p_fb + 3.0 * fwd  # + an extra forward/backward under vmap
+        extra = 3.0 * flops["forward"]  # an extra forward/backward under vmap (a rough estimate)
+        cost_j += 2.0 * pairs * rp * p_fb
+        cost_s += 2.0 * pairs * rp * p_fb + extra
+        flops["per_sample_gradients"] += extra
+        flops["contraction"] += 2.0 * pairs * rp * p_fb
         per_sample += r * p_fb
-    return Plan(layers, fallback, cost_s, cost_j, per_sample)
+    flops["total"] = sum(flops.values())
+    return Plan(layers, fallback, cost_s, cost_j, per_sample, flops)
 
 
 @dataclass
@@ -206,10 +223,10 @@ class Features:
     pairs: list[tuple[Tensor, Tensor]] = field(default_factory=list)
 
 
-def featurize(model: nn.Module, xb: Tensor, rows: RowSpec, plan: Plan) -> Features:
+def featurize(model: nn.Module, xb: Tensor, jrows: JacobianRows, plan: Plan) -> Features:
     """Features of one block xb (n, *in_shape)."""
     feats = Features()
-    r = rows.num_rows
+    r = jrows.num_rows
     if plan.layers:
         with _Capture(plan.layers) as cap:
             out = model(xb)  # (n, O)
@@ -224,7 +241,7 @@ def featurize(model: nn.Module, xb: Tensor, rows: RowSpec, plan: Plan) -> Featur
         outputs = [rec.out for rec in recs]
         per_row = []
         for i in range(r):
-            s = (out * rows.cotangents[i]).sum()  # Σ_n Σ_a C[i, a] f_a(x_n)
+            s = (out * jrows.cotangents[i]).sum()  # Σ_n Σ_a C[i, a] f_a(x_n)
             per_row.append(torch.autograd.grad(s, outputs, retain_graph=i < r - 1, allow_unused=True))
         for layer, rec in zip(plan.layers, recs):
             if (not layer.clone_in and rec.x._version != rec.x_version) or \
@@ -238,7 +255,7 @@ def featurize(model: nn.Module, xb: Tensor, rows: RowSpec, plan: Plan) -> Featur
             _layer_features(layer, rec.x, dy, feats)
         del recs, outputs, per_row, cap
     if plan.fallback:
-        feats.explicit += per_sample_rows(model, xb, rows, plan.fallback)  # list of (n, R, P_k)
+        feats.explicit += per_sample_rows(model, xb, jrows, plan.fallback)  # list of (n, R, P_k)
     return feats
 
 
@@ -251,7 +268,7 @@ def _layer_features(layer: Layer, x: Tensor, dy: Tensor, feats: Features) -> Non
         u = x if layer.rule == "linear" else L.conv_u(m, x)  # (n, din) or conv patches (n, 1, 1, din)
         u = u.reshape(n, -1)  # (n, din)
         d = dy.reshape(n, dy.shape[1], -1)  # (n, R, dout)
-        feats.gram.append((u, d, layer.scale_w ** 2 if layer.weight else 0.0, layer.scale_b ** 2 if layer.bias else 0.0))
+        feats.gram.append((u, d, layer.scale_w ** 2, layer.scale_b ** 2 if layer.bias else 0.0))  # weight trainable
         return
     if layer.bias:
         gb = L.bias_grad(dy, layer.rule)  # (n, R, Cout)
@@ -270,33 +287,49 @@ def _layer_features(layer: Layer, x: Tensor, dy: Tensor, feats: Features) -> Non
         feats.explicit.append(L.weight_grad(u, d))  # (n, R, g·dout·din)
 
 
+def _samples_and_rows(f: Features) -> tuple[int, int]:
+    """(n, R) of a block's features: every feature tensor starts with (n, R, ...)."""
+    t = f.explicit[0] if f.explicit else f.gram[0][1] if f.gram else f.pairs[0][1]
+    return t.shape[0], t.shape[1]
+
+
 def contract(f1: Features, f2: Features, diagonal: bool) -> Tensor:
-    """Σ over all terms -> (n1, n2) if diagonal else (n1, n2, R, R)."""
-    terms = [contract_rows(a, b, diagonal) for a, b in zip(f1.explicit, f2.explicit)]
-    terms += [L.gram_contract(u1, d1, u2, d2, w, b, diagonal)
-              for (u1, d1, w, b), (u2, d2, _, _) in zip(f1.gram, f2.gram)]
-    terms += [L.pairs_contract(u1, d1, u2, d2, diagonal) for (u1, d1), (u2, d2) in zip(f1.pairs, f2.pairs)]
-    k = terms[0]
-    for t in terms[1:]:
-        k += t
-    return k
+    """Σ over all terms -> (n1, n2) if diagonal else (n1, n2, R, R).
+
+    Terms accumulate in place into one row-layout matrix (see ``_common``): GEMMs of explicit rows add
+    into it directly, Linear Grams through two reused buffers, so a block costs about one block-sized
+    allocation whatever the number of layers."""
+    (n1, r), (n2, _) = _samples_and_rows(f1), _samples_and_rows(f2)
+    acc, scratch = None, L.Scratch()
+    for (u1, d1, w, b), (u2, d2, _, _) in zip(f1.gram, f2.gram):
+        acc = L.gram_accumulate(acc, u1, d1, u2, d2, w, b, diagonal, scratch)
+    for a, b in zip(f1.explicit, f2.explicit):
+        acc = add_rows(acc, a, b, diagonal)
+    for (u1, d1), (u2, d2) in zip(f1.pairs, f2.pairs):
+        p = L.pairs_contract(u1, d1, u2, d2, diagonal)  # (n1, n2[, R, R])
+        if acc is None:
+            acc = p if diagonal else p.permute(0, 2, 1, 3).reshape(n1 * r, n2 * r)  # -> row layout
+        else:
+            pair_layout(acc, n1, n2, r, diagonal).add_(p)
+    return pair_layout(acc, n1, n2, r, diagonal)
 
 
-def kernel(model: nn.Module, x1: Tensor, x2: Tensor | None, *, rows: RowSpec, batch_size: int | None,
-           plan: Plan | None = None) -> Tensor:
+def kernel(model: nn.Module, x1: Tensor, x2: Tensor | None, *, jrows: JacobianRows, batch_size: int | None,
+           plan: Plan | None = None, progress: bool | None = None) -> Tensor:
     """Structured kernel; shapes as in :func:`pntk.kernels.empirical_kernel`."""
-    plan = plan or make_plan(model, x1, x2, rows)
+    plan = plan or make_plan(model, x1, x2, jrows)
     dtype = next(iter(trainable_parameters(model).values())).dtype
     n_max = max(x1.shape[0], 0 if x2 is None else x2.shape[0])
     if batch_size is None:
         block = max(1, int(DEFAULT_MEMORY_BYTES // (2 * max(1.0, plan.values_per_sample) * dtype.itemsize)))
     else:
-        block = side_block(batch_size, rows.num_rows)
+        block = side_block(batch_size, jrows.num_rows)
     if not plan.layers and not plan.fallback:  # no parameter reaches the output
         n2 = x1.shape[0] if x2 is None else x2.shape[0]
-        return finish(torch.zeros(x1.shape[0], n2, *result_tail(rows), dtype=dtype, device=x1.device), rows)
+        return finish(torch.zeros(x1.shape[0], n2, *result_tail(jrows), dtype=dtype, device=x1.device), jrows)
     raw = blocked_kernel(
-        featurize=lambda xb: featurize(model, xb, rows, plan),
-        contract=lambda a, b: contract(a, b, rows.diagonal),
-        x1=x1, x2=x2, block=min(block, n_max), tail=result_tail(rows), dtype=dtype)
-    return finish(raw, rows)
+        featurize=lambda xb: featurize(model, xb, jrows, plan),
+        contract=lambda a, b: contract(a, b, jrows.diagonal),
+        x1=x1, x2=x2, block=min(block, n_max), tail=result_tail(jrows), dtype=dtype,
+        progress=progress)
+    return finish(raw, jrows)

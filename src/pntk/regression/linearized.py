@@ -5,7 +5,10 @@ at infinite or finite training time, from kernels in memory or streamed from Zar
     f_t(x)   = f0(x) − Θ(x,D) Θ(D,D)^{-1} (I − e^{−tΘ(D,D)}) (f0(D) − Y)              (finite t)
 
 Solvers (dispatch table ``SOLVERS``): dense float64 Cholesky with jitter, eigendecomposition (the
-only one for finite t), and Jacobi-preconditioned CG whose products stream tiles from the store.
+only one for finite t), and two out-of-core CGs whose products stream tiles from the store:
+Nyström-preconditioned ("nystrom", see ``pntk.regression.preconditioners``) and Jacobi-preconditioned ("cg").
+An iterative solve that does not converge is retried with a logged jitter (recorded in the info)
+or raises ``NotConvergedError``: predictions are only returned for a converged solve.
 """
 from __future__ import annotations
 
@@ -16,22 +19,27 @@ import time
 import numpy as np
 import torch
 
-from .solvers import (LogLike, ZarrKernelOperator, cg_solve, cholesky_solve, emit,
-                          finite_time_weights, open_kernel)
+from .preconditioners import jacobi, nystrom
+from .solvers import (LogLike, NotConvergedError, ZarrKernelOperator, cg_solve, cholesky_solve, emit,
+                      finite_time_weights, kernel_operand, solve_escalating)
 
 __all__ = ["Solver", "linearized_predict", "accuracy", "regression_summary", "default_memory_cap",
-           "ZarrKernelOperator", "cholesky_solve", "cg_solve", "finite_time_weights"]
+           "ZarrKernelOperator", "cholesky_solve", "cg_solve", "finite_time_weights", "NotConvergedError",
+           "choose_solver"]
 
 
 class Solver(str, enum.Enum):
     AUTO = "auto"
     CHOLESKY = "cholesky"
     EIGH = "eigh"
-    CG = "cg"
+    CG = "cg"  # Jacobi-preconditioned
+    NYSTROM = "nystrom"  # Nyström-preconditioned CG
 
 
 # float64 n×n matrices a dense solver keeps resident: Cholesky K + L; eigh K + V + workspace.
 DENSE_COPIES = {Solver.CHOLESKY: 2, Solver.EIGH: 3}
+NYSTROM_RANK = 1000  # default landmark columns; iterations ≈ 10·√(λ_ℓ/(λ_min + ridge)): see BENCHMARKS.md
+NYSTROM_MAXITER = 500  # default iteration budget of the Nyström-preconditioned CG
 
 
 def default_memory_cap(device) -> int:
@@ -88,12 +96,47 @@ def _solve_cholesky(A, rhs, ctx):
     return alpha
 
 
-def _solve_cg(A, rhs, ctx):
-    dinv = 1.0 / A.diagonal().clamp_min(1e-300)  # Jacobi preconditioner
-    alpha, info = cg_solve(A, rhs, precond=dinv, tol=ctx["tol"], maxiter=ctx["maxiter"], log=ctx["log"])
-    ctx["info"].update(cg_iterations=info.iterations, cg_converged=info.converged,
+def _iterative_info(A, info, jitter, attempts, ctx) -> None:
+    ctx["info"].update(cg_iterations=sum(a["iterations"] for a in attempts), cg_converged=info.converged,
                        cg_max_rel_residual=max(info.rel_residual, default=0.0), cg_tol=ctx["tol"],
-                       kernel_passes=A.passes, read_seconds=round(A.read_seconds, 3))
+                       cg_attempts=attempts, jitter=jitter, kernel_passes=A.passes,
+                       read_seconds=round(A.read_seconds, 3), pass_seconds=round(A.pass_seconds, 3),
+                       threads=A.threads)
+
+
+def _solve_cg(A, rhs, ctx):
+    diag = A.diagonal()
+    mean_diag = max(float(diag.mean()), 1e-300)
+    alpha, info, jitter, attempts = solve_escalating(
+        A, rhs, make_precond=jacobi(diag), tol=ctx["tol"], maxiter=ctx["maxiter"], log=ctx["log"],
+        name="cg", where=A.where, mean_diag=mean_diag, level=mean_diag, lam_max=float(diag.sum()))
+    _iterative_info(A, info, jitter, attempts, ctx)
+    return alpha
+
+
+def nystrom_rank(n: int, rank: int | None, cap: int) -> int:
+    """Landmark columns: ``rank`` (default NYSTROM_RANK), at most n, and two (n, ℓ) float64
+    matrices (columns and their factor) within half the memory cap."""
+    want = min(NYSTROM_RANK if rank is None else int(rank), n)
+    return max(1, min(want, cap // (2 * 2 * 8 * max(n, 1))))
+
+
+def _solve_nystrom(A, rhs, ctx):
+    diag = A.diagonal()
+    mean_diag = max(float(diag.mean()), 1e-300)
+    rank = ctx["rank"]
+    pre = nystrom(A, rank, seed=0, diagonal=diag)
+    lam = pre.eigenvalues
+    emit(ctx["log"], f"nystrom: {pre.columns} landmark columns → rank {pre.rank}, λ̂ from {float(lam[0]):.3e} "
+                     f"to {float(lam[-1]):.3e}, tail level c = {pre.level:.3e} "
+                     f"({pre.level / mean_diag:.1e}·mean diag), {pre.seconds:.1f} s")
+    alpha, info, jitter, attempts = solve_escalating(
+        A, rhs, make_precond=lambda jitter: pre.for_shift(A.ridge + jitter), tol=ctx["tol"],
+        maxiter=ctx["maxiter"] or NYSTROM_MAXITER, log=ctx["log"], name="nystrom-pcg", where=A.where,
+        mean_diag=mean_diag, level=pre.level + A.ridge,
+        lam_max=float(pre.eigenvalues[0]) if pre.rank else float(diag.sum()))
+    ctx["info"].update(pre.summary())
+    _iterative_info(A, info, jitter, attempts, ctx)
     return alpha
 
 
@@ -112,12 +155,36 @@ def _solve_eigh(A, rhs, ctx):
     return V, g[:, :, None] * w[None]  # V (n, n), coefficients (T, n, R)
 
 
-SOLVERS = {Solver.CHOLESKY: _solve_cholesky, Solver.CG: _solve_cg, Solver.EIGH: _solve_eigh}
+SOLVERS = {Solver.CHOLESKY: _solve_cholesky, Solver.CG: _solve_cg, Solver.EIGH: _solve_eigh,
+           Solver.NYSTROM: _solve_nystrom}
+
+
+def choose_solver(solver, n: int, cap: int, finite_t: bool, log: LogLike = None) -> Solver:
+    """The solver to run. auto: eigh for finite t; Cholesky when its dense float64 copies
+    (K and its factor, 2·8·n² bytes) fit under the cap, else Nyström-PCG; the choice is logged with
+    the memory figure and the cap."""
+    try:
+        choice = Solver(solver)
+    except ValueError:
+        raise ValueError(f"solver={solver!r}: expected one of {[s.value for s in Solver]}") from None
+    if choice is Solver.AUTO:
+        dense = DENSE_COPIES[Solver.CHOLESKY] * 8 * n * n
+        if finite_t:
+            choice, why = Solver.EIGH, "finite t needs the eigendecomposition"
+        elif dense <= cap:
+            choice, why = Solver.CHOLESKY, f"dense Cholesky needs {dense / 2**30:.2f} GiB ≤ cap {cap / 2**30:.2f} GiB"
+        else:
+            choice, why = Solver.NYSTROM, (f"dense Cholesky would need {dense / 2**30:.2f} GiB (2 × 8·n², n = {n}) "
+                                           f"> cap {cap / 2**30:.2f} GiB: out-of-core Nyström-preconditioned CG")
+        emit(log, f"solver auto → {choice.value}: {why}")
+    if finite_t and choice is not Solver.EIGH:
+        raise ValueError(f"finite t needs solver='eigh' (got {choice.value!r})")
+    return choice
 
 
 def linearized_predict(k_dd, k_xd, f0_d, f0_x, y_d, *, ridge=0.0, t=None, solver="auto",
                        memory_cap_bytes=None, device="cpu", log: LogLike = None, tol=1e-8,
-                       maxiter=None, return_info=False):
+                       maxiter=None, return_info=False, rank=None, threads=None):
     """Predictions of the linearized model at time t (t=None: infinite time), float64 numpy.
 
     f_lin(x) = f0(x) + Θ(x,D) Θ(D,D)^{-1} (Y − f0(D))                      (t=None)
@@ -129,18 +196,23 @@ def linearized_predict(k_dd, k_xd, f0_d, f0_x, y_d, *, ridge=0.0, t=None, solver
     Kernels: np.ndarray | torch.Tensor | zarr.Array | path of a Zarr group with array ``kernel``.
     f0_d / f0_x may be None (zero function). ridge: λ added to the diagonal of Θ(D,D).
     t: None, a scalar → (M,O), or a 1-D array of times → (len(t),M,O); t=0 gives f0.
-    solver: "cholesky" | "eigh" | "cg" | "auto". auto: finite t → eigh; else cholesky when the dense
-            float64 K and its factor (2·8·n² bytes, n = N·O for eNTK, N for pNTK) fit under
+    solver: "cholesky" | "eigh" | "nystrom" | "cg" | "auto". auto: finite t → eigh; else cholesky when
+            the dense float64 K and its factor (2·8·n² bytes, n = N·O for eNTK, N for pNTK) fit under
             memory_cap_bytes (default: half the available RAM, or 80 % of free GPU memory),
-            otherwise CG streaming row blocks of ≤ cap/4 bytes from the store.
-    tol / maxiter: CG stopping rule (relative residual per right-hand side).
+            otherwise "nystrom": CG preconditioned by ``rank`` Nyström landmark columns (default
+            NYSTROM_RANK, fewer if two (n, rank) float64 matrices exceed cap/2), streaming tiles
+            from the store. "cg" is the same CG with a Jacobi preconditioner.
+    tol / maxiter: CG stopping rule (relative residual per right-hand side; the final residual is
+            recomputed). A CG that does not converge is retried with jitter on the diagonal (logged,
+            info["jitter"]); if that fails too, NotConvergedError names the store and the residual.
+    threads: workers that read/decode tiles in parallel (default torch.get_num_threads()).
     device: torch device for all arithmetic ("cpu", "cuda", ...).
     log: logging.Logger or callable(str); default the ``pntk.regression`` logger.
     return_info: also return a dict (solver, sizes, jitter, CG iterations/residual, seconds).
     """
     t_start = time.perf_counter()
     device = torch.device(device)
-    k_dd, k_xd = open_kernel(k_dd), open_kernel(k_xd)
+    k_dd, k_xd = kernel_operand(k_dd), kernel_operand(k_xd)
     n_d, n_x = _check_shapes(k_dd, k_xd)
     entk = len(k_dd.shape) == 4
     if entk:
@@ -160,36 +232,30 @@ def linearized_predict(k_dd, k_xd, f0_d, f0_x, y_d, *, ridge=0.0, t=None, solver
     if times is not None and times.ndim > 1:
         raise ValueError(f"t: expected a scalar or 1-D array, got shape {times.shape}")
     cap = int(memory_cap_bytes) if memory_cap_bytes is not None else default_memory_cap(device)
-    try:
-        choice = Solver(solver)
-    except ValueError:
-        raise ValueError(f"solver={solver!r}: expected one of {[s.value for s in Solver]}") from None
-    if choice is Solver.AUTO:
-        if times is not None:
-            choice = Solver.EIGH
-        else:
-            fits = DENSE_COPIES[Solver.CHOLESKY] * 8 * n * n <= cap
-            choice = Solver.CHOLESKY if fits else Solver.CG
-    if times is not None and choice is not Solver.EIGH:
-        raise ValueError(f"finite t needs solver='eigh' (got {choice.value!r})")
+    choice = choose_solver(solver, n, cap, times is not None, log)
     dense_bytes = DENSE_COPIES.get(choice, 0) * 8 * n * n
     if memory_cap_bytes is not None and dense_bytes > cap:
         emit(log, f"{choice.value}: needs ~{dense_bytes / 2**20:.0f} MiB dense, above the cap "
                   f"{cap / 2**20:.0f} MiB (explicitly requested; running anyway)", logging.WARNING)
     block_bytes = int(min(max(cap // 4, 1 << 20), 256 << 20))
-    A = ZarrKernelOperator(k_dd, ridge=ridge, block_bytes=block_bytes, device=device, symmetric=True)
-    Ax = ZarrKernelOperator(k_xd, block_bytes=block_bytes, device=device)
+    A = ZarrKernelOperator(k_dd, ridge=ridge, block_bytes=block_bytes, device=device, symmetric=True,
+                           threads=threads)
+    Ax = ZarrKernelOperator(k_xd, block_bytes=block_bytes, device=device, threads=threads)
     if A.block_nbytes > block_bytes:
         emit(log, f"one tile ({A.block_nbytes / 2**20:.0f} MiB in float64) exceeds the streaming budget "
                   f"{block_bytes / 2**20:.0f} MiB (cap/4): memory use follows the tile size", logging.WARNING)
     info = dict(solver=choice.value, kind="entk" if entk else "pntk", n_train=n_d, n_test=n_x,
                 n_outputs=o, system_size=n, n_rhs=rhs.shape[1], ridge=float(ridge),
                 memory_cap_bytes=cap, dense_bytes=dense_bytes, block_bytes=A.block_nbytes,
-                device=str(device), store=type(k_dd).__module__.split(".")[0])
+                device=str(device), store=type(k_dd).__module__.split(".")[0], kernel=A.where)
     emit(log, f"linearized_predict: {info['kind']} N={n_d} M={n_x} O={o} → system {n}×{n} with "
               f"{rhs.shape[1]} rhs; solver={choice.value} (dense {dense_bytes / 2**20:.0f} MiB, "
-              f"cap {cap / 2**20:.0f} MiB, stream blocks {A.block_nbytes / 2**20:.1f} MiB) on {device}")
-    ctx = dict(log=log, tol=tol, maxiter=maxiter, times=times, info=info)
+              f"cap {cap / 2**20:.0f} MiB, tiles {A.block_nbytes / 2**20:.1f} MiB in float64 on "
+              f"{A.threads} threads) on {device}")
+    ctx = dict(log=log, tol=tol, maxiter=maxiter, times=times, info=info, rank=nystrom_rank(n, rank, cap))
+    if choice is Solver.NYSTROM and ctx["rank"] < min(NYSTROM_RANK if rank is None else rank, n):
+        emit(log, f"nystrom: rank cut to {ctx['rank']} so that two ({n}, rank) float64 matrices stay within "
+                  f"cap/2 = {cap / 2**21:.0f} MiB", logging.WARNING)
     if choice is Solver.EIGH:
         V, coef = SOLVERS[choice](A, rhs, ctx)  # V (n, n), coef (T, n, R)
         n_t, r = coef.shape[0], coef.shape[2]

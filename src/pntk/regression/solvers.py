@@ -1,21 +1,22 @@
-"""Linear algebra for kernel regression: a streamed kernel operator, Cholesky with jitter,
-preconditioned CG on many right-hand sides, and finite-time weights from an eigendecomposition.
+"""Linear algebra for kernel regression: Cholesky with jitter, finite-time weights from an
+eigendecomposition, and preconditioned CG on many right-hand sides that never hands back a result
+it did not converge to (it escalates with a logged jitter, or raises NotConvergedError).
 
-Everything computes in float64 torch tensors on a chosen device (CPU or CUDA); kernels may be
-np.ndarray, torch.Tensor or zarr.Array (or a path to a Zarr group holding array ``kernel``).
-Kernel layouts: pNTK (N1, N2); eNTK (N1, N2, O, O), flattened to (N1·O, N2·O) with row n*O+a.
+Everything computes in float64 torch tensors on a chosen device (CPU or CUDA). The streamed kernel
+operator lives in ``pntk.regression.operator`` (re-exported here), preconditioners in ``pntk.regression.preconditioners``.
 """
 from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Union
 
 import numpy as np
 import torch
+
+from .operator import ZarrKernelOperator, kernel_operand  # noqa: F401  (re-exported)
 
 _LOG = logging.getLogger("pntk.regression")
 LogLike = Union[logging.Logger, logging.LoggerAdapter, Callable[[str], None], None]
@@ -30,163 +31,9 @@ def emit(log: LogLike, msg: str, level: int = logging.INFO) -> None:
         log(msg)
 
 
-def open_kernel(k):
-    """A str/PathLike names a Zarr group with array ``kernel``; anything else is returned as is."""
-    if isinstance(k, (str, os.PathLike)):
-        import zarr
-
-        try:
-            return zarr.open_group(str(k), mode="r")["kernel"]
-        except (KeyError, FileNotFoundError) as e:
-            raise ValueError(f"{k}: expected a Zarr group with array 'kernel' ({e})") from e
-    if not hasattr(k, "shape") or not hasattr(k, "__getitem__"):
-        raise TypeError(f"kernel must be an ndarray, torch.Tensor, zarr.Array or path; got {type(k)}")
-    return k
-
-
 def _to_torch(b, device) -> torch.Tensor:
     t = b if isinstance(b, torch.Tensor) else torch.from_numpy(np.asarray(b))
     return t.to(device=device, dtype=torch.float64)
-
-
-class ZarrKernelOperator:
-    """Θ (+ ridge·I when square) as a linear operator of flat shape (N1·O, N2·O).
-
-    matmat streams row blocks (whole chunk-rows of tiles; split into groups of whole chunk-columns
-    when one chunk-row exceeds ``block_bytes`` in float64), so only one block is resident at a time.
-    ``symmetric=True`` (square Θ(D,D)): square blocks of whole tiles, only the upper block triangle
-    is read and each off-diagonal block B_IJ serves both B_IJ v_J and B_IJᵀ v_I, halving the reads.
-    Works for any sliceable kernel (zarr.Array, np.ndarray, torch.Tensor).
-    """
-
-    def __init__(self, k, *, ridge: float = 0.0, block_bytes: int = 64 << 20, device="cpu",
-                 symmetric: bool = False):
-        self.k = open_kernel(k)
-        shape = tuple(self.k.shape)
-        if len(shape) not in (2, 4) or (len(shape) == 4 and shape[2] != shape[3]):
-            raise ValueError(f"kernel shape {shape}: expected (N1, N2) or (N1, N2, O, O)")
-        self.n1, self.n2 = shape[:2]
-        self.o = shape[2] if len(shape) == 4 else 1
-        self.shape = (self.n1 * self.o, self.n2 * self.o)  # flat (N1·O, N2·O)
-        self.ridge = float(ridge)
-        self.device = torch.device(device)
-        if self.ridge and self.n1 != self.n2:
-            raise ValueError(f"ridge needs a square kernel; got {shape}")
-        chunks = getattr(self.k, "chunks", None) if not isinstance(self.k, (np.ndarray, torch.Tensor)) else None
-        tr, tc = (int(chunks[0]), int(chunks[1])) if chunks else (1, 1)
-        per = 8 * self.o * self.o  # float64 bytes of one (sample, sample) entry
-        if symmetric:
-            if self.n1 != self.n2:
-                raise ValueError(f"symmetric needs a square kernel; got {shape}")
-            side = max(tr, math.isqrt(block_bytes // per) // tr * tr)  # square blocks of whole tiles
-            self.block_rows = self.block_cols = min(side, self.n1)
-        else:
-            rows = max(tr, (block_bytes // max(1, per * self.n2)) // tr * tr)
-            self.block_rows = min(rows, self.n1)
-            cols = max(tc, (block_bytes // max(1, per * self.block_rows)) // tc * tc)
-            self.block_cols = min(cols, self.n2)
-        self.symmetric = symmetric
-        self.tile = (tr, tc)
-        self._buf = None  # reused float64 block buffer for chunked (zarr) kernels
-        self.passes = 0  # full sweeps over the kernel (one per matmat)
-        self.read_seconds = 0.0
-        if symmetric:
-            self.check_symmetric()  # only the upper block triangle is read: it must stand for the lower
-
-    @property
-    def block_nbytes(self) -> int:
-        return 8 * self.o * self.o * self.block_rows * self.block_cols
-
-    def block(self, r0: int, r1: int, c0: int, c1: int) -> torch.Tensor:
-        """Sample rows r0:r1, cols c0:c1 → float64 (Δr·O, Δc·O) on the device (no ridge).
-
-        Arrays with chunks (zarr) are read one tile at a time into a reused float64 buffer: one
-        multi-chunk read makes zarr decode in a thread pool whose per-thread malloc arenas keep
-        ~100 MB of freed buffers resident (measured), so a single small read path keeps RSS flat.
-        The returned tensor may be that buffer: use it before the next call to ``block``.
-        """
-        t0 = time.perf_counter()
-        o, br, bc = self.o, r1 - r0, c1 - c0
-        if self.tile == (1, 1):  # in memory: a slice (a copy only for dtype/layout conversion)
-            t = _to_torch(self.k[r0:r1, c0:c1], self.device)
-            if t.ndim == 4:  # (r, c, O, O) → (r, O, c, O) → (r·O, c·O): row index n*O+a
-                t = t.permute(0, 2, 1, 3).reshape(br * o, bc * o)
-        else:
-            if self._buf is None or self._buf.size < br * bc * o * o:
-                self._buf = np.empty(max(br * bc, self.block_rows * self.block_cols) * o * o)
-            buf = self._buf[: br * bc * o * o].reshape(br, o, bc, o)  # (r, O, c, O)
-            tr, tc = self.tile
-            for i in range(r0, r1, tr):
-                i1 = min(i + tr, r1)
-                for j in range(c0, c1, tc):
-                    j1 = min(j + tc, c1)
-                    tile = np.asarray(self.k[i:i1, j:j1]).reshape(i1 - i, j1 - j, o, o)
-                    buf[i - r0 : i1 - r0, :, j - c0 : j1 - c0, :] = tile.transpose(0, 2, 1, 3)
-            t = torch.from_numpy(buf.reshape(br * o, bc * o)).to(self.device)  # (r·O, c·O)
-        self.read_seconds += time.perf_counter() - t0
-        return t
-
-    def _blocks(self):
-        """(r0, r1, c0, c1) sample ranges of the blocks to read: all, or the upper triangle."""
-        for r0 in range(0, self.n1, self.block_rows):
-            r1 = min(r0 + self.block_rows, self.n1)
-            for c0 in range(r0 if self.symmetric else 0, self.n2, self.block_cols):
-                yield r0, r1, c0, min(c0 + self.block_cols, self.n2)
-
-    def matmat(self, v: torch.Tensor) -> torch.Tensor:
-        """(N2·O, R) → (N1·O, R), streaming the kernel once."""
-        if v.shape[0] != self.shape[1]:
-            raise ValueError(f"matmat: operand has {v.shape[0]} rows, kernel has {self.shape[1]} columns")
-        o = self.o
-        out = torch.zeros(self.shape[0], v.shape[1], dtype=torch.float64, device=self.device)
-        for r0, r1, c0, c1 in self._blocks():
-            b = self.block(r0, r1, c0, c1)  # (Δr·O, Δc·O)
-            out[r0 * o : r1 * o] += b @ v[c0 * o : c1 * o]
-            if self.symmetric and c0 != r0:  # mirrored block B_JI = B_IJᵀ
-                out[c0 * o : c1 * o] += b.T @ v[r0 * o : r1 * o]
-        if self.ridge:
-            out += self.ridge * v
-        self.passes += 1
-        if not bool(torch.isfinite(out).all()) and bool(torch.isfinite(v).all()):
-            raise ValueError("kernel contains NaN/inf (unwritten tiles of a store are NaN)")
-        return out
-
-    __call__ = matmat
-
-    def diagonal(self) -> torch.Tensor:
-        """Diagonal (N·O,) of Θ + ridge, read from the diagonal tiles only (Jacobi preconditioner)."""
-        if self.n1 != self.n2:
-            raise ValueError("diagonal needs a square kernel")
-        step = self.tile[0] if self.tile[0] > 1 else self.block_rows
-        parts = [torch.diagonal(self.block(i, min(i + step, self.n1), i, min(i + step, self.n1))).clone()
-                 for i in range(0, self.n1, step)]
-        return torch.cat(parts) + self.ridge
-
-    def to_dense(self) -> torch.Tensor:
-        """Fresh float64 (N1·O, N2·O) tensor on the device, ridge on the diagonal; filled blockwise."""
-        o = self.o
-        out = torch.empty(self.shape, dtype=torch.float64, device=self.device)
-        for r0, r1, c0, c1 in self._blocks():
-            b = self.block(r0, r1, c0, c1)
-            out[r0 * o : r1 * o, c0 * o : c1 * o] = b
-            if self.symmetric and c0 != r0:
-                out[c0 * o : c1 * o, r0 * o : r1 * o] = b.T
-        if self.ridge:
-            out.diagonal().add_(self.ridge)
-        return out
-
-    def check_symmetric(self, rtol: float = 1e-4) -> None:
-        """Compare tile (0,1) with tile (1,0)ᵀ: catches stores holding only one triangle."""
-        tr = self.tile[0] if self.tile[0] > 1 else 256
-        tr = tr if tr < self.n1 else self.n1 // 2
-        if self.n1 != self.n2 or tr < 1:
-            return
-        e = min(2 * tr, self.n1)
-        a, b = self.block(0, tr, tr, e).clone(), self.block(tr, e, 0, tr)
-        scale = max(float(a.abs().max()), float(b.abs().max()), 1e-300)
-        if float((a - b.T).abs().max()) > rtol * scale:
-            raise ValueError("kernel is not symmetric (tile (0,1) != tile (1,0)ᵀ): "
-                             "is only one triangle stored?")
 
 
 def cholesky_solve(K, B, ridge: float = 0.0, log: LogLike = None, *, overwrite: bool = False,
@@ -270,77 +117,180 @@ def finite_time_weights(evals: torch.Tensor, t) -> torch.Tensor:
     return torch.where(torch.isinf(t), ginf.expand_as(g), g)
 
 
+MAX_JITTER = 1e-2  # largest jitter an iterative solve may add, relative to the mean diagonal
+
+
+class NotConvergedError(RuntimeError):
+    """An iterative solve that did not reach its tolerance, even with jitter: no result is returned."""
+
+
 @dataclass
 class CGInfo:
     iterations: int
     converged: bool
-    rel_residual: list = field(default_factory=list)  # per column ‖b − A x‖/‖b‖ (recursive)
+    rel_residual: list = field(default_factory=list)  # per column ‖b − A x‖/‖b‖ (true residual if verified)
     seconds: float = 0.0
+    reason: str = ""  # converged | max iterations | stagnated | diverged | breakdown | non-finite
+    history: list = field(default_factory=list)  # max relative residual after each iteration
+    verified: bool = False  # rel_residual was recomputed as B − A X with one more product
 
 
-def cg_solve(op, B, *, precond=None, tol: float = 1e-8, maxiter: int | None = None,
-             log: LogLike = None, log_every: int = 25):
+class _Progress:
+    """INFO lines while CG runs, so a job log shows it is alive: every 5 % of the iteration budget,
+    each new decade of the residual, or every 30 s; with an ETA from the residual's decay so far."""
+
+    def __init__(self, log: LogLike, name: str, maxiter: int, tol: float):
+        self.log, self.name, self.maxiter, self.tol = log, name, maxiter, tol
+        self.t0 = self.last = time.perf_counter()
+        self.every, self.logged = max(1, maxiter // 20), 1.0
+
+    def __call__(self, it: int, res: float) -> None:
+        now = time.perf_counter()
+        if not (it % self.every == 0 or res < self.logged / 10 or now - self.last >= 30):
+            return
+        self.logged, self.last = res, now
+        per_it = (now - self.t0) / it
+        rate = -math.log(res) / it if 0 < res < 1 else 0.0  # e-folds per iteration (relative residual starts at 1)
+        left = math.log(res / self.tol) / rate if rate > 0 else math.inf
+        left = min(left, self.maxiter - it) if res > self.tol else 0
+        emit(self.log, f"{self.name}: iteration {it}/{self.maxiter}, max rel residual {res:.2e} (tol {self.tol:g}), "
+                       f"{per_it:.2f} s/iteration, ETA ~{left * per_it:.0f} s")
+
+
+def _preconditioner(precond):
+    if precond is None:
+        return lambda r: r
+    if callable(precond):
+        return precond
+    return lambda r, d=precond.reshape(-1, 1): d.to(r) * r  # inverse diagonal (Jacobi)
+
+
+def cg_solve(op, B, *, precond=None, tol: float = 1e-8, maxiter: int | None = None, log: LogLike = None,
+             shift: float = 0.0, name: str = "cg", verify: bool = True, stall_window: int | None = None):
     """Preconditioned CG on all R columns of B (n, R) at once: R independent CGs, vectorised.
 
-    op: callable or object with .matmat, (n, R) → (n, R), symmetric positive definite.
-    precond: inverse diagonal (n,) tensor (Jacobi) or callable (n, R) → (n, R), or None.
-    Stops when every column has ‖r‖ ≤ tol·‖b‖ or after maxiter (default min(10n, 2000)) iterations.
-    Returns (X torch float64 (n, R), CGInfo).
+    op: callable or object with .matmat, (n, R) → (n, R), symmetric positive (semi)definite; the
+    system is (op + shift·I) X = B. precond: inverse diagonal (n,) tensor, callable (n, R) → (n, R), or None.
+    Stops when every column has ‖r‖ ≤ tol·‖b‖; then (verify) recomputes r = B − A X with one more
+    product and restarts from X (at most twice) if the recursive residual drifted from the true one.
+    Gives up — converged=False, with the reason — after maxiter (default min(10n, 2000)) iterations,
+    when the best residual has not halved for ``stall_window`` (default max(25, maxiter/5))
+    iterations (e.g. a singular Θ with targets outside its range), when it exceeds 10⁶·‖b‖, or on
+    pᵀAp ≤ 0. Returns (X torch float64 (n, R) — (n,) for a 1-D B —, CGInfo).
     """
     t0 = time.perf_counter()
-    A = op.matmat if hasattr(op, "matmat") else op
+    A0 = op.matmat if hasattr(op, "matmat") else op
+    A = (lambda v: A0(v) + shift * v) if shift else A0
     B = B if isinstance(B, torch.Tensor) else torch.from_numpy(np.asarray(B, dtype=np.float64))
-    B = B.to(torch.float64)
     vec = B.ndim == 1
-    B = B.reshape(B.shape[0], -1)  # (n, R)
+    B = B.to(torch.float64).reshape(B.shape[0], -1)  # (n, R)
     n = B.shape[0]
-    maxiter = min(10 * n, 2000) if maxiter is None else maxiter
-    if precond is None:
-        M = lambda r: r  # noqa: E731
-    elif callable(precond):
-        M = precond
-    else:
-        dinv = precond.to(B).reshape(-1, 1)
-        M = lambda r: dinv * r  # noqa: E731
-    X = torch.zeros_like(B)
-    R = B.clone()
-    Z = M(R)
-    P = Z.clone()
-    rz = (R * Z).sum(0)
+    maxiter = min(10 * n, 2000) if maxiter is None else int(maxiter)
+    stall_window = max(25, maxiter // 5) if stall_window is None else stall_window
+    M = _preconditioner(precond)
     bnorm = B.norm(dim=0)
     bnorm = torch.where(bnorm > 0, bnorm, torch.ones_like(bnorm))
-    broken = torch.zeros(B.shape[1], dtype=torch.bool, device=B.device)
-    rel = R.norm(dim=0) / bnorm
-    it = 0
-    while it < maxiter:
-        active = (rel > tol) & ~broken
+    X, R = torch.zeros_like(B), B.clone()
+    Z = M(R)
+    P, rz, rel = Z.clone(), (R * Z).sum(0), R.norm(dim=0) / bnorm
+    it, restarts, reason, verified, history = 0, 0, "max iterations", False, []
+    best, best_at = float(rel.max()), 0
+    progress = _Progress(log, name, maxiter, tol)
+    while True:
+        active = rel > tol
         if not bool(active.any()):
+            if not verify:
+                reason = "converged"
+                break
+            rel = (R := B - A(X)).norm(dim=0) / bnorm  # true residual
+            verified = True
+            if bool((rel <= tol).all()):
+                reason = "converged"
+                break
+            if restarts == 2 or it >= maxiter:
+                reason = "true residual above tol"
+                break
+            restarts += 1  # residual replacement: restart CG from X on the true residual
+            emit(log, f"{name}: recursive residual drifted (true {float(rel.max()):.2e}); restarting from "
+                      f"the current iterate", logging.DEBUG)
+            Z = M(R)
+            P, rz, verified = Z.clone(), (R * Z).sum(0), False
+            continue
+        if it >= maxiter:
             break
         it += 1
         AP = A(P)
         pap = (P * AP).sum(0)
-        bad = active & ~(pap > 0)
-        if bool(bad.any()):
-            emit(log, f"cg: pᵀAp ≤ 0 in columns {bad.nonzero().flatten().tolist()} at iteration "
-                      f"{it}: matrix not positive definite; freezing them", logging.WARNING)
-            broken |= bad
-            active &= ~bad
-        alpha = torch.where(active, rz / torch.where(pap > 0, pap, torch.ones_like(pap)),
-                            torch.zeros_like(pap))
+        if not bool((pap[active] > 0).all()):
+            reason = "breakdown (pᵀAp ≤ 0: not positive definite)"
+            break
+        alpha = torch.where(active, rz / torch.where(pap > 0, pap, torch.ones_like(pap)), torch.zeros_like(pap))
         X += alpha * P
         R -= alpha * AP
+        rel = R.norm(dim=0) / bnorm
+        worst = float(rel.max())
+        history.append(worst)
+        if not math.isfinite(worst) or not bool(torch.isfinite(X).all()):
+            reason = "non-finite iterate"
+            break
+        if worst > 1e6:  # CG residuals stay ≤ √κ·‖b‖ on a PD system: singular, or κ > 10¹²
+            reason = "diverged"
+            break
+        if worst < 0.5 * best:
+            best, best_at = worst, it
+        elif it - best_at >= stall_window:
+            reason = "stagnated"
+            break
         Z = M(R)
         rz_new = (R * Z).sum(0)
-        beta = torch.where(active, rz_new / torch.where(rz != 0, rz, torch.ones_like(rz)),
-                           torch.zeros_like(rz))
+        beta = torch.where(active, rz_new / torch.where(rz != 0, rz, torch.ones_like(rz)), torch.zeros_like(rz))
         P = Z + beta * P
         rz = rz_new
-        rel = R.norm(dim=0) / bnorm
-        if log_every and it % log_every == 0:
-            emit(log, f"cg: iteration {it}, max rel residual {float(rel.max()):.3e}", logging.DEBUG)
-    converged = bool(((rel <= tol) & ~broken).all())
-    info = CGInfo(it, converged, rel.tolist(), time.perf_counter() - t0)
-    emit(log, f"cg: {it} iterations, max rel residual {float(rel.max()):.3e} (tol {tol:g}), "
-              f"{'converged' if converged else 'NOT converged'}, {info.seconds:.2f} s",
+        progress(it, worst)
+    converged = reason == "converged"
+    info = CGInfo(it, converged, rel.tolist(), time.perf_counter() - t0, reason, history, verified)
+    emit(log, f"{name}: {it} iterations, max rel residual {float(rel.max()):.3e} (tol {tol:g}), "
+              f"{'converged' if converged else 'NOT converged: ' + reason}, {info.seconds:.2f} s",
          logging.INFO if converged else logging.WARNING)
     return (X[:, 0] if vec else X), info
+
+
+def solve_escalating(op, B, *, make_precond, tol: float, maxiter: int | None, log: LogLike, name: str,
+                     where: str, mean_diag: float, level: float, lam_max: float, max_escalations: int = 4):
+    """CG on (op + j·I) X = B, j = 0 first; if CG gives up, retry with jitter j (logged, WARNING).
+
+    make_precond(j) → the preconditioner for shift j. The first jitter is the largest of
+    1e-8·mean_diag; level/κ_budget — ``level`` is where the preconditioned spectrum's top sits
+    (Nyström: c; Jacobi: mean diag) and κ_budget = (maxiter / ln(2/tol))² the condition number
+    CG can handle in its budget —; and eps·lam_max/tol, below which the true residual of the
+    solution (‖x‖ ~ ‖b‖/j) cannot reach tol in float64. Then ×100 per try, at most
+    MAX_JITTER·mean_diag (more would answer a different question). After ``max_escalations``
+    jittered tries, or that largest jitter, raises NotConvergedError naming ``where`` and the
+    residual: never a result that did not converge.
+    Returns (X, CGInfo of the last try, jitter, attempts: list of dicts).
+    """
+    n = B.shape[0]
+    budget = min(10 * n, 2000) if maxiter is None else int(maxiter)
+    kappa_budget = max((budget / math.log(2 / tol)) ** 2, 2.0)
+    jitter, attempts = 0.0, []
+    for attempt in range(max_escalations + 1):
+        X, info = cg_solve(op, B, precond=make_precond(jitter), tol=tol, maxiter=maxiter, log=log,
+                           shift=jitter, name=name)
+        res = max(info.rel_residual, default=0.0)
+        attempts.append(dict(jitter=jitter, iterations=info.iterations, reason=info.reason, residual=res))
+        if info.converged:
+            if jitter:
+                emit(log, f"{name}: converged only with jitter {jitter:.3e} (= {jitter / mean_diag:.1e}·mean "
+                          f"diag) on the diagonal: results are those of Θ + (ridge + jitter)·I", logging.WARNING)
+            return X, info, jitter, attempts
+        if attempt == max_escalations or jitter >= MAX_JITTER * mean_diag:
+            break
+        floor = np.finfo(np.float64).eps * lam_max / tol
+        jitter = max(1e-8 * mean_diag, level / kappa_budget, floor) if jitter == 0 else 100 * jitter
+        jitter = min(jitter, MAX_JITTER * mean_diag)
+        emit(log, f"{name} on {where}: {info.reason} after {info.iterations} iterations (max rel residual "
+                  f"{res:.2e} > tol {tol:g}); retrying with jitter {jitter:.3e} (= {jitter / mean_diag:.1e}·mean "
+                  f"diag) added to the diagonal", logging.WARNING)
+    tried = ", ".join(f"jitter {a['jitter']:.1e}: {a['reason']} at {a['residual']:.2e}" for a in attempts)
+    raise NotConvergedError(f"{name} did not converge on {where}: max relative residual {res:.3e} > tol {tol:g} "
+                            f"({tried}). Use a ridge > 0, a larger maxiter or Nyström rank, or a dense solver.")

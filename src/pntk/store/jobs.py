@@ -4,15 +4,17 @@ from __future__ import annotations
 import json
 import logging
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
-from . import tiles
-from ..data import PreparedData, index_set, open_prepared
+from ..data import PreparedData, index_set, open_images, open_prepared, read_rows
 from ..provenance import sha256_file
 from ..runs import checkpoint_meta
+from . import tiles
 from .paths import StorePaths
+from .tile_io import RowCache, TileWriter, tile_ids, write_now
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +34,7 @@ def store_attrs(kind: str, rows: str, cols: str, kernels_cfg: dict, checkpoint: 
 
 def init_job(sentinel: str | Path, *, kind: str, rows: str, cols: str, data_path, checkpoint,
              kernels_cfg: dict, data_cfg: dict) -> None:
-    data = open_prepared(data_path)
+    data = open_prepared(data_path, lazy=True)  # labels and split only: the images are not needed here
     r_ids, c_ids = index_sets_for(data, rows, cols, data_cfg)
     attrs = store_attrs(kind, rows, cols, kernels_cfg, checkpoint, data)
     tiles.init_store(sentinel, kind=kind, row_ids=r_ids, col_ids=c_ids, row_labels=data.y[r_ids],
@@ -44,37 +46,35 @@ def init_job(sentinel: str | Path, *, kind: str, rows: str, cols: str, data_path
 
 def tile_job(flag: str | Path, *, kind: str, rows: str, cols: str, i: int, j: int, data_path, checkpoint,
              kernels_cfg: dict, data_cfg: dict) -> dict:
-    """Compute tile (i, j): reads only the rows/cols of this tile, so memory is bounded by the tile."""
+    """Compute tile (i, j). Memory is bounded by the tile: its row/col indices come from the store's
+    coordinates, only its rows of the images are read, and no per-example array (labels, split) is loaded."""
     from ..train import load_checkpoint
 
-    data = open_prepared(data_path, lazy=True)  # x stays on disk: only this tile's rows are read
-    _check_inputs(StorePaths.of(flag), checkpoint, data)
-    r_ids, c_ids = index_sets_for(data, rows, cols, data_cfg)
+    paths = StorePaths.of(flag)
+    x, fingerprint = open_images(data_path)  # x stays on disk: only this tile's rows are read
+    _check_inputs(paths, checkpoint, fingerprint)
+    r_sel, c_sel = tile_ids(paths.store, i, j)
     model, _ = load_checkpoint(checkpoint, device=kernels_cfg["device"])
-    return _compute_tile(flag, model, data, r_ids, c_ids, i, j, kind=kind, symmetric=rows == cols,
-                         kernels_cfg=kernels_cfg)
+    return _run_tile(flag, model, partial(read_rows, x), r_sel, c_sel, i, j, kind=kind,
+                         symmetric=rows == cols, kernels_cfg=kernels_cfg, write=write_now)
 
 
-def _compute_tile(flag, model, data: PreparedData, r_ids: np.ndarray, c_ids: np.ndarray, i: int, j: int, *,
-                  kind: str, symmetric: bool, kernels_cfg: dict) -> dict:
+def _run_tile(flag, model, read, r_sel: np.ndarray, c_sel: np.ndarray, i: int, j: int, *, kind: str,
+              symmetric: bool, kernels_cfg: dict, write) -> dict | None:
+    """Compute tile (i, j) from the images ``read(ids)`` returns (rows ``r_sel``, cols ``c_sel``) and hand
+    it to ``write`` (``write_now``, or a TileWriter's ``submit`` that writes it while the next tile computes)."""
     import torch
 
-    from .zarr_store import tile_range
-
-    t = kernels_cfg["tile_size"]
-    r_sel, c_sel = r_ids[tile_range(len(r_ids), t, i)], c_ids[tile_range(len(c_ids), t, j)]
     dtype = getattr(torch, kernels_cfg["dtype"])
     device = kernels_cfg["device"]
     t0 = time.perf_counter()
-    x_rows = torch.as_tensor(read_rows(data, r_sel), device=device)  # (R, C, H, W)
-    x_cols = torch.as_tensor(read_rows(data, c_sel), device=device)  # (S, C, H, W)
-    block = tiles.compute_tile(model, x_rows, x_cols, symmetric_diagonal=(symmetric and i == j), kind=kind,
+    x_rows = torch.as_tensor(read(r_sel), device=device)  # (R, C, H, W)
+    x_cols = torch.as_tensor(read(c_sel), device=device)  # (S, C, H, W)
+    block = tiles.compute_tile(model, x_rows, x_cols, same_inputs=(symmetric and i == j), kind=kind,
                                method=kernels_cfg["method"], batch_size=kernels_cfg["batch_size"], dtype=dtype)
     seconds = time.perf_counter() - t0
-    rec = tiles.write_tile_and_flag(flag, block, i, j, seconds,
-                                    extra={"n_rows": len(r_sel), "n_cols": len(c_sel), "device": device})
-    log.info("tile (%d,%d) %s: %d × %d in %.2f s", i, j, kind, len(r_sel), len(c_sel), seconds)
-    return rec
+    log.info("tile (%d,%d) %s: %d × %d computed in %.2f s", i, j, kind, len(r_sel), len(c_sel), seconds)
+    return write(flag, block, i, j, seconds, {"n_rows": len(r_sel), "n_cols": len(c_sel), "device": device})
 
 
 def checkpoint_job(manifests: list[str | Path], specs: list[tuple[str, str, str]], *, data_path, checkpoint,
@@ -88,8 +88,6 @@ def checkpoint_job(manifests: list[str | Path], specs: list[tuple[str, str, str]
     the cache treat both modes alike. What it saves is process starts: init + tiles + finalize cost one
     Python and torch import each (≈2–3 s on a laptop core), far more than a tile of a small data set.
     """
-    from ..config import grid_of
-    from .zarr_store import chunk_checksums
     from ..train import load_checkpoint
 
     if len(manifests) != len(specs):
@@ -97,30 +95,49 @@ def checkpoint_job(manifests: list[str | Path], specs: list[tuple[str, str, str]
     data = open_prepared(data_path, lazy=True)
     model, _ = load_checkpoint(checkpoint, device=kernels_cfg["device"])
     records = []
-    for manifest, (kind, rows, cols) in zip(manifests, specs):
-        paths = StorePaths.of(manifest)
-        r_ids, c_ids = index_sets_for(data, rows, cols, data_cfg)
-        if _resumable(paths, checkpoint, data, kind, r_ids, c_ids, kernels_cfg):
-            done = chunk_checksums(paths.store)  # {"i_j": sha256 or None}
-            log.info("resuming %s: %d tiles written", paths.store, sum(v is not None for v in done.values()))
-        else:
-            init_job(paths.sentinel, kind=kind, rows=rows, cols=cols, data_path=data_path, checkpoint=checkpoint,
-                     kernels_cfg=kernels_cfg, data_cfg=data_cfg)
-            done = {}
-        flags = []
-        grid = grid_of(len(r_ids), len(c_ids), kernels_cfg["tile_size"], symmetric=rows == cols)
-        for n, (i, j) in enumerate(grid, 1):
-            flag = paths.flag(i, j)
-            if not _flag_matches(flag, done):
-                _compute_tile(flag, model, data, r_ids, c_ids, i, j, kind=kind, symmetric=rows == cols,
-                              kernels_cfg=kernels_cfg)
-            else:
-                log.info("tile (%d,%d) %s: kept (flag matches its chunk)", i, j, kind)
-            log.info("%s: %d/%d tiles", paths.name, n, len(grid))
-            flags.append(flag)
-        records.append(tiles.finalize(manifest, flags, inputs={"checkpoint": checkpoint, "sentinel": paths.sentinel}))
-        log.info("finalized %s: %d tiles", paths.store, len(flags))
+    with TileWriter() as writer:  # tile k is written while tile k + 1 computes
+        for manifest, spec in zip(manifests, specs):
+            records.append(_checkpoint_store(manifest, spec, writer, model, data, data_path=data_path,
+                                             checkpoint=checkpoint, kernels_cfg=kernels_cfg, data_cfg=data_cfg))
     return records
+
+
+def _checkpoint_store(manifest, spec: tuple[str, str, str], writer: TileWriter, model, data: PreparedData, *,
+                      data_path, checkpoint, kernels_cfg: dict, data_cfg: dict) -> dict:
+    """checkpoint_job for one store: init or resume, every tile without a matching flag, finalize."""
+    from ..config import grid_of
+    from .zarr_store import chunk_checksums, tile_range
+
+    kind, rows, cols = spec
+    paths = StorePaths.of(manifest)
+    r_ids, c_ids = index_sets_for(data, rows, cols, data_cfg)
+    if _resumable(paths, checkpoint, data, kind, r_ids, c_ids, kernels_cfg):
+        done = chunk_checksums(paths.store)  # {"i_j": sha256 or None}
+        log.info("resuming %s: %d tiles written", paths.store, sum(v is not None for v in done.values()))
+    else:
+        init_job(paths.sentinel, kind=kind, rows=rows, cols=cols, data_path=data_path, checkpoint=checkpoint,
+                 kernels_cfg=kernels_cfg, data_cfg=data_cfg)
+        done = {}
+    flags = []
+    t = kernels_cfg["tile_size"]
+    grid = grid_of(len(r_ids), len(c_ids), t, symmetric=rows == cols)
+    start, computed, read = time.perf_counter(), 0, RowCache(data.x)
+    for n, (i, j) in enumerate(grid, 1):
+        flag = paths.flag(i, j)
+        if not _flag_matches(flag, done):
+            _run_tile(flag, model, read, r_ids[tile_range(len(r_ids), t, i)],
+                          c_ids[tile_range(len(c_ids), t, j)], i, j, kind=kind, symmetric=rows == cols,
+                          kernels_cfg=kernels_cfg, write=writer.submit)
+            computed += 1
+        else:
+            log.info("tile (%d,%d) %s: kept (flag matches its chunk)", i, j, kind)
+        eta = (time.perf_counter() - start) / computed * (len(grid) - n) if computed else 0.0
+        log.info("%s: %d/%d tiles, ETA %.0f s", paths.name, n, len(grid), eta)
+        flags.append(flag)
+    writer.wait()  # every flag of this store is on disk before it is finalized
+    record = tiles.finalize(manifest, flags, inputs={"checkpoint": checkpoint, "sentinel": paths.sentinel})
+    log.info("finalized %s: %d tiles", paths.store, len(flags))
+    return record
 
 
 def _resumable(paths: StorePaths, checkpoint, data: PreparedData, kind: str, r_ids: np.ndarray,
@@ -156,7 +173,7 @@ def _flag_matches(flag: Path, checksums: dict) -> bool:
     return bool(chunks) and all(checksums.get(k) == v for k, v in chunks.items())
 
 
-def _check_inputs(paths: StorePaths, checkpoint, data: PreparedData) -> None:
+def _check_inputs(paths: StorePaths, checkpoint, data_fingerprint: str) -> None:
     """Refuse to write into a store initialised for another checkpoint or data set."""
     import zarr
 
@@ -164,12 +181,5 @@ def _check_inputs(paths: StorePaths, checkpoint, data: PreparedData) -> None:
     if attrs.get("checkpoint_sha256") != sha256_file(checkpoint):
         raise RuntimeError(f"{checkpoint}: checksum differs from the one {paths.store} was "
                            "initialised with; rerun kernel_init")
-    if attrs.get("data_fingerprint") != data.fingerprint:
+    if attrs.get("data_fingerprint") != data_fingerprint:
         raise RuntimeError(f"{paths.store}: initialised for other data (fingerprint differs)")
-
-
-def read_rows(data: PreparedData, ids: np.ndarray) -> np.ndarray:
-    """Rows `ids` of the images, whether `data.x` is in memory or a lazy Zarr array."""
-    if isinstance(data.x, np.ndarray):
-        return data.x[ids]
-    return np.asarray(data.x.oindex[np.asarray(ids)])

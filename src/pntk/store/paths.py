@@ -39,21 +39,10 @@ class StorePaths:
     def _with(self, suffix: str) -> Path:
         return self.stem.with_name(self.stem.name + suffix)
 
-    @property
-    def store(self) -> Path:
-        return self._with(STORE)
-
-    @property
-    def sentinel(self) -> Path:
-        return self._with(SENTINEL)
-
-    @property
-    def manifest(self) -> Path:
-        return self._with(MANIFEST)
-
-    @property
-    def tiles_dir(self) -> Path:
-        return self._with(TILES)
+    store = property(lambda self: self._with(STORE), doc="`{stem}.zarr`: the Zarr group")
+    sentinel = property(lambda self: self._with(SENTINEL), doc="`{stem}.init.json`: written by init")
+    manifest = property(lambda self: self._with(MANIFEST), doc="`{stem}.manifest.json`: written by finalize")
+    tiles_dir = property(lambda self: self._with(TILES), doc="`{stem}.tiles/`: one flag per tile")
 
     def flag(self, i: int | str, j: int | str) -> Path:
         return self.tiles_dir / f"{i}_{j}.json"

@@ -33,28 +33,34 @@ def init_store(sentinel: str | Path, *, kind: str, row_ids, col_ids, row_labels,
                                  "shape": [len(row_ids), len(col_ids)], **provenance()})
 
 
-def compute_tile(model, x_rows, x_cols, *, symmetric_diagonal: bool, kind: str, method: str,
+def compute_tile(model, x_rows, x_cols, *, same_inputs: bool, kind: str, method: str,
                  batch_size: int | None, dtype) -> np.ndarray:
-    """Kernel block for one tile. x_rows (R, C, H, W), x_cols (S, C, H, W) → (R, S[, O, O])."""
+    """Kernel block of one tile: x_rows (R, C, H, W), x_cols (S, C, H, W) → (R, S[, O, O]).
+
+    same_inputs: the tile's cols are its rows (tile (i, i) of a symmetric store), so the engine is called
+    with x2=None and computes K(x, x), symmetric by construction and cheaper."""
     import torch
 
     from ..kernels import empirical_kernel
 
     model = model.to(dtype)
     x1 = torch.as_tensor(x_rows, dtype=dtype)
-    x2 = None if symmetric_diagonal else torch.as_tensor(x_cols, dtype=dtype)
+    x2 = None if same_inputs else torch.as_tensor(x_cols, dtype=dtype)
     k = empirical_kernel(model, x1, x2, kind=kind, method=method, batch_size=batch_size)
     return k.detach().cpu().numpy()
 
 
 def write_tile_and_flag(flag: str | Path, block: np.ndarray, i: int, j: int, seconds: float,
                         extra: dict | None = None) -> dict:
+    """Write the chunk(s) of tile (i, j), then its flag. The flag is written only after write_tile returned,
+    i.e. after the chunks are fsynced: a crash leaves at worst a chunk without a flag (recomputed)."""
     store = StorePaths.of(flag).store
+    t0 = time.perf_counter()
     if not np.isfinite(block).all():
         raise FloatingPointError(f"tile ({i},{j}) of {store} has non-finite values; no flag written")
     sums = kstore.write_tile(store, i, j, block)
-    record = {"tile": [i, j], "chunks": sums, "seconds": seconds, "host": platform.node(),
-              "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **(extra or {})}
+    record = {"tile": [i, j], "chunks": sums, "seconds": seconds, "write_seconds": time.perf_counter() - t0,
+              "host": platform.node(), "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **(extra or {})}
     atomic_write_json(flag, record)
     return record
 

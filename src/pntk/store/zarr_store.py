@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import shutil
 import warnings
 from pathlib import Path
@@ -51,14 +52,20 @@ def create_store(path: str | Path, *, kind: str, row_ids: np.ndarray, col_ids: n
         if not out_dim:
             raise ValueError("create_store: eNTK stores need out_dim (number of outputs O)")
         shape, chunks, dims = shape + (out_dim, out_dim), chunks + (out_dim, out_dim), dims + ["out_row", "out_col"]
+    # float32 kernels are stored uncompressed: zstd shrinks them only to 0.84 (pNTK) / 0.93 (eNTK) of
+    # their size (FCN on digits, benchmarks/BENCHMARKS.md) while decoding dominated an out-of-core CG
+    # pass. float64 keeps zarr's default (zstd): float32-computed values in float64 halve. Either
+    # way the codec is in the array's metadata, so stores written before this change read as before.
+    codec = {"compressors": None} if np.dtype(dtype) == np.float32 else {}
     arr = g.create_array("kernel", shape=shape, chunks=chunks, dtype=dtype, fill_value=np.nan,
-                         dimension_names=dims)
+                         dimension_names=dims, **codec)
     coord_names = ["row_label", "col_label"]
     for name, values, dim in (("row", row_ids, "row"), ("col", col_ids, "col"),
                               ("row_label", row_labels, "row"), ("col_label", col_labels, "col")):
         values = np.asarray(values, dtype=np.int64)
+        # chunked like the kernel, so a tile job reads its own rows' coordinates, not all N
         a = g.create_array(name, shape=values.shape, dtype="int64", dimension_names=[dim],
-                           chunks=(max(len(values), 1),))
+                           chunks=(max(1, min(tile, len(values))),))
         a[:] = values
     if kind in KINDS_4D:
         for name in ("out_row", "out_col"):
@@ -104,7 +111,7 @@ def tile_sha256(block: np.ndarray) -> str:
     """Checksum of decoded tile values (dtype and shape included, so a reshaped block differs)."""
     block = np.ascontiguousarray(block)
     h = hashlib.sha256(f"{block.dtype.str}{block.shape}".encode())
-    h.update(block.tobytes())
+    h.update(block)  # the C-order bytes through the buffer protocol: no copy of the tile
     return h.hexdigest()
 
 
@@ -118,23 +125,54 @@ def read_tile(arr: zarr.Array, i: int, j: int) -> np.ndarray:
     return arr[rs, cs]
 
 
+def transposed(block: np.ndarray, step: int = 64) -> np.ndarray:
+    """C-contiguous (b, a[, O, O]ᵀ) of block (a, b[, O, O]), copied in step × step squares: a plain
+    transposed copy of a 4096² tile strides through memory and costs several plain copies."""
+    a, b = block.shape[:2]
+    out = np.empty((b, a) + block.shape[2:], dtype=block.dtype)
+    swap = (1, 0, 3, 2) if block.ndim == 4 else (1, 0)
+    for i in range(0, a, step):
+        for j in range(0, b, step):
+            out[j:j + step, i:i + step] = block[i:i + step, j:j + step].transpose(swap)
+    return out
+
+
 def write_tile(path: str | Path, i: int, j: int, block: np.ndarray) -> dict[str, str]:
-    """Write tile (i, j) and, for a symmetric store, its transpose (j, i); return {"i_j": sha256}."""
+    """Write tile (i, j) and, for a symmetric store, its transpose (j, i); return {"i_j": sha256}.
+
+    Returns once the chunk files are durable (fsynced, with their directories), so a flag written after
+    this call never names a chunk that a crash could still lose."""
     g = zarr.open_group(str(path), mode="r+")
     arr = g["kernel"]
     rs, cs = tile_slices(arr, i, j)
     if block.shape[:2] != (rs.stop - rs.start, cs.stop - cs.start):
         raise ValueError(f"tile ({i},{j}) of {path}: block shape {block.shape[:2]} does not fit "
                          f"rows {rs} cols {cs}")
-    block = np.asarray(block, dtype=arr.dtype)
+    block = np.ascontiguousarray(block, dtype=arr.dtype)
     arr[rs, cs] = block
     sums = {f"{i}_{j}": tile_sha256(block)}
+    written = [(i, j)]
     if g.attrs.get("symmetric") and i != j:
-        # Θ(x', x)_{ba} = Θ(x, x')_{ab}: swap samples and, for eNTK, outputs.
-        block_t = block.transpose(1, 0, 3, 2) if block.ndim == 4 else block.T  # (cols, rows[, O, O])
+        # Θ(x', x)_{ba} = Θ(x, x')_{ab}: swap samples and, for eNTK, outputs; one contiguous copy
+        # serves both the chunk and its checksum.
+        block_t = transposed(block)  # (cols, rows[, O, O])
         arr[cs, rs] = block_t
         sums[f"{j}_{i}"] = tile_sha256(block_t)
+        written.append((j, i))
+    for ti, tj in written:
+        sync_chunk(path, arr, (ti, tj) + (0,) * (arr.ndim - 2))
     return sums
+
+
+def sync_chunk(path: str | Path, arr: zarr.Array, coords: tuple[int, ...]) -> None:
+    """fsync a chunk file of a local store and the directory holding it (its name is durable too)."""
+    chunk = Path(path) / arr.path / arr.metadata.encode_chunk_key(coords)
+    for target, flags in ((chunk, os.O_RDONLY), (chunk.parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))):
+        fd = os.open(target, flags)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def all_tiles(arr: zarr.Array) -> list[tuple[int, int]]:

@@ -1,0 +1,227 @@
+"""A kernel matrix Θ (+ ridge·I) as a linear operator that streams its tiles from a Zarr store.
+
+Kernels may be np.ndarray, torch.Tensor or zarr.Array (or a path to a Zarr group holding array
+``kernel``). Layouts: pNTK (N1, N2); eNTK (N1, N2, O, O), flattened to (N1·O, N2·O) with row n*O+a.
+
+One pass (``matmat``, ``columns``, ``to_dense``) reads every tile once: a zarr chunk, or a virtual
+square tile of ≤ ``block_bytes`` (float64) for in-memory kernels. Tiles are split statically among
+``threads`` workers (tile k → worker k mod W), each reading (decoding) its tiles and multiplying them
+in float64 row strips that stay in cache, into a private accumulator; the accumulators are summed in
+worker order, so a result depends on the thread count but not on scheduling. Resident memory is one
+decoded tile per worker plus the operands — never N². ``symmetric=True`` reads only the upper tile
+triangle and uses each off-diagonal tile B_IJ for B_IJ v_J and B_IJᵀ v_I, halving the reads.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import torch
+
+STRIP_BYTES = 4 << 20  # float64 rows converted at a time: small enough to stay in L2/L3 cache
+
+
+def kernel_operand(k):
+    """A str/PathLike names a Zarr group with array ``kernel``; anything else is returned as is."""
+    if isinstance(k, (str, os.PathLike)):
+        import zarr
+
+        try:
+            return zarr.open_group(str(k), mode="r")["kernel"]
+        except (KeyError, FileNotFoundError) as e:
+            raise ValueError(f"{k}: expected a Zarr group with array 'kernel' ({e})") from e
+    if not hasattr(k, "shape") or not hasattr(k, "__getitem__"):
+        raise TypeError(f"kernel must be an ndarray, torch.Tensor, zarr.Array or path; got {type(k)}")
+    return k
+
+
+def describe_kernel(k) -> str:
+    """Where a kernel lives, for error messages: the store's path, or the in-memory type and shape."""
+    store = getattr(k, "store", None)
+    root = getattr(store, "root", None)
+    if root is not None:
+        return f"store {root}" + (f" array {k.path}" if getattr(k, "path", "") else "")
+    return f"in-memory {type(k).__name__} {tuple(k.shape)}"
+
+
+class ZarrKernelOperator:
+    """Θ (+ ridge·I when square) as a linear operator of flat shape (N1·O, N2·O)."""
+
+    def __init__(self, k, *, ridge: float = 0.0, block_bytes: int = 64 << 20, device="cpu",
+                 symmetric: bool = False, threads: int | None = None):
+        self.k = kernel_operand(k)
+        shape = tuple(self.k.shape)
+        if len(shape) not in (2, 4) or (len(shape) == 4 and shape[2] != shape[3]):
+            raise ValueError(f"kernel shape {shape}: expected (N1, N2) or (N1, N2, O, O)")
+        self.n1, self.n2 = shape[:2]
+        self.o = shape[2] if len(shape) == 4 else 1
+        self.shape = (self.n1 * self.o, self.n2 * self.o)  # flat (N1·O, N2·O)
+        self.ridge = float(ridge)
+        self.device = torch.device(device)
+        if self.ridge and self.n1 != self.n2:
+            raise ValueError(f"ridge needs a square kernel; got {shape}")
+        if symmetric and self.n1 != self.n2:
+            raise ValueError(f"symmetric needs a square kernel; got {shape}")
+        self.symmetric = symmetric
+        self.where = describe_kernel(self.k)
+        chunks = None if isinstance(self.k, (np.ndarray, torch.Tensor)) else getattr(self.k, "chunks", None)
+        if chunks:
+            self.tile = (int(chunks[0]), int(chunks[1]))
+        else:  # in memory: virtual square tiles of ≤ block_bytes in float64
+            side = max(1, math.isqrt(max(1, block_bytes // (8 * self.o * self.o))))
+            self.tile = (min(side, max(1, self.n1)), min(side, max(1, self.n2)))
+        self.threads = max(1, int(threads or torch.get_num_threads()))
+        self.passes = 0  # full sweeps over the kernel
+        self.read_seconds = 0.0  # summed over workers: time spent reading/decoding tiles
+        self.pass_seconds = 0.0  # wall time of all passes
+        if symmetric:
+            self.check_symmetric()  # only the upper tile triangle is read: it must stand for the lower
+
+    @property
+    def block_nbytes(self) -> int:
+        """float64 bytes of one tile (what one worker holds, besides its row strip)."""
+        return 8 * self.o * self.o * self.tile[0] * self.tile[1]
+
+    def tiles(self) -> list[tuple[int, int, int, int]]:
+        """Sample ranges (r0, r1, c0, c1) of the tiles one pass reads: all, or the upper triangle."""
+        (tr, tc), out = self.tile, []
+        for r0 in range(0, self.n1, tr):
+            for c0 in range(r0 if self.symmetric else 0, self.n2, tc):
+                out.append((r0, min(r0 + tr, self.n1), c0, min(c0 + tc, self.n2)))
+        return out
+
+    def read(self, r0: int, r1: int, c0: int, c1: int) -> torch.Tensor:
+        """Samples r0:r1 × c0:c1 as a flat (Δr·O, Δc·O) tensor in the stored dtype, on the CPU
+        (in-memory tensors: wherever they are). One zarr chunk per call when the range is one tile."""
+        t = self.k[r0:r1, c0:c1]
+        t = t if isinstance(t, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(t))
+        if t.ndim == 4:  # (r, c, O, O) → (r, O, c, O) → (r·O, c·O): row index n*O+a
+            t = t.permute(0, 2, 1, 3).reshape((r1 - r0) * self.o, (c1 - c0) * self.o)
+        return t
+
+    def stream(self, work) -> None:
+        """One pass: ``work(worker, r0, r1, c0, c1, tile)`` for every tile, on ``threads`` workers.
+        Flat row/col offsets are r0·O, c0·O; ``tile`` is on the device, in the stored dtype."""
+        tiles = self.tiles()
+        n_workers = min(self.threads, len(tiles))
+        t0 = time.perf_counter()
+        reading = [0.0] * n_workers  # per worker: no shared counter between threads
+
+        def worker(w: int) -> None:
+            for r0, r1, c0, c1 in tiles[w::n_workers]:
+                t_read = time.perf_counter()
+                tile = self.read(r0, r1, c0, c1)
+                reading[w] += time.perf_counter() - t_read
+                work(w, r0, r1, c0, c1, tile.to(self.device))
+
+        if n_workers <= 1:
+            worker(0)
+        else:
+            with ThreadPoolExecutor(n_workers, thread_name_prefix="pntk-tiles") as ex:
+                for f in [ex.submit(worker, w) for w in range(n_workers)]:
+                    f.result()  # re-raises a worker's exception
+        self.passes += 1
+        self.read_seconds += sum(reading)
+        self.pass_seconds += time.perf_counter() - t0
+
+    def _strips(self, tile: torch.Tensor):
+        """(start, float64 row strip) pieces of a tile; one piece on a GPU (no cache to fit)."""
+        rows = tile.shape[0] if tile.device.type != "cpu" else max(1, STRIP_BYTES // (8 * max(1, tile.shape[1])))
+        for s in range(0, tile.shape[0], rows):
+            yield s, tile[s : s + rows].to(torch.float64)  # (≤rows, Δc·O)
+
+    def matmat(self, v: torch.Tensor) -> torch.Tensor:
+        """(N2·O, R) float64 → (N1·O, R), streaming the kernel once."""
+        if v.shape[0] != self.shape[1]:
+            raise ValueError(f"matmat: operand has {v.shape[0]} rows, kernel has {self.shape[1]} columns")
+        o, v = self.o, v.to(device=self.device, dtype=torch.float64)
+        outs = [torch.zeros(self.shape[0], v.shape[1], dtype=torch.float64, device=self.device)
+                for _ in range(min(self.threads, len(self.tiles())))]
+
+        def work(w, r0, r1, c0, c1, tile):
+            out, v_c = outs[w], v[c0 * o : c1 * o]
+            for s, strip in self._strips(tile):  # strip (Δs, Δc·O)
+                rows = slice(r0 * o + s, r0 * o + s + strip.shape[0])
+                out[rows] += strip @ v_c
+                if self.symmetric and c0 != r0:  # mirrored tile B_JI = B_IJᵀ
+                    out[c0 * o : c1 * o] += strip.T @ v[rows]
+
+        self.stream(work)
+        out = outs[0]
+        for extra in outs[1:]:
+            out += extra
+        if self.ridge:
+            out += self.ridge * v
+        if not bool(torch.isfinite(out).all()) and bool(torch.isfinite(v).all()):
+            raise ValueError(f"{self.where}: kernel contains NaN/inf (unwritten tiles of a store are NaN)")
+        return out
+
+    __call__ = matmat
+
+    def columns(self, idx) -> torch.Tensor:
+        """Flat columns ``idx`` (sorted, unique) of Θ + ridge·I → float64 (N1·O, len(idx)), one pass.
+        Each tile writes its own rows of the result (and, mirrored, its own rows of the transposed
+        tile), so workers write disjoint parts of one shared matrix."""
+        idx = np.asarray(idx, dtype=np.int64)
+        if idx.size and (np.any(np.diff(idx) <= 0) or idx[0] < 0 or idx[-1] >= self.shape[1]):
+            raise ValueError(f"columns: indices must be sorted, unique and in [0, {self.shape[1]})")
+        o = self.o
+        out = torch.full((self.shape[0], idx.size), math.nan, dtype=torch.float64, device=self.device)
+
+        def picks(lo, hi):  # (positions in idx, local offsets) of the indices in [lo, hi)
+            a, b = np.searchsorted(idx, [lo, hi])
+            return torch.arange(a, b, device=self.device), torch.as_tensor(idx[a:b] - lo, device=self.device)
+
+        def work(w, r0, r1, c0, c1, tile):
+            pos, loc = picks(c0 * o, c1 * o)
+            if pos.numel():
+                out[r0 * o : r1 * o, pos] = tile[:, loc].to(torch.float64)
+            if self.symmetric and c0 != r0:
+                pos, loc = picks(r0 * o, r1 * o)
+                if pos.numel():
+                    out[c0 * o : c1 * o, pos] = tile[loc].T.to(torch.float64)
+
+        self.stream(work)
+        if self.ridge and idx.size:
+            out[torch.as_tensor(idx, device=self.device), torch.arange(idx.size, device=self.device)] += self.ridge
+        if not bool(torch.isfinite(out).all()):
+            raise ValueError(f"{self.where}: kernel contains NaN/inf (unwritten tiles of a store are NaN)")
+        return out
+
+    def diagonal(self) -> torch.Tensor:
+        """Diagonal (N·O,) of Θ + ridge, read from the diagonal tiles only (Jacobi preconditioner)."""
+        if self.n1 != self.n2:
+            raise ValueError("diagonal needs a square kernel")
+        parts = [torch.diagonal(self.read(i, min(i + self.tile[0], self.n1), i, min(i + self.tile[0], self.n1)))
+                 for i in range(0, self.n1, self.tile[0])]
+        return torch.cat(parts).to(device=self.device, dtype=torch.float64) + self.ridge
+
+    def to_dense(self) -> torch.Tensor:
+        """Fresh float64 (N1·O, N2·O) tensor on the device, ridge on the diagonal; filled tile by tile."""
+        o = self.o
+        out = torch.empty(self.shape, dtype=torch.float64, device=self.device)
+
+        def work(w, r0, r1, c0, c1, tile):
+            out[r0 * o : r1 * o, c0 * o : c1 * o] = tile
+            if self.symmetric and c0 != r0:
+                out[c0 * o : c1 * o, r0 * o : r1 * o] = tile.T
+
+        self.stream(work)
+        if self.ridge:
+            out.diagonal().add_(self.ridge)
+        return out
+
+    def check_symmetric(self, rtol: float = 1e-4) -> None:
+        """Compare tile (0,1) with tile (1,0)ᵀ: catches stores holding only one triangle."""
+        tr = self.tile[0] if self.tile[0] < self.n1 else self.n1 // 2
+        if self.n1 != self.n2 or tr < 1:
+            return
+        e = min(2 * tr, self.n1)
+        a, b = self.read(0, tr, tr, e).to(torch.float64), self.read(tr, e, 0, tr).to(torch.float64)
+        scale = max(float(a.abs().max()), float(b.abs().max()), 1e-300)
+        if float((a - b.T).abs().max()) > rtol * scale:
+            raise ValueError(f"{self.where}: kernel is not symmetric (tile (0,1) != tile (1,0)ᵀ): "
+                             "is only one triangle stored?")
