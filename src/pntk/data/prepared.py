@@ -301,7 +301,8 @@ def open_prepared(path: str | Path, *, verify: bool = False, lazy: bool = False)
     if not (path / "zarr.json").is_file():
         raise FileNotFoundError(f"prepared data store {path} not found or not a Zarr v3 group; {hint}")
     try:
-        g = zarr.open_group(str(path), mode="r")
+        # Not the consolidated metadata (it is for xarray): an array deleted on disk must count as missing.
+        g = zarr.open_group(str(path), mode="r", use_consolidated=False)
         attrs = dict(g.attrs)
         arrays = set(g.array_keys())
     except Exception as e:  # unreadable metadata counts as incomplete
@@ -348,7 +349,8 @@ def open_images(data_path: str | Path):
 
     path = store_of(data_path)  # the store, or the prepare_data folder holding it
     try:
-        g = zarr.open_group(str(path), mode="r")
+        # Not the consolidated metadata (it is for xarray): an array deleted on disk must count as missing.
+        g = zarr.open_group(str(path), mode="r", use_consolidated=False)
         return g["x"], str(g.attrs["fingerprint"])
     except (FileNotFoundError, KeyError, ValueError) as err:
         raise FileNotFoundError(f"prepared data store {path}: cannot read its images 'x' and 'fingerprint' "
