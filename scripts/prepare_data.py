@@ -3,10 +3,11 @@ from pntk.scriptutil import setup
 
 log = setup(snakemake)  # noqa: F821
 
-from pntk.data import prepare_dataset  # noqa: E402
+from pntk.data import prepare_dataset, store_in  # noqa: E402
 
 p = snakemake.params  # noqa: F821
-attrs = prepare_dataset(snakemake.wildcards.dataset, p.root, snakemake.output.store, download=p.download,  # noqa: F821
+store = store_in(snakemake.output.folder)  # noqa: F821 (the Zarr store one level below the rule's output)
+attrs = prepare_dataset(snakemake.wildcards.dataset, p.root, store, download=p.download,  # noqa: F821
                         verify_md5=p.verify_md5, train_size=p.train_size, test_size=p.test_size, seed=p.seed,
                         path=p.path, resize=p.resize)
 n_train, n_test = p.expected_sizes

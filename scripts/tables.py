@@ -3,14 +3,16 @@ from pntk.scriptutil import setup
 
 log = setup(snakemake)  # noqa: F821
 
+from pntk import config as pcfg  # noqa: E402
 from pntk.paper import tables  # noqa: E402
 from pntk.paper.verdicts import run_verdicts  # noqa: E402
 
 sm = snakemake  # noqa: F821
+rw = pcfg.readout_widths(sm.config)  # read from the models (import-path ones too), not from their names
 verdicts = run_verdicts(list(sm.input.train_logs))
-diag = tables.diagnostics_table(list(sm.input.diagnostics), verdicts)
-training = tables.training_table(list(sm.input.train_logs), verdicts)
-regr = tables.regression_table(list(sm.input.regression), training, verdicts)
+diag = tables.diagnostics_table(list(sm.input.diagnostics), verdicts, rw)
+training = tables.training_table(list(sm.input.train_logs), verdicts, rw)
+regr = tables.regression_table(list(sm.input.regression), training, verdicts, rw)
 rate = tables.rate_table(diag, n_boot=sm.params.bootstrap)
 for df, path in ((diag, sm.output.diagnostics), (regr, sm.output.regression), (training, sm.output.training),
                  (rate, sm.output.rate)):

@@ -10,15 +10,17 @@ from pntk.models import ModelSpec  # noqa: E402
 from pntk.train import TrainConfig, train_run  # noqa: E402
 
 sm = snakemake  # noqa: F821
-wc, t, m = sm.wildcards, sm.params.train, sm.params.model
+wc, t = sm.wildcards, sm.params.train
 data = open_prepared(sm.input.data)
-spec = ModelSpec(arch=wc.arch, width=int(wc.width), in_shape=tuple(data.in_shape), num_classes=data.num_classes,
-                 depth=m["depth"], parameterization=m["parameterization"])
+# {arch} is the entry's name; the entry says what to build (a built-in arch or an import path + kwargs).
+spec = ModelSpec.from_entry(sm.params.model, int(wc.width), data.in_shape, data.num_classes, sm.params.python_path)
 cfg = TrainConfig(epochs=t["epochs"], checkpoint_epochs=tuple(t["checkpoint_epochs"]), batch_size=t["batch_size"],
                   lr=t["lr"], momentum=t["momentum"], weight_decay=t["weight_decay"], loss=t["loss"],
                   lr_fallback=t["lr_fallback"], device=t["device"])
 tr, te = data.train_indices, data.test_indices
+meta = {"data_fingerprint": data.fingerprint, "dataset": wc.dataset, "loss": t["loss"]}
+if sm.params.model_source:
+    meta["model_source"] = sm.params.model_source
 paths = train_run(spec, int(wc.seed), data.x[tr], data.y[tr], data.x[te], data.y[te], cfg,
-                  Path(sm.output.log_csv).parent,
-                  extra_meta={"data_fingerprint": data.fingerprint, "dataset": wc.dataset, "loss": t["loss"]})
+                  Path(sm.output.log_csv).parent, extra_meta=meta)
 log.info("wrote %d checkpoints", len(paths))

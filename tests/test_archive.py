@@ -108,7 +108,7 @@ def test_two_checkouts_import_schedules_no_recomputation(checkout_a, packed, tmp
     assert {s["key"] for s in man["stores"]} == {f"{RUN}/epoch001/{s}" for s in STORES}
     assert set(man["files"]) | {archive.MANIFEST} == names
     assert f"runs/{RUN}/checkpoints/epoch000.pt" in names  # every output of the train job travels
-    assert man["data"]["included"] and any(n.startswith("data/digits.zarr/") for n in names)
+    assert man["data"]["included"] and any(n.startswith("data/digits/digits.zarr/") for n in names)
     assert man["config"]["models"][0]["widths"] == [16] and man["pntk_version"]
 
     b = tmp_path / "B"
@@ -127,7 +127,7 @@ def test_two_checkouts_import_schedules_no_recomputation(checkout_a, packed, tmp
     assert {p: p.stat().st_mtime for p in files_under(b / "results")} == before
 
     # control: the order of modification times is what keeps Snakemake quiet
-    os.utime(b / "results/data/digits.zarr/.snakemake_timestamp")
+    os.utime(b / "results/data/digits/.snakemake_timestamp")
     jobs = job_counts((lambda r: r.stdout + r.stderr)(snakemake(b, cfg_b, "-n")))
     assert {"train", "kernel_init", "kernel_tile", "kernel_finalize"} <= set(jobs), jobs
 
@@ -227,7 +227,7 @@ def test_selectors_and_levels():
     for sel in ("fcn-w1", "epoch000", "entk-*", "w16"):
         assert not archive.matches(key, sel), sel
     stem = "runs/digits/fcn-w16-s0/epoch001/kernels/pntk-sub-train-sub-train"
-    levels = [archive.level_of(p) for p in ("data/digits.zarr/x/c/0", "runs/digits/fcn-w16-s0/checkpoints/epoch001.pt",
+    levels = [archive.level_of(p) for p in ("data/digits/digits.zarr/x/c/0", "runs/digits/fcn-w16-s0/checkpoints/epoch001.pt",
                                             f"{stem}.init.json", f"{stem}.zarr/kernel/c/0/0", f"{stem}.tiles/0_1.json",
                                             f"{stem}.manifest.json")]
     assert levels == list(archive.LEVELS)

@@ -130,3 +130,160 @@ def test_console_script(good_root):
     res = subprocess.run([str(exe), "verify", str(zarr_path(good_root / STEM))], capture_output=True, text=True,
                          timeout=120)
     assert res.returncode == 0 and res.stdout.startswith("OK"), res.stdout + res.stderr
+
+
+# ------------------------------------------------------------------------------------------------
+# verify names every bad tile; info on several stores and on a folder; ls
+
+
+def test_verify_names_tiles_without_a_flag(good_root, tmp_path, capsys):
+    stem = copy_store(good_root, tmp_path / "noflag")
+    StorePaths(stem).flag(0, 1).unlink()  # manifest intact, flag of (0,1) and its mirror (1,0) gone
+    assert main(["verify", str(stem)]) == 1
+    out = capsys.readouterr().out
+    assert "tiles without a flag file: 0_1, 1_0" in out, out
+    assert out.rstrip().splitlines()[-1].strip() != "", out
+
+
+def test_info_on_several_stores_and_on_a_results_folder(good_root, tmp_path, capsys):
+    other = copy_store(good_root, tmp_path / "o")
+    assert main(["info", str(zarr_path(good_root / STEM)), str(StorePaths(other).manifest)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("completeness") == 2 and str(zarr_path(other)) in out
+    assert main(["info", "--json", str(good_root / STEM), str(other)]) == 0
+    assert [s["tiles_written"] for s in json.loads(capsys.readouterr().out)] == [9, 9]
+    assert main(["info", str(good_root)]) == 0
+    out = capsys.readouterr().out
+    assert "a folder, not a kernel store; it holds 1 kernel stores" in out and "pntk ls" in out
+    assert f"{STEM}.zarr" in out and "no kernel store there" not in out
+    (tmp_path / "empty").mkdir()
+    assert main(["info", str(tmp_path / "empty")]) == 2
+
+
+def ls_rows(capsys, *args) -> tuple[int, list[dict]]:
+    rc = main(["ls", "--json", *args])
+    return rc, json.loads(capsys.readouterr().out)
+
+
+def test_ls_lists_runs_checkpoints_and_stores_with_status(good_root, tmp_path, capsys):
+    res = tmp_path / "results"
+    shutil.copytree(good_root, res)
+    run = res / "runs" / "digits" / "fcn-w16-s0"
+    (run / "checkpoints").mkdir()
+    (run / "checkpoints" / "epoch001.pt").write_bytes(b"x" * 100)
+    (run / "train_log.csv").write_text("epoch,test_acc,learned\n0,0.1,False\n1,0.9,True\n")
+    rect = run / "epoch001" / "kernels" / "pntk-sub-test-sub-train"
+    ids = np.arange(7)
+    tiles.init_store(StorePaths(rect).sentinel, kind="pntk", row_ids=ids, col_ids=np.arange(25), row_labels=ids,
+                     col_labels=np.arange(25), tile=TILE, dtype="float64", out_dim=None, attrs=ATTRS)
+    tiles.write_tile_and_flag(StorePaths(rect).flag(0, 0), np.ones((7, 10)), 0, 0, 0.01)  # 1 of 3 tiles
+    unflagged = copy_store(good_root, tmp_path / "u")
+    target = run / "epoch001" / "kernels" / "entk-sub-train-sub-train"  # a finalized store that lost a flag
+    for f in StorePaths(unflagged).files():
+        dst = target.parent / f.relative_to(unflagged.parent).as_posix().replace(unflagged.name, target.name, 1)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(f, dst)
+    StorePaths(target).flag(1, 2).unlink()
+
+    rc, rows = ls_rows(capsys, str(res))
+    assert rc == 0
+    by_item = {r["item"]: r for r in rows}
+    assert by_item["train_log.csv"]["status"] == "learned (epoch 1, test acc 0.900)"
+    assert by_item["checkpoint"]["size"] == 100 and by_item["checkpoint"]["epoch"] == "001"
+    good = by_item["pntk-sub-train-sub-train"]
+    assert (good["tiles"], good["status"], good["shape"], good["rows × cols"]) == \
+        ("9/9", "verified", "25 × 25", "sub-train × sub-train")
+    assert good["size"] > 0
+    assert by_item["pntk-sub-test-sub-train"]["status"] == "unfinished (1/3 tiles, no manifest)"
+    assert by_item["pntk-sub-test-sub-train"]["tiles"] == "1/3"
+    lost = by_item["entk-sub-train-sub-train"]
+    assert not lost["ok"] and "tiles without a flag file: 1_2, 2_1" in lost["status"], lost
+
+    assert main(["ls", str(res)]) == 0
+    text = capsys.readouterr().out
+    assert text.splitlines()[0].split()[:3] == ["run", "epoch", "item"]
+    assert "1 runs, 1 checkpoints, 3 kernel stores (1 verified, 2 not)" in text
+
+    # --verify recomputes checksums: a corrupted chunk is named, exit 1
+    arr = zarr.open_group(str(zarr_path(run / "epoch001" / "kernels" / "pntk-sub-train-sub-train")), mode="r+")
+    arr["kernel"][0:10, 0:10] = 0.0
+    rc, rows = ls_rows(capsys, "--verify", str(res))
+    bad = {r["item"]: r for r in rows}["pntk-sub-train-sub-train"]
+    assert rc == 1 and "tiles whose chunk differs from the manifest: 0_0" in bad["status"]
+    assert main(["ls", str(tmp_path / "nowhere")]) == 2
+
+
+# ------------------------------------------------------------------------------------------------
+# pntk.open_kernel: every kind, symmetric and rectangular, no warnings
+
+
+@pytest.mark.parametrize("kind", ["pntk", "entk", "first_logit", "trace"])
+@pytest.mark.parametrize("rows_set", ["sub-train", "sub-test"], ids=["symmetric", "rectangular"])
+def test_open_kernel_on_every_kind_of_store(kind, rows_set, tmp_path):
+    import warnings
+
+    import xarray as xr
+
+    import pntk
+
+    o = 3 if kind == "entk" else None
+    cols = np.arange(100, 112)
+    rows = cols if rows_set == "sub-train" else np.arange(500, 505)
+    stem = tmp_path / "runs/digits/fcn-w16-s0/epoch001/kernels" / f"{kind}-{rows_set}-sub-train"
+    paths = StorePaths(stem)
+    tiles.init_store(paths.sentinel, kind=kind, row_ids=rows, col_ids=cols, row_labels=rows % 10,
+                     col_labels=cols % 10, tile=5, dtype="float64", out_dim=o,
+                     attrs={**ATTRS, "rows": rows_set, "cols": "sub-train"})
+    g = np.random.default_rng(1).normal(size=(len(cols), 4))
+    full = (g @ g.T)[: len(rows)] if rows_set == "sub-train" else np.random.default_rng(2).normal(size=(5, 12))
+    if o:
+        full = np.einsum("ij,ab->ijab", full, np.eye(o) + 0.1)  # (R, C, O, O)
+    n_r, n_c = -(-len(rows) // 5), -(-len(cols) // 5)
+    flags = []
+    for i in range(n_r):
+        for j in range(i if rows_set == "sub-train" else 0, n_c):
+            flags.append(paths.flag(i, j))
+            tiles.write_tile_and_flag(flags[-1], full[tile_range(len(rows), 5, i), tile_range(len(cols), 5, j)],
+                                      i, j, 0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        unfinished = pntk.open_kernel(paths.sentinel)
+        assert unfinished.attrs["finalized"] is False
+        tiles.finalize(paths.manifest, flags)
+        for given in (paths.store, paths.manifest, paths.sentinel, stem, paths.flag(0, 0)):
+            da = pntk.open_kernel(given)
+            assert da.dims == (("row", "col", "out_row", "out_col") if o else ("row", "col"))
+            np.testing.assert_array_equal(da.values, full)
+            np.testing.assert_array_equal(da.row.values, rows)
+            np.testing.assert_array_equal(da.col_label.values, cols % 10)
+            assert da.attrs["kind"] == kind and da.attrs["checkpoint_sha256"] == "ab" * 32
+            assert da.attrs["symmetric"] is (rows_set == "sub-train") and da.attrs["finalized"] is True
+        plain = xr.open_zarr(paths.store)["kernel"]  # the kernel array carries the provenance too
+        assert plain.attrs["kind"] == kind and plain.attrs["data_fingerprint"] == "cd" * 32
+        assert zarr.open_group(str(paths.store), mode="r")["kernel"].attrs["epoch"] == 1
+
+
+def test_open_kernel_names_a_missing_store(tmp_path):
+    import pntk
+
+    with pytest.raises(FileNotFoundError, match="no kernel store there"):
+        pntk.open_kernel(tmp_path / "nope.manifest.json")
+
+
+def test_prepared_store_in_its_rule_folder_opens_without_warnings(tmp_path):
+    """prepare_data's output is the folder; Snakemake's timestamp there is not inside the Zarr group."""
+    import warnings
+
+    import xarray as xr
+
+    from pntk.data import open_prepared, prepare_dataset, prepared_folder, prepared_store
+
+    store = prepared_store(tmp_path, "digits")
+    prepare_dataset("digits", None, store, train_size=30, test_size=10)
+    (prepared_folder(tmp_path, "digits") / ".snakemake_timestamp").touch()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        a = open_prepared(prepared_folder(tmp_path, "digits"))
+        b = open_prepared(store)
+        ds = xr.open_zarr(store)
+        assert a.fingerprint == b.fingerprint == ds.attrs["fingerprint"] and ds["x"].shape == (40, 1, 8, 8)

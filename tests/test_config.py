@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -48,6 +49,11 @@ def _del(cfg: dict, dotted: str) -> dict:
     return cfg
 
 
+def _active(cfg: dict, **active) -> dict:
+    """`cfg` with a train split of 60 (the active-learning pool) and active learning enabled with `active`."""
+    return _set(_set(cfg, "data.train_size", 60), "active", {"enabled": True, **active})
+
+
 # (id, mutation of base(), text that the error message must contain: the offending key)
 BAD = [
     ("unknown-arch", lambda c: _set(c, "models.0.arch", "mlp"), "models.0.arch"),
@@ -90,6 +96,25 @@ BAD = [
     ("diagnostics-without-sub-test-store",
      lambda c: _set(c, "kernels.index_sets", {"entk": [["sub-train", "sub-train"]]}), "kernels.index_sets.entk"),
     ("negative-seed", lambda c: _set(c, "seeds", [-1]), "seeds"),
+    # JSON Schema's `integer` accepts 32.0: it named a run fcn-w32.0-s0 and failed only in `tables`
+    ("width-float-with-zero-fraction", lambda c: _set(c, "models.0.widths", [16, 32.0]), "models.0.widths.1"),
+    ("tile-size-float", lambda c: _set(c, "kernels.tile_size", 64.0), "kernels.tile_size"),
+    ("epochs-float", lambda c: _set(c, "train.epochs", 2.0), "train.epochs"),
+    ("checkpoint-epoch-float", lambda c: _set(c, "train.checkpoint_epochs", [0, 2.0]), "train.checkpoint_epochs.1"),
+    ("seed-bool", lambda c: _set(c, "seeds", [True]), "seeds.0"),
+    ("data-seed-float", lambda c: _set(c, "data.seed", 1.0), "data.seed"),
+    ("active-initial-float", lambda c: _set(c, "active", {"initial": 5.0}), "active.initial"),
+    # active learning sizes against the pool (the train split of 60), before any job
+    ("active-initial-exceeds-pool", lambda c: _active(c, initial=100), "active.initial"),
+    ("active-labels-exceed-pool", lambda c: _active(c, initial=20, per_cycle=10, cycles=5, pool_subset=30),
+     "active.cycles"),
+    ("active-pool-subset-exceeds-unlabelled", lambda c: _active(c, initial=20, per_cycle=5, cycles=2, pool_subset=50),
+     "active.pool_subset"),
+    ("active-per-cycle-exceeds-pool-subset", lambda c: _active(c, initial=10, per_cycle=8, cycles=2, pool_subset=5),
+     "active.per_cycle"),
+    ("active-naive-pool-exceeds-unlabelled",
+     lambda c: _active(c, initial=10, per_cycle=2, cycles=2, pool_subset=20, naive_pool=55), "active.naive_pool"),
+    ("unknown-python-path-folder", lambda c: _set(c, "python_path", ["/nonexistent/pntk/models"]), "python_path"),
 ]
 
 
@@ -114,6 +139,40 @@ def test_unknown_key_message_lists_allowed_keys():
     with pytest.raises(ConfigError) as err:
         validate_config(_set(base(), "train.epoch", 3))
     assert "unknown key" in str(err.value) and "epochs" in str(err.value)
+
+
+def test_active_sizes_are_checked_only_when_enabled():
+    cfg = _set(_set(base(), "data.train_size", 60), "active", {"initial": 100})
+    assert validate_config(cfg)["active"]["enabled"] is False  # the defaults need not fit a tiny config
+    validate_config(_active(base(), initial=20, per_cycle=10, cycles=4, pool_subset=40, naive_pool=10))  # 60: all
+
+
+def test_integers_stay_integers():
+    cfg = validate_config(_set(base(), "models.0.widths", [16, 32]))
+    assert all(type(w) is int for w in cfg["models"][0]["widths"])
+    assert validate_config(_set(base(), "train.lr", 1))["train"]["lr"] == 1  # numbers accept ints
+
+
+DUPLICATED = """\
+models:
+  - arch: fcn
+    widths: [8]
+    widths: [16]
+seeds: [0]
+"""
+
+
+def test_duplicate_key_in_a_config_file_names_file_and_key(tmp_path):
+    path = tmp_path / "dup.yaml"
+    path.write_text(DUPLICATED)
+    with pytest.raises(ConfigError, match=r"dup\.yaml: duplicate key 'widths' at line 4 \(first given at line 3\)"):
+        C.load_config(path)
+    path.write_text("seeds: [0]\nmodels: []\nseeds: [1]\n")
+    with pytest.raises(ConfigError, match=r"duplicate key 'seeds' at line 3"):
+        C.load_yaml_strict(path)
+    path.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        C.load_yaml_strict(path)
 
 
 def test_existing_data_root_is_accepted(tmp_path):
@@ -220,17 +279,37 @@ SMK_BAD = [
 ]
 
 
+def dry_run(tmp_path: Path, cfg_text: str, *targets: str) -> tuple[int, str]:
+    cfg_path = tmp_path / "config.yaml"
+    cfg_path.write_text(cfg_text)
+    proc = subprocess.run([str(SNAKEMAKE), "-n", "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path),
+                           "--configfile", str(cfg_path), "--cores", "1", *targets],
+                          capture_output=True, text=True, timeout=300)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
 @pytest.mark.skipif(not SNAKEMAKE.exists(), reason="snakemake not installed next to the interpreter")
 @pytest.mark.parametrize("mutate, key", [b[1:] for b in SMK_BAD], ids=[b[0] for b in SMK_BAD])
 def test_snakemake_rejects_bad_config_before_any_job(mutate, key, tmp_path):
     cfg = mutate(base())
     cfg["results"] = str(tmp_path / "results")
-    cfg_path = tmp_path / "bad.yaml"
-    cfg_path.write_text(yaml.safe_dump(cfg))
-    proc = subprocess.run([str(SNAKEMAKE), "-n", "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path),
-                           "--configfile", str(cfg_path), "--cores", "1"],
-                          capture_output=True, text=True, timeout=120)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode != 0, out
+    rc, out = dry_run(tmp_path, yaml.safe_dump(cfg))
+    assert rc != 0, out
     assert key in out, out
     assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.skipif(not SNAKEMAKE.exists(), reason="snakemake not installed next to the interpreter")
+def test_snakemake_rejects_a_duplicate_key_in_its_configfile(tmp_path):
+    rc, out = dry_run(tmp_path, DUPLICATED)
+    assert rc != 0 and "config.yaml: duplicate key 'widths' at line 4" in out, out
+
+
+@pytest.mark.skipif(not SNAKEMAKE.exists(), reason="snakemake not installed next to the interpreter")
+def test_arch_wildcard_accepts_configured_names_only(tmp_path):
+    cfg = _set(base(), "models.1", {"arch": "fcn", "widths": [4], "depth": 2, "name": "fcn-shallow"})
+    text = yaml.safe_dump(cfg)
+    rc, out = dry_run(tmp_path, text, "results/runs/digits/fcn-shallow-w4-s0/train_log.csv")
+    assert rc == 0 and re.search(r"^train\s+1$", out, re.M), out
+    rc, out = dry_run(tmp_path, text, "results/runs/digits/convnet-w4-s0/train_log.csv")  # built-in, not configured
+    assert rc != 0 and "MissingRuleException" in out, out

@@ -41,7 +41,7 @@ def run_job(root: Path, data, checkpoint, tile: int = 6) -> list[Path]:
 
 
 def values(manifest: Path) -> np.ndarray:
-    return S.open_kernel(StorePaths.of(manifest).store)[...]
+    return S.kernel_array(StorePaths.of(manifest).store)[...]
 
 
 def test_same_stores_as_per_tile_jobs_and_equal_to_one_shot(small_digits_store, fcn_checkpoint, tmp_path, one_thread):
@@ -98,7 +98,7 @@ def test_rerun_after_crash_recomputes_only_unflagged_or_corrupt_tiles(small_digi
         m.unlink()
     stem = StorePaths.of(paths[2]).stem
     StorePaths(stem).flag(3, 5).unlink()
-    torn = S.open_kernel(StorePaths(stem).store)
+    torn = S.kernel_array(StorePaths(stem).store)
     arr = zarr.open_array(str(StorePaths(stem).store / "kernel"), mode="r+")
     arr[0:6, 6:12] = torn[0:6, 6:12] * 2.0
     recorded_tiles.clear()

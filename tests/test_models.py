@@ -209,3 +209,33 @@ def test_fcn_keeps_the_scale_of_its_input(depth):
             h = F.relu(layer(h))  # (256, 1024)
     ratio = (h.pow(2).mean() / x.pow(2).mean()).item()
     assert 0.5 < ratio < 2.0
+
+
+# ------------------------------------------------------------------------------------------------
+# ModelSpec as checkpoints store it; the readout width read from the model
+
+
+def test_spec_round_trips_through_plain_containers():
+    sp = ModelSpec("my_models:small_cnn", 8, (1, 8, 8), 10, name="cnn", kwargs={"depth": 2, "act": [1, 2]},
+                   python_path=("/a/b",))
+    d = sp.to_dict()
+    assert d["in_shape"] == [1, 8, 8] and d["python_path"] == ["/a/b"] and d["kwargs"] == {"depth": 2, "act": [1, 2]}
+    assert ModelSpec.from_dict(d) == sp
+    old = {"arch": "fcn", "width": 8, "in_shape": (1, 8, 8), "num_classes": 10, "depth": None,
+           "parameterization": "standard"}  # a checkpoint written before name/kwargs existed
+    assert ModelSpec.from_dict(old).run_name == "fcn" and not ModelSpec.from_dict(old).imported
+
+
+@pytest.mark.parametrize("arch, kw", [("fcn", {}), ("fcn", {"depth": 1}), ("fcn", {"parameterization": "ntk"}),
+                                      ("convnet", {}), ("resnet18", {}), ("wrn16", {})])
+def test_readout_width_of_spec_equals_the_built_model(arch, kw):
+    from pntk.models import readout_width_of
+
+    sp = spec(arch, **kw)
+    assert readout_width_of(sp) == readout_width(init_model(sp, 0))
+
+
+def test_readout_width_is_the_last_linear_layer():
+    model = nn.Sequential(nn.Linear(5, 7), nn.ReLU(), nn.Linear(7, 3))
+    assert readout_width(model) == 7
+    assert readout_width(nn.Sequential(nn.Conv2d(1, 2, 3))) is None

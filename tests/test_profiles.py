@@ -77,7 +77,7 @@ TARGETS = {
     "timing": "results/timing/cifar10.csv",
 }
 EXISTING = [  # dummy inputs, oldest first
-    "results/data/cifar10.zarr/zarr.json",
+    "results/data/cifar10/cifar10.zarr/zarr.json",
     *[f"{RUN}/checkpoints/epoch{e:03d}.pt" for e in (0, 50, 100, 150, 200)],
     f"{RUN}/train_log.csv",
     f"{RUN}/epoch000/kernels/pntk-train-train.init.json",
@@ -121,7 +121,7 @@ def paper_sbatch_calls(tmp_path_factory):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("{}")
         os.utime(path, (1_700_000_000 + k, 1_700_000_000 + k))
-    os.utime(work / "results/data/cifar10.zarr", (1_700_000_000, 1_700_000_000))
+    os.utime(work / "results/data/cifar10", (1_700_000_000, 1_700_000_000))
     log = work / "sbatch.jsonl"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "SNAKEMAKE_PROFILE"))}
     env.update(PATH=f"{fake}{os.pathsep}{env.get('PATH', '')}", FAKE_SBATCH_LOG=str(log))

@@ -35,7 +35,7 @@ def make_store(path, *, kind="pntk", n_rows=7, n_cols=5, tile=3, out_dim=None, s
 def test_create_store_layout(tmp_path):
     p = tmp_path / "pntk-test-train.zarr"
     row_ids, col_ids, _ = make_store(p, n_rows=7, n_cols=5, tile=3, fill=False)
-    arr = S.open_kernel(p)
+    arr = S.kernel_array(p)
     assert arr.shape == (7, 5) and arr.chunks == (3, 3) and arr.dtype == np.float64
     assert np.isnan(arr[...]).all()
     g = zarr.open_group(str(p), mode="r")
@@ -50,7 +50,7 @@ def test_axis_shorter_than_a_tile_gets_a_chunk_of_its_length(tmp_path):
     """Zarr encodes whole chunks: a small eNTK in tile-sized chunks would be padded to the tile² size."""
     p = tmp_path / "entk.zarr"
     make_store(p, kind="entk", n_rows=9, n_cols=4, tile=6, out_dim=2, fill=False)
-    arr = S.open_kernel(p)
+    arr = S.kernel_array(p)
     assert arr.chunks == (6, 4, 2, 2) and S.all_tiles(arr) == [(0, 0), (1, 0)]
     assert S.tile_slices(arr, 1, 0) == (slice(6, 9), slice(0, 4))
     block = np.arange(3 * 4 * 2 * 2, dtype=np.float64).reshape(3, 4, 2, 2)
@@ -63,7 +63,7 @@ def test_axis_shorter_than_a_tile_gets_a_chunk_of_its_length(tmp_path):
 def test_entk_store_layout_and_xarray_view(tmp_path):
     p = tmp_path / "entk.zarr"
     row_ids, col_ids, full = make_store(p, kind="entk", n_rows=4, n_cols=6, tile=4, out_dim=3)
-    arr = S.open_kernel(p)
+    arr = S.kernel_array(p)
     assert arr.shape == (4, 6, 3, 3) and arr.chunks == (4, 4, 3, 3)
     S.consolidate(p)
     da = xr.open_zarr(p)["kernel"]
@@ -85,7 +85,7 @@ def test_symmetric_flag_and_replacing_an_existing_store(tmp_path):
     assert zarr.open_group(str(p), mode="r").attrs["symmetric"] is True
     (p / "stray-file").write_text("left over from a killed job")
     make_store(p, n_rows=2, n_cols=9, fill=False)
-    assert not (p / "stray-file").exists() and S.open_kernel(p).shape == (2, 9)
+    assert not (p / "stray-file").exists() and S.kernel_array(p).shape == (2, 9)
 
 
 def test_write_tile_rejects_wrong_shape(tmp_path):
@@ -102,7 +102,7 @@ def test_symmetric_write_tile_also_writes_the_transpose(tmp_path, out_dim):
     make_store(p, kind="entk" if out_dim else "pntk", n_rows=5, tile=3, out_dim=out_dim, symmetric=True, fill=False)
     block = np.random.default_rng(1).standard_normal((3, 2) + ((3, 3) if out_dim else ()))
     sums = S.write_tile(p, 0, 1, block)
-    arr = S.open_kernel(p)
+    arr = S.kernel_array(p)
     np.testing.assert_array_equal(arr[0:3, 3:5], block)
     expected_t = block.transpose(1, 0, 3, 2) if out_dim else block.T  # swap samples and outputs
     np.testing.assert_array_equal(arr[3:5, 0:3], expected_t)

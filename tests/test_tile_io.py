@@ -100,7 +100,7 @@ def test_writer_gives_the_same_store_and_flags_as_synchronous_writes(tmp_path):
                 for b, (i, j) in zip(blocks, grid):
                     writer.submit(StorePaths(stem).flag(i, j), b, i, j, 1.0)
             recs = writer.records
-        stores[mode] = (S.open_kernel(StorePaths(stem).store)[...], [r["chunks"] for r in recs])
+        stores[mode] = (S.kernel_array(StorePaths(stem).store)[...], [r["chunks"] for r in recs])
         assert [r["tile"] for r in recs] == [list(t) for t in grid]
         assert tiles.verify(StorePaths(stem).store)["missing"] == []
     np.testing.assert_array_equal(stores["sync"][0], stores["background"][0])

@@ -97,7 +97,7 @@ def test_tiled_store_equals_one_shot_kernel(case):
         record = tiles.finalize(manifest_of(stem), flags)
         assert len(record["tiles"]) == math.ceil(len(row_ids) / tile) * math.ceil(len(col_ids) / tile)
         expected = one_shot(kind, row_ids, col_ids)
-        stored = S.open_kernel(StorePaths(stem).store)[...]
+        stored = S.kernel_array(StorePaths(stem).store)[...]
         assert stored.shape == expected.shape
         assert np.isfinite(stored).all()
         assert np.abs(stored - expected).max() <= 1e-12 * np.abs(expected).max()
@@ -155,7 +155,7 @@ def test_init_store_writes_sentinel_and_empty_store(tmp_path):
     sentinel = json.loads(StorePaths(stem).sentinel.read_text())
     assert sentinel["store"] == "entk-sub-test-sub-train.zarr" and sentinel["shape"] == [7, 4]
     assert sentinel["tile_size"] == 3 and "git_describe" in sentinel
-    arr = S.open_kernel(StorePaths(stem).store)
+    arr = S.kernel_array(StorePaths(stem).store)
     assert arr.shape == (7, 4, 3, 3) and np.isnan(arr[...]).all()
 
 
@@ -323,7 +323,7 @@ def test_kernel_jobs_end_to_end_read_only_their_rows(small_digits_store, fcn_che
     x2 = None if symmetric else torch.as_tensor(full.x[c_ids], dtype=torch.float64)
     expected = empirical_kernel(net.double(), torch.as_tensor(full.x[r_ids], dtype=torch.float64), x2, kind=kind,
                                 method=METHOD).numpy()
-    stored = S.open_kernel(StorePaths(stem).store)[...]
+    stored = S.kernel_array(StorePaths(stem).store)[...]
     assert np.abs(stored - expected).max() <= 1e-12 * np.abs(expected).max()
     da = xr.open_zarr(StorePaths(stem).store)["kernel"]
     assert np.array_equal(da["row"], r_ids) and np.array_equal(da["row_label"], full.y[r_ids])

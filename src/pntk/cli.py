@@ -1,6 +1,7 @@
 """`pntk` command line: inspect and verify kernel stores, pack and import result archives.
 
-    pntk info STORE [--json]                   shape, kind, tiles written / total, finalized, provenance
+    pntk ls [RESULTS] [--verify] [--json]      every data store, run, checkpoint and kernel store, with status
+    pntk info STORE [STORE ...] [--json]       shape, kind, tiles written / total, finalized, provenance
     pntk verify STORE [STORE ...] [--json]     recompute every tile checksum (exit 1 if any store is bad)
     pntk archive pack --config C -o FILE.zip [--results DIR] [--run SELECTOR ...] [--no-data]
     pntk archive import FILE.zip [--config C] [--results DIR] [--overwrite]
@@ -19,42 +20,8 @@ import sys
 from pathlib import Path
 
 from . import __version__
-
-PROVENANCE_KEYS = ("arch", "width", "seed", "epoch", "dataset", "rows", "cols", "method", "checkpoint",
-                   "checkpoint_sha256", "data_fingerprint")
-BUILD_KEYS = ("pntk_version", "git_describe", "torch_version", "host")
-
-
-def store_summary(path: str | Path) -> dict:
-    """What `pntk info` shows: layout, completeness (from the tile flags: cheap) and provenance."""
-    from .store import zarr_store as kstore
-    from .store.paths import StorePaths
-
-    paths = StorePaths.of(path)
-    zpath = paths.store
-    if not (zpath / "zarr.json").is_file():
-        raise FileNotFoundError(f"{zpath}: no kernel store there (expected a Zarr group with zarr.json)")
-    info = kstore.store_info(zpath)
-    tile = int(info.get("tile_size") or max(info["chunks"][:2]))
-    grid = [kstore.n_tiles(n, tile) for n in info["shape"][:2]]
-    manifest, sentinel = paths.manifest, paths.sentinel
-    written: set[str] = set()
-    bad_flags = []
-    for f in paths.flag_files():
-        try:
-            written |= set(json.loads(f.read_text())["chunks"])
-        except (ValueError, KeyError, TypeError):
-            bad_flags.append(f.name)
-    build = {}
-    for src in (sentinel, manifest):  # the manifest (written last) wins
-        if src.is_file():
-            rec = json.loads(src.read_text())
-            build.update({k: rec[k] for k in BUILD_KEYS if k in rec})
-    return {"store": str(zpath), "kind": info.get("kind"), "shape": info["shape"], "dtype": info["dtype"],
-            "tile_size": tile, "symmetric": bool(info.get("symmetric")), "tile_grid": grid,
-            "tiles_total": grid[0] * grid[1], "tiles_written": len(written), "unreadable_flags": bad_flags,
-            "finalized": manifest.is_file(), "manifest": str(manifest) if manifest.is_file() else None,
-            "provenance": {k: info[k] for k in PROVENANCE_KEYS if k in info}, "build": build}
+from .inventory import store_summary
+from .store.paths import StorePaths
 
 
 def format_summary(s: dict) -> str:
@@ -75,14 +42,33 @@ def format_summary(s: dict) -> str:
 
 
 def cmd_info(args) -> int:
-    summary = store_summary(args.store)
-    print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
-    return 0
+    from .inventory import kernel_stores_under
+
+    summaries, texts, rc = [], [], 0
+    for target in args.stores:
+        p = Path(target)
+        if p.is_dir() and not (p / "zarr.json").is_file() and not (StorePaths.of(p).store / "zarr.json").is_file():
+            # A folder (e.g. results/): not a store. Say so, and what it holds.
+            found = kernel_stores_under(p)
+            rc = rc or (0 if found else 2)
+            texts.append(f"{p}: a folder, not a kernel store; it holds {len(found)} kernel stores"
+                         + (f" (`pntk ls {p}` lists them with their status):\n" + "\n".join(
+                             f"  {s.relative_to(p)}" for s in found) if found else ""))
+            summaries.append({"folder": str(p), "stores": [str(s) for s in found]})
+            continue
+        summary = store_summary(target)
+        summaries.append(summary)
+        texts.append(format_summary(summary))
+    if args.json:
+        print(json.dumps(summaries[0] if len(summaries) == 1 else summaries, indent=2))
+    else:
+        print("\n\n".join(texts))
+    return rc
 
 
 def cmd_verify(args) -> int:
+    from .inventory import problems
     from .store import tiles
-    from .store.paths import StorePaths
 
     results, ok = [], True
     for s in args.stores:
@@ -98,17 +84,21 @@ def cmd_verify(args) -> int:
         if res["ok"]:
             print(f"OK      {res['store']} ({res['n_tiles']} tiles)")
             continue
-        why = [res["error"]] if "error" in res else []
-        if res.get("manifest_missing"):
-            why.append(f"not finalized (no manifest {res['manifest']})")
-        for key, label in (("missing", "missing tiles"), ("mismatch", "tiles whose chunk differs from the "
-                                                                      "manifest"), ("bad_flags", "bad flags")):
-            if res.get(key):
-                why.append(f"{label}: {', '.join(res[key])}")
-        print(f"FAILED  {res['store']}\n" + "\n".join(f"        {w}" for w in why))
+        print(f"FAILED  {res['store']}\n" + "\n".join(f"        {w}" for w in problems(res)))
     if args.json:
         print(json.dumps(results, indent=2))
     return 0 if ok else 1
+
+
+def cmd_ls(args) -> int:
+    from .inventory import format_inventory, inventory
+
+    results = Path(args.results)
+    if not results.is_dir():
+        raise FileNotFoundError(f"{results}: no such folder (pntk ls lists a results folder)")
+    rows = inventory(results, verify=args.verify)
+    print(json.dumps(rows, indent=2) if args.json else format_inventory(rows, results))
+    return 1 if args.verify and not all(r["ok"] for r in rows) else 0
 
 
 def _config(path: str, check_files: bool = True) -> dict:
@@ -226,8 +216,15 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"pntk {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
-    q = sub.add_parser("info", help="shape, kind, completeness and provenance of a kernel store")
-    q.add_argument("store")
+    q = sub.add_parser("ls", help="table of the data stores, runs, checkpoints and kernel stores of a results folder")
+    q.add_argument("results", nargs="?", default="results", help="results folder (default: results)")
+    q.add_argument("--verify", action="store_true",
+                   help="recompute every tile checksum (slow; exit 1 if any store fails); default: a kernel store "
+                        "is 'verified' when its manifest exists and its tile flags agree with it")
+    q.add_argument("--json", action="store_true", help="print the rows as JSON")
+    q.set_defaults(func=cmd_ls)
+    q = sub.add_parser("info", help="shape, kind, completeness and provenance of kernel stores")
+    q.add_argument("stores", nargs="+", metavar="STORE", help="a store (any of its files) or a folder of stores")
     q.add_argument("--json", action="store_true", help="print the summary as JSON")
     q.set_defaults(func=cmd_info)
     q = sub.add_parser("verify", help="recompute tile checksums against the manifest and tile flags")
@@ -245,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "finished store")
     q.add_argument("--no-data", action="store_true",
                    help="leave out the prepared data store (only its fingerprint is kept); the importer then "
-                        "needs results/data/{dataset}.zarr with the same fingerprint")
+                        "needs results/data/{dataset}/{dataset}.zarr with the same fingerprint")
     q.add_argument("-o", "--output", required=True, metavar="FILE.zip")
     q.set_defaults(func=cmd_pack)
     q = asub.add_parser("import", help="check an archive against this checkout's config, then extract it")

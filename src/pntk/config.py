@@ -6,6 +6,8 @@ serves tests and the CLI, so a bad config fails identically everywhere, naming t
 from __future__ import annotations
 
 import copy
+import functools
+import json
 import math
 from pathlib import Path
 
@@ -13,7 +15,9 @@ import jsonschema
 import yaml
 
 from .data.datasets import SPLIT_SIZES, USER_DATASETS, DataSpec, dataset_spec  # noqa: F401 (SPLIT_SIZES: API)
+from .model_spec import ARCHS, ModelSpec
 from .runs import Run
+from .user_models import TORCHVISION, ModelImportError, check_model, default_name, is_import_path, source_digest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
@@ -34,7 +38,47 @@ def _with_defaults(validator_cls):
                     instance[name] = copy.deepcopy(sub["default"])
         yield from validate_props(validator, properties, instance, schema)
 
-    return jsonschema.validators.extend(validator_cls, {"properties": set_defaults})
+    extended = jsonschema.validators.extend(validator_cls, {"properties": set_defaults})
+    # JSON Schema's `integer` accepts 32.0 (a float with zero fraction); a width 32.0 would name run
+    # `fcn-w32.0-s0`. Accept only true integers (and never booleans).
+    strict = extended.TYPE_CHECKER.redefine(
+        "integer", lambda _checker, v: isinstance(v, int) and not isinstance(v, bool))
+    return jsonschema.validators.extend(extended, type_checker=strict)
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """safe_load that refuses a key given twice in one mapping (plain YAML keeps the last value)."""
+
+
+def _no_duplicate_keys(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        line = key_node.start_mark.line + 1
+        if key in seen:
+            raise ConfigError(f"{loader.source}: duplicate key {key!r} at line {line} (first given at line "
+                              f"{seen[key]}); YAML would silently keep only the last value")
+        seen[key] = line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicate_keys)
+
+
+def load_yaml_strict(path: str | Path) -> dict:
+    """A YAML config file as a dict; ConfigError naming the file and the key when a key is duplicated."""
+    with open(path) as fh:
+        loader = _StrictLoader(fh)
+        loader.source = str(path)
+        try:
+            cfg = loader.get_single_data()
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML: {err}") from None
+        finally:
+            loader.dispose()
+    if cfg is not None and not isinstance(cfg, dict):
+        raise ConfigError(f"{path}: a config file must be a mapping of keys, got {type(cfg).__name__}")
+    return cfg or {}
 
 
 def load_schema() -> dict:
@@ -96,16 +140,8 @@ def check_semantics(config: dict, *, check_files: bool = True) -> None:
         raise ConfigError(f"data.subset_train: {data['subset_train']} exceeds the {n_train} train examples")
     if data["subset_test"] > n_test:
         raise ConfigError(f"data.subset_test: {data['subset_test']} exceeds the {n_test} test examples")
-    for i, m in enumerate(config["models"]):
-        if m["parameterization"] == "ntk" and m["arch"] != "fcn":
-            raise ConfigError(f"models.{i}.parameterization: 'ntk' is implemented for fcn only, not {m['arch']!r}")
-        if m["arch"] == "wrn16" and m["depth"] is not None and (m["depth"] < 10 or (m["depth"] - 4) % 6):
-            raise ConfigError(f"models.{i}.depth: WideResNet depth must be 6n+4 with n >= 1, got {m['depth']}")
-        if m["arch"] == "resnet18" and m["depth"] not in (None, 18):
-            raise ConfigError(f"models.{i}.depth: resnet18 has a fixed depth; leave depth unset")
-    archs = [m["arch"] for m in config["models"]]
-    if len(set(archs)) != len(archs):
-        raise ConfigError("models: each arch may appear once (list several widths instead)")
+    check_models(config)
+    check_active(config)
     for kind in kern["kinds"]:
         if not kern["index_sets"][kind]:
             raise ConfigError(f"kernels.index_sets.{kind}: no (rows, cols) pair given for a requested kind")
@@ -117,6 +153,87 @@ def check_semantics(config: dict, *, check_files: bool = True) -> None:
             for pair in (("sub-train", "sub-train"), ("sub-test", "sub-train")):
                 if find_store(config, kind, *pair) is None:
                     raise ConfigError(f"kernels.index_sets.{kind}: diagnostics need a store covering {list(pair)}")
+
+
+def check_models(config: dict) -> None:
+    """Every `models:` entry: built-in options, its run name (filled in), and an import-path model built
+    and run on one sample of the data's shape for every width, before any job."""
+    names: dict[str, int] = {}
+    for i, m in enumerate(config["models"]):
+        key, arch = f"models.{i}", m["arch"]
+        if is_import_path(arch):
+            for k, unused in (("depth", m["depth"] is not None),
+                              ("parameterization", m["parameterization"] != "standard"),
+                              ("width_arg", m["width_arg"] and not arch.startswith(TORCHVISION + ":"))):
+                if unused:
+                    raise ConfigError(f"{key}.{k}: not used by {arch!r} (built-in archs: depth, parameterization; "
+                                      f"torchvision: width_arg); pass options of your callable in {key}.kwargs")
+        elif arch not in ARCHS:
+            raise ConfigError(f"{key}.arch: {arch!r} is neither a built-in architecture ({', '.join(ARCHS)}) nor "
+                              "an import path 'package.module:callable' or 'torchvision:name'")
+        else:
+            check_builtin_entry(key, m)
+        m["name"] = m["name"] or (default_name(arch) if is_import_path(arch) else arch)
+        if m["name"] in ARCHS and m["name"] != arch:
+            raise ConfigError(f"{key}.name: {m['name']!r} is a built-in architecture's name; give {arch!r} "
+                              "another name: (it names the runs)")
+        if m["name"] in names:
+            raise ConfigError(f"{key}.name: models.{names[m['name']]} already uses the name {m['name']!r} in run "
+                              "names; give one of them another name: (or list several widths in one entry)")
+        names[m["name"]] = i
+    for folder in config["python_path"]:
+        if not Path(folder).is_dir():
+            raise ConfigError(f"python_path: folder {folder!r} does not exist (relative paths are taken from the "
+                              f"working directory {Path.cwd()})")
+    spec = data_spec(config)
+    for i, m in enumerate(config["models"]):
+        if not is_import_path(m["arch"]):
+            continue
+        for w in m["widths"]:
+            model = ModelSpec.from_entry(m, w, spec.in_shape, spec.num_classes, config["python_path"])
+            try:
+                _check_once(json.dumps(model.to_dict(), sort_keys=True))
+            except ModelImportError as err:
+                raise ConfigError(f"models.{i}.arch: {err} (data {config['data']['name']!r}: inputs "
+                                  f"{tuple(spec.in_shape)} (C, H, W), {spec.num_classes} classes)") from None
+
+
+def check_builtin_entry(key: str, m: dict) -> None:
+    """Options of a built-in arch that JSON Schema cannot check."""
+    for k in ("kwargs", "width_arg"):
+        if m[k]:
+            raise ConfigError(f"{key}.{k}: only for import-path models, not the built-in {m['arch']!r}")
+    if m["parameterization"] == "ntk" and m["arch"] != "fcn":
+        raise ConfigError(f"{key}.parameterization: 'ntk' is implemented for fcn only, not {m['arch']!r}")
+    if m["arch"] == "wrn16" and m["depth"] is not None and (m["depth"] < 10 or (m["depth"] - 4) % 6):
+        raise ConfigError(f"{key}.depth: WideResNet depth must be 6n+4 with n >= 1, got {m['depth']}")
+    if m["arch"] == "resnet18" and m["depth"] not in (None, 18):
+        raise ConfigError(f"{key}.depth: resnet18 has a fixed depth; leave depth unset")
+
+
+@functools.lru_cache(maxsize=256)
+def _check_once(spec_json: str) -> int | None:
+    """`check_model` once per process and spec (a module is imported once per process anyway)."""
+    return check_model(ModelSpec.from_dict(json.loads(spec_json)))
+
+
+def check_active(config: dict) -> None:
+    """Active-learning sizes against the pool (the train split), when active learning is enabled."""
+    a = config["active"]
+    if not a["enabled"]:
+        return
+    pool = split_sizes(config)[0]
+    need = a["initial"] + a["cycles"] * a["per_cycle"]
+    for key, value, limit, what in (
+            ("initial", a["initial"], pool, f"the pool of {pool} train examples"),
+            ("cycles", need, pool, f"the pool of {pool} train examples (initial + cycles × per_cycle = {need})"),
+            ("pool_subset", a["pool_subset"], pool - a["initial"],
+             f"the {pool - a['initial']} unlabelled examples left after active.initial"),
+            ("per_cycle", a["per_cycle"], a["pool_subset"], f"active.pool_subset = {a['pool_subset']} candidates"),
+            ("naive_pool", a["naive_pool"], pool - a["initial"],
+             f"the {pool - a['initial']} unlabelled examples left after active.initial")):
+        if value > limit:
+            raise ConfigError(f"active.{key}: {value} exceeds {what}")
 
 
 def check_data_source(data: dict, *, check_files: bool = True) -> None:
@@ -205,15 +322,43 @@ def active_runs(config: dict) -> list[tuple[str, int]]:
 
 
 def runs(config: dict) -> list[Run]:
-    return [Run(config["data"]["name"], m["arch"], w, s)
+    """Every run of a validated config; `Run.arch` is the entry's name (the arch for built-ins)."""
+    return [Run(config["data"]["name"], m["name"], w, s)
             for m in config["models"] for w in m["widths"] for s in config["seeds"]]
 
 
-def model_entry(config: dict, arch: str) -> dict:
+def model_names(config: dict) -> list[str]:
+    """The `{arch}` of run names: one per models entry."""
+    return [m["name"] for m in config["models"]]
+
+
+def model_entry(config: dict, name: str) -> dict:
+    """The models entry whose run name is `name` (the `{arch}` wildcard)."""
     for m in config["models"]:
-        if m["arch"] == arch:
+        if m["name"] == name:
             return m
-    raise ConfigError(f"models: no entry for arch {arch!r}")
+    raise ConfigError(f"models: no entry named {name!r} (names: {model_names(config)})")
+
+
+def model_spec(config: dict, name: str, width: int) -> ModelSpec:
+    """ModelSpec of one run's model, with the data's input shape and number of classes."""
+    spec = data_spec(config)
+    return ModelSpec.from_entry(model_entry(config, name), width, spec.in_shape, spec.num_classes,
+                                config["python_path"])
+
+
+def model_source(config: dict, name: str) -> str | None:
+    """sha256 of an import-path model's module file (torchvision: its version); None for built-ins."""
+    arch = model_entry(config, name)["arch"]
+    return source_digest(arch, config["python_path"]) if is_import_path(arch) else None
+
+
+def readout_widths(config: dict) -> dict[str, dict[int, int | None]]:
+    """{name: {width: readout width}} read from each model (the w of the pNTK width rate)."""
+    from .models import readout_width_of
+
+    return {m["name"]: {int(w): readout_width_of(model_spec(config, m["name"], w)) for w in m["widths"]}
+            for m in config["models"]}
 
 
 def store_specs(config: dict) -> list[tuple[str, str, str]]:
@@ -237,6 +382,5 @@ def grid_of(n_rows: int, n_cols: int, tile: int, *, symmetric: bool) -> list[tup
 
 
 def load_config(path: str | Path, *, check_files: bool = True) -> dict:
-    with open(path) as fh:
-        cfg = yaml.safe_load(fh) or {}
-    return validate_config(cfg, check_files=check_files)
+    """Read (refusing duplicate keys) and validate a config file."""
+    return validate_config(load_yaml_strict(path), check_files=check_files)

@@ -17,39 +17,18 @@ Width conventions (what "width w" means per architecture):
     convnet   channel width w of every conv layer; depth = number of conv layers
     resnet18  base channels w; stages (w, 2w, 4w, 8w); readout input 8w (paper default 64)
     wrn16     widening factor k; stages (16k, 32k, 64k); readout input 64k
+An entry may instead name its own model by import path (`pntk.user_models`); the width it receives is
+whatever that callable makes of it, and the readout width is read from the built model.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 import torch.nn.functional as F
 
-ARCHS = ("fcn", "convnet", "resnet18", "wrn16")
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    arch: str
-    width: int
-    in_shape: tuple[int, int, int]  # (C, H, W)
-    num_classes: int
-    depth: int | None = None
-    parameterization: str = "standard"  # "standard" | "ntk" (fcn only)
-
-    def validate(self) -> None:
-        if self.arch not in ARCHS:
-            raise ValueError(f"models.arch: unknown architecture {self.arch!r}; expected one of {ARCHS}")
-        if self.width <= 0:
-            raise ValueError(f"models.widths: width must be a positive integer, got {self.width}")
-        if self.parameterization not in ("standard", "ntk"):
-            raise ValueError(f"models.parameterization: expected 'standard' or 'ntk', got {self.parameterization!r}")
-        if self.parameterization == "ntk" and self.arch != "fcn":
-            raise ValueError("models.parameterization: 'ntk' is implemented for arch 'fcn' only")
-        if self.depth is not None and self.depth < 1:
-            raise ValueError(f"models.depth: must be >= 1, got {self.depth}")
+from .model_spec import ARCHS, ModelSpec  # noqa: F401 (ARCHS: API)
 
 
 def he_relu_(layer: nn.Linear | nn.Conv2d, mode: str = "fan_in") -> None:
@@ -246,6 +225,10 @@ class WideResNet16(nn.Module):
 def build_model(spec: ModelSpec) -> nn.Module:
     """Construct the model described by ``spec`` (parameters drawn from torch's current RNG)."""
     spec.validate()
+    if spec.imported:
+        from .user_models import build_imported
+
+        return build_imported(spec)
     c, h, w = spec.in_shape
     if spec.arch == "fcn":
         return FCN(c * h * w, spec.width, spec.num_classes, spec.depth or 3, spec.parameterization)
@@ -266,12 +249,23 @@ def init_model(spec: ModelSpec, seed: int) -> nn.Module:
         torch.random.set_rng_state(gen_state)
 
 
-def readout_width_of(arch: str, width: int) -> int:
-    """Readout width implied by the width parameter (resnet18: 8w, wrn16: 64k), without building."""
-    return {"fcn": 1, "convnet": 1, "resnet18": 8, "wrn16": 64}[arch] * int(width)
+def readout_width(model: nn.Module) -> int | None:
+    """Input width of the last dense layer (nn.Linear or NTKLinear, in registration order): the w of the
+    pNTK convergence theorem. None for a model without one."""
+    last = None
+    for m in model.modules():
+        if isinstance(m, nn.Linear):
+            last = m.in_features
+        elif isinstance(m, NTKLinear):
+            last = m.weight.shape[1]
+    return last
 
 
-def readout_width(model: nn.Module) -> int:
-    """Input width of the dense readout layer (the w of the pNTK convergence theorem)."""
-    ro = model.readout
-    return ro.in_features if isinstance(ro, nn.Linear) else ro.weight.shape[1]
+def readout_width_of(spec: ModelSpec) -> int | None:
+    """`readout_width` of the model `spec` describes, built on the meta device (no memory, no init cost;
+    falls back to a CPU build for a user model that cannot be built there)."""
+    try:
+        with torch.device("meta"):
+            return readout_width(build_model(spec))
+    except (NotImplementedError, RuntimeError):
+        return readout_width(init_model(spec, 0))

@@ -4,7 +4,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import warnings
 from pathlib import Path
 
 
@@ -18,8 +17,11 @@ def setup(snakemake) -> logging.Logger:
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
     logging.captureWarnings(True)
-    # Snakemake marks directory outputs with .snakemake_timestamp; zarr warns about the foreign file.
-    warnings.filterwarnings("ignore", message=r"Object at \.snakemake_timestamp")
+    python_path = (getattr(snakemake, "config", None) or {}).get("python_path")
+    if python_path:  # import-path models (checkpoints are rebuilt from their module in every job)
+        from .user_models import add_python_path
+
+        add_python_path(python_path)
     stream = open(log_path, "a", buffering=1)
     sys.stderr = stream  # tracebacks and tqdm progress land in the rule's log
     threads = int(getattr(snakemake, "threads", 1) or 1)

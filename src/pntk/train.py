@@ -187,7 +187,7 @@ def _train_with_lr(spec, seed, x_train, y_train, x_test, y_test, cfg: TrainConfi
             opt.load_state_dict(st["optimizer"])
             start, rows = st["epoch"] + 1, list(st["log_rows"])
             log.info("resuming %s after epoch %d", run_dir, st["epoch"])
-    meta = {"spec": asdict(spec), "seed": seed, "lr": lr, **extra_meta, **provenance()}
+    meta = {"spec": spec.to_dict(), "seed": seed, "lr": lr, **extra_meta, **provenance()}
     trained_seconds: list[float] = []  # of the epochs trained by this process, for the ETA
     for epoch in range(start, cfg.epochs + 1):
         t0 = time.perf_counter()
@@ -222,7 +222,7 @@ def _train_with_lr(spec, seed, x_train, y_train, x_test, y_test, cfg: TrainConfi
         if epoch > 0:
             trained_seconds.append(seconds)
         log.info("epoch %d/%d lr %g train loss %.4f acc %.3f test loss %.4f acc %.3f | %s", epoch, cfg.epochs,
-                 lr, train_loss, train_acc, test_loss, test_acc, _progress(trained_seconds, cfg.epochs - epoch))
+                 lr, train_loss, train_acc, test_loss, test_acc, progress_line(trained_seconds, cfg.epochs - epoch))
         if epoch in cfg.checkpoint_epochs:
             atomic_torch_save({"model": model.state_dict(), "epoch": epoch, **meta, **verdict, "learned": learned},
                               resume / f"epoch{epoch:03d}.pt")
@@ -241,12 +241,12 @@ def _batch_starts(n: int, batch_size: int, desc: str):
     return tqdm(starts, desc=desc, leave=False, unit="batch")
 
 
-def _progress(trained_seconds: list[float], remaining_epochs: int) -> str:
-    """'elapsed 12.3s, ETA 45.6s' from the epochs trained so far (mean seconds per epoch × remaining)."""
-    elapsed = sum(trained_seconds)
-    if not trained_seconds:
+def progress_line(step_seconds: list[float], remaining: int) -> str:
+    """'elapsed 12.3s, ETA 45.6s' from the steps (epochs, cycles) done so far: mean seconds per step × remaining."""
+    elapsed = sum(step_seconds)
+    if not step_seconds:
         return f"elapsed {elapsed:.1f}s, ETA unknown"
-    return f"elapsed {elapsed:.1f}s, ETA {elapsed / len(trained_seconds) * remaining_epochs:.1f}s"
+    return f"elapsed {elapsed:.1f}s, ETA {elapsed / len(step_seconds) * remaining:.1f}s"
 
 
 def _write_log(path: Path, rows: list[dict]) -> None:
@@ -284,9 +284,7 @@ def _link_or_copy(src: Path, dst: Path) -> None:
 def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[nn.Module, dict]:
     """Rebuild the model of a checkpoint (weights_only: safe for checkpoints from other people)."""
     ck = torch.load(path, weights_only=True, map_location=device)
-    spec_d = dict(ck["spec"])
-    spec_d["in_shape"] = tuple(spec_d["in_shape"])
-    spec = ModelSpec(**spec_d)
+    spec = ModelSpec.from_dict(ck["spec"])  # an import-path model is rebuilt from its recorded path/kwargs
     model = init_model(spec, ck["seed"]).to(device)
     model.load_state_dict(ck["model"])
     model.eval()

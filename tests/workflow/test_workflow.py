@@ -109,7 +109,7 @@ def test_kernel_store_symmetric_and_matches_engine(tiny_run):
 
     run = tiny_run / "results" / "runs" / "digits" / "fcn-w16-s0"
     k = xr.open_zarr(run / "epoch002" / "kernels" / "pntk-train-train.zarr")["kernel"]
-    data = open_prepared(tiny_run / "results" / "data" / "digits.zarr")
+    data = open_prepared(tiny_run / "results" / "data" / "digits")
     model, _ = load_checkpoint(run / "checkpoints" / "epoch002.pt")
     x = torch.as_tensor(data.x[k.row.values], dtype=torch.float64)
     ref = empirical_kernel(model.double(), x, kind="pntk", method="reference").numpy()
@@ -196,6 +196,7 @@ def test_per_checkpoint_jobs_write_the_same_stores(tiny_run, tmp_path):
     import zarr
 
     from pntk.store import tiles
+    from pntk.store.paths import StorePaths
     from pntk.provenance import sha256_file
 
     cfg = yaml.safe_load(TINY.read_text())
@@ -213,10 +214,10 @@ def test_per_checkpoint_jobs_write_the_same_stores(tiny_run, tmp_path):
         ckpt = f"{run}/checkpoints/epoch{e:03d}.pt"
         assert sha256_file(tmp_path / ckpt) == sha256_file(tiny_run / ckpt)
     for target in targets:
-        store = tiles.store_path(tiles.stem_of(tmp_path / target))
+        store = StorePaths.of(tmp_path / target).store
         assert tiles.verify(store)["ok"], target
         ours = zarr.open_group(str(store), mode="r")["kernel"][...]
-        theirs = zarr.open_group(str(tiles.store_path(tiles.stem_of(tiny_run / target))), mode="r")["kernel"][...]
+        theirs = zarr.open_group(str(StorePaths.of(tiny_run / target).store), mode="r")["kernel"][...]
         assert ours.tobytes() == theirs.tobytes(), target
     out = snakemake(tmp_path, "-n", *targets).stdout
     assert job_counts(out) == {}, out[-2000:]

@@ -2,12 +2,14 @@
 import hashlib
 import math
 import os
+import re
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))  # the library, also without `pip install`
 
 from pntk import config as pcfg  # noqa: E402
+from pntk.data.prepared import prepared_folder  # noqa: E402
 from pntk.paper import figure_table as ftab  # noqa: E402
 from pntk.paper.timing import timing_paths  # noqa: E402
 from pntk.runs import RUN_PATTERN, Run  # noqa: E402
@@ -19,6 +21,10 @@ def _dry_run():
 
 
 try:
+    # Snakemake parses --configfile with a YAML loader that keeps the last of two equal keys: read the
+    # files again, refusing duplicates, before validating what Snakemake merged.
+    for _path in workflow.configfiles:
+        pcfg.load_yaml_strict(_path)
     pcfg.validate_config(config, check_files=not _dry_run())
 except pcfg.ConfigError as err:
     raise WorkflowError(str(err)) from None
@@ -80,7 +86,7 @@ def kernel_mem_mb(kind, rows, cols, *, tile=False, floor=8000):
 
 wildcard_constraints:
     dataset=r"[a-z_0-9]+",
-    arch=r"fcn|convnet|resnet18|wrn16",
+    arch="|".join(re.escape(n) for n in sorted(pcfg.model_names(config), key=len, reverse=True)),  # configured only
     width=r"\d+",
     seed=r"\d+",
     epoch=r"\d{3}",
@@ -100,7 +106,8 @@ def code_digest(*modules):
 
 
 def data_store(wildcards=None):
-    return f"{R}/data/{DATASET}.zarr"
+    """The prepare_data output folder (scripts open the store inside it with pntk.data.open_prepared)."""
+    return str(prepared_folder(R, DATASET))
 
 
 def run_of(wildcards):

@@ -2,7 +2,8 @@ rule prepare_data:
     """Load the raw data set (sklearn digits, torchvision files under data.root, or the user's npz/folder at
     data.path), normalise, write Zarr."""
     output:
-        store=directory(f"{R}/data/{{dataset}}.zarr"),
+        # The folder, not the store: Snakemake's .snakemake_timestamp lands beside the Zarr store, not in it.
+        folder=directory(str(prepared_folder(R, "{dataset}"))),
     params:
         name=lambda wc: wc.dataset,
         code=code_digest("data/prepared", "data/datasets", "data/user"),

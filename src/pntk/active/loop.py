@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import sys
 import time
 from dataclasses import asdict, dataclass, fields
 
@@ -27,7 +28,7 @@ from torch import Tensor, nn
 from .lookahead import REFERENCES, LookAhead
 from ..kernels import empirical_kernel
 from ..models import ModelSpec, init_model
-from ..train import epoch_order, evaluate, loss_fn
+from ..train import epoch_order, evaluate, loss_fn, progress_line
 
 log = logging.getLogger(__name__)
 
@@ -226,8 +227,9 @@ def run_active_learning(x_pool: np.ndarray, y_pool: np.ndarray, x_test: np.ndarr
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0]))
     labelled = list(rng.choice(len(xp), cfg.initial, replace=False))
     selected, rows, acq_s, n_cand = [list(map(int, labelled))], [], float("nan"), 0
-    for cycle in range(cfg.cycles + 1):
-        t0 = time.perf_counter()
+    cycle_seconds: list[float] = []  # wall time of each finished cycle (training + acquisition), for the ETA
+    for cycle in _cycles(cfg.cycles + 1, f"{strategy} seed {seed}"):
+        t0 = t_cycle = time.perf_counter()
         lab = torch.as_tensor(labelled, device=dev)
         model = fit(init_model(spec, seed).to(dev), xp[lab], yp[lab], cfg, cfg.epochs, seed)
         train_s = time.perf_counter() - t0
@@ -235,8 +237,9 @@ def run_active_learning(x_pool: np.ndarray, y_pool: np.ndarray, x_test: np.ndarr
         rows.append({"strategy": st.method, "kernel": st.kernel, "seed": seed, "cycle": cycle,
                      "n_labels": len(labelled), "test_acc": acc, "acquisition_seconds": acq_s,
                      "candidates": n_cand, "train_seconds": train_s})
-        log.info("%s seed %d cycle %d: %d labels, test acc %.4f (acquisition %.2fs, training %.2fs)",
-                 strategy, seed, cycle, len(labelled), acc, acq_s, train_s)
+        log.info("%s seed %d cycle %d/%d: %d labels, test acc %.4f (acquisition %.2fs, training %.2fs) | %s",
+                 strategy, seed, cycle, cfg.cycles, len(labelled), acc, acq_s, train_s,
+                 progress_line(cycle_seconds, cfg.cycles - cycle))
         if cycle == cfg.cycles:
             break
         unl = np.setdiff1d(np.arange(len(xp)), labelled)
@@ -262,9 +265,19 @@ def run_active_learning(x_pool: np.ndarray, y_pool: np.ndarray, x_test: np.ndarr
         new = [int(pool[i]) for i in pick]
         labelled += new
         selected.append(new)
+        cycle_seconds.append(time.perf_counter() - t_cycle)
     meta = {"strategy": strategy, "method": st.method, "kernel": st.kernel, "seed": seed,
             "config": asdict(cfg), "selected": selected}
     return rows, meta
+
+
+def _cycles(n: int, desc: str):
+    """range(n); a tqdm bar when stderr is a terminal (job logs get one line per cycle instead)."""
+    if not sys.stderr.isatty():
+        return range(n)
+    from tqdm import tqdm
+
+    return tqdm(range(n), desc=desc, unit="cycle")
 
 
 def ci95(values: np.ndarray) -> float:

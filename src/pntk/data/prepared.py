@@ -1,6 +1,11 @@
 """Prepared data sets: one Zarr v3 store per data set, and the index sets the kernels are tiled over.
 
-Store layout (``results/data/{dataset}.zarr``)::
+Where it lives: ``results/data/{dataset}/{dataset}.zarr``. The folder ``results/data/{dataset}/`` is the
+prepare_data rule's declared output; Snakemake marks a directory output with a ``.snakemake_timestamp``
+file, which inside the Zarr group made zarr warn on every open, so the store sits one level below it
+(`prepared_store`, `store_of`). Its metadata is consolidated, so xarray opens it without warnings.
+
+Store layout::
 
     x       float32 (N, C, H, W)  pixels in [0, 1], normalised per channel with TRAIN mean/std
     y       int64   (N,)          labels 0..num_classes-1
@@ -18,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +32,8 @@ import numpy as np
 from .datasets import DATASETS, SPECS, load_splits
 
 __all__ = ["DATASETS", "ATTR_KEYS", "INDEX_SETS", "PreparedData", "prepare_dataset", "open_prepared",
-           "index_set", "fingerprint", "stratified_subset", "balanced_subset"]
+           "index_set", "fingerprint", "stratified_subset", "balanced_subset", "prepared_folder", "prepared_store",
+           "store_in", "store_of"]
 
 FORMAT_VERSION = 1
 CHUNK_ROWS = 1024
@@ -38,6 +45,31 @@ ATTR_KEYS = ("format_version", "name", "num_classes", "in_shape", "layout", "mea
 _REQUIRED = ("name", "num_classes", "in_shape", "mean", "std", "n_train", "n_test", "fingerprint")
 # independent random streams derived from one seed (SeedSequence([seed, tag]))
 _TAG_TRAIN_SIZE, _TAG_TEST_SIZE, _TAG_SUB = 11, 12, 13
+
+
+# ----------------------------------------------------------------------------------------------
+# where the store lives
+
+
+def prepared_folder(results: str | Path, dataset: str) -> Path:
+    """`{results}/data/{dataset}`: the prepare_data rule's output folder (Snakemake's timestamp goes here)."""
+    return Path(results) / "data" / dataset
+
+
+def store_in(folder: str | Path) -> Path:
+    """The store inside a prepare_data output folder: `{folder}/{folder name}.zarr`."""
+    return Path(folder) / f"{Path(folder).name}.zarr"
+
+
+def prepared_store(results: str | Path, dataset: str) -> Path:
+    """`{results}/data/{dataset}/{dataset}.zarr`: the prepared Zarr store itself."""
+    return store_in(prepared_folder(results, dataset))
+
+
+def store_of(path: str | Path) -> Path:
+    """The store `path` names: a store itself, or the rule's output folder holding it."""
+    path = Path(path)
+    return store_in(path) if not (path / "zarr.json").exists() and (store_in(path) / "zarr.json").exists() else path
 
 
 # ----------------------------------------------------------------------------------------------
@@ -130,6 +162,9 @@ def _write_store(path: Path, x: np.ndarray, y: np.ndarray, split: np.ndarray,
                              dimension_names=dims)
         arr[...] = a
     g.attrs.update(attrs)
+    with warnings.catch_warnings():  # consolidated metadata is not (yet) in the v3 spec; xarray uses it
+        warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+        zarr.consolidate_metadata(str(path))
 
 
 def _replace_atomically(tmp: Path, out: Path) -> None:
@@ -254,19 +289,20 @@ class PreparedData:
 
 
 def open_prepared(path: str | Path, *, verify: bool = False, lazy: bool = False) -> PreparedData:
-    """Read a store written by :func:`prepare_dataset` into memory.
+    """Read a store written by :func:`prepare_dataset` into memory (``path``: the store or its folder).
 
     Raises FileNotFoundError naming ``path`` when it is missing or incomplete; with ``verify=True``
     recomputes the fingerprint and raises ValueError on a mismatch. With ``lazy=True`` ``x`` stays a
     read-only Zarr array (read rows with ``x.oindex[ids]``), so a tile job holds only its own rows."""
     import zarr
 
-    path = Path(path)
+    path = store_of(path)
     hint = "run prepare_dataset (the prepare_data rule) to create it"
     if not (path / "zarr.json").is_file():
         raise FileNotFoundError(f"prepared data store {path} not found or not a Zarr v3 group; {hint}")
     try:
-        g = zarr.open_group(str(path), mode="r")
+        # Not the consolidated metadata (it is for xarray): an array deleted on disk must count as missing.
+        g = zarr.open_group(str(path), mode="r", use_consolidated=False)
         attrs = dict(g.attrs)
         arrays = set(g.array_keys())
     except Exception as e:  # unreadable metadata counts as incomplete
@@ -311,9 +347,10 @@ def open_images(data_path: str | Path):
     read on demand with ``read_rows``; only the group metadata is read here."""
     import zarr
 
-    path = Path(data_path)
+    path = store_of(data_path)  # the store, or the prepare_data folder holding it
     try:
-        g = zarr.open_group(str(path), mode="r")
+        # Not the consolidated metadata (it is for xarray): an array deleted on disk must count as missing.
+        g = zarr.open_group(str(path), mode="r", use_consolidated=False)
         return g["x"], str(g.attrs["fingerprint"])
     except (FileNotFoundError, KeyError, ValueError) as err:
         raise FileNotFoundError(f"prepared data store {path}: cannot read its images 'x' and 'fingerprint' "

@@ -102,10 +102,51 @@ def epoch_regression(*, data_path, checkpoint, manifest_dd, manifest_xd, regress
         ds["flin_t"] = (("time", "test_index", "output"), pt)
         ds = ds.assign_coords(time=np.asarray(times, dtype=float))
         out["flin_t_test_acc"] = {str(t): float((pt[k].argmax(1) == data.y[te]).mean()) for k, t in enumerate(times)}
+    describe_predictions(ds, checkpoint=checkpoint, manifests={"dd": manifest_dd, "xd": manifest_xd},
+                         regression_cfg=regression_cfg, solver_info=info)
     tmp = Path(predictions_path).with_name(Path(predictions_path).name + ".tmp")
     ds.to_netcdf(tmp, engine="scipy")
     tmp.replace(predictions_path)
     return out
+
+
+VARIABLE_DESCRIPTIONS = {
+    "flin": "prediction of the linearised network at t = infinity (kernel regression with the pNTK, "
+            "prior mean f0; paper Eq. 6), one-vs-rest",
+    "f0": "outputs of the checkpoint's network (eval mode): the prior mean of the regression",
+    "label": "true class label of the test example",
+    "flin_t": "prediction of the linearised network after gradient flow for time t (solver eigh)",
+    "test_index": "row of the example in the prepared data store",
+    "output": "output (class) index",
+    "time": "training time t of flin_t",
+}
+
+
+def describe_predictions(ds, *, checkpoint, manifests: dict, regression_cfg: dict, solver_info: dict) -> None:
+    """Attributes of predictions.nc (netCDF3 attributes: text and numbers only): what kernel and solver made
+    the predictions, from which checkpoint and kernel stores (path and sha256), and which pntk."""
+    from .. import __version__
+    from ..provenance import sha256_file
+
+    for name, text in VARIABLE_DESCRIPTIONS.items():
+        if name in ds.variables:
+            ds[name].attrs["description"] = text
+    attrs = {"title": "pntk kernel regression predictions on the test split", "kernel_kind": "pntk",
+             "solver": str(solver_info.get("solver")), "ridge": float(regression_cfg["ridge"]),
+             "t": " ".join(str(float(t)) for t in regression_cfg["times"]) or "inf",
+             "checkpoint": str(checkpoint), "checkpoint_sha256": sha256_file(checkpoint),
+             "pntk_version": __version__}
+    for key, path in manifests.items():
+        attrs[f"manifest_{key}"], attrs[f"manifest_{key}_sha256"] = str(path), sha256_file(path)
+    for key, value in solver_info.items():  # every scalar the solver reported (converged, residual, ...)
+        if key in ("solver", "kind") or not isinstance(value, (bool, int, float, str)):
+            continue
+        if isinstance(value, bool):
+            value = int(value)
+        elif isinstance(value, int) and not -2**31 <= value < 2**31:
+            value = float(value)  # netCDF3 integers are 32-bit (memory caps of 8 GiB are not)
+        attrs[f"solver_{key}"] = value
+    ds.attrs.update(attrs)
 
 
 def _ordered(k_dd_store: Path, ids: np.ndarray):

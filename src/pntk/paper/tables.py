@@ -13,7 +13,6 @@ import pandas as pd
 
 from .diagnostics import TIDY_COLUMNS, fit_rate, tidy_rows
 from .verdicts import run_verdicts, with_learned
-from ..models import ARCHS, readout_width_of
 from ..runs import Run
 
 RATE_STATISTIC = "frobenius_distance"
@@ -22,27 +21,33 @@ RATE_COLUMNS = ["dataset", "arch", "epoch", "statistic", "readout_widths", "n_se
 COLUMNS = list(TIDY_COLUMNS) + ["readout_width", "learned"]  # of diagnostics, regression and training.csv
 
 
-def with_readout_width(df: pd.DataFrame) -> pd.DataFrame:
-    """Add the readout width (the w of Theorem 1) next to the architecture's width parameter."""
+def with_readout_width(df: pd.DataFrame, readout_widths: dict | None = None) -> pd.DataFrame:
+    """Add the readout width (the w of Theorem 1) next to the architecture's width parameter.
+
+    `readout_widths`: {arch name: {width: readout width}} read from the models
+    (`pntk.config.readout_widths`); a run not in it (or a model without a Linear readout) gets NaN."""
     df = df.copy()
-    df["readout_width"] = [readout_width_of(a, w) if a in ARCHS else w for a, w in zip(df.arch, df.width)]
+    rw = readout_widths or {}
+    df["readout_width"] = pd.array([rw.get(a, {}).get(int(w)) for a, w in zip(df.arch, df.width)], dtype="Int64")
     return df
 
 
-def diagnostics_table(paths: list[str | Path], verdicts: pd.DataFrame) -> pd.DataFrame:
+def diagnostics_table(paths: list[str | Path], verdicts: pd.DataFrame, readout_widths: dict | None = None
+                      ) -> pd.DataFrame:
     """Figs 2–8: every statistic of every diagnostics.json. ``verdicts``: :func:`run_verdicts` of the runs."""
     rows = []
     for p in paths:
         rec = json.loads(Path(p).read_text())
         rows += tidy_rows(rec["meta"], rec["stats"])
-    return _finish(pd.DataFrame(rows, columns=list(TIDY_COLUMNS)), verdicts)
+    return _finish(pd.DataFrame(rows, columns=list(TIDY_COLUMNS)), verdicts, readout_widths)
 
 
-def _finish(df: pd.DataFrame, verdicts: pd.DataFrame) -> pd.DataFrame:
-    return with_learned(with_readout_width(df), verdicts)[COLUMNS]
+def _finish(df: pd.DataFrame, verdicts: pd.DataFrame, readout_widths: dict | None) -> pd.DataFrame:
+    return with_learned(with_readout_width(df, readout_widths), verdicts)[COLUMNS]
 
 
-def training_table(log_paths: list[str | Path], verdicts: pd.DataFrame | None = None) -> pd.DataFrame:
+def training_table(log_paths: list[str | Path], verdicts: pd.DataFrame | None = None,
+                   readout_widths: dict | None = None) -> pd.DataFrame:
     """Fig 10: the SGD model's metrics through training, from every run's train_log.csv."""
     verdicts = run_verdicts(log_paths) if verdicts is None else verdicts
     frames = []
@@ -56,10 +61,11 @@ def training_table(log_paths: list[str | Path], verdicts: pd.DataFrame | None = 
         frames.append(long)
     if not frames:
         return pd.DataFrame(columns=COLUMNS)
-    return _finish(pd.concat(frames, ignore_index=True)[list(TIDY_COLUMNS)], verdicts)
+    return _finish(pd.concat(frames, ignore_index=True)[list(TIDY_COLUMNS)], verdicts, readout_widths)
 
 
-def regression_table(paths: list[str | Path], training: pd.DataFrame, verdicts: pd.DataFrame) -> pd.DataFrame:
+def regression_table(paths: list[str | Path], training: pd.DataFrame, verdicts: pd.DataFrame,
+                     readout_widths: dict | None = None) -> pd.DataFrame:
     """Figs 9, 11, 12: f̂_lin accuracy, minus the current model's, minus the final model's."""
     final = (training[training.statistic == "test_acc"].sort_values("epoch")
              .groupby(["dataset", "arch", "width", "seed"]).value.last())
@@ -73,14 +79,14 @@ def regression_table(paths: list[str | Path], training: pd.DataFrame, verdicts: 
                  "flin_minus_final": rec["flin_test_acc"] - float(final.get(key, np.nan)),
                  "flin_model_agreement": rec["flin_model_agreement"]}
         rows += tidy_rows(m, stats)
-    return _finish(pd.DataFrame(rows, columns=list(TIDY_COLUMNS)), verdicts)
+    return _finish(pd.DataFrame(rows, columns=list(TIDY_COLUMNS)), verdicts, readout_widths)
 
 
 def rate_table(diag: pd.DataFrame, n_boot: int, epoch: int = 0) -> pd.DataFrame:
     """Theorem 1: exponent of the Fig 3 distance against readout width, per architecture, at `epoch`, over
     every run (as Fig 13 draws it); `learned` is False when a run of the fit did not learn."""
     rows = []
-    sel = diag[(diag.statistic == RATE_STATISTIC) & (diag.epoch == epoch)]
+    sel = diag[(diag.statistic == RATE_STATISTIC) & (diag.epoch == epoch) & diag.readout_width.notna()]
     for (dataset, arch), g in sel.groupby(["dataset", "arch"]):
         if g.width.nunique() < 2:
             continue

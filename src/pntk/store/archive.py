@@ -31,6 +31,7 @@ from . import tiles
 from .archive_checks import (CONFIG_KEYS, FORMAT, FORMAT_VERSION, LEVELS, MANIFEST, ArchiveError,  # noqa: F401
                              _attrs, _copy, _read_manifest, check_contents, check_entries, config_differences,
                              level_of, unsafe_name)
+from ..data.prepared import prepared_store
 from ..provenance import git_describe, sha256_file
 from ..runs import Run
 from .paths import StorePaths
@@ -79,7 +80,7 @@ def pack(config: dict, results: str | Path, out: str | Path, selectors: list[str
     for sel in selectors:
         if not any(matches(c[0], sel) for c in cands):
             raise ArchiveError(f"--run {sel!r} matches no store of this config (stores look like {cands[0][0]})")
-    data_rel = f"data/{config['data']['name']}.zarr"
+    data_rel = prepared_store("", config["data"]["name"]).as_posix()
     if not (results / data_rel / "zarr.json").is_file():
         raise ArchiveError(f"{results / data_rel}: prepared data store not found; nothing here to pack")
     data_attrs = _attrs(results / data_rel)
@@ -185,14 +186,15 @@ def import_archive(zip_path: str | Path, results: str | Path, config: dict, over
         data_rel = man["data"]["path"]
         keep_data = _existing_data(man, results)
         plan, kept = _plan(man, results, overwrite, skip_data=keep_data)
-        times, floors = _level_times(results, plan, kept, keep_data, results / data_rel)
-        if not keep_data:  # the data store goes to a temp folder renamed into place: absent or complete
-            data, t = results / data_rel, times["data"]
+        folder_rel = Path(data_rel).parent  # prepare_data's output folder, holding the store
+        times, floors = _level_times(results, plan, kept, keep_data, results / folder_rel)
+        if not keep_data:  # the data folder goes to a temp folder renamed into place: absent or complete
+            data, t = results / folder_rel, times["data"]
             tmp = data.with_name(f".{data.name}.pntk-import-{os.getpid()}")
             try:
                 for rel in (r for r in plan if level_of(r) == "data"):
-                    _extract(zf, rel, tmp / Path(rel).relative_to(data_rel), man["files"][rel]["sha256"])
-                (tmp / ".snakemake_timestamp").touch()  # Snakemake's modification time of a directory
+                    _extract(zf, rel, tmp / Path(rel).relative_to(folder_rel), man["files"][rel]["sha256"])
+                (tmp / ".snakemake_timestamp").touch()  # Snakemake's modification time of a directory output
                 for f in [*tmp.rglob("*"), tmp]:
                     os.utime(f, (t, t), follow_symlinks=False)
                 os.replace(tmp, data)
@@ -215,8 +217,8 @@ def _existing_data(man: dict, results: Path) -> bool:
         if have != fp:
             raise ArchiveError(f"refused: data fingerprint: archive {fp}, {path} {have}")
         return True
-    if path.exists():
-        raise ArchiveError(f"refused: {path} exists but is no prepared data store; move it away first")
+    if path.parent.exists():
+        raise ArchiveError(f"refused: {path.parent} exists but holds no prepared data store; move it away first")
     if not man["data"]["included"]:
         raise ArchiveError(f"refused: the archive holds no data store (packed with --no-data) and {path} does not "
                            f"exist; create it first (snakemake --cores 1 {man['data']['path']} with the same "

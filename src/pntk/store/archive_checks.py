@@ -18,13 +18,15 @@ from collections import Counter
 from pathlib import Path
 
 from .. import config as pcfg
+from ..data.prepared import prepared_store
 from ..runs import Run, epoch_of
 from . import tiles
 from . import zarr_store as kstore
 from .paths import SENTINEL, STORE, TILES, StorePaths
 from .paths import MANIFEST as MANIFEST_SUFFIX
 
-FORMAT, FORMAT_VERSION, MANIFEST = "pntk-archive", 1, "pntk-archive.json"
+# version 2: the data store moved to data/{dataset}/{dataset}.zarr (Snakemake's timestamp beside it, not in it)
+FORMAT, FORMAT_VERSION, MANIFEST = "pntk-archive", 2, "pntk-archive.json"
 CONFIG_KEYS = ("data", "models", "seeds", "train", "kernels")
 DATA_KEYS = ("name", "train_size", "test_size", "subset_train", "subset_test", "seed")
 MODEL_KEYS = ("depth", "parameterization")
@@ -189,7 +191,7 @@ def check_contents(zf: zipfile.ZipFile, man: dict, zip_path: Path) -> None:
     """Checkpoints, store attrs and tile checksums, data fingerprint: all consistent with one another."""
     fp, ds, files = man["data"]["fingerprint"], man["data"]["dataset"], man["files"]
     epochs = sorted(man["config"]["train"]["checkpoint_epochs"])
-    data_rel = f"data/{man['config']['data']['name']}.zarr"
+    data_rel = prepared_store("", man["config"]["data"]["name"]).as_posix()
     if man["data"]["path"] != data_rel or ds != man["config"]["data"]["name"] or any(
             level_of(r) == "data" and not r.startswith(data_rel + "/") for r in files):
         raise ArchiveError(f"refused: the data entries of the archive are not all under {data_rel}/")
@@ -201,7 +203,8 @@ def check_contents(zf: zipfile.ZipFile, man: dict, zip_path: Path) -> None:
             raise ArchiveError(f"refused: run {name} does not carry exactly the train outputs {want} + train_log.csv")
         for e, rel in zip(epochs, want):
             ck = load_checkpoint_bytes(rel, zf.read(rel))
-            got = {"arch": ck["spec"].get("arch"), "width": ck["spec"].get("width"), "seed": ck["seed"],
+            got = {"arch": ck["spec"].get("name") or ck["spec"].get("arch"),  # the run name of the model
+                   "width": ck["spec"].get("width"), "seed": ck["seed"],
                    "epoch": ck["epoch"], "dataset": ck["dataset"], "data_fingerprint": ck["data_fingerprint"]}
             exp = {"arch": arch, "width": width, "seed": seed, "epoch": e, "dataset": ds, "data_fingerprint": fp}
             bad = [f"{k} {got[k]} (expected {exp[k]})" for k in exp if got[k] != exp[k]]

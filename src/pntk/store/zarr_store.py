@@ -14,6 +14,7 @@ the codec; `tile_sha256` is the one definition used by tile jobs, finalize and `
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 import shutil
@@ -59,7 +60,6 @@ def create_store(path: str | Path, *, kind: str, row_ids: np.ndarray, col_ids: n
     arr = g.create_array("kernel", shape=shape, chunks=chunks, dtype=dtype, fill_value=np.nan,
                          dimension_names=dims, **codec)
     coord_names = ["row_label", "col_label"]
-    arr.attrs["coordinates"] = " ".join(coord_names)
     for name, values, dim in (("row", row_ids, "row"), ("col", col_ids, "col"),
                               ("row_label", row_labels, "row"), ("col_label", col_labels, "col")):
         values = np.asarray(values, dtype=np.int64)
@@ -71,13 +71,40 @@ def create_store(path: str | Path, *, kind: str, row_ids: np.ndarray, col_ids: n
         for name in ("out_row", "out_col"):
             a = g.create_array(name, shape=(out_dim,), dtype="int64", dimension_names=[name])
             a[:] = np.arange(out_dim)
-    g.attrs.update({"kind": kind, "dtype": dtype, "tile_size": tile,
-                    "symmetric": bool(np.array_equal(row_ids, col_ids)), **(attrs or {})})
-    return g
+    provenance = {"kind": kind, "dtype": dtype, "tile_size": tile,
+                  "symmetric": bool(np.array_equal(row_ids, col_ids)), **(attrs or {})}
+    g.attrs.update(provenance)
+    # Also on the array: xr.open_zarr(store)["kernel"].attrs then carry kind, checkpoint, data, ...
+    arr.attrs.update({**provenance, "coordinates": " ".join(coord_names)})
+    # Consolidated from the start (tiles change no metadata): xarray opens even an unfinished store
+    # without its "failed to open with consolidated metadata" warning.
+    consolidate(path)
+    return zarr.open_group(str(path), mode="r+")
 
 
-def open_kernel(path: str | Path) -> zarr.Array:
+def kernel_array(path: str | Path) -> zarr.Array:
+    """The kernel values of a store as a read-only zarr array (`pntk.open_kernel` gives the labelled view)."""
     return zarr.open_group(str(path), mode="r")["kernel"]
+
+
+def kernel_dataarray(path: str | Path):
+    """The store's kernel as a labelled xarray.DataArray (lazy: values are read when indexed), with
+    the store's attributes (kind, checkpoint sha256, data fingerprint, ...) plus `store` and `finalized`.
+
+    `path`: the store, its manifest, sentinel, a tile flag or the common stem (`StorePaths.of`)."""
+    import xarray as xr
+
+    from .paths import StorePaths
+
+    paths = StorePaths.of(path)
+    meta = paths.store / "zarr.json"
+    if not meta.is_file():
+        raise FileNotFoundError(f"{paths.store}: no kernel store there (expected a Zarr group with zarr.json)")
+    consolidated = bool(json.loads(meta.read_text()).get("consolidated_metadata"))
+    ds = xr.open_dataset(paths.store, engine="zarr", consolidated=consolidated, chunks=None)
+    da = ds["kernel"]
+    da.attrs = {**ds.attrs, **da.attrs, "store": str(paths.store), "finalized": paths.manifest.is_file()}
+    return da
 
 
 def tile_sha256(block: np.ndarray) -> str:
@@ -155,7 +182,7 @@ def all_tiles(arr: zarr.Array) -> list[tuple[int, int]]:
 
 def chunk_checksums(path: str | Path) -> dict[str, str | None]:
     """sha256 of every tile as stored now; None for a tile that was never written (still NaN)."""
-    return checksums_of(open_kernel(path))
+    return checksums_of(kernel_array(path))
 
 
 def checksums_of(arr: zarr.Array) -> dict[str, str | None]:
