@@ -11,7 +11,6 @@ if not config:
     configfile: "config.yaml"
 
 
-
 report: "workflow/report/workflow.rst"
 
 
@@ -29,6 +28,6 @@ include: "workflow/rules/active.smk"
 
 
 rule all:
+    default_target: True
     input:
         all_targets(),
-    default_target: True

@@ -29,12 +29,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from pntk.provenance import machine_description  # noqa: E402
 from pntk.active.loop import ALConfig, acquire_mlmoc, fit, naive_scores  # noqa: E402
 from pntk.data import open_prepared, prepare_dataset  # noqa: E402
 from pntk.models import ModelSpec, init_model  # noqa: E402
+from pntk.provenance import machine_description  # noqa: E402
 
 
 def timed(fn, repeats: int) -> tuple[float, list]:
@@ -87,7 +86,7 @@ def main(argv=None) -> dict:
     for name, kind, seq in (("mlmoc-pntk", "pntk", False), ("mlmoc-first_logit", "first_logit", False),
                             ("mlmoc-entk", "entk", False), ("mlmoc-pntk-seq", "pntk", True),
                             ("mlmoc-entk-seq", "entk", True)):
-        total, outs = timed(lambda: acquire_mlmoc(model, xl, yl, xs, a.k, kind=kind, sequential=seq,
+        total, outs = timed(lambda kind=kind, seq=seq: acquire_mlmoc(model, xl, yl, xs, a.k, kind=kind, sequential=seq,
                                                   y_s=y[pool]), a.repeats)
         ks, ss = (statistics.median(o[1][key] for o in outs) for key in ("kernel_seconds", "score_seconds"))
         res["A"][name] = {"kernel_seconds": ks, "score_seconds": ss, "total_seconds": total}

@@ -149,7 +149,7 @@ def run(args) -> dict:
         print(f"{cfg['label']:30s} {kind:11s} {method:10s} N={n:4d} {best:9.4f} s "
               f"{best / n**2:.3e} s/pair", flush=True)
     flops = {}  # the engine's own FLOP model (pntk.kernels.flop_count) of each model's pNTK
-    for key, cfg, model, xs, kind, method in calls:
+    for key, _cfg, model, xs, kind, method in calls:
         if kind == "pntk" and method == "structured":
             flops[key] = flop_count(model, xs)
     for row, (_, _, model, xs, kind, method) in zip(rows, calls):  # phase 2: peak memory

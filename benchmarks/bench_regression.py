@@ -37,11 +37,11 @@ import torch
 import zarr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from pntk.store import zarr_store as kstore  # noqa: E402
 from pntk.models import FCN  # noqa: E402
 from pntk.provenance import machine_description  # noqa: E402
 from pntk.regression import accuracy, linearized_predict  # noqa: E402
 from pntk.regression.solvers import ZarrKernelOperator, cg_solve  # noqa: E402
+from pntk.store import zarr_store as kstore  # noqa: E402
 from pntk.store.tiles import compute_tile  # noqa: E402
 
 

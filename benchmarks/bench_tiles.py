@@ -34,11 +34,11 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from pntk.store import tiles  # noqa: E402
+from pntk.data import open_images, read_rows  # noqa: E402
 from pntk.kernels import flop_count  # noqa: E402
 from pntk.models import ModelSpec, init_model  # noqa: E402
 from pntk.provenance import machine_description  # noqa: E402
-from pntk.data import open_images, read_rows  # noqa: E402
+from pntk.store import tiles  # noqa: E402
 from pntk.store.paths import StorePaths  # noqa: E402
 from pntk.store.tile_io import RowCache, TileWriter, write_now  # noqa: E402
 
@@ -77,7 +77,8 @@ def matmul_peak(tile: int, device: torch.device) -> dict[str, float]:
         a = torch.randn(tile, k, device=device)
         b = torch.randn(tile, k, device=device)
         a @ b.T  # warm-up
-        rates[f"{tile}x{k}@{k}x{tile}"] = 2.0 * tile * tile * k / min(timed(lambda: a @ b.T, device) for _ in range(3))
+        rates[f"{tile}x{k}@{k}x{tile}"] = 2.0 * tile * tile * k / min(timed(lambda a=a, b=b: a @ b.T, device)
+                                                                  for _ in range(3))
     return rates
 
 
@@ -89,7 +90,7 @@ def tile_rates(args, device: torch.device, model, peaks: list[float]) -> dict:
     for name, diagonal in (("off-diagonal", False), ("diagonal", True)):
         flops = flop_count(model, x1.to(device), None if diagonal else x2.to(device))
 
-        def run():
+        def run(diagonal=diagonal):
             return tiles.compute_tile(model, x1.to(device), x2.to(device), same_inputs=diagonal, kind="pntk",
                                       method="auto", batch_size=None, dtype=torch.float32)
 

@@ -4,8 +4,8 @@ from pntk.scriptutil import setup
 log = setup(snakemake)  # noqa: F821
 
 from pntk.paper.analysis import epoch_diagnostics  # noqa: E402
-from pntk.runs import checkpoint_meta  # noqa: E402
 from pntk.provenance import atomic_write_json, provenance  # noqa: E402
+from pntk.runs import checkpoint_meta  # noqa: E402
 
 sm = snakemake  # noqa: F821
 manifests = {k: sm.input[k] for k in ("entk_dd", "entk_xd", "pntk_dd", "pntk_xd")}

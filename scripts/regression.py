@@ -4,8 +4,8 @@ from pntk.scriptutil import setup
 log = setup(snakemake)  # noqa: F821
 
 from pntk.paper.analysis import epoch_regression  # noqa: E402
-from pntk.runs import checkpoint_meta  # noqa: E402
 from pntk.provenance import atomic_write_json, provenance  # noqa: E402
+from pntk.runs import checkpoint_meta  # noqa: E402
 
 sm = snakemake  # noqa: F821
 res = epoch_regression(data_path=sm.input.data, checkpoint=sm.input.checkpoint, manifest_dd=sm.input.dd,

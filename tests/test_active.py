@@ -10,20 +10,28 @@ import pytest
 import torch
 
 from pntk.active.lookahead import LookAhead, block_inverse_extend, flat_kernel, mlmoc_direct
-from pntk.active.loop import (COLUMNS, ALConfig, acquire_mlmoc, acquire_uncertainty, naive_scores,
-                              parse_strategy, run_from_store, write_results)
+from pntk.active.loop import (
+    COLUMNS,
+    ALConfig,
+    acquire_mlmoc,
+    acquire_uncertainty,
+    naive_scores,
+    parse_strategy,
+    run_from_store,
+    write_results,
+)
 from pntk.kernels import empirical_kernel
 from pntk.models import ModelSpec, init_model
 
 F64 = torch.float64
-O = 4  # outputs of the tiny real models
+N_OUT = 4  # outputs of the tiny real models
 
 
 def rel(a, b) -> float:
     return float((a - b).abs().max() / b.abs().max().clamp_min(1e-300))
 
 
-def onehot(y, o=O):
+def onehot(y, o=N_OUT):
     return torch.nn.functional.one_hot(torch.as_tensor(y), o).to(F64)
 
 
@@ -37,12 +45,12 @@ def random_psd(n: int, seed: int, rank: int | None = None) -> torch.Tensor:
 def real_kernels():
     """pNTK (P,P) and eNTK (P,P,O,O) of a tiny float64 FCN on digits-like inputs, and its outputs f0."""
     torch.manual_seed(0)
-    model = init_model(ModelSpec("fcn", 24, (1, 8, 8), O, 3), 0).double()
+    model = init_model(ModelSpec("fcn", 24, (1, 8, 8), N_OUT, 3), 0).double()
     x = torch.rand(30, 1, 8, 8, dtype=F64) * 2 - 1
     with torch.no_grad():
         f0 = model(x)
     return {"pntk": empirical_kernel(model, x, kind="pntk"), "entk": empirical_kernel(model, x, kind="entk"),
-            "f0": f0, "y": torch.randint(0, O, (30,), generator=torch.Generator().manual_seed(1))}
+            "f0": f0, "y": torch.randint(0, N_OUT, (30,), generator=torch.Generator().manual_seed(1))}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -79,7 +87,7 @@ def test_block_update_equals_direct_solve_real_kernel(real_kernels, kind):
         a = kf[rows][:, rows] + la.lam * torch.eye(len(rows), dtype=F64)
         yy = torch.cat([onehot(y[:n_l]), onehot([int(y[xj])])])
         direct = f0[list(cand)] + (kf[srows][:, rows] @ torch.linalg.solve(a, (yy - f0[lp]).reshape(len(rows), -1))
-                                   ).reshape(len(srows) // q, O)
+                                   ).reshape(len(srows) // q, N_OUT)
         assert rel(la.lookahead(j, int(y[xj])), direct) <= 1e-8
         # and the block-updated inverse equals the direct inverse
         a_inv = block_inverse_extend(la.a_inv, kf[:n_l * q][:, rows[-q:]], a[-q:, -q:])
@@ -97,7 +105,7 @@ def test_vectorised_scores_equal_loop(real_kernels, kind, reference):
     n_l, p = 8, len(f0)
     la = LookAhead(k, f0, onehot(y[:n_l]), n_l, ridge=1e-3, reference=reference)
     labels = la.pseudo_labels()
-    fast = la.scores(labels, chunk_bytes=8 * (p - n_l) * O * 5)  # chunks of 5 candidates
+    fast = la.scores(labels, chunk_bytes=8 * (p - n_l) * N_OUT * 5)  # chunks of 5 candidates
     h = la.f0_s if reference == "model" else la.f_lin
     slow = mlmoc_direct(k, f0, onehot(y[:n_l]), list(range(n_l)), list(range(n_l, p)), labels, h, lam=la.lam)
     assert rel(fast, slow) <= 1e-8
@@ -135,7 +143,7 @@ def test_sequential_updates_equal_direct_solve_on_union(real_kernels, kind):
     a = kf[rows][:, rows] + la.lam * torch.eye(len(rows), dtype=F64)
     assert rel(la.a_inv, torch.linalg.inv(a)) <= 1e-8
     r = (onehot(y[union]) - f0[union]).reshape(len(rows), -1)
-    flin = f0[n_l:] + (kf[srows][:, rows] @ torch.linalg.solve(a, r)).reshape(p - n_l, O)
+    flin = f0[n_l:] + (kf[srows][:, rows] @ torch.linalg.solve(a, r)).reshape(p - n_l, N_OUT)
     assert rel(la.f_lin, flin) <= 1e-8
     assert rel(kf[srows][:, rows] @ la.alpha(), kf[srows][:, rows] @ torch.linalg.solve(a, r)) <= 1e-8
     # posterior kernel Σ(S,S) given the union, without ridge on the S×S block (as predictions use it)

@@ -16,13 +16,13 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from dry_run import job_counts
 import yaml
+from dry_run import job_counts
 
-from pntk.store import archive
-from pntk.store.archive import ArchiveError
 from pntk.cli import main
 from pntk.config import REPO_ROOT, validate_config
+from pntk.store import archive
+from pntk.store.archive import ArchiveError
 
 RUN = "digits/fcn-w16-s0"
 STORES = ("pntk-sub-train-sub-train", "entk-sub-test-sub-train")  # symmetric 2 × 2 tiles, 1 × 2 tiles
@@ -227,7 +227,8 @@ def test_selectors_and_levels():
     for sel in ("fcn-w1", "epoch000", "entk-*", "w16"):
         assert not archive.matches(key, sel), sel
     stem = "runs/digits/fcn-w16-s0/epoch001/kernels/pntk-sub-train-sub-train"
-    levels = [archive.level_of(p) for p in ("data/digits/digits.zarr/x/c/0", "runs/digits/fcn-w16-s0/checkpoints/epoch001.pt",
-                                            f"{stem}.init.json", f"{stem}.zarr/kernel/c/0/0", f"{stem}.tiles/0_1.json",
+    levels = [archive.level_of(p) for p in ("data/digits/digits.zarr/x/c/0",
+                                            "runs/digits/fcn-w16-s0/checkpoints/epoch001.pt", f"{stem}.init.json",
+                                            f"{stem}.zarr/kernel/c/0/0", f"{stem}.tiles/0_1.json",
                                             f"{stem}.manifest.json")]
     assert levels == list(archive.LEVELS)

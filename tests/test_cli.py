@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import zarr
 
-from pntk.store.paths import StorePaths
-from pntk.store import tiles
 from pntk.cli import main, store_summary
+from pntk.store import tiles
+from pntk.store.paths import StorePaths
 from pntk.store.zarr_store import tile_range
 
 N, TILE = 25, 10  # ragged last tile: 3 × 3 tiles

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from pntk.paper.infinite import infinite_distances, infinite_width_rows, relu_fcn_kernels
 from pntk.models import ModelSpec, init_model
+from pntk.paper.infinite import infinite_distances, infinite_width_rows, relu_fcn_kernels
 
 SW, SB = math.sqrt(2.0), 0.1
 

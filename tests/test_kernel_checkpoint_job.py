@@ -11,13 +11,13 @@ import pytest
 import torch
 import zarr
 
-from pntk.store.paths import StorePaths
-from pntk.store import jobs as kernel_jobs
-from pntk.store import tiles
-from pntk.store import zarr_store as S
 from pntk.config import grid_of
 from pntk.data import open_prepared
 from pntk.kernels import empirical_kernel
+from pntk.store import jobs as kernel_jobs
+from pntk.store import tiles
+from pntk.store import zarr_store as S
+from pntk.store.paths import StorePaths
 from pntk.train import load_checkpoint
 
 # D = 10 train, X = 6 test examples; tile 6 makes ragged tiles everywhere (80 train → 14 col tiles).

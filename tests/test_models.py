@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pntk.models import ARCHS, NTKLinear, ModelSpec, build_model, init_model, readout_width
+from pntk.models import ARCHS, ModelSpec, NTKLinear, build_model, init_model, readout_width
 
 # Small widths keep the CIFAR-sized forward passes cheap (wrn16 width = widening factor k).
 SMALL_WIDTH = {"fcn": 8, "convnet": 4, "resnet18": 2, "wrn16": 1}

@@ -7,12 +7,12 @@ import pytest
 import torch
 import zarr
 
-from pntk.store import zarr_store as kstore
-from pntk.models import FCN
 from pntk.kernels import empirical_kernel
-from pntk.regression.preconditioners import nystrom
+from pntk.models import FCN
 from pntk.regression import NotConvergedError, choose_solver, linearized_predict
+from pntk.regression.preconditioners import nystrom
 from pntk.regression.solvers import ZarrKernelOperator, cg_solve
+from pntk.store import zarr_store as kstore
 
 
 def rel(a, b):

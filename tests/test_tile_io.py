@@ -1,4 +1,4 @@
-"""pntk.store.tile_io: tile inputs without N-sized arrays, background tile writes, and flags only after durable chunks."""
+"""pntk.store.tile_io: tile inputs without N-sized arrays, background tile writes, flags only after durable chunks."""
 from __future__ import annotations
 
 import json
@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 import zarr
 
-from pntk.store import zarr_store as S
 from pntk.data import open_images, read_rows
-from pntk.store import tile_io
+from pntk.store import tile_io, tiles
+from pntk.store import zarr_store as S
 from pntk.store.paths import StorePaths
-from pntk.store import tiles
 
 
 def make_store(tmp_path, n: int = 10, tile: int = 4, symmetric: bool = True):

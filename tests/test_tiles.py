@@ -14,12 +14,12 @@ import zarr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pntk.store.paths import StorePaths
+from pntk.kernels import empirical_kernel
+from pntk.models import ModelSpec, init_model
 from pntk.store import jobs as kernel_jobs
 from pntk.store import tiles
 from pntk.store import zarr_store as S
-from pntk.kernels import empirical_kernel
-from pntk.models import ModelSpec, init_model
+from pntk.store.paths import StorePaths
 from pntk.store.zarr_store import tile_range
 
 METHOD = "reference"  # the oracle; the property is about tiling, not about the engine's fast paths
@@ -275,10 +275,9 @@ class RowRecorder:
     # sub-train is all 80 train rows here: same ids on both axes, yet not a symmetric (i <= j) tiling
     ("pntk", "train", "sub-train", 80, 40),
 ], ids=["symmetric", "rectangular-entk", "equal-ids-different-sets"])
-def test_kernel_jobs_end_to_end_read_only_their_rows(small_digits_store, fcn_checkpoint, tmp_path, monkeypatch, kind, rows,
-                                                      cols, subset_train, tile):
-    from pntk.data import open_prepared
-    from pntk.data import open_images
+def test_kernel_jobs_end_to_end_read_only_their_rows(small_digits_store, fcn_checkpoint, tmp_path, monkeypatch, kind,
+                                                      rows, cols, subset_train, tile):
+    from pntk.data import open_images, open_prepared
     from pntk.train import load_checkpoint
 
     kernels_cfg = {"tile_size": tile, "dtype": "float64", "method": METHOD, "batch_size": None, "device": "cpu"}
@@ -286,7 +285,8 @@ def test_kernel_jobs_end_to_end_read_only_their_rows(small_digits_store, fcn_che
     checkpoint = fcn_checkpoint
     stem = checkpoint.parent.parent / "epoch001" / "kernels" / f"{kind}-{rows}-{cols}"
     kernel_jobs.init_job(StorePaths(stem).sentinel, kind=kind, rows=rows, cols=cols,
-                         data_path=small_digits_store, checkpoint=checkpoint, kernels_cfg=kernels_cfg, data_cfg=data_cfg)
+                         data_path=small_digits_store, checkpoint=checkpoint, kernels_cfg=kernels_cfg,
+                         data_cfg=data_cfg)
     attrs = S.store_info(StorePaths(stem).store)
     assert attrs["arch"] == "fcn" and attrs["width"] == 8 and attrs["epoch"] == 1 and attrs["rows"] == rows
 

@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from pntk import data as D
-from pntk.data import user as U
 from pntk.config import ConfigError, data_spec, split_sizes, validate_config
+from pntk.data import user as U
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_NPZ = REPO / "examples" / "digits-small.npz"

@@ -279,8 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .store.archive import ArchiveError
     from .config import ConfigError
+    from .store.archive import ArchiveError
 
     args = build_parser().parse_args(argv)
     try:

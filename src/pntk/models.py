@@ -25,8 +25,8 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 from .model_spec import ARCHS, ModelSpec  # noqa: F401 (ARCHS: API)
 

@@ -108,8 +108,7 @@ def plan_workflow(config: dict, device: DeviceProfile, *, cores: int | None = No
     o, in_shape = spec.num_classes, tuple(spec.in_shape)
     epochs = len(config["train"]["checkpoint_epochs"])
     seeds = len(config["seeds"])
-    models = [ModelSpec(m["arch"], w, in_shape, o, m["depth"], m["parameterization"])
-              for m in config["models"] for w in m["widths"]]
+    models = [pcfg.model_spec(config, m["name"], w) for m in config["models"] for w in m["widths"]]
     jobs: list[Job] = [cm.prepare(n_train + n_test, in_shape)]
     for ms in models:
         jobs.append(_times(cm.train(ms, n_train, n_test, config["train"], heavy), seeds))

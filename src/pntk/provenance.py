@@ -83,7 +83,7 @@ def machine_description() -> str:
 
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        name = next(l.split(":", 1)[1].strip() for l in out.splitlines() if l.startswith("Model name"))
+        name = next(ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("Model name"))
     except (OSError, StopIteration):
         name = platform.processor() or "unknown CPU"
     return f"{name}, {torch.get_num_threads()} torch threads"

@@ -195,9 +195,9 @@ def test_per_checkpoint_jobs_write_the_same_stores(tiny_run, tmp_path):
     finalize jobs per store, and leaves the same finalized stores as the per-tile run (bitwise)."""
     import zarr
 
+    from pntk.provenance import sha256_file
     from pntk.store import tiles
     from pntk.store.paths import StorePaths
-    from pntk.provenance import sha256_file
 
     cfg = yaml.safe_load(TINY.read_text())
     cfg["kernels"]["jobs"] = "per_checkpoint"

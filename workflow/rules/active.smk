@@ -9,17 +9,17 @@ rule active_learning:
     output:
         csv=f"{ACTIVE_RUN}.csv",
         meta=f"{ACTIVE_RUN}.json",
-    params:
-        active=config["active"],
-    wildcard_constraints:
-        strategy=r"random|entropy|margin|naive|mlmoc-(pntk|entk|first_logit)(-seq)?",
-    resources:
-        **device_resources(config["active"]["device"]),
-    threads: device_threads(config["active"]["device"])
-    conda:
-        CONDA_ENV
     log:
         f"{R}/logs/active/{{dataset}}/{{strategy}}-s{{seed}}.log",
+    wildcard_constraints:
+        strategy=r"random|entropy|margin|naive|mlmoc-(pntk|entk|first_logit)(-seq)?",
+    conda:
+        CONDA_ENV
+    threads: device_threads(config["active"]["device"])
+    resources:
+        **device_resources(config["active"]["device"]),
+    params:
+        active=config["active"],
     script:
         "../../scripts/active_learning.py"
 
@@ -29,17 +29,17 @@ rule active_figures:
     input:
         csvs=active_csvs(),
     output:
-        table=f"{R}/tables/active.csv",
         **active_figure_outputs(),
-    params:
-        out_dir=lambda wc, output: os.path.dirname(output[1]),  # output[0] is the table
-        formats=config["figures"]["formats"],
-        dpi=config["figures"]["dpi"],
+        table=f"{R}/tables/active.csv",
+    log:
+        f"{R}/logs/active_figures.log",
     conda:
         CONDA_ENV
     resources:
         **device_resources(),
-    log:
-        f"{R}/logs/active_figures.log",
+    params:
+        out_dir=lambda wc, output: os.path.dirname(output[1]),  # output[0] is the table
+        formats=config["figures"]["formats"],
+        dpi=config["figures"]["dpi"],
     script:
         "../../scripts/active_figures.py"

@@ -15,6 +15,7 @@ from pntk.paper.timing import timing_paths  # noqa: E402
 from pntk.runs import RUN_PATTERN, Run  # noqa: E402
 from pntk.store.paths import StorePaths  # noqa: E402
 
+
 def _dry_run():
     """A dry run plans jobs without touching data: local data files need not exist then."""
     return bool(workflow.output_settings.dryrun)

@@ -4,6 +4,13 @@ rule prepare_data:
     output:
         # The folder, not the store: Snakemake's .snakemake_timestamp lands beside the Zarr store, not in it.
         folder=directory(str(prepared_folder(R, "{dataset}"))),
+    log:
+        f"{R}/logs/prepare_data/{{dataset}}.log",
+    cache: "omit-software"
+    conda:
+        CONDA_ENV
+    resources:
+        **device_resources(),
     params:
         name=lambda wc: wc.dataset,
         code=code_digest("data/prepared", "data/datasets", "data/user"),
@@ -17,12 +24,5 @@ rule prepare_data:
         test_size=config["data"]["test_size"],
         seed=config["data"]["seed"],
         expected_sizes=pcfg.split_sizes(config),
-    conda:
-        CONDA_ENV
-    resources:
-        **device_resources(),
-    log:
-        f"{R}/logs/prepare_data/{{dataset}}.log",
-    cache: "omit-software"
     script:
         "../../scripts/prepare_data.py"

@@ -9,14 +9,14 @@ rule diagnostics:
         checkpoint=checkpoint_of,
     output:
         json=f"{EPOCH_DIR}/diagnostics.json",
-    params:
-        data=config["data"],
-        regression=config["regression"],
+    log:
+        f"{EPOCH_DIR}/diagnostics.log",
     conda:
         CONDA_ENV
     resources:
         **device_resources(),
-    log:
-        f"{EPOCH_DIR}/diagnostics.log",
+    params:
+        data=config["data"],
+        regression=config["regression"],
     script:
         "../../scripts/diagnostics.py"

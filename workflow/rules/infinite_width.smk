@@ -7,14 +7,14 @@ rule infinite_width:
         data=data_store,
     output:
         csv=f"{R}/tables/infinite.csv",
-    params:
-        infinite=config["infinite"],
-        data=config["data"],
+    log:
+        f"{R}/logs/infinite_width.log",
     conda:
         CONDA_ENV
     resources:
         **device_resources(),
-    log:
-        f"{R}/logs/infinite_width.log",
+    params:
+        infinite=config["infinite"],
+        data=config["data"],
     script:
         "../../scripts/infinite_width.py"

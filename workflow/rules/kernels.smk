@@ -10,24 +10,23 @@ if config["kernels"]["jobs"] == "per_checkpoint":
             checkpoint=checkpoint_of,
         output:
             manifests=manifests_of(EPOCH_DIR),
-        params:
-            specs=pcfg.store_specs(config),
-            kernels=config["kernels"],
-            data=config["data"],
+        log:
+            f"{EPOCH_DIR}/kernels/kernel_checkpoint.log",
+        conda:
+            CONDA_ENV
+        threads: device_threads(config["kernels"]["device"])
         resources:
             **device_resources(
                 config["kernels"]["device"],
                 runtime=CLUSTER["tile_runtime_min"],
                 mem_mb=max(kernel_mem_mb(k, r, c, tile=True) for k, r, c in pcfg.store_specs(config)),
             ),
-        threads: device_threads(config["kernels"]["device"])
-        conda:
-            CONDA_ENV
-        log:
-            f"{EPOCH_DIR}/kernels/kernel_checkpoint.log",
+        params:
+            specs=pcfg.store_specs(config),
+            kernels=config["kernels"],
+            data=config["data"],
         script:
             "../../scripts/kernel_checkpoint.py"
-
 
 else:
 
@@ -38,18 +37,17 @@ else:
             checkpoint=checkpoint_of,
         output:
             sentinel=str(KERNEL.sentinel),
-        params:
-            kernels=config["kernels"],
-            data=config["data"],
+        log:
+            str(KERNEL.log("init")),
         conda:
             CONDA_ENV
         resources:
             **device_resources(),
-        log:
-            str(KERNEL.log("init")),
+        params:
+            kernels=config["kernels"],
+            data=config["data"],
         script:
             "../../scripts/kernel_init.py"
-
 
     rule kernel_tile:
         """Compute tile (i, j) with the kernel engine; write its chunk(s), then its flag."""
@@ -59,25 +57,24 @@ else:
             checkpoint=checkpoint_of,
         output:
             flag=str(KERNEL.flag("{i}", "{j}")),
-        params:
-            kernels=config["kernels"],
-            data=config["data"],
+        log:
+            str(KERNEL.flag("{i}", "{j}").with_suffix(".log")),
+        group:
+            "tiles"
+        conda:
+            CONDA_ENV
+        threads: device_threads(config["kernels"]["device"])
         resources:
             **device_resources(
                 config["kernels"]["device"],
                 runtime=CLUSTER["tile_runtime_min"],
                 mem_mb=lambda wc: kernel_mem_mb(wc.kind, wc.rows, wc.cols, tile=True),
             ),
-        threads: device_threads(config["kernels"]["device"])
-        group:
-            "tiles"
-        conda:
-            CONDA_ENV
-        log:
-            str(KERNEL.flag("{i}", "{j}").with_suffix(".log")),
+        params:
+            kernels=config["kernels"],
+            data=config["data"],
         script:
             "../../scripts/kernel_tile.py"
-
 
     rule kernel_finalize:
         """Check every flag against its chunk, consolidate metadata, write the manifest."""
@@ -88,11 +85,11 @@ else:
             data=data_store,
         output:
             manifest=str(KERNEL.manifest),
+        log:
+            str(KERNEL.log("finalize")),
         conda:
             CONDA_ENV
         resources:
             **device_resources(),
-        log:
-            str(KERNEL.log("finalize")),
         script:
             "../../scripts/kernel_finalize.py"

@@ -8,17 +8,17 @@ rule regression:
     output:
         json=f"{EPOCH_DIR}/regression.json",
         predictions=f"{EPOCH_DIR}/predictions.nc",
-    params:
-        regression=config["regression"],
+    log:
+        f"{EPOCH_DIR}/regression.log",
+    conda:
+        CONDA_ENV
+    threads: HEAVY_CPU
     resources:
         **device_resources(
             config["regression"]["device"],
             mem_mb=kernel_mem_mb("pntk", "train", "train") + kernel_mem_mb("pntk", "test", "train", floor=0),
         ),
-    threads: HEAVY_CPU
-    conda:
-        CONDA_ENV
-    log:
-        f"{EPOCH_DIR}/regression.log",
+    params:
+        regression=config["regression"],
     script:
         "../../scripts/regression.py"

@@ -13,14 +13,14 @@ rule tables:
         regression=f"{R}/tables/regression.csv",
         training=f"{R}/tables/training.csv",
         rate=f"{R}/tables/rate.csv",
-    params:
-        bootstrap=config["diagnostics"]["rate_bootstrap"],
+    log:
+        f"{R}/logs/tables.log",
     conda:
         CONDA_ENV
     resources:
         **device_resources(),
-    log:
-        f"{R}/logs/tables.log",
+    params:
+        bootstrap=config["diagnostics"]["rate_bootstrap"],
     script:
         "../../scripts/tables.py"
 
@@ -38,13 +38,13 @@ rule claims:
     output:
         claims=f"{R}/tables/claims.csv",
         warnings=f"{R}/tables/warnings.csv",
-    params:
-        bootstrap=config["diagnostics"]["rate_bootstrap"],
+    log:
+        f"{R}/logs/claims.log",
     conda:
         CONDA_ENV
     resources:
         **device_resources(),
-    log:
-        f"{R}/logs/claims.log",
+    params:
+        bootstrap=config["diagnostics"]["rate_bootstrap"],
     script:
         "../../scripts/claims.py"

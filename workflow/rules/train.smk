@@ -5,6 +5,14 @@ rule train:
     output:
         **{f"epoch{e:03d}": f"{RUN_DIR}/checkpoints/epoch{e:03d}.pt" for e in EPOCHS},
         log_csv=f"{RUN_DIR}/train_log.csv",
+    log:
+        f"{R}/logs/train/{RUN_PATTERN}.log",
+    cache: "omit-software"
+    conda:
+        CONDA_ENV
+    threads: HEAVY_CPU
+    resources:
+        **device_resources(config["train"]["device"], runtime=CLUSTER["train_runtime_min"]),
     params:
         train=config["train"],
         # The run's own model settings: the list of other widths must not make this run look changed.
@@ -15,13 +23,5 @@ rule train:
         # The output cache keys on params, not wildcards or library code: name both.
         run=lambda wc: {"dataset": wc.dataset, "arch": wc.arch, "width": int(wc.width), "seed": int(wc.seed)},
         code=code_digest("train", "models", "data/prepared", "data/datasets"),
-    resources:
-        **device_resources(config["train"]["device"], runtime=CLUSTER["train_runtime_min"]),
-    threads: HEAVY_CPU
-    conda:
-        CONDA_ENV
-    log:
-        f"{R}/logs/train/{RUN_PATTERN}.log",
-    cache: "omit-software"
     script:
         "../../scripts/train.py"

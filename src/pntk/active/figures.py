@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from .loop import BASELINES, COLUMNS, ci95
 from ..paper.figures import save_figure
+from .loop import BASELINES, COLUMNS, ci95
 
 CAPTIONS = {
     "accuracy": "Pool-based active learning: test accuracy of the network retrained after each cycle, "

@@ -25,10 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .lookahead import REFERENCES, LookAhead
 from ..kernels import empirical_kernel
 from ..models import ModelSpec, init_model
 from ..train import epoch_order, evaluate, loss_fn, progress_line
+from .lookahead import REFERENCES, LookAhead
 
 log = logging.getLogger(__name__)
 

@@ -311,7 +311,8 @@ def open_prepared(path: str | Path, *, verify: bool = False, lazy: bool = False)
     if missing:
         raise FileNotFoundError(f"prepared data store {path} is incomplete (missing {', '.join(missing)}); {hint}")
     data = PreparedData(
-        x=g["x"] if lazy and not verify else np.asarray(g["x"][...], dtype=np.float32), y=np.asarray(g["y"][...], dtype=np.int64),
+        x=g["x"] if lazy and not verify else np.asarray(g["x"][...], dtype=np.float32),
+        y=np.asarray(g["y"][...], dtype=np.int64),
         split=np.asarray(g["split"][...], dtype=np.int8), attrs=attrs,
         source_index=np.asarray(g["source_index"][...]) if "source_index" in arrays else None,
     )

@@ -80,10 +80,10 @@ def matmul_d(dy: Tensor, kind: str, g: int) -> Tensor:
 
 def weight_grad(u: Tensor, d: Tensor) -> Tensor:
     """Per-sample weight gradients G: U (n, g, L, din), D (n, R, g, L, dout) -> (n, R, g·dout·din)."""
-    n, g, l, din = u.shape
+    n, g, npos, din = u.shape
     r, dout = d.shape[1], d.shape[-1]
-    dt = d.permute(0, 2, 1, 4, 3).reshape(n * g, r * dout, l)  # (n·g, R·dout, L)
-    gw = torch.bmm(dt, u.reshape(n * g, l, din))  # (n·g, R·dout, din)
+    dt = d.permute(0, 2, 1, 4, 3).reshape(n * g, r * dout, npos)  # (n·g, R·dout, L)
+    gw = torch.bmm(dt, u.reshape(n * g, npos, din))  # (n·g, R·dout, din)
     gw = gw.view(n, g, r, dout * din).transpose(1, 2)  # (n, R, g, dout·din)
     return gw.reshape(n, r, g * dout * din)  # (n, R, g·dout·din)
 
@@ -155,12 +155,12 @@ def gram_accumulate(acc: Tensor | None, u1: Tensor, d1: Tensor, u2: Tensor, d2: 
 
 def pairs_contract(u1: Tensor, d1: Tensor, u2: Tensor, d2: Tensor, diagonal: bool) -> Tensor:
     """Weight term by position pairs: U (n, g, L, din), D (n, R, g, L, dout) -> (n1, n2[, R, R])."""
-    n1, g, l, _ = u1.shape
+    n1, g, npos, _ = u1.shape
     n2, r = u2.shape[0], d1.shape[1]
     rp = r if diagonal else r * r
     out = u1.new_zeros((n1, n2) if diagonal else (n1, n2, r, r))
     # intermediate elements per (n, m) pair: uu and dd, or uu, e and the (R, R) result
-    per_pair = 2 * g * l * l if diagonal else g * l * l + r * g * l * d1.shape[-1] + rp
+    per_pair = 2 * g * npos * npos if diagonal else g * npos * npos + r * g * npos * d1.shape[-1] + rp
     chunk = max(1, PAIR_CHUNK_ELEMENTS // max(1, n2 * per_pair))
     for i in range(0, n1, chunk):
         uu = torch.einsum("ngld,mgkd->nmglk", u1[i:i + chunk], u2)  # (c, n2, g, L, L)
@@ -176,7 +176,7 @@ def pairs_contract(u1: Tensor, d1: Tensor, u2: Tensor, d2: Tensor, diagonal: boo
 
 
 # ----------------------------------------------------------------------------- FLOP model
-def matmul_costs(pairs: float, n_feat: int, r: int, diagonal: bool, g: int, l: int, din: int, dout: int,
+def matmul_costs(pairs: float, n_feat: int, r: int, diagonal: bool, g: int, npos: int, din: int, dout: int,
                  bias: bool) -> dict[str, tuple[float, float]]:
     """FLOPs of each mode for one matmul-like layer with a trainable weight: (per-sample features,
     contraction).
@@ -190,11 +190,11 @@ def matmul_costs(pairs: float, n_feat: int, r: int, diagonal: bool, g: int, l: i
     rp = r if diagonal else r * r
     bias_gram = 2.0 * pairs * rp * g * dout if bias else 0.0  # Gram of per-sample bias gradients
     costs = {}
-    if l == 1 and g == 1:  # listed first: preferred on ties
+    if npos == 1 and g == 1:  # listed first: preferred on ties
         costs["gram"] = (0.0, 2.0 * pairs * (din + rp * dout + (1 if diagonal else rp)) + (pairs if bias else 0.0))
-    costs["explicit"] = (2.0 * n_feat * r * g * l * din * dout, 2.0 * pairs * rp * g * din * dout + bias_gram)
+    costs["explicit"] = (2.0 * n_feat * r * g * npos * din * dout, 2.0 * pairs * rp * g * din * dout + bias_gram)
     if diagonal:  # UU and Σ_r D1D2ᵀ per position pair, then their elementwise product
-        costs["pairs"] = (0.0, 2.0 * pairs * g * l * l * (din + rp * dout + rp) + bias_gram)
+        costs["pairs"] = (0.0, 2.0 * pairs * g * npos * npos * (din + rp * dout + rp) + bias_gram)
     else:  # UU, then E = UU·D2 (L·R·dout per l), then D1·E (R²·dout per l)
-        costs["pairs"] = (0.0, 2.0 * pairs * g * l * (l * din + l * r * dout + r * r * dout) + bias_gram)
+        costs["pairs"] = (0.0, 2.0 * pairs * g * npos * (npos * din + npos * r * dout + r * r * dout) + bias_gram)
     return costs

@@ -10,8 +10,17 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, jacrev, vmap
 
-from ._common import (JacobianRows, add_rows, blocked_kernel, default_batch_size, finish, pair_layout, result_tail,
-                      side_block, trainable_parameters)
+from ._common import (
+    JacobianRows,
+    add_rows,
+    blocked_kernel,
+    default_batch_size,
+    finish,
+    pair_layout,
+    result_tail,
+    side_block,
+    trainable_parameters,
+)
 
 
 def per_sample_rows(model: nn.Module, xb: Tensor, jrows: JacobianRows, names: list[str]) -> list[Tensor]:

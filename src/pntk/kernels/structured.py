@@ -22,8 +22,17 @@ import torch
 from torch import Tensor, nn
 
 from . import _layers as L
-from ._common import (DEFAULT_MEMORY_BYTES, JacobianRows, add_rows, blocked_kernel, finish, pair_layout, result_tail,
-                      side_block, trainable_parameters)
+from ._common import (
+    DEFAULT_MEMORY_BYTES,
+    JacobianRows,
+    add_rows,
+    blocked_kernel,
+    finish,
+    pair_layout,
+    result_tail,
+    side_block,
+    trainable_parameters,
+)
 from .jacobian import per_sample_rows
 
 _BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
@@ -178,17 +187,17 @@ def make_plan(model: nn.Module, x1: Tensor, x2: Tensor | None, jrows: JacobianRo
         else:
             if layer.rule == "linear":
                 (dout, din), g = m.weight.shape, 1
-                l = rec.x[0].numel() // din
+                npos = rec.x[0].numel() // din
             else:
                 g, dout = m.groups, m.out_channels // m.groups
                 din = m.in_channels // g * m.kernel_size[0] * m.kernel_size[1]
-                l = rec.out.shape[2] * rec.out.shape[3]
-            layer.shape = (g, l, din, dout)
-            layer_fwd = 2.0 * n_feat * g * l * din * dout
+                npos = rec.out.shape[2] * rec.out.shape[3]
+            layer.shape = (g, npos, din, dout)
+            layer_fwd = 2.0 * n_feat * g * npos * din * dout
             flops["forward"] += layer_fwd
             flops["backward"] += r * layer_fwd if rec.x_requires_grad else 0.0  # R input-gradient passes
             if layer.weight:
-                costs = L.matmul_costs(pairs, n_feat, r, jrows.diagonal, g, l, din, dout, layer.bias)
+                costs = L.matmul_costs(pairs, n_feat, r, jrows.diagonal, g, npos, din, dout, layer.bias)
                 layer.mode = min(costs, key=lambda mode: sum(costs[mode]))
                 feat, con = costs[layer.mode]
                 cost_j += sum(costs["explicit"])
@@ -199,7 +208,7 @@ def make_plan(model: nn.Module, x1: Tensor, x2: Tensor | None, jrows: JacobianRo
             flops["per_sample_gradients"] += feat
             flops["contraction"] += con
             per_sample += {"gram": din + r * dout, "explicit": r * g * dout * (din + 1),
-                           "pairs": g * l * (din + r * dout)}[layer.mode]
+                           "pairs": g * npos * (din + r * dout)}[layer.mode]
         layers.append(layer)
     fallback = [name_of[i] for i in name_of if i not in claimed and counts.get(i, 0) > 0]
     p_fb = sum(trainable[n].numel() for n in fallback)

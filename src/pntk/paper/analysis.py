@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import diagnostics as dg
 from ..data import PreparedData, index_set, open_prepared
 from ..regression import linearized_predict, regression_summary
 from ..store import read_block
 from ..store.paths import StorePaths
+from . import diagnostics as dg
 
 log = logging.getLogger(__name__)
 

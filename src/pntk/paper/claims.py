@@ -37,8 +37,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .claim_tests import ALPHA, exponent_ci, sign_test, trend_test
 from ..runs import Run
+from .claim_tests import ALPHA, sign_test, trend_test
 
 COLUMNS = ["id", "source", "statement", "numbers", "test", "verdict", "detail"]
 VERDICTS = HOLDS, FAILS, UNTESTABLE = ("holds", "does not hold", "not testable")
@@ -196,7 +196,8 @@ def fig7_training(diag: pd.DataFrame | str, left_out: str = "") -> dict:
         return row("fig7-training", PAPER, statement, SIGN_TEST.format(cells="runs"), UNTESTABLE,
                    detail=join(how, left_out))
     return sign_claim("fig7-training", PAPER, statement, -pairs["last"], -pairs["init"], "runs",
-                      lambda w, t, l, p: f"gap smaller after training in {w} of {w + t + l} runs ({t} tied), median "
+                      lambda w, t, lose, p: f"gap smaller after training in {w} of {w + t + lose} runs ({t} tied), "
+                                         f"median "
                                          f"{g3(pairs['init'].median())} → {g3(pairs['last'].median())} ({how}); "
                                          f"p = {g3(p)}", left_out)
 
@@ -207,8 +208,9 @@ def fig8_accuracy(diag: pd.DataFrame | str, left_out: str = "") -> dict:
         return row("fig8-accuracy", PAPER, statement, SIGN_TEST.format(cells="cells"), UNTESTABLE, detail=diag)
     d = diag[diag.statistic == "acc_diff"]  # acc_entk − acc_pntk: negative = pNTK more accurate
     return sign_claim("fig8-accuracy", PAPER, statement, -d.value, np.zeros(len(d)), "cells (run × epoch)",
-                      lambda w, t, l, p: f"pNTK ≥ eNTK in {w + t} of {w + t + l} cells ({w} more accurate, {t} tied, "
-                                         f"{l} less accurate); p = {g3(p)}", left_out)
+                      lambda w, t, lose, p: f"pNTK ≥ eNTK in {w + t} of {w + t + lose} cells ({w} more accurate, "
+                                         f"{t} tied, "
+                                         f"{lose} less accurate); p = {g3(p)}", left_out)
 
 
 def regression_claims(regr: pd.DataFrame | str) -> list[dict]:
@@ -231,7 +233,7 @@ def regression_claims(regr: pd.DataFrame | str) -> list[dict]:
         return out + [row("fig9-training", PAPER, s_train, SIGN_TEST.format(cells="runs"), UNTESTABLE,
                           detail=join(how, left_out_all))]
     return out + [sign_claim("fig9-training", PAPER, s_train, pairs["last"], pairs["init"], "runs",
-                             lambda w, t, l, p: f"f̂_lin more accurate after training in {w} of {w + t + l} runs "
+                             lambda w, t, lose, p: f"f̂_lin more accurate after training in {w} of {w + t + lose} runs "
                                                 f"({t} tied), median {g3(pairs['init'].median())} → "
                                                 f"{g3(pairs['last'].median())} ({how}); p = {g3(p)}", left_out_all)]
 

@@ -7,8 +7,8 @@ the figure shows, gathered from the rows actually plotted — the captions are w
 (:mod:`.figure_set`). Seeds are aggregated as mean ± one sample standard deviation (ddof=1; 0 for one
 seed). Runs that did not learn (``verdicts``, :mod:`.run_verdicts`) are left out of the means and drawn
 apart: hollow markers, one per seed (against width), or a grey dashed line per run (against epoch).
-Non-finite values (e.g. κ of a kernel with λmin ≤ 0) are not drawn and named in the caption. This module: shared helpers, Figs 2–12; the others live in
-figures_fits (13, 14), figures_timing (1) and figures_data (15, 16).
+Non-finite values (e.g. κ of a kernel with λmin ≤ 0) are not drawn and named in the caption. This module:
+shared helpers, Figs 2–12; the others live in figures_fits (13, 14), figures_timing (1) and figures_data (15, 16).
 """
 from __future__ import annotations
 

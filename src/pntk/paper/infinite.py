@@ -103,8 +103,8 @@ def infinite_width_rows(x: Any, *, widths, seeds, depth: int = 3, num_classes: i
     """
     import torch
 
-    from .diagnostics import frobenius_distance, tidy_rows
     from ..models import ModelSpec, init_model
+    from .diagnostics import frobenius_distance, tidy_rows
 
     if kernel_fn is None:
         from ..kernels import empirical_kernel

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..runs import Run
 from .diagnostics import TIDY_COLUMNS, fit_rate, tidy_rows
 from .verdicts import run_verdicts, with_learned
-from ..runs import Run
 
 RATE_STATISTIC = "frobenius_distance"
 RATE_COLUMNS = ["dataset", "arch", "epoch", "statistic", "readout_widths", "n_seeds", "exponent", "ci_low",

@@ -6,8 +6,7 @@
     preconditioners: jacobi, nystrom (randomized Nyström, Frangella–Tropp–Udell 2021)
 """
 from .linearized import Solver, accuracy, choose_solver, linearized_predict, regression_summary
-from .solvers import (NotConvergedError, ZarrKernelOperator, cg_solve, cholesky_solve, eigh_solve,
-                      finite_time_weights)
+from .solvers import NotConvergedError, ZarrKernelOperator, cg_solve, cholesky_solve, eigh_solve, finite_time_weights
 
 __all__ = ["NotConvergedError", "Solver", "ZarrKernelOperator", "accuracy", "cg_solve", "choose_solver",
            "cholesky_solve", "eigh_solve", "finite_time_weights", "linearized_predict", "regression_summary"]

@@ -20,8 +20,17 @@ import numpy as np
 import torch
 
 from .preconditioners import jacobi, nystrom
-from .solvers import (LogLike, NotConvergedError, ZarrKernelOperator, cg_solve, cholesky_solve, emit,
-                      finite_time_weights, kernel_operand, solve_escalating)
+from .solvers import (
+    LogLike,
+    NotConvergedError,
+    ZarrKernelOperator,
+    cg_solve,
+    cholesky_solve,
+    emit,
+    finite_time_weights,
+    kernel_operand,
+    solve_escalating,
+)
 
 __all__ = ["Solver", "linearized_predict", "accuracy", "regression_summary", "default_memory_cap",
            "ZarrKernelOperator", "cholesky_solve", "cg_solve", "finite_time_weights", "NotConvergedError",

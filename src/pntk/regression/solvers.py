@@ -3,7 +3,8 @@ eigendecomposition, and preconditioned CG on many right-hand sides that never ha
 it did not converge to (it escalates with a logged jitter, or raises NotConvergedError).
 
 Everything computes in float64 torch tensors on a chosen device (CPU or CUDA). The streamed kernel
-operator lives in ``pntk.regression.operator`` (re-exported here), preconditioners in ``pntk.regression.preconditioners``.
+operator lives in ``pntk.regression.operator`` (re-exported here), preconditioners in
+``pntk.regression.preconditioners``.
 """
 from __future__ import annotations
 
@@ -162,7 +163,8 @@ def _preconditioner(precond):
         return lambda r: r
     if callable(precond):
         return precond
-    return lambda r, d=precond.reshape(-1, 1): d.to(r) * r  # inverse diagonal (Jacobi)
+    d = precond.reshape(-1, 1)  # inverse diagonal (Jacobi)
+    return lambda r: d.to(r) * r
 
 
 def cg_solve(op, B, *, precond=None, tol: float = 1e-8, maxiter: int | None = None, log: LogLike = None,

@@ -27,13 +27,26 @@ from pathlib import Path
 
 from .. import __version__
 from .. import config as pcfg
-from . import tiles
-from .archive_checks import (CONFIG_KEYS, FORMAT, FORMAT_VERSION, LEVELS, MANIFEST, ArchiveError,  # noqa: F401
-                             _attrs, _copy, _read_manifest, check_contents, check_entries, config_differences,
-                             level_of, unsafe_name)
 from ..data.prepared import prepared_store
 from ..provenance import git_describe, sha256_file
 from ..runs import Run
+from . import tiles
+from .archive_checks import (  # noqa: F401
+    CONFIG_KEYS,
+    FORMAT,
+    FORMAT_VERSION,
+    LEVELS,
+    MANIFEST,
+    ArchiveError,
+    _attrs,
+    _copy,
+    _read_manifest,
+    check_contents,
+    check_entries,
+    config_differences,
+    level_of,
+    unsafe_name,
+)
 from .paths import StorePaths
 
 

@@ -22,8 +22,8 @@ from ..data.prepared import prepared_store
 from ..runs import Run, epoch_of
 from . import tiles
 from . import zarr_store as kstore
-from .paths import SENTINEL, STORE, TILES, StorePaths
 from .paths import MANIFEST as MANIFEST_SUFFIX
+from .paths import SENTINEL, STORE, TILES, StorePaths
 
 # version 2: the data store moved to data/{dataset}/{dataset}.zarr (Snakemake's timestamp beside it, not in it)
 FORMAT, FORMAT_VERSION, MANIFEST = "pntk-archive", 2, "pntk-archive.json"
@@ -163,7 +163,8 @@ def _parse_stem(stem: str) -> dict:
         run = Run.parse(f"{parts[1]}/{parts[2]}")
         kind, rows, cols = StorePaths(Path(stem)).index_sets()
     except ValueError:
-        raise ArchiveError(f"refused: {stem!r} is not runs/{{dataset}}/{{arch}}-w{{W}}-s{{S}}/epoch{{E}}/kernels/…")
+        raise ArchiveError(f"refused: {stem!r} is not "
+                           "runs/{dataset}/{arch}-w{W}-s{S}/epoch{E}/kernels/…") from None
     return {**run.meta(), "epoch": epoch_of(parts[3]), "kind": kind, "rows": rows, "cols": cols}
 
 

@@ -14,7 +14,6 @@ chunk is not durably on disk.
 from __future__ import annotations
 
 import logging
-import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..provenance import atomic_write_json, provenance, sha256_file
 from . import zarr_store as kstore
 from .paths import StorePaths
-from ..provenance import atomic_write_json, provenance, sha256_file
 
 
 def init_store(sentinel: str | Path, *, kind: str, row_ids, col_ids, row_labels, col_labels, tile: int,
