@@ -259,5 +259,5 @@ def test_tiny_loop_end_to_end(small_digits_store, tmp_path):
     from pntk.active.figures import render_all
 
     paths = render_all(csvs, tmp_path / "fig", formats=("png",), table=str(tmp_path / "active.csv"))
-    assert sorted(p.name for p in paths) == ["active-accuracy.png", "active-time.png"]
+    assert sorted(p.name for p in paths) == ["active-accuracy.png", "active-time.png", "active.csv"]
     assert all(p.stat().st_size > 0 for p in paths)

@@ -18,6 +18,8 @@ from pntk.train import LOG_FIELDS
 
 LABELS = np.repeat(np.arange(10), 30)  # 300 balanced test labels: chance 0.1
 
+FCN_READOUT = {"fcn": {w: w for w in (16, 32, 64)}}  # an FCN's readout width is its width
+
 
 def write_log(results: Path, run: Run, accs: list[float], learned: list[bool] | None = None) -> Path:
     """train_log.csv as pntk.train writes it: epoch 0 (init) then one row per epoch."""
@@ -82,7 +84,7 @@ def test_every_tidy_table_has_the_learned_column(results):
     _, logs, diag, regr = results
     v = verdicts.run_verdicts(logs)
     training = tables.training_table(logs, v)
-    frames = {"diagnostics": tables.diagnostics_table(diag, v), "training": training,
+    frames = {"diagnostics": tables.diagnostics_table(diag, v, FCN_READOUT), "training": training,
               "regression": tables.regression_table(regr, training, v)}
     for name, df in frames.items():
         assert list(df.columns) == tables.COLUMNS, name
@@ -109,7 +111,7 @@ def test_theorem1_claim_uses_rate_csv_numbers_when_every_run_learned(tmp_path):
             diag.append(write_json(tmp_path, r, 0, "diagnostics.json",
                                    {"stats": {"frobenius_distance": w**-0.5 * (1 + 0.1 * s - 0.02 * (w == 32))}}))
     v = verdicts.run_verdicts(logs)
-    d = tables.diagnostics_table(diag, v)
+    d = tables.diagnostics_table(diag, v, FCN_READOUT)
     rate = tables.rate_table(d, n_boot=100).iloc[0]
     claim = claims_table(ClaimInputs(d, "none", "none", "none", n_boot=100)).set_index("id").loc["thm1-rate:fcn"]
     assert f"slope {rate.exponent:+.3f} [{rate.ci_low:+.3f}, {rate.ci_high:+.3f}]" in claim.numbers

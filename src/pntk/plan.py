@@ -18,8 +18,8 @@ from .plan_devices import COSTS, DeviceProfile, host_profile
 from .store.zarr_store import tile_range
 
 RULES = ("prepare_data", "train", "kernel_checkpoint", "kernel_init", "kernel_tile", "kernel_finalize",
-         "diagnostics", "regression", "timing", "infinite_width", "tables", "figures", "active_learning",
-         "active_figures", "report", "all")
+         "diagnostics", "regression", "timing", "infinite_width", "tables", "claims", "figures",
+         "active_learning", "active_figures", "report", "all")
 
 
 def job_counts(config: dict) -> dict[str, int]:
@@ -36,7 +36,7 @@ def job_counts(config: dict) -> dict[str, int]:
     counts["regression"] = n_ckpt if pcfg.has_full_pntk(config) else 0
     counts["timing"] = int(config["timing"]["enabled"])  # figure_inputs of common.smk
     counts["infinite_width"] = int(config["infinite"]["enabled"])
-    counts["tables"] = counts["figures"] = 1
+    counts["tables"] = counts["claims"] = counts["figures"] = 1
     counts["active_learning"] = len(pcfg.active_runs(config))
     counts["active_figures"] = int(bool(counts["active_learning"]))
     counts["report"] = counts["all"] = 1
@@ -131,7 +131,8 @@ def plan_workflow(config: dict, device: DeviceProfile, *, cores: int | None = No
         inf = config["infinite"]
         specs = [ModelSpec("fcn", w, in_shape, o, inf["depth"], "ntk") for w in inf["widths"]]
         jobs.append(cm.infinite(specs, len(inf["seeds"]), min(inf["n_points"], n_train)))
-    jobs += [cm.light("tables", COSTS.tables_s), cm.light("figures", COSTS.figures_s),
+    jobs += [cm.light("tables", COSTS.tables_s), cm.light("claims", COSTS.tables_s),
+             cm.light("figures", COSTS.figures_s),
              cm.light("report", COSTS.light_job_s)]  # reads the PNGs and small tables, writes one page
     a = config["active"]
     for strategy, _seed in pcfg.active_runs(config):

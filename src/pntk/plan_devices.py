@@ -195,7 +195,7 @@ def _zarr_rates(tile: int = 2048) -> tuple[float, float]:
         for i, j in ((0, 0), (0, 1), (1, 1)):  # (0, 1) also writes its mirror (1, 0)
             kstore.write_tile(path, i, j, block)
         write = time.perf_counter() - t
-        arr = kstore.open_kernel(path)
+        arr = kstore.kernel_array(path)
         t = time.perf_counter()
         for i, j in ((0, 0), (0, 1), (1, 0), (1, 1)):
             kstore.read_tile(arr, i, j)
