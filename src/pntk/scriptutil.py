@@ -1,9 +1,12 @@
 """Shared plumbing of the thin scripts/ entries: logging into the rule's log file, torch threads."""
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import resource
 import sys
+import time
 from pathlib import Path
 
 
@@ -32,4 +35,15 @@ def setup(snakemake) -> logging.Logger:
         torch.set_num_threads(threads)
     except ImportError:
         pass
-    return logging.getLogger(f"pntk.{snakemake.rule}")
+    log = logging.getLogger(f"pntk.{snakemake.rule}")
+    atexit.register(_log_usage, log, time.perf_counter())
+    return log
+
+
+def _log_usage(log: logging.Logger, t0: float) -> None:
+    """Last line of every job log: wall seconds, CPU seconds and peak RSS of the job's process (Linux
+    ru_maxrss is in KiB), so per-rule cost is on record without a benchmark directive (cached rules
+    may not have one)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    log.info("job usage: wall %.1f s, cpu %.1f s, peak RSS %.2f GB", time.perf_counter() - t0,
+             usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024 / 1e9)

@@ -11,6 +11,8 @@ rule diagnostics:
         json=f"{EPOCH_DIR}/diagnostics.json",
     log:
         f"{EPOCH_DIR}/diagnostics.log",
+    benchmark:
+        f"{R}/benchmarks/diagnostics/{RUN_PATTERN}/epoch{{epoch}}.tsv"
     conda:
         CONDA_ENV
     resources:

@@ -12,6 +12,8 @@ if config["kernels"]["jobs"] == "per_checkpoint":
             manifests=manifests_of(EPOCH_DIR),
         log:
             f"{EPOCH_DIR}/kernels/kernel_checkpoint.log",
+        benchmark:
+            f"{R}/benchmarks/kernel_checkpoint/{RUN_PATTERN}/epoch{{epoch}}.tsv"
         conda:
             CONDA_ENV
         threads: device_threads(config["kernels"]["device"])
@@ -59,6 +61,8 @@ else:
             flag=str(KERNEL.flag("{i}", "{j}")),
         log:
             str(KERNEL.flag("{i}", "{j}").with_suffix(".log")),
+        benchmark:
+            f"{R}/benchmarks/kernel_tile/{RUN_PATTERN}/epoch{{epoch}}/{{kind}}-{{rows}}-{{cols}}/{{i}}_{{j}}.tsv"
         group:
             "tiles"
         conda:

@@ -10,6 +10,8 @@ rule regression:
         predictions=f"{EPOCH_DIR}/predictions.nc",
     log:
         f"{EPOCH_DIR}/regression.log",
+    benchmark:
+        f"{R}/benchmarks/regression/{RUN_PATTERN}/epoch{{epoch}}.tsv"
     conda:
         CONDA_ENV
     threads: HEAVY_CPU
