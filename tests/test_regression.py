@@ -79,6 +79,24 @@ def test_solvers_agree_in_memory(problem):
     assert rel(linearized_predict(**as_torch, ridge=1e-3), ref) <= 1e-6
 
 
+def test_ridge_relative_to_the_mean_diagonal(problem, tmp_path):
+    """ridge_scale="mean_diagonal": λ = ridge × mean diag Θ(D,D), for every solver and for a store (numpy
+    reference with the λ computed here); the λ used is reported."""
+    lam = 0.01 * np.mean(np.diag(flat(problem["k_dd"])))
+    ref = direct(problem, ridge=lam)
+    store = tmp_path / "dd.zarr"
+    write_store(str(store), problem["k_dd"], 16)
+    for solver in ["cholesky", "eigh", "cg", "nystrom"]:
+        for k_dd in (problem["k_dd"], store):
+            pred, info = linearized_predict(**{**problem, "k_dd": k_dd}, ridge=0.01, ridge_scale="mean_diagonal",
+                                            solver=solver, tol=1e-12, return_info=True)
+            assert rel(pred, ref) <= 1e-6, (solver, k_dd)
+            assert info["ridge"] == pytest.approx(lam) and info["ridge_given"] == 0.01
+    assert rel(linearized_predict(**problem, ridge=0.01), direct(problem, ridge=0.01)) <= 1e-6  # absolute
+    with pytest.raises(ValueError, match="ridge_scale"):
+        linearized_predict(**problem, ridge=0.01, ridge_scale="trace")
+
+
 @pytest.mark.parametrize("kind,dtype,tile", [("pntk", "f8", 16), ("pntk", "f4", 23), ("entk", "f8", 13)])
 def test_zarr_store_ragged_tiles(tmp_path, kind, dtype, tile):
     p = make_problem(kind, n=75, m=19)  # 75 and 19 are not multiples of the tile

@@ -233,7 +233,8 @@ class CostModel:
         fwd = forward_flops * (n + m)
         secs += self.start(dev) + fwd / p.flops("float64", threads) + xd_store / p.zarr_read_bps
         stream = min(max(cap / 4, 2**20), 256 * 2**20) if solver in ("nystrom", "cg") else 0.0
-        sketch = 2 * 8.0 * n * min(NYSTROM_RANK, n) if solver == "nystrom" else 0.0  # two (n, ℓ) float64
+        rank = min(rcfg.get("nystrom_rank") or NYSTROM_RANK, n, int(cap // (2 * 2 * 8 * n)))  # nystrom_rank's cut
+        sketch = 2 * 8.0 * n * rank if solver == "nystrom" else 0.0  # two (n, ℓ) float64
         peak = dense + stream + sketch + 8.0 * m * n + 8.0 * 6 * n * o  # + Θ(X, D) in float64 + CG vectors
         return Job("regression", 1, flops + fwd, 8.0 * m * o * 3, peak + self._base(dev), secs, self.kind_of(dev),
                    threads, notes)

@@ -39,6 +39,14 @@ def model_outputs(checkpoint: str | Path, x: np.ndarray, batch: int = 512) -> np
     return torch.cat(outs).numpy()
 
 
+def solver_options(regression_cfg: dict) -> dict:
+    """linearized_predict's keywords from a config's `regression:` section (ridge, its scale, CG
+    tolerance, Nyström rank, memory cap)."""
+    return dict(ridge=regression_cfg["ridge"], ridge_scale=regression_cfg.get("ridge_scale", "absolute"),
+                tol=regression_cfg.get("tol", 1e-8), rank=regression_cfg.get("nystrom_rank"), log=log,
+                memory_cap_bytes=int(regression_cfg["memory_cap_gb"] * 2**30))
+
+
 def _subsets(data: PreparedData, data_cfg: dict) -> tuple[np.ndarray, np.ndarray]:
     kw = dict(subset_train=data_cfg["subset_train"], subset_test=data_cfg["subset_test"], seed=data_cfg["seed"])
     return index_set(data, "sub-train", **kw), index_set(data, "sub-test", **kw)
@@ -57,8 +65,7 @@ def epoch_diagnostics(*, data_path, checkpoint, manifests: dict[str, str], data_
     f0_x = model_outputs(checkpoint, data.x[x_ids])  # (M, O)
     o = f0_d.shape[1]
     y_d = np.eye(o)[data.y[d_ids]]  # (N, O) one-hot targets
-    kw = dict(ridge=regression_cfg["ridge"], solver=regression_cfg["solver"], log=log,
-              memory_cap_bytes=int(regression_cfg["memory_cap_gb"] * 2**30))
+    kw = dict(solver_options(regression_cfg), solver=regression_cfg["solver"])
     pred_e = linearized_predict(entk_dd, entk_xd, f0_d, f0_x, y_d, **kw)  # (M, O), eNTK, Eq. 5
     pred_p = linearized_predict(pntk_dd, pntk_xd, f0_d, f0_x, y_d, **kw)  # (M, O), pNTK, Eq. 6
     stats = {}
@@ -85,8 +92,7 @@ def epoch_regression(*, data_path, checkpoint, manifest_dd, manifest_xd, regress
     k_xd, _ = load_manifest_block(manifest_xd, te, tr)  # (M, N): small next to k_dd
     json.loads(Path(manifest_dd).read_text())  # the train×train store must be finalized too
     times = list(regression_cfg["times"])
-    kw = dict(ridge=regression_cfg["ridge"], log=log, device=regression_cfg["device"],
-              memory_cap_bytes=int(regression_cfg["memory_cap_gb"] * 2**30))
+    kw = dict(solver_options(regression_cfg), device=regression_cfg["device"])
     pred, info = linearized_predict(_ordered(k_dd, tr), k_xd, f0_d, f0_x, y_d, solver=regression_cfg["solver"],
                                     return_info=True, **kw)
     summary = regression_summary(pred, data.y[te])
@@ -132,7 +138,8 @@ def describe_predictions(ds, *, checkpoint, manifests: dict, regression_cfg: dic
         if name in ds.variables:
             ds[name].attrs["description"] = text
     attrs = {"title": "pntk kernel regression predictions on the test split", "kernel_kind": "pntk",
-             "solver": str(solver_info.get("solver")), "ridge": float(regression_cfg["ridge"]),
+             "solver": str(solver_info.get("solver")),
+             "ridge": float(solver_info.get("ridge", regression_cfg["ridge"])),
              "t": " ".join(str(float(t)) for t in regression_cfg["times"]) or "inf",
              "checkpoint": str(checkpoint), "checkpoint_sha256": sha256_file(checkpoint),
              "pntk_version": __version__}

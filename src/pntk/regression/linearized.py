@@ -191,7 +191,7 @@ def choose_solver(solver, n: int, cap: int, finite_t: bool, log: LogLike = None)
     return choice
 
 
-def linearized_predict(k_dd, k_xd, f0_d, f0_x, y_d, *, ridge=0.0, t=None, solver="auto",
+def linearized_predict(k_dd, k_xd, f0_d, f0_x, y_d, *, ridge=0.0, ridge_scale="absolute", t=None, solver="auto",
                        memory_cap_bytes=None, device="cpu", log: LogLike = None, tol=1e-8,
                        maxiter=None, return_info=False, rank=None, threads=None):
     """Predictions of the linearized model at time t (t=None: infinite time), float64 numpy.
@@ -203,7 +203,9 @@ def linearized_predict(k_dd, k_xd, f0_d, f0_x, y_d, *, ridge=0.0, t=None, solver
             labels (one-hot) → (M,O): one solve with O right-hand sides (one-vs-rest form).
             eNTK: k_dd (N,N,O,O), k_xd (M,N,O,O) flattened to (N·O, N·O), row n*O+a → (M,O).
     Kernels: np.ndarray | torch.Tensor | zarr.Array | path of a Zarr group with array ``kernel``.
-    f0_d / f0_x may be None (zero function). ridge: λ added to the diagonal of Θ(D,D).
+    f0_d / f0_x may be None (zero function). ridge: λ added to the diagonal of Θ(D,D); with
+            ridge_scale="mean_diagonal" a fraction of the mean diagonal of Θ(D,D) (scale-free: the same
+            number means the same regularisation for any network), "absolute" (default) as given.
     t: None, a scalar → (M,O), or a 1-D array of times → (len(t),M,O); t=0 gives f0.
     solver: "cholesky" | "eigh" | "nystrom" | "cg" | "auto". auto: finite t → eigh; else cholesky when
             the dense float64 K and its factor (2·8·n² bytes, n = N·O for eNTK, N for pNTK) fit under
@@ -247,14 +249,21 @@ def linearized_predict(k_dd, k_xd, f0_d, f0_x, y_d, *, ridge=0.0, t=None, solver
         emit(log, f"{choice.value}: needs ~{dense_bytes / 2**20:.0f} MiB dense, above the cap "
                   f"{cap / 2**20:.0f} MiB (explicitly requested; running anyway)", logging.WARNING)
     block_bytes = int(min(max(cap // 4, 1 << 20), 256 << 20))
-    A = ZarrKernelOperator(k_dd, ridge=ridge, block_bytes=block_bytes, device=device, symmetric=True,
-                           threads=threads)
+    A = ZarrKernelOperator(k_dd, block_bytes=block_bytes, device=device, symmetric=True, threads=threads)
+    ridge_given = float(ridge)
+    if ridge_scale == "mean_diagonal":
+        ridge = ridge_given * float(A.diagonal().mean())  # the diagonal tiles only
+        emit(log, f"ridge {ridge_given:g} × mean diagonal of Θ(D,D) = {ridge:.6g}")
+    elif ridge_scale != "absolute":
+        raise ValueError(f"ridge_scale: expected 'absolute' or 'mean_diagonal', got {ridge_scale!r}")
+    A.ridge = float(ridge)
     Ax = ZarrKernelOperator(k_xd, block_bytes=block_bytes, device=device, threads=threads)
     if A.block_nbytes > block_bytes:
         emit(log, f"one tile ({A.block_nbytes / 2**20:.0f} MiB in float64) exceeds the streaming budget "
                   f"{block_bytes / 2**20:.0f} MiB (cap/4): memory use follows the tile size", logging.WARNING)
     info = dict(solver=choice.value, kind="entk" if entk else "pntk", n_train=n_d, n_test=n_x,
-                n_outputs=o, system_size=n, n_rhs=rhs.shape[1], ridge=float(ridge),
+                n_outputs=o, system_size=n, n_rhs=rhs.shape[1], ridge=float(ridge), ridge_given=ridge_given,
+                ridge_scale=ridge_scale, tol=float(tol),
                 memory_cap_bytes=cap, dense_bytes=dense_bytes, block_bytes=A.block_nbytes,
                 device=str(device), store=type(k_dd).__module__.split(".")[0], kernel=A.where)
     emit(log, f"linearized_predict: {info['kind']} N={n_d} M={n_x} O={o} → system {n}×{n} with "
