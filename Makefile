@@ -26,7 +26,7 @@ run: $(STAMP)
 	@echo; echo "Report: results/report.html"
 
 test: $(STAMP)
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest tests --durations=15
 
 # ruff (pyproject.toml), snakefmt on the Snakefile and rule files, Snakemake's own linter.
 lint: $(STAMP)
