@@ -177,7 +177,7 @@ class CostModel:
                    seconds=self.costs.light_job_s + read)
 
     def solve(self, n: int, rhs: int, m: int, solver: str, device: str, threads: int,
-              store_bytes: float = 0.0) -> tuple[float, float, float]:
+              store_bytes: float = 0.0, iterations: int | None = None) -> tuple[float, float, float]:
         """(FLOPs, seconds, dense bytes) of an n × n system with `rhs` columns, predicting m rows.
         Dense solvers read the store once; the iterative ones (in memory when store_bytes is 0) stream
         the upper triangle of Θ(D, D) once per iteration (pntk.regression.ZarrKernelOperator)."""
@@ -189,7 +189,7 @@ class CostModel:
             eff = c.cholesky_efficiency if solver == "cholesky" else c.eigh_efficiency
             secs = flops / (rate * eff) + store_bytes / p.zarr_read_bps
             return flops + predict, secs + predict / rate, (2 if solver == "cholesky" else 3) * 8.0 * n * n
-        iterations = c.nystrom_iterations if solver == "nystrom" else c.jacobi_cg_iterations
+        iterations = iterations or (c.nystrom_iterations if solver == "nystrom" else c.jacobi_cg_iterations)
         flops = iterations * 2.0 * n * n * rhs
         decode = store_bytes / 2 / p.zarr_read_bps  # one pass over the stored upper triangle
         secs = iterations * max(c.iteration_over_decode_pass * decode, 2.0 * n * n * rhs / rate)
@@ -218,11 +218,13 @@ class CostModel:
         c, dev = self.costs, rcfg["device"]
         cap = rcfg["memory_cap_gb"] * 2**30
         solver = choose_solver(rcfg["solver"], n, cap)
-        flops, secs, dense = self.solve(n, o, m, solver, dev, threads, store)
+        regularised = rcfg.get("ridge_scale") == "mean_diagonal" and rcfg["ridge"] >= 0.01
+        its = (c.nystrom_iterations_with_ridge if regularised else c.nystrom_iterations) if solver == "nystrom" \
+            else c.jacobi_cg_iterations
+        flops, secs, dense = self.solve(n, o, m, solver, dev, threads, store, iterations=its)
         p = self.profile(dev)
         notes = [f"solver {solver}"]
         if solver in ("nystrom", "cg"):
-            its = c.nystrom_iterations if solver == "nystrom" else c.jacobi_cg_iterations
             cap_its = NYSTROM_MAXITER if solver == "nystrom" else min(10 * n, 2000)
             notes = [f"solver {solver}: {its} iterations over the {store / 1e9:.3g} GB store assumed "
                      f"({secs / its / 60:.3g} min each; the solver stops at {cap_its})"]
@@ -235,7 +237,7 @@ class CostModel:
         stream = min(max(cap / 4, 2**20), 256 * 2**20) if solver in ("nystrom", "cg") else 0.0
         rank = min(rcfg.get("nystrom_rank") or NYSTROM_RANK, n, int(cap // (2 * 2 * 8 * n)))  # nystrom_rank's cut
         sketch = 2 * 8.0 * n * rank if solver == "nystrom" else 0.0  # two (n, ℓ) float64
-        peak = dense + stream + sketch + 8.0 * m * n + 8.0 * 6 * n * o  # + Θ(X, D) in float64 + CG vectors
+        peak = dense + stream + sketch + 8.0 * 6 * n * o  # + CG vectors (Θ(X, D) streams from its store too)
         return Job("regression", 1, flops + fwd, 8.0 * m * o * 3, peak + self._base(dev), secs, self.kind_of(dev),
                    threads, notes)
 

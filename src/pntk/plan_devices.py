@@ -87,6 +87,10 @@ class Costs:
     # iterations at N = 3,000. The least certain numbers of the model: a trained network's pNTK at the
     # workflow's tol 1e-8 may differ either way; the solvers' iteration caps bound it.
     nystrom_iterations: int = 160
+    # With a ridge of ≥ 1 % of the mean diagonal (regression.ridge_scale: mean_diagonal): 47 iterations
+    # measured on the cifar10-fcn-cpu run (FCN-3 w1024 pNTK at init, synthetic CIFAR-10, N = 50,000,
+    # rank 4000, tol 1e-6, 2026-12-01); the tail above the ridge is what CG still sees.
+    nystrom_iterations_with_ridge: int = 50
     jacobi_cg_iterations: int = 350
     iteration_over_decode_pass: float = 4.1
     sketch_over_decode_pass: float = 14.0
