@@ -258,8 +258,8 @@ def linearized_predict(k_dd, k_xd, f0_d, f0_x, y_d, *, ridge=0.0, ridge_scale="a
         raise ValueError(f"ridge_scale: expected 'absolute' or 'mean_diagonal', got {ridge_scale!r}")
     A.ridge = float(ridge)
     Ax = ZarrKernelOperator(k_xd, block_bytes=block_bytes, device=device, threads=threads)
-    if A.block_nbytes > block_bytes:
-        emit(log, f"one tile ({A.block_nbytes / 2**20:.0f} MiB in float64) exceeds the streaming budget "
+    if A.stored_block_nbytes > block_bytes:
+        emit(log, f"one tile ({A.stored_block_nbytes / 2**20:.0f} MiB as stored) exceeds the streaming budget "
                   f"{block_bytes / 2**20:.0f} MiB (cap/4): memory use follows the tile size", logging.WARNING)
     info = dict(solver=choice.value, kind="entk" if entk else "pntk", n_train=n_d, n_test=n_x,
                 n_outputs=o, system_size=n, n_rhs=rhs.shape[1], ridge=float(ridge), ridge_given=ridge_given,

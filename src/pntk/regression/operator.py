@@ -82,8 +82,16 @@ class ZarrKernelOperator:
 
     @property
     def block_nbytes(self) -> int:
-        """float64 bytes of one tile (what one worker holds, besides its row strip)."""
+        """float64 bytes of one tile (what ``columns`` and dense reads convert at a time)."""
         return 8 * self.o * self.o * self.tile[0] * self.tile[1]
+
+    @property
+    def stored_block_nbytes(self) -> int:
+        """Bytes of one tile in the stored dtype: what one worker holds during ``matmat`` (it converts
+        float64 row strips of STRIP_BYTES, never the whole tile)."""
+        item = np.dtype(getattr(self.k, "dtype", np.float64)).itemsize if not isinstance(self.k, torch.Tensor) \
+            else self.k.element_size()
+        return item * self.o * self.o * self.tile[0] * self.tile[1]
 
     def tiles(self) -> list[tuple[int, int, int, int]]:
         """Sample ranges (r0, r1, c0, c1) of the tiles one pass reads: all, or the upper triangle."""
