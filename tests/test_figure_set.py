@@ -206,3 +206,16 @@ def test_caption_files_and_index(records, tmp_path):
 def test_active_caption_file_is_current(name):
     assert (REPORT / f"active-{name}.rst").read_text() == figure_set.active_caption_rst(name), \
         "run: python -m pntk.paper.figure_set workflow/report"
+
+
+def test_regularised_regressions_are_said_in_the_caption():
+    """Figs 9, 11, 12 name the ridge each solve reported; a ridgeless run says nothing about it."""
+    def table(lam, rel=None):
+        rows = [{"statistic": "flin_test_acc", "value": 0.9}, {"statistic": "ridge", "value": lam}]
+        rows += [{"statistic": "ridge_relative", "value": rel}] if rel is not None else []
+        return pd.DataFrame(rows)
+
+    assert figure_set.ridge_notes(table(0.0)) == []
+    assert figure_set.ridge_notes(pd.DataFrame({"statistic": ["flin_test_acc"], "value": [0.9]})) == []
+    (note,) = figure_set.ridge_notes(table(29.94, 0.01))
+    assert "λ = 29.94–29.94 (0.01 × the mean diagonal of Θ(D,D))" in note and "not at" in note

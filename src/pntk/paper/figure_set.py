@@ -64,7 +64,22 @@ def _draw(spec: FigureSpec, stem: Path, inputs: dict, subsets: dict | None, form
         return figures_fits.plot_rate(points, df, stem, statistic, verdicts=run_verdicts(diag, training),
                                       ylabel=f"{ylabel_of(statistic)} at epoch {epoch}", **kw)
     plot = {"width": plot_stat_vs_width, "epochs": plot_over_epochs}[spec.plot]
-    return plot(df, spec.statistic, stem, spec.ylabel, verdicts=run_verdicts(df, training), **kw)
+    drawn = plot(df, spec.statistic, stem, spec.ylabel, verdicts=run_verdicts(df, training), **kw)
+    if spec.reads[0] == "regression":
+        drawn.notes.extend(ridge_notes(df))
+    return drawn
+
+
+def ridge_notes(regression: pd.DataFrame) -> list[str]:
+    """A sentence when the regressions were regularised (not the ridgeless t = ∞ limit), from the λ each
+    solve reported (statistic `ridge` of regression.csv)."""
+    lam = regression.loc[regression["statistic"] == "ridge", "value"]
+    if lam.empty or not (lam > 0).any():
+        return []
+    rel = regression.loc[regression["statistic"] == "ridge_relative", "value"].unique()
+    how = f" ({_values(sorted(rel))} × the mean diagonal of Θ(D,D))" if len(rel) else ""
+    return [f"the regressions are ridge-regularised, λ = {lam.min():.4g}–{lam.max():.4g}{how}: near, "
+            "not at, the ridgeless t = ∞ limit"]
 
 
 def _values(xs) -> str:

@@ -78,6 +78,11 @@ def regression_table(paths: list[str | Path], training: pd.DataFrame, verdicts: 
                  "flin_minus_current": rec["flin_test_acc"] - rec["model_test_acc"],
                  "flin_minus_final": rec["flin_test_acc"] - float(final.get(key, np.nan)),
                  "flin_model_agreement": rec["flin_model_agreement"]}
+        solver = rec.get("solver", {})
+        if "ridge" in solver:  # the λ the solve used, and the config's number when it was relative
+            stats["ridge"] = float(solver["ridge"])
+            if solver.get("ridge_scale") == "mean_diagonal":
+                stats["ridge_relative"] = float(solver["ridge_given"])
         rows += tidy_rows(m, stats)
     return _finish(pd.DataFrame(rows, columns=list(TIDY_COLUMNS)), verdicts, readout_widths)
 
