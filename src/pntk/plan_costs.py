@@ -13,7 +13,7 @@ from functools import lru_cache
 
 from .models import ModelSpec, init_model
 from .plan_devices import COSTS, Costs, DeviceProfile
-from .regression.linearized import NYSTROM_MAXITER, NYSTROM_RANK
+from .regression.linearized import NYSTROM_MAXITER, nystrom_rank
 
 ENGINE_FEATURE_BYTES = 1 << 30  # the kernel engine's per-sample-gradient budget when batch_size is None
 PROCESS_BASE_BYTES = 4e8        # RSS of a Python process with torch, numpy and zarr imported
@@ -235,7 +235,7 @@ class CostModel:
         fwd = forward_flops * (n + m)
         secs += self.start(dev) + fwd / p.flops("float64", threads) + xd_store / p.zarr_read_bps
         stream = min(max(cap / 4, 2**20), 256 * 2**20) if solver in ("nystrom", "cg") else 0.0
-        rank = min(rcfg.get("nystrom_rank") or NYSTROM_RANK, n, int(cap // (2 * 2 * 8 * n)))  # nystrom_rank's cut
+        rank = nystrom_rank(n, rcfg.get("nystrom_rank"), int(cap))  # the solver's own cut to the memory cap
         sketch = 2 * 8.0 * n * rank if solver == "nystrom" else 0.0  # two (n, ℓ) float64
         peak = dense + stream + sketch + 8.0 * 6 * n * o  # + CG vectors (Θ(X, D) streams from its store too)
         return Job("regression", 1, flops + fwd, 8.0 * m * o * 3, peak + self._base(dev), secs, self.kind_of(dev),

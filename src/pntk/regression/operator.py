@@ -74,6 +74,7 @@ class ZarrKernelOperator:
             side = max(1, math.isqrt(max(1, block_bytes // (8 * self.o * self.o))))
             self.tile = (min(side, max(1, self.n1)), min(side, max(1, self.n2)))
         self.threads = max(1, int(threads or torch.get_num_threads()))
+        self._diagonal = None  # Θ's diagonal once read (without the ridge)
         self.passes = 0  # full sweeps over the kernel
         self.read_seconds = 0.0  # summed over workers: time spent reading/decoding tiles
         self.pass_seconds = 0.0  # wall time of all passes
@@ -200,12 +201,15 @@ class ZarrKernelOperator:
         return out
 
     def diagonal(self) -> torch.Tensor:
-        """Diagonal (N·O,) of Θ + ridge, read from the diagonal tiles only (Jacobi preconditioner)."""
+        """Diagonal (N·O,) of Θ + ridge, read from the diagonal tiles once (they are 2 GB at N = 50,000) and
+        kept: the ridge scale, the Jacobi and the Nyström preconditioners all ask for it."""
         if self.n1 != self.n2:
             raise ValueError("diagonal needs a square kernel")
-        parts = [torch.diagonal(self.read(i, min(i + self.tile[0], self.n1), i, min(i + self.tile[0], self.n1)))
-                 for i in range(0, self.n1, self.tile[0])]
-        return torch.cat(parts).to(device=self.device, dtype=torch.float64) + self.ridge
+        if self._diagonal is None:
+            parts = [torch.diagonal(self.read(i, min(i + self.tile[0], self.n1), i, min(i + self.tile[0], self.n1)))
+                     for i in range(0, self.n1, self.tile[0])]
+            self._diagonal = torch.cat(parts).to(device=self.device, dtype=torch.float64)  # (N·O,) of Θ
+        return self._diagonal + self.ridge
 
     def to_dense(self) -> torch.Tensor:
         """Fresh float64 (N1·O, N2·O) tensor on the device, ridge on the diagonal; filled tile by tile."""
