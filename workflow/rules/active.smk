@@ -33,6 +33,7 @@ rule active_figures:
         table=f"{R}/tables/active.csv",
     log:
         f"{R}/logs/active_figures.log",
+    priority: PRIORITY["active_figures"]
     conda:
         CONDA_ENV
     resources:

@@ -13,6 +13,7 @@ rule diagnostics:
         f"{EPOCH_DIR}/diagnostics.log",
     benchmark:
         f"{R}/benchmarks/diagnostics/{RUN_PATTERN}/epoch{{epoch}}.tsv"
+    priority: PRIORITY["per_checkpoint"]
     conda:
         CONDA_ENV
     resources:

@@ -11,6 +11,7 @@ rule figures:
         **figure_outputs(),
     log:
         f"{R}/logs/figures.log",
+    priority: PRIORITY["figures"]
     conda:
         CONDA_ENV
     resources:
@@ -35,6 +36,7 @@ rule report:
         html=REPORT,
     log:
         f"{R}/logs/report.log",
+    priority: PRIORITY["figures"]
     conda:
         CONDA_ENV
     resources:

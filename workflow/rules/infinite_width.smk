@@ -9,6 +9,7 @@ rule infinite_width:
         csv=f"{R}/tables/infinite.csv",
     log:
         f"{R}/logs/infinite_width.log",
+    priority: PRIORITY["fillers"]
     conda:
         CONDA_ENV
     resources:

@@ -14,6 +14,7 @@ if config["kernels"]["jobs"] == "per_checkpoint":
             f"{EPOCH_DIR}/kernels/kernel_checkpoint.log",
         benchmark:
             f"{R}/benchmarks/kernel_checkpoint/{RUN_PATTERN}/epoch{{epoch}}.tsv"
+        priority: PRIORITY["kernels"]
         conda:
             CONDA_ENV
         threads: device_threads(config["kernels"]["device"])
@@ -41,6 +42,7 @@ else:
             sentinel=str(KERNEL.sentinel),
         log:
             str(KERNEL.log("init")),
+        priority: PRIORITY["kernels"]
         conda:
             CONDA_ENV
         resources:
@@ -63,6 +65,7 @@ else:
             str(KERNEL.flag("{i}", "{j}").with_suffix(".log")),
         benchmark:
             f"{R}/benchmarks/kernel_tile/{RUN_PATTERN}/epoch{{epoch}}/{{kind}}-{{rows}}-{{cols}}/{{i}}_{{j}}.tsv"
+        priority: PRIORITY["kernels"]
         group:
             "tiles"
         conda:
@@ -91,6 +94,7 @@ else:
             manifest=str(KERNEL.manifest),
         log:
             str(KERNEL.log("finalize")),
+        priority: PRIORITY["kernels"]
         conda:
             CONDA_ENV
         resources:

@@ -12,6 +12,7 @@ rule regression:
         f"{EPOCH_DIR}/regression.log",
     benchmark:
         f"{R}/benchmarks/regression/{RUN_PATTERN}/epoch{{epoch}}.tsv"
+    priority: PRIORITY["per_checkpoint"]
     conda:
         CONDA_ENV
     threads: HEAVY_CPU

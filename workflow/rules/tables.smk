@@ -15,6 +15,7 @@ rule tables:
         rate=f"{R}/tables/rate.csv",
     log:
         f"{R}/logs/tables.log",
+    priority: PRIORITY["tables"]
     conda:
         CONDA_ENV
     resources:
@@ -40,6 +41,7 @@ rule claims:
         warnings=f"{R}/tables/warnings.csv",
     log:
         f"{R}/logs/claims.log",
+    priority: PRIORITY["tables"]
     conda:
         CONDA_ENV
     resources:

@@ -11,6 +11,7 @@ rule timing:
         **timing_paths(R, "{dataset}"),
     log:
         f"{R}/logs/timing/{{dataset}}.log",
+    priority: PRIORITY["fillers"]
     conda:
         CONDA_ENV
     threads: config["timing"]["threads"]

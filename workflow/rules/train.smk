@@ -8,6 +8,7 @@ rule train:
     log:
         f"{R}/logs/train/{RUN_PATTERN}.log",
     cache: "omit-software"
+    priority: PRIORITY["train"]
     conda:
         CONDA_ENV
     threads: HEAVY_CPU
