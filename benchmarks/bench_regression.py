@@ -109,20 +109,22 @@ def bench_one(kdd, kxd, labels, n, args, log) -> dict:
     product, _ = timed(lambda: op.matmat(v), args.repeats)
     row.update(decode_pass_s=stats(decode), product_pass_s=stats(product),
                decode_triangle_gb_per_s=round(arr.nbytes / 2 / 1e9 / min(decode), 2))
-    common = dict(ridge=args.ridge, device=args.device, log=log, return_info=True, tol=args.tol,
-                  threads=args.threads)
+    common = dict(ridge=args.ridge, ridge_scale=args.ridge_scale, device=args.device, log=log, return_info=True,
+                  tol=args.tol, threads=args.threads)
 
     def nystrom():
         return linearized_predict(arr, kxd_arr, None, None, y_d, solver="nystrom", rank=args.rank,
-                                  memory_cap_bytes=args.cap_gb * 2**30, **common)
+                                  memory_cap_bytes=args.cap_gb * 2**30, landmarks=args.landmarks, **common)
 
     solve, (p_ny, info) = timed(nystrom, args.solve_repeats)
     iters = info["cg_iterations"]
-    cg_passes = info["kernel_passes"] - 1  # the landmark-columns pass is in nystrom_seconds
+    # uniform landmarks read their columns in one pass (inside nystrom_seconds); pivoted Cholesky reads rows
+    cg_passes = info["kernel_passes"] - (1 if args.landmarks == "uniform" else 0)
     per_iter = (info["seconds"] - info["nystrom_seconds"]) / max(cg_passes, 1)  # CG products incl. verifying
     row.update(nystrom_s=stats(solve), iterations=iters, converged=info["cg_converged"], jitter=info["jitter"],
                residual=info["cg_max_rel_residual"], rank=info["nystrom_rank"], sketch_s=info["nystrom_seconds"],
-               lambda_max=info["nystrom_lambda_max"], tail_level=info["nystrom_level"],
+               lambda_max=info["nystrom_lambda_max"], tail_level=info["nystrom_level"], landmarks=args.landmarks,
+               ridge_used=info["ridge"], seconds_total=round(info["seconds"], 1),
                per_iteration_s=round(per_iter, 3), per_iteration_over_decode=round(per_iter / min(decode), 2),
                acc_nystrom=accuracy(p_ny, y_test), iterations_le_30=iters <= 30)
     if n <= args.cg_max:  # plain CG on the same system (no escalation): its iteration count, capped
@@ -156,6 +158,10 @@ def main():
     ap.add_argument("--tile", type=int, default=2048)
     ap.add_argument("--rank", type=int, default=None, help="Nyström landmark columns (default: the library's)")
     ap.add_argument("--ridge", type=float, default=0.0)
+    ap.add_argument("--ridge-scale", choices=["absolute", "mean_diagonal"], default="absolute",
+                    help="mean_diagonal: --ridge is a fraction of Θ's mean diagonal (as regression.ridge_scale)")
+    ap.add_argument("--landmarks", choices=["rpcholesky", "uniform"], default="rpcholesky",
+                    help="Nyström landmarks: randomly pivoted Cholesky or uniform columns")
     ap.add_argument("--tol", type=float, default=1e-6, help="CG relative residual per right-hand side")
     ap.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads = tile readers")
     ap.add_argument("--repeats", type=int, default=3, help="repeats of the single passes")
@@ -182,8 +188,9 @@ def main():
         print(f"  [{time.perf_counter() - stamp:7.1f} s] {msg}", file=sys.stderr, flush=True)
 
     head = (f"# {datetime.date.today()} | {machine_description()} | device {args.device} | torch {torch.__version__} "
-            f"| zarr {zarr.__version__} | threads {args.threads} | ridge {args.ridge}, tol {args.tol}, rank "
-            f"{args.rank or 'default'} | {os.cpu_count()} CPUs, load avg {os.getloadavg()[0]:.1f}")
+            f"| zarr {zarr.__version__} | threads {args.threads} | ridge {args.ridge} ({args.ridge_scale}), "
+            f"tol {args.tol}, rank {args.rank or 'default'}, {args.landmarks} landmarks | {os.cpu_count()} CPUs, "
+            f"load avg {os.getloadavg()[0]:.1f}")
     print(head, flush=True)
     rows = []
     try:
@@ -191,7 +198,7 @@ def main():
             labels = zarr.open_group(str(args.store), mode="r")["row_label"][:]
             if args.store_xd:
                 labels = np.concatenate([labels, zarr.open_group(str(args.store_xd), mode="r")["row_label"][:]])
-            n = len(zarr.open_group(str(args.store), mode="r")["row"])
+            n = zarr.open_group(str(args.store), mode="r")["row"].shape[0]
             rows.append(bench_one(args.store, args.store_xd, labels, n, args, log))
             print(json.dumps(rows[-1]), flush=True)
         for n in [] if args.store else args.sizes:

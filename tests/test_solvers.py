@@ -11,6 +11,7 @@ from pntk.kernels import empirical_kernel
 from pntk.models import FCN
 from pntk.regression import NotConvergedError, choose_solver, linearized_predict
 from pntk.regression.preconditioners import nystrom
+from pntk.regression.rpcholesky import rp_cholesky
 from pntk.regression.solvers import ZarrKernelOperator, cg_solve
 from pntk.store import zarr_store as kstore
 
@@ -196,3 +197,81 @@ def test_not_converged_error_names_the_store(tmp_path, pntk_problem):
     with pytest.raises(NotConvergedError, match=r"nystrom-pcg did not converge on store .*named\.zarr.*residual"):
         linearized_predict(str(tmp_path / "named.zarr"), p["kx"], None, None, p["y"], solver="nystrom", rank=5,
                            tol=1e-14, maxiter=1)
+
+
+@pytest.mark.parametrize("stored", ["uncompressed", "zstd", "memory"])
+def test_operator_rows_equal_the_kernel(tmp_path, pntk_problem, stored):
+    k = pntk_problem["k"].astype(np.float32)
+    if stored == "memory":
+        arr = k
+    else:
+        ids = np.arange(300)
+        kw = dict(kind="pntk", row_ids=ids, col_ids=ids, row_labels=ids % 5, col_labels=ids % 5, tile=128)
+        arr = kstore.create_store(tmp_path / "k.zarr", dtype="float32", **kw)["kernel"] if stored == "uncompressed" \
+            else zarr.open_group(tmp_path / "k.zarr", mode="w").create_array("kernel", shape=k.shape, chunks=(128, 128),
+                                                                            dtype="f4")
+        arr[...] = k
+    op = ZarrKernelOperator(arr, symmetric=True)
+    assert (op.raw is not None) == (stored == "uncompressed")
+    idx = np.array([0, 5, 127, 128, 200, 255, 256, 299])  # both sides of every tile edge, the padded edge tile
+    assert np.array_equal(op.rows(idx).numpy(), k[idx].astype(np.float64))
+    v = torch.randn(300, 3, dtype=torch.float64)
+    stored_sym = np.triu(k).astype(np.float64) + np.triu(k, 1).T.astype(np.float64)
+    assert np.allclose(op.matmat(v).numpy(), stored_sym @ v.numpy(), rtol=1e-12, atol=1e-9)
+
+
+def test_operator_rows_of_an_entk(pntk_problem):
+    rng = np.random.default_rng(4)
+    k4 = rng.normal(size=(20, 20, 3, 3))
+    flat = k4.transpose(0, 2, 1, 3).reshape(60, 60)
+    op = ZarrKernelOperator(k4)
+    idx = np.array([1, 2, 3, 31, 59])
+    assert np.array_equal(op.rows(idx).numpy(), flat[idx])
+
+
+def test_rp_cholesky_is_the_nystrom_approximation_on_its_pivots(pntk_problem):
+    k = pntk_problem["k"]
+    op = ZarrKernelOperator(k, symmetric=True, block_bytes=8 * 64 * 64)
+    pre = rp_cholesky(op, 40, seed=1, block=16)
+    assert pre.rank == 40 and pre.pivots.size >= 40
+    s = pre.pivots
+    nys = k[:, s] @ np.linalg.pinv(k[np.ix_(s, s)], rcond=1e-12) @ k[s]  # Θ[:,S] Θ[S,S]⁺ Θ[S,:]
+    approx = pre.F.numpy() @ pre.F.numpy().T
+    assert np.abs(approx - nys).max() <= 1e-6 * np.abs(k).max()
+    lam = np.linalg.eigvalsh(k - approx)
+    assert lam[0] >= -1e-8 * np.abs(k).max()  # Θ̂ ⪯ Θ
+    assert np.isclose(pre.level, np.trace(k - approx) / 300, rtol=1e-6)
+    # adaptive pivots leave less than uniform columns of the same number on this clustered kernel
+    uniform = nystrom(op, 40, seed=1)
+    u = uniform.U.numpy()
+    assert np.trace(k - approx) < np.trace(k - (u * uniform.eigenvalues.numpy()) @ u.T)
+    # the preconditioner is FTU's (c + μ) U (Λ̂ + μI)⁻¹ Uᵀ + (I − UUᵀ), with Θ̂ = U Λ̂ Uᵀ
+    lam, vec = np.linalg.eigh(approx)
+    u, lam = vec[:, lam > 1e-9 * lam.max()], lam[lam > 1e-9 * lam.max()]
+    for mu in (0.3, 0.0):
+        mu_p = max(mu, 1e-10 * lam.max())  # μ = 0 is floored (RANK_RTOL·λ̂_1): P stays definite
+        want = (pre.level + mu_p) * (u / (lam + mu_p)) @ u.T + np.eye(300) - u @ u.T
+        p_inv = pre.for_shift(mu)(torch.eye(300, dtype=torch.float64)).numpy()
+        assert np.allclose(p_inv, want, rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("landmarks", ["rpcholesky", "uniform"])
+def test_both_landmark_choices_equal_cholesky(tmp_path, pntk_problem, landmarks):
+    p = pntk_problem
+    ids = np.arange(300)
+    kw = dict(kind="pntk", row_ids=ids, col_ids=ids, row_labels=ids % 5, col_labels=ids % 5, tile=128)
+    arr = kstore.create_store(tmp_path / "k.zarr", dtype="float64", **kw)["kernel"]
+    arr[...] = p["k"]
+    pred, info = linearized_predict(arr, p["kx"], None, None, p["y"], solver="nystrom", rank=60, tol=1e-12,
+                                    return_info=True, landmarks=landmarks)
+    assert info["cg_converged"] and info["jitter"] == 0 and info["cg_iterations"] > 1
+    assert rel(pred, dense_reference(p["k"], p["kx"], p["y"], 0.0)) <= 1e-8
+    assert info["nystrom_rank"] <= 60
+
+
+def test_rp_cholesky_stops_at_the_rank_of_a_low_rank_kernel():
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(80, 6))
+    k = x @ x.T  # rank 6
+    pre = rp_cholesky(ZarrKernelOperator(k, symmetric=True), 50, block=8)
+    assert pre.rank == 6 and pre.level <= 1e-8 * np.trace(k) / 80

@@ -54,6 +54,15 @@ def heavy_cpu_threads():
 
 HEAVY_CPU = heavy_cpu_threads()
 
+
+def regression_threads():
+    """Every core for an out-of-core regression (N ≥ 10,000: CG streaming the store), one for a small one
+    (a dense solve of a few thousand points takes seconds on one core). A job asking for all cores starts
+    only when all are free: on the default run the 20 two-core regressions waited behind every one-core
+    job and ran last, one at a time."""
+    n_train, _ = pcfg.split_sizes(config)
+    return HEAVY_CPU if n_train >= 10000 else 1
+
 # Scheduling priorities (higher first; Snakemake's default is 0). The critical path is train → kernels →
 # diagnostics/regression → tables → figures → report; timing, infinite-width and active learning depend on
 # nothing but the data and fill the cores while it waits. Without them the scheduler started all 21

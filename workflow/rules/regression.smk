@@ -15,7 +15,7 @@ rule regression:
     priority: PRIORITY["per_checkpoint"]
     conda:
         CONDA_ENV
-    threads: HEAVY_CPU
+    threads: regression_threads()
     resources:
         **device_resources(
             config["regression"]["device"],

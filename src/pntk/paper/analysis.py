@@ -44,6 +44,7 @@ def solver_options(regression_cfg: dict) -> dict:
     tolerance, Nyström rank, memory cap)."""
     return dict(ridge=regression_cfg["ridge"], ridge_scale=regression_cfg.get("ridge_scale", "absolute"),
                 tol=regression_cfg.get("tol", 1e-8), rank=regression_cfg.get("nystrom_rank"), log=log,
+                landmarks=regression_cfg.get("nystrom_landmarks", "rpcholesky"),
                 memory_cap_bytes=int(regression_cfg["memory_cap_gb"] * 2**30))
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from .preconditioners import jacobi, nystrom
+from .rpcholesky import rp_cholesky
 from .solvers import (
     LogLike,
     NotConvergedError,
@@ -130,20 +131,32 @@ def nystrom_rank(n: int, rank: int | None, cap: int) -> int:
     return max(1, min(want, cap // (2 * 2 * 8 * max(n, 1))))
 
 
+LANDMARKS = ("rpcholesky", "uniform")
+
+
 def _solve_nystrom(A, rhs, ctx):
     diag = A.diagonal()
     mean_diag = max(float(diag.mean()), 1e-300)
     rank = ctx["rank"]
-    pre = nystrom(A, rank, seed=0, diagonal=diag)
-    lam = pre.eigenvalues
-    emit(ctx["log"], f"nystrom: {pre.columns} landmark columns → rank {pre.rank}, λ̂ from {float(lam[0]):.3e} "
-                     f"to {float(lam[-1]):.3e}, tail level c = {pre.level:.3e} "
-                     f"({pre.level / mean_diag:.1e}·mean diag), {pre.seconds:.1f} s")
+    if ctx["landmarks"] == "rpcholesky":
+        pre = rp_cholesky(A, rank, seed=0, diagonal=diag)
+        emit(ctx["log"], f"nystrom (randomly pivoted Cholesky): {pre.pivots.size} pivot rows → rank {pre.rank}, "
+                         f"λ̂_max {pre.lam_max:.3e}, residual diagonal mean {pre.level:.3e} "
+                         f"({pre.level / mean_diag:.1e}·mean diag), {pre.seconds:.1f} s")
+        level, lam_max = pre.level, pre.lam_max
+    elif ctx["landmarks"] == "uniform":
+        pre = nystrom(A, rank, seed=0, diagonal=diag)
+        lam = pre.eigenvalues
+        emit(ctx["log"], f"nystrom: {pre.columns} landmark columns → rank {pre.rank}, λ̂ from {float(lam[0]):.3e} "
+                         f"to {float(lam[-1]):.3e}, tail level c = {pre.level:.3e} "
+                         f"({pre.level / mean_diag:.1e}·mean diag), {pre.seconds:.1f} s")
+        level, lam_max = pre.level, float(lam[0]) if pre.rank else float(diag.sum())
+    else:
+        raise ValueError(f"landmarks: expected one of {LANDMARKS}, got {ctx['landmarks']!r}")
     alpha, info, jitter, attempts = solve_escalating(
         A, rhs, make_precond=lambda jitter: pre.for_shift(A.ridge + jitter), tol=ctx["tol"],
         maxiter=ctx["maxiter"] or NYSTROM_MAXITER, log=ctx["log"], name="nystrom-pcg", where=A.where,
-        mean_diag=mean_diag, level=pre.level + A.ridge,
-        lam_max=float(pre.eigenvalues[0]) if pre.rank else float(diag.sum()))
+        mean_diag=mean_diag, level=level + A.ridge, lam_max=lam_max)
     ctx["info"].update(pre.summary())
     _iterative_info(A, info, jitter, attempts, ctx)
     return alpha
@@ -193,7 +206,7 @@ def choose_solver(solver, n: int, cap: int, finite_t: bool, log: LogLike = None)
 
 def linearized_predict(k_dd, k_xd, f0_d, f0_x, y_d, *, ridge=0.0, ridge_scale="absolute", t=None, solver="auto",
                        memory_cap_bytes=None, device="cpu", log: LogLike = None, tol=1e-8,
-                       maxiter=None, return_info=False, rank=None, threads=None):
+                       maxiter=None, return_info=False, rank=None, threads=None, landmarks="rpcholesky"):
     """Predictions of the linearized model at time t (t=None: infinite time), float64 numpy.
 
     f_lin(x) = f0(x) + Θ(x,D) Θ(D,D)^{-1} (Y − f0(D))                      (t=None)
@@ -212,6 +225,8 @@ def linearized_predict(k_dd, k_xd, f0_d, f0_x, y_d, *, ridge=0.0, ridge_scale="a
             memory_cap_bytes (default: half the available RAM, or 80 % of free GPU memory),
             otherwise "nystrom": CG preconditioned by ``rank`` Nyström landmark columns (default
             NYSTROM_RANK, fewer if two (n, rank) float64 matrices exceed cap/2), streaming tiles
+            from the store; landmarks "rpcholesky" (default: pivots ∝ the residual diagonal, read as rows,
+            Woodbury preconditioner) or "uniform" (columns drawn uniformly in one pass, FTU form).
             from the store. "cg" is the same CG with a Jacobi preconditioner.
     tol / maxiter: CG stopping rule (relative residual per right-hand side; the final residual is
             recomputed). A CG that does not converge is retried with jitter on the diagonal (logged,
@@ -270,7 +285,8 @@ def linearized_predict(k_dd, k_xd, f0_d, f0_x, y_d, *, ridge=0.0, ridge_scale="a
               f"{rhs.shape[1]} rhs; solver={choice.value} (dense {dense_bytes / 2**20:.0f} MiB, "
               f"cap {cap / 2**20:.0f} MiB, tiles {A.block_nbytes / 2**20:.1f} MiB in float64 on "
               f"{A.threads} threads) on {device}")
-    ctx = dict(log=log, tol=tol, maxiter=maxiter, times=times, info=info, rank=nystrom_rank(n, rank, cap))
+    ctx = dict(log=log, tol=tol, maxiter=maxiter, times=times, info=info, rank=nystrom_rank(n, rank, cap),
+               landmarks=landmarks)
     if choice is Solver.NYSTROM and ctx["rank"] < min(NYSTROM_RANK if rank is None else rank, n):
         emit(log, f"nystrom: rank cut to {ctx['rank']} so that two ({n}, rank) float64 matrices stay within "
                   f"cap/2 = {cap / 2**21:.0f} MiB", logging.WARNING)

@@ -186,12 +186,28 @@ def chunk_checksums(path: str | Path) -> dict[str, str | None]:
 
 
 def checksums_of(arr: zarr.Array) -> dict[str, str | None]:
-    """:func:`chunk_checksums` of an open kernel array (any zarr store, e.g. inside a zip)."""
+    """:func:`chunk_checksums` of an open kernel array (any zarr store, e.g. inside a zip). An uncompressed
+    local store is read chunk file by chunk file into one reused buffer (no allocation per tile: this pass
+    re-reads the whole store when a job finalizes)."""
+    from .raw_chunks import RawChunks
+
+    raw = RawChunks.of(arr) if arr.ndim == 2 else None
+    buffer = raw.buffer() if raw is not None else None
     out: dict[str, str | None] = {}
     for i, j in all_tiles(arr):
-        block = read_tile(arr, i, j)
-        out[f"{i}_{j}"] = None if np.isnan(block).all() else tile_sha256(block)
+        if raw is not None:
+            rs, cs = tile_slices(arr, i, j)
+            block = raw.read_chunk((i, j), buffer)[: rs.stop - rs.start, : cs.stop - cs.start]
+        else:
+            block = read_tile(arr, i, j)
+        out[f"{i}_{j}"] = None if _all_nan(block) else tile_sha256(block)
     return out
+
+
+def _all_nan(block: np.ndarray) -> bool:
+    """Never written (the NaN fill value)? A written tile is told apart by its first value, without a full
+    boolean temporary of the tile's size."""
+    return block.size == 0 or (bool(np.isnan(block.flat[0])) and bool(np.isnan(block).all()))
 
 
 def read_block(path: str | Path, row_ids: np.ndarray, col_ids: np.ndarray) -> np.ndarray:
