@@ -63,6 +63,7 @@ def regression_threads():
     n_train, _ = pcfg.split_sizes(config)
     return HEAVY_CPU if n_train >= 10000 else 1
 
+
 # Scheduling priorities (higher first; Snakemake's default is 0). The critical path is train → kernels →
 # diagnostics/regression → tables → figures → report; timing, infinite-width and active learning depend on
 # nothing but the data and fill the cores while it waits. Without them the scheduler started all 21
