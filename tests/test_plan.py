@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -317,3 +318,35 @@ def test_the_plan_does_not_change_the_config():
     before = copy.deepcopy(cfg)
     plan_workflow(cfg, FIXED_CPU, cores=2)
     assert cfg == before
+
+
+def _threads_by_rule(output: str) -> dict[str, set[int]]:
+    """{rule: thread counts of its jobs} from `snakemake -n` (a job prints 'threads: N' when N > 1)."""
+    out: dict[str, set[int]] = {}
+    rule = None
+    for line in output.splitlines():
+        m = re.match(r"^(?:local)?rule (\w+):", line)
+        if m:
+            rule = m.group(1)
+            out.setdefault(rule, set()).add(1)
+            continue
+        m = re.match(r"^\s+threads: (\d+)", line)
+        if m and rule:
+            out[rule].discard(1)
+            out[rule].add(int(m.group(1)))
+    return out
+
+
+@pytest.mark.slow
+def test_small_regressions_take_one_core_large_ones_all(tmp_path):
+    """A job asking for every core waits until all are free: the default run's 20 small regressions must
+    take one core (else they ran last, one at a time); the CIFAR-10 one streams 10 GB and takes both."""
+    threads = {}
+    for name in ("default", "cifar10-fcn-cpu"):
+        proc = subprocess.run([SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "-n",
+                               "--configfile", str(CONFIGS[name]), "--cores", "2"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900)
+        assert proc.returncode == 0, proc.stdout[-4000:]
+        threads[name] = _threads_by_rule(proc.stdout)
+    assert threads["default"]["regression"] == {1} and threads["default"]["train"] == {2}
+    assert threads["cifar10-fcn-cpu"]["regression"] == {2}

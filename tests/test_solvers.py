@@ -275,3 +275,17 @@ def test_rp_cholesky_stops_at_the_rank_of_a_low_rank_kernel():
     k = x @ x.T  # rank 6
     pre = rp_cholesky(ZarrKernelOperator(k, symmetric=True), 50, block=8)
     assert pre.rank == 6 and pre.level <= 1e-8 * np.trace(k) / 80
+
+
+def test_streaming_pass_restores_torch_threads(tmp_path, pntk_problem):
+    """Tile workers run their ops on one torch thread each (W workers × T threads oversubscribed the
+    cores: a pass took twice as long); the caller's thread count is back afterwards."""
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        op = ZarrKernelOperator(pntk_problem["k"], symmetric=True, threads=2, block_bytes=8 * 64 * 64)
+        seen = []
+        op.stream(lambda *a: seen.append(torch.get_num_threads()))
+        assert seen and set(seen) == {1} and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

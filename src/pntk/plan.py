@@ -22,6 +22,9 @@ RULES = ("prepare_data", "train", "kernel_checkpoint", "kernel_init", "kernel_ti
          "active_learning", "active_figures", "report", "all")
 
 
+REGRESSION_ALL_CORES_FROM = 10000  # train points from which a CPU regression takes every core (common.smk)
+
+
 def job_counts(config: dict) -> dict[str, int]:
     """Jobs per rule of a run from scratch: what `snakemake -n` lists in its job stats."""
     n_ckpt = len(pcfg.runs(config)) * len(config["train"]["checkpoint_epochs"])
@@ -115,7 +118,9 @@ def plan_workflow(config: dict, device: DeviceProfile, *, cores: int | None = No
         jobs += [_times(j, seeds * epochs) for j in _kernel_jobs(cm, config, ms, o, res)]
         if pcfg.has_full_pntk(config):
             dd, xd = (store_bytes(config, "pntk", r, "train", o) for r in ("train", "test"))
-            job = cm.regression(n_train, n_test, o, config["regression"], dd, xd, model_facts(ms).forward_flops, heavy)
+            reg_threads = heavy if n_train >= REGRESSION_ALL_CORES_FROM else 1  # regression_threads() of common.smk
+            job = cm.regression(n_train, n_test, o, config["regression"], dd, xd, model_facts(ms).forward_flops,
+                                reg_threads)
             jobs.append(_times(job, seeds * epochs))
     if config["diagnostics"]["enabled"]:
         d, x = config["data"]["subset_train"], config["data"]["subset_test"]
@@ -133,7 +138,7 @@ def plan_workflow(config: dict, device: DeviceProfile, *, cores: int | None = No
         jobs.append(cm.infinite(specs, len(inf["seeds"]), min(inf["n_points"], n_train)))
     jobs += [cm.light("tables", COSTS.tables_s), cm.light("claims", COSTS.tables_s),
              cm.light("figures", COSTS.figures_s),
-             cm.light("report", COSTS.light_job_s)]  # reads the PNGs and small tables, writes one page
+             cm.light("report", 0.0)]  # reads the PNGs and small tables, writes one page: the start is all
     a = config["active"]
     for strategy, _seed in pcfg.active_runs(config):
         aspec = ModelSpec(a["arch"], a["width"], in_shape, o, a["depth"])

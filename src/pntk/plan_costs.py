@@ -166,8 +166,10 @@ class CostModel:
         return Job("kernel_tile", 1, flops, written, peak + self._base(dev), secs, self.kind_of(dev), threads, notes)
 
     def light(self, rule: str, seconds: float) -> Job:
-        """A CPU job that reads small tables and writes small files (tables, figures)."""
-        return Job(rule, 1, bytes_written=1e6, peak_bytes=PROCESS_BASE_BYTES, seconds=self.start("cpu") + seconds)
+        """A CPU job that reads small tables and writes small files (tables, claims, figures, report): its
+        script imports no torch, so it starts faster than the calibrated job start."""
+        start = self.costs.torch_free_start_s + self.costs.job_finish_s
+        return Job(rule, 1, bytes_written=1e6, peak_bytes=PROCESS_BASE_BYTES, seconds=start + seconds)
 
     def store_bookkeeping(self, rule: str, store_bytes: float, n_coords: int) -> Job:
         """kernel_init (coordinates, metadata) or kernel_finalize (checksums every chunk: reads the store);
@@ -177,7 +179,7 @@ class CostModel:
                    seconds=self.costs.light_job_s + read)
 
     def solve(self, n: int, rhs: int, m: int, solver: str, device: str, threads: int,
-              store_bytes: float = 0.0, iterations: int | None = None) -> tuple[float, float, float]:
+              store_bytes: float = 0.0, iterations: int | None = None, rank: int = 0) -> tuple[float, float, float]:
         """(FLOPs, seconds, dense bytes) of an n × n system with `rhs` columns, predicting m rows.
         Dense solvers read the store once; the iterative ones (in memory when store_bytes is 0) stream
         the upper triangle of Θ(D, D) once per iteration (pntk.regression.ZarrKernelOperator)."""
@@ -193,8 +195,9 @@ class CostModel:
         flops = iterations * 2.0 * n * n * rhs
         decode = store_bytes / 2 / p.zarr_read_bps  # one pass over the stored upper triangle
         secs = iterations * max(c.iteration_over_decode_pass * decode, 2.0 * n * n * rhs / rate)
-        if solver == "nystrom":
-            secs += c.sketch_over_decode_pass * decode
+        if solver == "nystrom":  # the pivoted-Cholesky sketch: block updates and FᵀF, then eigh of FᵀF
+            sketch = 3.0 * n * rank**2 + 10.0 * float(rank) ** 3
+            flops, secs = flops + sketch, secs + sketch / (rate * c.sketch_efficiency)
         return flops + predict, secs + predict / rate, 0.0
 
     def diagnostics(self, d: int, x: int, o: int, cap_bytes: float, solver: str, store_bytes_read: float) -> Job:
@@ -221,7 +224,8 @@ class CostModel:
         regularised = rcfg.get("ridge_scale") == "mean_diagonal" and rcfg["ridge"] >= 0.01
         its = (c.nystrom_iterations_with_ridge if regularised else c.nystrom_iterations) if solver == "nystrom" \
             else c.jacobi_cg_iterations
-        flops, secs, dense = self.solve(n, o, m, solver, dev, threads, store, iterations=its)
+        rank = nystrom_rank(n, rcfg.get("nystrom_rank"), int(cap))  # the solver's own cut to the memory cap
+        flops, secs, dense = self.solve(n, o, m, solver, dev, threads, store, iterations=its, rank=rank)
         p = self.profile(dev)
         notes = [f"solver {solver}"]
         if solver in ("nystrom", "cg"):
@@ -235,8 +239,7 @@ class CostModel:
         fwd = forward_flops * (n + m)
         secs += self.start(dev) + fwd / p.flops("float64", threads) + xd_store / p.zarr_read_bps
         stream = min(max(cap / 4, 2**20), 256 * 2**20) if solver in ("nystrom", "cg") else 0.0
-        rank = nystrom_rank(n, rcfg.get("nystrom_rank"), int(cap))  # the solver's own cut to the memory cap
-        sketch = 2 * 8.0 * n * rank if solver == "nystrom" else 0.0  # two (n, ℓ) float64
+        sketch = 8.0 * n * rank + 8.0 * rank * rank if solver == "nystrom" else 0.0  # F (n, k), FᵀF (k, k)
         peak = dense + stream + sketch + 8.0 * 6 * n * o  # + CG vectors (Θ(X, D) streams from its store too)
         return Job("regression", 1, flops + fwd, 8.0 * m * o * 3, peak + self._base(dev), secs, self.kind_of(dev),
                    threads, notes)

@@ -58,9 +58,11 @@ class Costs:
     # engine's FLOP model against 24.9 GFLOP/s sgemm in the same minute (2-core EPYC, load ~10).
     kernel_efficiency_cpu: float = 0.7
     kernel_efficiency_cuda: float = 0.5   # assumption until benchmarks/device_check.sh measures it
-    # SGD steps (batch 128): FCN-3 w1024, 5,000 CIFAR-shaped images, 2 threads: 4.0 GFLOP/s (fwd+bwd FLOPs
-    # from torch's FlopCounterMode) against sgemm 19.7 GFLOP/s in the same minute (load ~10).
-    train_efficiency_cpu: float = 0.2
+    # SGD steps: FCN-3 w1024, 4 epochs of 50,000 CIFAR-shaped images, batch 128, 2 threads: 99 s for 6.31
+    # TFLOP (the cifar10-fcn-cpu run of 2026-12-01, quiet): 0.52 of the calibrated sgemm rate; 0.45 also
+    # keeps the default digits runs (overhead-dominated) within 5 % (0.2, from a machine at load ~10, put the
+    # CIFAR-10 train at 2.7× its time).
+    train_efficiency_cpu: float = 0.45
     train_efficiency_cuda: float = 0.3    # assumption (small batches: far from peak)
     # Dense float64 LAPACK against dgemm, one thread: Cholesky 0.2–0.35 at n = 1000–2000 (rises with n),
     # eigvalsh 0.15–0.3 at n = 1000–2000 (tridiagonalisation is memory-bound), eigh (4 n³) ≈ 0.2.
@@ -77,6 +79,9 @@ class Costs:
     # Snakemake's own work around a job (output checks, metadata): median 5 s between a job's last log
     # line and "Finished jobid" in a default run on this 2-core machine (two jobs at a time).
     job_finish_s: float = 5.0
+    # Start of a job that does not import torch (tables, claims, figures, report): Python, numpy, pandas,
+    # matplotlib and pntk's tables, ≈ 2 s here (`python -c "import pntk.paper.report"` 1.9 s, figure_set 2.6 s).
+    torch_free_start_s: float = 2.0
     cuda_init_s: float = 5.0             # first CUDA call of a job (context, cuBLAS handles); assumption
     # prepare_data: README "25 s CPU for the 60,000 CIFAR-10 images" = 1.8e8 values.
     prepare_s_per_value: float = 1.4e-7
@@ -87,13 +92,19 @@ class Costs:
     # iterations at N = 3,000. The least certain numbers of the model: a trained network's pNTK at the
     # workflow's tol 1e-8 may differ either way; the solvers' iteration caps bound it.
     nystrom_iterations: int = 160
-    # With a ridge of ≥ 1 % of the mean diagonal (regression.ridge_scale: mean_diagonal): 47 iterations
-    # measured on the cifar10-fcn-cpu run (FCN-3 w1024 pNTK at init, synthetic CIFAR-10, N = 50,000,
-    # rank 4000, tol 1e-6, 2026-12-01); the tail above the ridge is what CG still sees.
-    nystrom_iterations_with_ridge: int = 50
+    # With a ridge of ≥ 1 % of the mean diagonal (regression.ridge_scale: mean_diagonal), randomly pivoted
+    # Cholesky landmarks, tol 1e-6 (bench_regression.py on the cifar10-fcn-cpu run's FCN-3 w1024 pNTKs,
+    # synthetic CIFAR-10, N = 50,000, 2026-12-01): 45 iterations at init (rank 5000), 30 after 4 epochs
+    # (rank 4000); uniform columns of rank 4000 took 47 / 40.
+    nystrom_iterations_with_ridge: int = 40
     jacobi_cg_iterations: int = 350
-    iteration_over_decode_pass: float = 4.1
-    sketch_over_decode_pass: float = 14.0
+    # One CG iteration over the decode pass this machine's calibration measures through zarr (0.82 GB/s):
+    # 4.8 s per iteration at N = 50,000 against a 6.1 s zarr pass, since chunk files are read into reused
+    # buffers and multiplied in reused float64 strips (it was 4.1 before, with a fresh allocation per chunk).
+    iteration_over_decode_pass: float = 0.8
+    # The randomly pivoted Cholesky sketch: ≈ 3·n·k² flops (block updates, FᵀF) + ≈ 10·k³ (eigh of FᵀF) at
+    # this fraction of the float64 GEMM rate (measured 112 s for n = 50,000, k = 5,000: 0.75 on 2 threads).
+    sketch_efficiency: float = 0.6
     # Light jobs (tables, figures, init/finalize bookkeeping): seconds beyond the job start. Measured
     # 2026-12-01 (job logs): tables 3 s, claims 3 s, figures 22 s (default config) and 39 s (CIFAR-10 CPU run;
     # Snakemake's per-job times 7–13 s and 26–39 s with the start).
