@@ -1,7 +1,13 @@
 """timing: seconds per pair of inputs for eNTK and pNTK of torchvision ResNets (paper Fig 1)."""
 from pntk.scriptutil import setup
 
-log = setup(snakemake)  # torch threads = the rule's threads, recorded in every row
+log = setup(snakemake)  # noqa: F821
+
+import torch  # noqa: E402
+
+# The rule holds every core (nothing runs beside the measurement); torch uses timing.threads of them,
+# recorded in every row.
+torch.set_num_threads(int(snakemake.params.torch_threads))  # noqa: F821
 
 from pntk.data import open_prepared
 from pntk.paper.timing import summarize, time_kernels, timing_warnings
