@@ -272,6 +272,11 @@ def num_classes(config: dict) -> int:
     return data_spec(config).num_classes
 
 
+# Train points from which a CPU regression (out-of-core CG streaming its store) takes every core; below it
+# one core (a dense solve of seconds). The workflow's regression_threads() and pntk plan both read it.
+REGRESSION_ALL_CORES_FROM = 10000
+
+
 def split_sizes(config: dict) -> tuple[int, int]:
     """(n_train, n_test) after the optional seeded subsampling."""
     data = config["data"]

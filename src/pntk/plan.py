@@ -22,9 +22,6 @@ RULES = ("prepare_data", "train", "kernel_checkpoint", "kernel_init", "kernel_ti
          "active_learning", "active_figures", "report", "all")
 
 
-REGRESSION_ALL_CORES_FROM = 10000  # train points from which a CPU regression takes every core (common.smk)
-
-
 def job_counts(config: dict) -> dict[str, int]:
     """Jobs per rule of a run from scratch: what `snakemake -n` lists in its job stats."""
     n_ckpt = len(pcfg.runs(config)) * len(config["train"]["checkpoint_epochs"])
@@ -118,7 +115,7 @@ def plan_workflow(config: dict, device: DeviceProfile, *, cores: int | None = No
         jobs += [_times(j, seeds * epochs) for j in _kernel_jobs(cm, config, ms, o, res)]
         if pcfg.has_full_pntk(config):
             dd, xd = (store_bytes(config, "pntk", r, "train", o) for r in ("train", "test"))
-            reg_threads = heavy if n_train >= REGRESSION_ALL_CORES_FROM else 1  # regression_threads() of common.smk
+            reg_threads = heavy if n_train >= pcfg.REGRESSION_ALL_CORES_FROM else 1  # as common.smk
             job = cm.regression(n_train, n_test, o, config["regression"], dd, xd, model_facts(ms).forward_flops,
                                 reg_threads)
             jobs.append(_times(job, seeds * epochs))

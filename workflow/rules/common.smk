@@ -61,7 +61,7 @@ def regression_threads():
     only when all are free: on the default run the 20 two-core regressions waited behind every one-core
     job and ran last, one at a time."""
     n_train, _ = pcfg.split_sizes(config)
-    return HEAVY_CPU if n_train >= 10000 else 1  # pntk.plan.REGRESSION_ALL_CORES_FROM
+    return HEAVY_CPU if n_train >= pcfg.REGRESSION_ALL_CORES_FROM else 1
 
 
 # Scheduling priorities (higher first; Snakemake's default is 0). The critical path is train → kernels →
