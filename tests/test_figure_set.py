@@ -121,10 +121,22 @@ def inputs(tmp_path_factory, small_digits_store) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def records(inputs, tmp_path_factory) -> dict[int, dict]:
     out = tmp_path_factory.mktemp("figures")
-    recs = {n: figure_set.render(n, out, inputs, subsets=SUBSETS, formats=("png",), dpi=60)
-            for n in figure_table.FIGURES}
+    numbers = sorted(figure_table.FIGURES)  # drawn by two forked workers, as the figures job does on 2 cores
+    recs = dict(zip(numbers, figure_set.render_many(numbers, out, inputs, subsets=SUBSETS, formats=("png",), dpi=60,
+                                                    workers=2), strict=True))
     figure_set.write_captions(list(recs.values()), out)
     return recs
+
+
+def test_workers_draw_what_one_process_draws(records, inputs, tmp_path):
+    """render_many's forked workers return the records (in figure order) and files of a plain loop."""
+    numbers = [3, 9, 1]
+    alone = figure_set.render_many(numbers, tmp_path, inputs, subsets=SUBSETS, formats=("png",), dpi=60, workers=1)
+    assert [r["number"] for r in alone] == numbers
+    for rec in alone:
+        ours = records[rec["number"]]
+        assert {k: v for k, v in rec.items() if k != "caption"} == {k: v for k, v in ours.items() if k != "caption"}
+        assert rec["caption"] == ours["caption"]
 
 
 @pytest.mark.parametrize("n", sorted(figure_table.FIGURES))

@@ -320,6 +320,12 @@ def has_full_pntk(config: dict) -> bool:
             and find_store(config, "pntk", "test", "train") == ("test", "train"))
 
 
+def analysis_in_one_job(config: dict) -> bool:
+    """`regression.jobs: with_diagnostics` and both rules run: one diagnostics_regression job per checkpoint."""
+    return (config["regression"]["jobs"] == "with_diagnostics" and config["diagnostics"]["enabled"]
+            and has_full_pntk(config))
+
+
 def active_runs(config: dict) -> list[tuple[str, int]]:
     """(strategy, seed) of every active-learning job; none unless `active.enabled`."""
     a = config["active"]

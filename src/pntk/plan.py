@@ -18,8 +18,8 @@ from .plan_devices import COSTS, DeviceProfile, host_profile
 from .store.zarr_store import tile_range
 
 RULES = ("prepare_data", "train", "kernel_checkpoint", "kernel_init", "kernel_tile", "kernel_finalize",
-         "diagnostics", "regression", "timing", "infinite_width", "tables", "claims", "figures",
-         "active_learning", "active_figures", "report", "all")
+         "diagnostics", "regression", "diagnostics_regression", "timing", "infinite_width", "tables", "claims",
+         "figures", "active_learning", "active_learning_seed", "active_figures", "report", "all")
 
 
 def job_counts(config: dict) -> dict[str, int]:
@@ -32,13 +32,20 @@ def job_counts(config: dict) -> dict[str, int]:
     else:
         counts["kernel_init"] = counts["kernel_finalize"] = n_ckpt * len(specs)
         counts["kernel_tile"] = n_ckpt * sum(len(pcfg.tile_grid(config, r, c)) for _, r, c in specs)
-    counts["diagnostics"] = n_ckpt if config["diagnostics"]["enabled"] else 0
-    counts["regression"] = n_ckpt if pcfg.has_full_pntk(config) else 0
+    if pcfg.analysis_in_one_job(config):
+        counts["diagnostics_regression"] = n_ckpt
+    else:
+        counts["diagnostics"] = n_ckpt if config["diagnostics"]["enabled"] else 0
+        counts["regression"] = n_ckpt if pcfg.has_full_pntk(config) else 0
     counts["timing"] = int(config["timing"]["enabled"])  # figure_inputs of common.smk
     counts["infinite_width"] = int(config["infinite"]["enabled"])
     counts["tables"] = counts["claims"] = counts["figures"] = 1
-    counts["active_learning"] = len(pcfg.active_runs(config))
-    counts["active_figures"] = int(bool(counts["active_learning"]))
+    n_active = len(pcfg.active_runs(config))
+    if config["active"]["jobs"] == "per_seed":
+        counts["active_learning_seed"] = n_active and len(config["active"]["seeds"])
+    else:
+        counts["active_learning"] = n_active
+    counts["active_figures"] = int(bool(n_active))
     counts["report"] = counts["all"] = 1
     return {r: counts[r] for r in RULES if counts.get(r)}
 
@@ -110,6 +117,7 @@ def plan_workflow(config: dict, device: DeviceProfile, *, cores: int | None = No
     seeds = len(config["seeds"])
     models = [pcfg.model_spec(config, m["name"], w) for m in config["models"] for w in m["widths"]]
     jobs: list[Job] = [cm.prepare(n_train + n_test, in_shape)]
+    diagnostics = _diagnostics_job(cm, config, o) if config["diagnostics"]["enabled"] else None
     for ms in models:
         jobs.append(_times(cm.train(ms, n_train, n_test, config["train"], heavy), seeds))
         jobs += [_times(j, seeds * epochs) for j in _kernel_jobs(cm, config, ms, o, res)]
@@ -118,14 +126,13 @@ def plan_workflow(config: dict, device: DeviceProfile, *, cores: int | None = No
             reg_threads = heavy if n_train >= pcfg.REGRESSION_ALL_CORES_FROM else 1  # as common.smk
             job = cm.regression(n_train, n_test, o, config["regression"], dd, xd, model_facts(ms).forward_flops,
                                 reg_threads)
+            if pcfg.analysis_in_one_job(config):  # one process: one start, both rules' work
+                job = Job("diagnostics_regression", 1, job.flops + diagnostics.flops,
+                          job.bytes_written + diagnostics.bytes_written, max(job.peak_bytes, diagnostics.peak_bytes),
+                          job.seconds + diagnostics.seconds - cm.start("cpu"), job.device, job.threads, job.notes)
             jobs.append(_times(job, seeds * epochs))
-    if config["diagnostics"]["enabled"]:
-        d, x = config["data"]["subset_train"], config["data"]["subset_test"]
-        read = sum(store_bytes(config, k, *pcfg.find_store(config, k, r, "sub-train"), o)
-                   for k in ("entk", "pntk") for r in ("sub-train", "sub-test"))
-        cap = config["regression"]["memory_cap_gb"] * 2**30
-        jobs.append(_times(cm.diagnostics(d, x, o, cap, config["regression"]["solver"], read),
-                           len(models) * seeds * epochs))
+    if diagnostics and not pcfg.analysis_in_one_job(config):
+        jobs.append(_times(diagnostics, len(models) * seeds * epochs))
     if config["timing"]["enabled"]:
         jobs.append(cm.timing(_timing_models(config, in_shape[0], o), in_shape, config["timing"],
                               config["kernels"]["method"], config["timing"]["threads"]))
@@ -137,9 +144,17 @@ def plan_workflow(config: dict, device: DeviceProfile, *, cores: int | None = No
              cm.light("figures", COSTS.figures_s),
              cm.light("report", 0.0)]  # reads the PNGs and small tables, writes one page: the start is all
     a = config["active"]
-    for strategy, _seed in pcfg.active_runs(config):
-        aspec = ModelSpec(a["arch"], a["width"], in_shape, o, a["depth"])
-        jobs.append(cm.active(aspec, a, strategy, n_test))
+    aspec = ModelSpec(a["arch"], a["width"], in_shape, o, a["depth"])
+    active = [cm.active(aspec, a, strategy, n_test) for strategy, _seed in pcfg.active_runs(config)]
+    if a["jobs"] == "per_seed" and active:  # one process per seed: one start, every strategy's work
+        per_seed = len(active) // len(a["seeds"])
+        one = Job("active_learning_seed", len(a["seeds"]), peak_bytes=max(j.peak_bytes for j in active),
+                  device=active[0].device, threads=active[0].threads,
+                  seconds=sum(j.seconds for j in active) / len(a["seeds"]) - (per_seed - 1) * cm.start(a["device"]))
+        one.flops = sum(j.flops for j in active) / len(a["seeds"])
+        one.bytes_written = sum(j.bytes_written for j in active) / len(a["seeds"])
+        active = [one]
+    jobs += active
     if a["enabled"]:
         jobs.append(cm.light("active_figures", COSTS.figures_s / 4))
     jobs.append(Job("all", 1))
@@ -149,6 +164,15 @@ def plan_workflow(config: dict, device: DeviceProfile, *, cores: int | None = No
     stores = sum(store_bytes(config, k, r, c, o) for k, r, c in pcfg.store_specs(config))
     return WorkflowPlan(config_name, device, heavy, [r for r in rules.values() if r.jobs], stores * len(models)
                         * seeds * epochs, notes)
+
+
+def _diagnostics_job(cm: CostModel, config: dict, o: int) -> Job:
+    """One diagnostics job (the same for every run and checkpoint: the subsets have one size)."""
+    d, x = config["data"]["subset_train"], config["data"]["subset_test"]
+    read = sum(store_bytes(config, k, *pcfg.find_store(config, k, r, "sub-train"), o)
+               for k in ("entk", "pntk") for r in ("sub-train", "sub-test"))
+    cap = config["regression"]["memory_cap_gb"] * 2**30
+    return cm.diagnostics(d, x, o, cap, config["regression"]["solver"], read)
 
 
 def _times(job: Job, n: int) -> Job:

@@ -221,3 +221,40 @@ def test_per_checkpoint_jobs_write_the_same_stores(tiny_run, tmp_path):
         assert ours.tobytes() == theirs.tobytes(), target
     out = snakemake(tmp_path, "-n", *targets).stdout
     assert job_counts(out) == {}, out[-2000:]
+
+
+def test_fewer_processes_write_the_same_results(tiny_run, tmp_path):
+    """regression.jobs: with_diagnostics runs diagnostics and regression in one job per checkpoint, and
+    active.jobs: per_seed every strategy of a seed in one job: the same files, with the same numbers as the
+    separate jobs (the tiny run's; active learning: each strategy run on its own, as per_strategy does)."""
+    import pandas as pd
+
+    from pntk.active.loop import ALConfig, run_from_store
+
+    cfg = yaml.safe_load(TINY.read_text())
+    cfg["regression"]["jobs"] = "with_diagnostics"
+    cfg["active"] = {"enabled": True, "jobs": "per_seed", "strategies": ["random", "mlmoc-pntk"], "seeds": [0],
+                     "initial": 10, "per_cycle": 5, "cycles": 1, "pool_subset": 20, "width": 16, "epochs": 3}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    epoch = f"results/runs/digits/fcn-w16-s0/epoch{cfg['train']['checkpoint_epochs'][-1]:03d}"
+    analysis = [f"{epoch}/diagnostics.json", f"{epoch}/regression.json"]
+    active = [f"results/active/digits/{s}-s0.csv" for s in cfg["active"]["strategies"]]
+
+    counts = job_counts(snakemake(tmp_path, "-n", *analysis, *active).stdout)
+    assert counts["diagnostics_regression"] == 1 and counts["active_learning_seed"] == 1
+    assert not {"diagnostics", "regression", "active_learning"} & set(counts)
+    snakemake(tmp_path, *analysis, *active)
+
+    for name in analysis:
+        ours, theirs = (json.loads((w / name).read_text()) for w in (tmp_path, tiny_run))
+        for key in ("stats",) if "diagnostics" in name else ("flin_test_acc", "model_test_acc"):
+            assert ours[key] == pytest.approx(theirs[key], rel=1e-9, nan_ok=True), (name, key)
+    logs = {n: (tmp_path / epoch / f"{n}.log").read_text() for n in ("diagnostics", "regression")}
+    assert "diagnostics:" in logs["diagnostics"] and "f_lin test acc" not in logs["diagnostics"]
+    assert "f_lin test acc" in logs["regression"] and "job usage" in logs["regression"]
+
+    al = ALConfig.from_dict(cfg["active"])
+    for strategy, csv in zip(cfg["active"]["strategies"], active, strict=True):
+        alone, _ = run_from_store(tmp_path / "results" / "data" / "digits", strategy, 0, al)
+        assert pd.read_csv(tmp_path / csv).test_acc.tolist() == pytest.approx([r["test_acc"] for r in alone])
+    assert job_counts(snakemake(tmp_path, "-n", *analysis, *active).stdout) == {}

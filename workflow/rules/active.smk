@@ -1,27 +1,53 @@
-# Active learning (Mohamadi 2023, Ch. 2 and §3.5): one job per strategy × seed, then two figures.
-# Path/target functions (ACTIVE_RUN, active_csvs, active_figure_outputs, active_targets) live in common.smk.
+# Active learning (Mohamadi 2023, Ch. 2 and §3.5): one job per strategy × seed (active.jobs: per_strategy)
+# or one per seed running every strategy (per_seed: a process start, ≈ 5 s here, per strategy saved), then
+# two figures. Both write the same files. Path/target functions (ACTIVE_RUN, active_csvs,
+# active_figure_outputs, active_targets) live in common.smk.
 
+if config["active"]["jobs"] == "per_seed":
 
-rule active_learning:
-    """Pool = train split, accuracy on the test split; MLMOC look-ahead (pNTK/eNTK/first-logit) or a baseline."""
-    input:
-        data=data_store,
-    output:
-        csv=f"{ACTIVE_RUN}.csv",
-        meta=f"{ACTIVE_RUN}.json",
-    log:
-        f"{R}/logs/active/{{dataset}}/{{strategy}}-s{{seed}}.log",
-    wildcard_constraints:
-        strategy=r"random|entropy|margin|naive|mlmoc-(pntk|entk|first_logit)(-seq)?",
-    conda:
-        CONDA_ENV
-    threads: device_threads(config["active"]["device"])
-    resources:
-        **device_resources(config["active"]["device"]),
-    params:
-        active=config["active"],
-    script:
-        "../../scripts/active_learning.py"
+    rule active_learning_seed:
+        """Every strategy of one seed, one after the other in one process (the same files as per_strategy)."""
+        input:
+            data=data_store,
+        output:
+            csv=[f"{R}/active/{{dataset}}/{s}-s{{seed}}.csv" for s in config["active"]["strategies"]],
+            meta=[f"{R}/active/{{dataset}}/{s}-s{{seed}}.json" for s in config["active"]["strategies"]],
+        log:
+            f"{R}/logs/active/{{dataset}}/s{{seed}}.log",
+        priority: PRIORITY["active_seed"]
+        conda:
+            CONDA_ENV
+        threads: device_threads(config["active"]["device"])
+        resources:
+            **device_resources(config["active"]["device"]),
+        params:
+            active=config["active"],
+            strategies=config["active"]["strategies"],
+        script:
+            "../../scripts/active_learning.py"
+
+else:
+
+    rule active_learning:
+        """Pool = train split, accuracy on the test split; MLMOC look-ahead (pNTK/eNTK/first-logit) or a baseline."""
+        input:
+            data=data_store,
+        output:
+            csv=f"{ACTIVE_RUN}.csv",
+            meta=f"{ACTIVE_RUN}.json",
+        log:
+            f"{R}/logs/active/{{dataset}}/{{strategy}}-s{{seed}}.log",
+        wildcard_constraints:
+            strategy=r"random|entropy|margin|naive|mlmoc-(pntk|entk|first_logit)(-seq)?",
+        conda:
+            CONDA_ENV
+        threads: device_threads(config["active"]["device"])
+        resources:
+            **device_resources(config["active"]["device"]),
+        params:
+            active=config["active"],
+        script:
+            "../../scripts/active_learning.py"
 
 
 rule active_figures:

@@ -73,6 +73,7 @@ PRIORITY = {
     "timing": 95,  # Fig 1 on an idle machine (it holds every core): before anything else starts
     "train": 90,
     "kernels": 80,
+    "active_seed": 75,  # active.jobs: per_seed — long jobs first, so the short ones fill the end
     "per_checkpoint": 70,  # diagnostics, regression
     "tables": 60,
     "figures": 50,
@@ -167,6 +168,11 @@ def store_manifest(wildcards, kind, rows, cols):
 
 def has_full_pntk():
     return pcfg.has_full_pntk(config)
+
+
+def analysis_in_one_job():
+    """regression.jobs: with_diagnostics — one job per checkpoint runs both (when both run at all)."""
+    return pcfg.analysis_in_one_job(config)
 
 
 def all_targets():

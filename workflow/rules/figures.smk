@@ -14,6 +14,7 @@ rule figures:
     priority: PRIORITY["figures"]
     conda:
         CONDA_ENV
+    threads: min(HEAVY_CPU, 4)  # figures drawn side by side (≈ 2 s each, 16 of them)
     resources:
         **device_resources(),
     params:

@@ -167,3 +167,31 @@ def _ordered(store: Path, row_ids: np.ndarray, col_ids: np.ndarray):
     if np.array_equal(g["row"][:], row_ids) and np.array_equal(g["col"][:], col_ids):
         return g["kernel"]
     return read_block(store, row_ids, col_ids).astype(np.float64)
+
+
+# --- the jobs: scripts/diagnostics.py, scripts/regression.py and scripts/diagnostics_regression.py
+def diagnostics_job(sm, out_json: str | Path) -> dict:
+    """Rule diagnostics' work on the Snakemake job `sm`: epoch_diagnostics → `out_json` (with provenance)."""
+    from ..provenance import atomic_write_json, provenance
+    from ..runs import checkpoint_meta
+
+    manifests = {k: sm.input[k] for k in ("entk_dd", "entk_xd", "pntk_dd", "pntk_xd")}
+    res = epoch_diagnostics(data_path=sm.input.data, checkpoint=sm.input.checkpoint, manifests=manifests,
+                            data_cfg=sm.params.data, regression_cfg=sm.params.regression)
+    atomic_write_json(out_json, {"meta": checkpoint_meta(sm.input.checkpoint), **res, "provenance": provenance()})
+    log.info("diagnostics: %s", res["stats"])
+    return res
+
+
+def regression_job(sm) -> dict:
+    """Rule regression's work on the Snakemake job `sm`: epoch_regression → output.json, output.predictions."""
+    from ..provenance import atomic_write_json, provenance
+    from ..runs import checkpoint_meta
+
+    res = epoch_regression(data_path=sm.input.data, checkpoint=sm.input.checkpoint, manifest_dd=sm.input.dd,
+                           manifest_xd=sm.input.xd, regression_cfg=sm.params.regression,
+                           predictions_path=sm.output.predictions)
+    atomic_write_json(sm.output.json, {"meta": checkpoint_meta(sm.input.checkpoint), **res,
+                                       "provenance": provenance()})
+    log.info("regression: f_lin test acc %.4f, model test acc %.4f", res["flin_test_acc"], res["model_test_acc"])
+    return res

@@ -128,6 +128,26 @@ def render(n: int, out_dir: str | Path, inputs: dict[str, str], *, subsets: dict
             "files": [p.name for p in drawn.paths]}
 
 
+def render_many(numbers, out_dir: str | Path, inputs: dict[str, str], *, subsets: dict | None = None,
+                formats=("png", "pdf"), dpi: int = 150, workers: int = 1) -> list[dict]:
+    """``render`` for every figure number, in order; ``workers`` > 1 draws them in forked processes (each
+    figure is independent: it reads its tables and writes its own files)."""
+    from .figure_table import INPUTS
+
+    inputs = {k: v for k, v in inputs.items() if k in INPUTS}
+    numbers = list(numbers)
+    kw = dict(subsets=subsets, formats=tuple(formats), dpi=dpi)
+    workers = max(1, min(int(workers), len(numbers)))
+    if workers == 1:
+        return [render(n, out_dir, inputs, **kw) for n in numbers]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from functools import partial
+
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        return list(pool.map(partial(render, out_dir=out_dir, inputs=inputs, **kw), numbers))
+
+
 def as_rst(text: str) -> str:
     """Plain text as reStructuredText: markup characters escaped, newline-terminated."""
     text = re.sub(r"([|*`\\])", r"\\\1", text)
