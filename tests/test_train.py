@@ -1,6 +1,7 @@
 """pntk.train: checkpoints at the configured epochs, exact resume after a kill, NaN fallback."""
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import os
@@ -15,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 import pntk.train as T
 from pntk.models import ModelSpec, init_model
@@ -424,3 +427,45 @@ def test_progress_bar_only_on_a_terminal(monkeypatch):
     bar = T._batch_starts(10, 4, "epoch 1/2")
     assert list(bar) == [0, 4, 8]
     assert "epoch 1/2" in term.getvalue()
+
+
+@pytest.mark.parametrize("momentum, weight_decay", [(0.9, 1e-4), (0.0, 0.0), (0.5, 0.01)])
+def test_sgd_follows_torch_sgd_bitwise(momentum, weight_decay):
+    """pntk.sgd.SGD (no torch._dynamo import) takes torch.optim.SGD's steps exactly, a parameter without
+    a gradient included; its state dict (and torch's) resumes the same trajectory."""
+    from pntk.sgd import SGD
+
+    def model():
+        torch.manual_seed(0)
+        m = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3), nn.Linear(3, 2))
+        m[3].weight.requires_grad_(True)
+        return m
+
+    def steps(m, opt, n, start=0):
+        for k in range(start, start + n):
+            g = torch.Generator().manual_seed(k)
+            x, y = torch.randn(8, 6, generator=g), torch.randint(0, 2, (8,), generator=g)
+            loss = F.cross_entropy(m(x), y) if k % 3 else F.cross_entropy(m[:3](x)[:, :2], y)  # m[3]: no grad
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+    ours, theirs = model(), model()
+    kw = dict(lr=0.05, momentum=momentum, weight_decay=weight_decay)
+    o_ours, o_theirs = SGD(ours.parameters(), **kw), torch.optim.SGD(theirs.parameters(), **kw)
+    steps(ours, o_ours, 7)
+    steps(theirs, o_theirs, 7)
+    for a, b in zip(ours.parameters(), theirs.parameters(), strict=True):
+        assert torch.equal(a, b)
+    o_theirs_at_7 = copy.deepcopy(o_theirs.state_dict())
+    steps(theirs, o_theirs, 5, start=7)  # the reference continues without interruption
+    for state in (o_ours.state_dict(), o_theirs_at_7):  # resume from ours, or from torch's format
+        resumed = model()
+        resumed.load_state_dict(ours.state_dict())
+        o_res = SGD(resumed.parameters(), **kw)
+        o_res.load_state_dict(state)
+        steps(resumed, o_res, 5, start=7)
+        for a, b in zip(resumed.parameters(), theirs.parameters(), strict=True):
+            assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="momentum buffers"):
+        SGD(ours.parameters(), **kw).load_state_dict({"momentum_buffers": [None]})

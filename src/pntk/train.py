@@ -34,6 +34,7 @@ from torch import nn
 from .learned import learning_verdict
 from .models import ModelSpec, init_model
 from .provenance import atomic_torch_save, provenance
+from .sgd import SGD
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +177,7 @@ def _train_with_lr(spec, seed, x_train, y_train, x_test, y_test, cfg: TrainConfi
     xte = torch.as_tensor(x_test, device=dev)
     yte = torch.as_tensor(y_test, device=dev, dtype=torch.long)
     model = init_model(spec, seed).to(dev)
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    opt = SGD(model.parameters(), lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     rows: list[dict] = []
     start = 0
     state_file = resume / "state.pt"

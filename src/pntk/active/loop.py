@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from ..kernels import empirical_kernel
 from ..models import ModelSpec, init_model
+from ..sgd import SGD
 from ..train import epoch_order, evaluate, loss_fn, progress_line
 from .lookahead import REFERENCES, LookAhead
 
@@ -111,7 +112,7 @@ def parse_strategy(name: str) -> Strategy:
 
 def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: ALConfig, epochs: int, seed: int) -> nn.Module:
     """SGD on (x, y) in place; batch order depends only on (seed, epoch). Returns the model (eval mode)."""
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    opt = SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     model.train()
     for epoch in range(epochs):
         order = epoch_order(len(x), seed, epoch).to(x.device)
