@@ -348,5 +348,6 @@ def test_small_regressions_take_one_core_large_ones_all(tmp_path):
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900)
         assert proc.returncode == 0, proc.stdout[-4000:]
         threads[name] = _threads_by_rule(proc.stdout)
-    assert threads["default"]["regression"] == {1} and threads["default"]["train"] == {2}
+    # the default runs regression inside diagnostics_regression (regression.jobs: with_diagnostics)
+    assert threads["default"]["diagnostics_regression"] == {1} and threads["default"]["train"] == {2}
     assert threads["cifar10-fcn-cpu"]["regression"] == {2}
