@@ -29,8 +29,7 @@ import zarr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from pntk.regression.operator import ZarrKernelOperator  # noqa: E402
-from pntk.regression.preconditioners import RANK_RTOL  # noqa: E402
-from pntk.regression.rpcholesky import PivotedCholeskyPreconditioner, rp_cholesky  # noqa: E402
+from pntk.regression.rpcholesky import PivotedCholeskyPreconditioner, from_factor, rp_cholesky  # noqa: E402
 from pntk.regression.solvers import cg_solve  # noqa: E402
 
 
@@ -77,14 +76,9 @@ def deflated(op, pre: PivotedCholeskyPreconditioner, mu: float, diag: torch.Tens
     lam, w = torch.linalg.eigh(0.5 * (q.T @ y + y.T @ q))
     keep = lam > 1e-10 * lam.max()
     f2 = torch.cat([F, y @ (w[:, keep] / lam[keep].sqrt())], 1)
-    gram = f2.T @ f2
-    lam2, w2 = torch.linalg.eigh(0.5 * (gram + gram.T))
-    lam2, w2 = lam2.flip(0), w2.flip(1)
-    k2 = lam2 > RANK_RTOL * lam2[0]
     level = float((diag - (f2 * f2).sum(1)).clamp_min(0).sum()) / n
     top = lam.flip(0)
-    return (PivotedCholeskyPreconditioner(F=f2, W=w2[:, k2].contiguous(), eigenvalues=lam2[k2], pivots=pre.pivots,
-                                          level=level, floor=pre.floor, seconds=0.0),
+    return (from_factor(f2, pivots=pre.pivots, level=level, floor=pre.floor),
             dict(residual_norm=float(top[0]), residual_s=float(top[int(keep.sum()) - 1])))
 
 

@@ -126,10 +126,8 @@ def plan_workflow(config: dict, device: DeviceProfile, *, cores: int | None = No
             reg_threads = heavy if n_train >= pcfg.REGRESSION_ALL_CORES_FROM else 1  # as common.smk
             job = cm.regression(n_train, n_test, o, config["regression"], dd, xd, model_facts(ms).forward_flops,
                                 reg_threads)
-            if pcfg.analysis_in_one_job(config):  # one process: one start, both rules' work
-                job = Job("diagnostics_regression", 1, job.flops + diagnostics.flops,
-                          job.bytes_written + diagnostics.bytes_written, max(job.peak_bytes, diagnostics.peak_bytes),
-                          job.seconds + diagnostics.seconds - cm.start("cpu"), job.device, job.threads, job.notes)
+            if pcfg.analysis_in_one_job(config):
+                job = _one_process("diagnostics_regression", [job, diagnostics], 1, cm.start("cpu"))
             jobs.append(_times(job, seeds * epochs))
     if diagnostics and not pcfg.analysis_in_one_job(config):
         jobs.append(_times(diagnostics, len(models) * seeds * epochs))
@@ -146,14 +144,8 @@ def plan_workflow(config: dict, device: DeviceProfile, *, cores: int | None = No
     a = config["active"]
     aspec = ModelSpec(a["arch"], a["width"], in_shape, o, a["depth"])
     active = [cm.active(aspec, a, strategy, n_test) for strategy, _seed in pcfg.active_runs(config)]
-    if a["jobs"] == "per_seed" and active:  # one process per seed: one start, every strategy's work
-        per_seed = len(active) // len(a["seeds"])
-        one = Job("active_learning_seed", len(a["seeds"]), peak_bytes=max(j.peak_bytes for j in active),
-                  device=active[0].device, threads=active[0].threads,
-                  seconds=sum(j.seconds for j in active) / len(a["seeds"]) - (per_seed - 1) * cm.start(a["device"]))
-        one.flops = sum(j.flops for j in active) / len(a["seeds"])
-        one.bytes_written = sum(j.bytes_written for j in active) / len(a["seeds"])
-        active = [one]
+    if a["jobs"] == "per_seed" and active:
+        active = [_one_process("active_learning_seed", active, len(a["seeds"]), cm.start(a["device"]))]
     jobs += active
     if a["enabled"]:
         jobs.append(cm.light("active_figures", COSTS.figures_s / 4))
@@ -173,6 +165,17 @@ def _diagnostics_job(cm: CostModel, config: dict, o: int) -> Job:
                for k in ("entk", "pntk") for r in ("sub-train", "sub-test"))
     cap = config["regression"]["memory_cap_gb"] * 2**30
     return cm.diagnostics(d, x, o, cap, config["regression"]["solver"], read)
+
+
+def _one_process(rule: str, parts: list[Job], count: int, start_s: float) -> Job:
+    """`count` jobs of `rule`, each doing an equal share of `parts` (Jobs that each pay a process start
+    `start_s`) in one process: their costs add, and every start but one is saved."""
+    share = sum(p.count for p in parts) / count  # parts per process
+    per = lambda attr: sum(p.count * getattr(p, attr) for p in parts) / count  # noqa: E731
+    notes = [n for p in parts for n in p.notes]
+    return Job(rule, count, flops=per("flops"), bytes_written=per("bytes_written"),
+               peak_bytes=max(p.peak_bytes for p in parts), seconds=per("seconds") - (share - 1) * start_s,
+               device=parts[0].device, threads=max(p.threads for p in parts), notes=list(dict.fromkeys(notes)))
 
 
 def _times(job: Job, n: int) -> Job:
