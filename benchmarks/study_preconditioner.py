@@ -5,14 +5,15 @@ right-hand side with its Lanczos coefficients kept, whose Ritz values bound the 
 (κ, largest and smallest eigenvalue), and the iterations of the solver's own vectorised CG on all O
 one-hot right-hand sides. Variants of the preconditioner (--variants):
 
-    ftu        the solver's (Frangella–Tropp–Udell form on the pivoted-Cholesky factor)
+    solver     the solver's: σ (Θ̂ + σI)⁻¹, σ = c + μ, by Woodbury on the pivoted-Cholesky factor
+               (until 2026-12-01 the Frangella–Tropp–Udell form from FᵀF's eigh: the same κ, see BENCHMARKS)
     diag       P = F Fᵀ + diag(Θ − F Fᵀ) + μI by Woodbury (a Jacobi correction of the residual)
     deflate:S  F extended by the residual's top-S directions (one power iteration on Θ − F Fᵀ)
 
 BENCHMARKS.md, "Why 45 iterations at initialisation", has its numbers on the CIFAR-10 init store:
 
     python benchmarks/study_preconditioner.py --store …/epoch000/kernels/pntk-train-train.zarr \\
-        --ranks 5000,8000 --variants ftu,diag,deflate:500
+        --ranks 5000,8000 --variants solver,diag,deflate:500
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ import zarr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from pntk.regression.operator import ZarrKernelOperator  # noqa: E402
-from pntk.regression.rpcholesky import PivotedCholeskyPreconditioner, from_factor, rp_cholesky  # noqa: E402
+from pntk.regression.rpcholesky import PivotedCholeskyPreconditioner, from_factor, gram64, rp_cholesky  # noqa: E402
 from pntk.regression.solvers import cg_solve  # noqa: E402
 
 
@@ -65,7 +66,7 @@ def lanczos_cg(op, apply_p, b: torch.Tensor, tol: float, maxiter: int) -> dict:
 
 def deflated(op, pre: PivotedCholeskyPreconditioner, mu: float, diag: torch.Tensor, s: int):
     """F extended by G, G Gᵀ = E Q (QᵀEQ)⁺ QᵀE ⪯ E = Θ − F Fᵀ, Q from one power iteration on E."""
-    F, n = pre.F, pre.F.shape[0]
+    F, n = pre.F.double(), pre.F.shape[0]
 
     def resid(v):  # (n, s): E v (the operator carries the ridge μ)
         return op.matmat(v) - mu * v - F @ (F.T @ v)
@@ -86,7 +87,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--store", type=Path, required=True, help="a pNTK train×train store")
     ap.add_argument("--ranks", default="5000", help="RPCholesky ranks, comma-separated")
-    ap.add_argument("--variants", default="ftu", help="ftu, diag, deflate:S (comma-separated)")
+    ap.add_argument("--variants", default="solver", help="solver, diag, deflate:S (comma-separated)")
     ap.add_argument("--ridge", type=float, default=0.01, help="μ as a fraction of the mean diagonal")
     ap.add_argument("--tol", type=float, default=1e-6)
     ap.add_argument("--threads", type=int, default=2)
@@ -102,20 +103,21 @@ def main() -> None:
     for rank in (int(r) for r in args.ranks.split(",")):
         t0 = time.perf_counter()
         pre = rp_cholesky(op, rank, seed=0, diagonal=diag + mu)
-        lam = pre.eigenvalues / md
-        print(json.dumps(dict(rank=pre.rank, sketch_s=round(time.perf_counter() - t0, 1), level=pre.level / md,
+        sketch_s = time.perf_counter() - t0
+        lam = torch.linalg.eigvalsh(gram64(pre.F)).flip(0) / md  # Θ̂'s eigenvalues, descending
+        print(json.dumps(dict(rank=pre.rank, sketch_s=round(sketch_s, 1), level=pre.level / md,
                               lam_over_mean_diag={k: float(lam[k - 1]) for k in (100, 1000, 2000, 4000, 8000, 16000)
                                                   if k <= lam.numel()})), flush=True)
         for variant in args.variants.split(","):
             t0, extra = time.perf_counter(), {}
-            if variant == "ftu":
+            if variant == "solver":
                 apply_p = pre.for_shift(mu)
             elif variant == "diag":
-                d_inv = 1.0 / ((diag - (pre.F * pre.F).sum(1)).clamp_min(0) + mu)  # (n,)
-                chol = torch.linalg.cholesky(torch.eye(pre.F.shape[1], dtype=torch.float64)
-                                             + pre.F.T @ (d_inv[:, None] * pre.F))
+                f = pre.F.double()
+                d_inv = 1.0 / ((diag - (f * f).sum(1)).clamp_min(0) + mu)  # (n,)
+                chol = torch.linalg.cholesky(torch.eye(f.shape[1], dtype=torch.float64) + f.T @ (d_inv[:, None] * f))
 
-                def apply_p(r, d_inv=d_inv, chol=chol, f=pre.F):
+                def apply_p(r, d_inv=d_inv, chol=chol, f=f):
                     z = d_inv[:, None] * r
                     return z - d_inv[:, None] * (f @ torch.cholesky_solve(f.T @ z, chol))
             elif variant.startswith("deflate:"):

@@ -9,7 +9,7 @@ import zarr
 
 from pntk.kernels import empirical_kernel
 from pntk.models import FCN
-from pntk.regression import NotConvergedError, choose_solver, linearized_predict
+from pntk.regression import NotConvergedError, choose_solver, linearized_predict, rpcholesky
 from pntk.regression.preconditioners import nystrom
 from pntk.regression.rpcholesky import rp_cholesky
 from pntk.regression.solvers import ZarrKernelOperator, cg_solve
@@ -86,6 +86,7 @@ def test_nystrom_pcg_equals_cholesky(tmp_path, pntk_problem, dtype, tol):
                                     tol=1e-12, return_info=True)
     truth = dense_reference(p["k"], p["kx"], p["y"], 0.0)  # float64 kernel
     assert info["jitter"] == 0 and info["cg_converged"] and info["nystrom_rank"] == 60
+    assert info["nystrom_factor_dtype"] == dtype  # F in the store's precision
     assert info["cg_iterations"] > 1  # rank 60 < 300: the preconditioner does not make it trivial
     assert rel(pred, truth) <= tol
     stored = np.triu(p["k"].astype(dtype)).astype(np.float64)  # the system the store holds: its upper
@@ -229,7 +230,7 @@ def test_operator_rows_of_an_entk(pntk_problem):
     assert np.array_equal(op.rows(idx).numpy(), flat[idx])
 
 
-def test_rp_cholesky_is_the_nystrom_approximation_on_its_pivots(pntk_problem):
+def test_rp_cholesky_is_the_nystrom_approximation_on_its_pivots(pntk_problem, monkeypatch):
     k = pntk_problem["k"]
     op = ZarrKernelOperator(k, symmetric=True, block_bytes=8 * 64 * 64)
     pre = rp_cholesky(op, 40, seed=1, block=16)
@@ -245,14 +246,21 @@ def test_rp_cholesky_is_the_nystrom_approximation_on_its_pivots(pntk_problem):
     uniform = nystrom(op, 40, seed=1)
     u = uniform.U.numpy()
     assert np.trace(k - approx) < np.trace(k - (u * uniform.eigenvalues.numpy()) @ u.T)
-    # the preconditioner is FTU's (c + μ) U (Λ̂ + μI)⁻¹ Uᵀ + (I − UUᵀ), with Θ̂ = U Λ̂ Uᵀ
-    lam, vec = np.linalg.eigh(approx)
-    u, lam = vec[:, lam > 1e-9 * lam.max()], lam[lam > 1e-9 * lam.max()]
-    for mu in (0.3, 0.0):
-        mu_p = max(mu, 1e-10 * lam.max())  # μ = 0 is floored (RANK_RTOL·λ̂_1): P stays definite
-        want = (pre.level + mu_p) * (u / (lam + mu_p)) @ u.T + np.eye(300) - u @ u.T
+    # the preconditioner is σ (Θ̂ + σI)⁻¹ with σ = c + μ (Woodbury on F), whatever μ the calls go through
+    for mu in (0.3, 0.0, 0.3):
+        sigma = max(pre.level + mu, 1e-10 * np.linalg.eigvalsh(approx).max())  # floored: P stays definite
+        want = sigma * np.linalg.inv(approx + sigma * np.eye(300))
         p_inv = pre.for_shift(mu)(torch.eye(300, dtype=torch.float64)).numpy()
         assert np.allclose(p_inv, want, rtol=1e-7, atol=1e-9)
+    assert pre.lam_max == pytest.approx(np.linalg.eigvalsh(approx).max(), rel=1e-3)
+    with monkeypatch.context() as m:  # the GPU's branch (torch's Cholesky, not LAPACK in place), on the CPU
+        m.setattr(rpcholesky, "_lapack_in_place", lambda t: False)
+        gpu_way = rp_cholesky(op, 40, seed=1, block=16).for_shift(0.3)(torch.eye(300, dtype=torch.float64))
+    assert torch.allclose(gpu_way, pre.for_shift(0.3)(torch.eye(300, dtype=torch.float64)), rtol=1e-9, atol=1e-12)
+    stale = pre.for_shift(0.1)
+    pre.for_shift(0.2)  # refactors the one (k, k) buffer: the first callable must not run on it
+    with pytest.raises(RuntimeError, match="overwritten"):
+        stale(torch.eye(300, dtype=torch.float64))
 
 
 @pytest.mark.parametrize("landmarks", ["rpcholesky", "uniform"])
@@ -267,6 +275,24 @@ def test_both_landmark_choices_equal_cholesky(tmp_path, pntk_problem, landmarks)
     assert info["cg_converged"] and info["jitter"] == 0 and info["cg_iterations"] > 1
     assert rel(pred, dense_reference(p["k"], p["kx"], p["y"], 0.0)) <= 1e-8
     assert info["nystrom_rank"] <= 60
+
+
+def test_float32_factor_takes_the_iterations_of_a_float64_one(pntk_problem, monkeypatch):
+    """A float32 store gets a float32 F (half the memory at n = 50,000); FᵀF and P⁻¹'s products run in
+    float64 row panels (several here), so CG needs what it needs with a float64 F."""
+    monkeypatch.setattr(rpcholesky, "PANEL_BYTES", 8 * 60 * 64)  # 64-row panels: 5 over n = 300
+    p = pntk_problem
+    op = ZarrKernelOperator(p["k"].astype("float32"), ridge=1e-3, symmetric=True, block_bytes=4 * 64 * 64)
+    its = {}
+    for dtype in (torch.float32, torch.float64):
+        pre = rp_cholesky(op, 60, seed=0, dtype=dtype, block=16)
+        assert pre.F.dtype == dtype
+        f64 = pre.F.double()
+        assert torch.allclose(rpcholesky.gram64(pre.F, col_block=16), f64.T @ f64, rtol=1e-12, atol=1e-10)
+        _, info = cg_solve(op, torch.from_numpy(p["y"]), precond=pre.for_shift(op.ridge), tol=1e-10)
+        assert info.converged
+        its[dtype] = info.iterations
+    assert its[torch.float32] <= 1.05 * its[torch.float64] + 1, its  # (the two factors differ by rounding)
 
 
 def test_rp_cholesky_stops_at_the_rank_of_a_low_rank_kernel():

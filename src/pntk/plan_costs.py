@@ -179,7 +179,8 @@ class CostModel:
                    seconds=self.costs.light_job_s + read)
 
     def solve(self, n: int, rhs: int, m: int, solver: str, device: str, threads: int,
-              store_bytes: float = 0.0, iterations: int | None = None, rank: int = 0) -> tuple[float, float, float]:
+              store_bytes: float = 0.0, iterations: int | None = None, rank: int = 0,
+              itemsize: int = 8) -> tuple[float, float, float]:
         """(FLOPs, seconds, dense bytes) of an n × n system with `rhs` columns, predicting m rows.
         Dense solvers read the store once; the iterative ones (in memory when store_bytes is 0) stream
         the upper triangle of Θ(D, D) once per iteration (pntk.regression.ZarrKernelOperator)."""
@@ -195,9 +196,14 @@ class CostModel:
         flops = iterations * 2.0 * n * n * rhs
         decode = store_bytes / 2 / p.zarr_read_bps  # one pass over the stored upper triangle
         secs = iterations * max(c.iteration_over_decode_pass * decode, 2.0 * n * n * rhs / rate)
-        if solver == "nystrom":  # the pivoted-Cholesky sketch: block updates and FᵀF, then eigh of FᵀF
-            sketch = 3.0 * n * rank**2 + 10.0 * float(rank) ** 3
-            flops, secs = flops + sketch, secs + sketch / (rate * c.sketch_efficiency)
+        if solver == "nystrom":  # pntk.regression.rpcholesky
+            # block updates n·k² (in the store's precision), FᵀF n·k² and one Cholesky k³/3 in float64
+            update_rate = p.flops("float32" if itemsize == 4 else "float64", threads)
+            sketch = 2.0 * n * rank**2 + float(rank) ** 3 / 3
+            secs += (n * rank**2 / update_rate + (n * rank**2 + rank**3 / 3) / rate) / c.sketch_efficiency
+            # P⁻¹ per iteration: two products with F (4·n·k·rhs flops) over float64 row panels of F
+            apply = iterations * 4.0 * n * rank * rhs
+            flops, secs = flops + sketch + apply, secs + apply / (rate * c.preconditioner_efficiency)
         return flops + predict, secs + predict / rate, 0.0
 
     def diagnostics(self, d: int, x: int, o: int, cap_bytes: float, solver: str, store_bytes_read: float) -> Job:
@@ -215,7 +221,7 @@ class CostModel:
         return Job("diagnostics", 1, flops + eig, 4096, peak, secs)
 
     def regression(self, n: int, m: int, o: int, rcfg: dict, store: float, xd_store: float, forward_flops: float,
-                   threads: int) -> Job:
+                   threads: int, kernel_dtype: str = "float64") -> Job:
         """Full-data pNTK regression with the solver `pntk.regression.choose_solver` picks at this size and
         memory cap (+ an eigh for finite times); f0 by a float64 forward over train and test."""
         c, dev = self.costs, rcfg["device"]
@@ -224,8 +230,11 @@ class CostModel:
         regularised = rcfg.get("ridge_scale") == "mean_diagonal" and rcfg["ridge"] >= 0.01
         its = (c.nystrom_iterations_with_ridge if regularised else c.nystrom_iterations) if solver == "nystrom" \
             else c.jacobi_cg_iterations
-        rank = nystrom_rank(n, rcfg.get("nystrom_rank"), int(cap))  # the solver's own cut to the memory cap
-        flops, secs, dense = self.solve(n, o, m, solver, dev, threads, store, iterations=its, rank=rank)
+        landmarks = rcfg.get("nystrom_landmarks", "rpcholesky")
+        itemsize = 4 if kernel_dtype == "float32" and landmarks == "rpcholesky" else 8  # of the factor F
+        rank = nystrom_rank(n, rcfg.get("nystrom_rank"), int(cap), landmarks, itemsize)  # the solver's own cut
+        flops, secs, dense = self.solve(n, o, m, solver, dev, threads, store, iterations=its, rank=rank,
+                                        itemsize=itemsize)
         p = self.profile(dev)
         notes = [f"solver {solver}"]
         if solver in ("nystrom", "cg"):
@@ -239,7 +248,7 @@ class CostModel:
         fwd = forward_flops * (n + m)
         secs += self.start(dev) + fwd / p.flops("float64", threads) + xd_store / p.zarr_read_bps
         stream = min(max(cap / 4, 2**20), 256 * 2**20) if solver in ("nystrom", "cg") else 0.0
-        sketch = 8.0 * n * rank + 8.0 * rank * rank if solver == "nystrom" else 0.0  # F (n, k), FᵀF (k, k)
+        sketch = itemsize * n * rank + 8.0 * rank * rank if solver == "nystrom" else 0.0  # F (n, k), FᵀF (k, k)
         peak = dense + stream + sketch + 8.0 * 6 * n * o  # + CG vectors (Θ(X, D) streams from its store too)
         return Job("regression", 1, flops + fwd, 8.0 * m * o * 3, peak + self._base(dev), secs, self.kind_of(dev),
                    threads, notes)

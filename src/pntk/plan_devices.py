@@ -94,17 +94,21 @@ class Costs:
     nystrom_iterations: int = 160
     # With a ridge of ≥ 1 % of the mean diagonal (regression.ridge_scale: mean_diagonal), randomly pivoted
     # Cholesky landmarks, tol 1e-6 (bench_regression.py on the cifar10-fcn-cpu run's FCN-3 w1024 pNTKs,
-    # synthetic CIFAR-10, N = 50,000, 2026-12-01): 45 iterations at init (rank 5000), 30 after 4 epochs
-    # (rank 4000); uniform columns of rank 4000 took 47 / 40.
-    nystrom_iterations_with_ridge: int = 40
+    # synthetic CIFAR-10, N = 50,000, 2026-12-01): 28 iterations at init with rank 12,000 (45 at rank 5,000),
+    # 26 after 4 epochs at rank 5,000.
+    nystrom_iterations_with_ridge: int = 28
     jacobi_cg_iterations: int = 350
     # One CG iteration over the decode pass this machine's calibration measures through zarr (0.82 GB/s):
     # 4.8 s per iteration at N = 50,000 against a 6.1 s zarr pass, since chunk files are read into reused
     # buffers and multiplied in reused float64 strips (it was 4.1 before, with a fresh allocation per chunk).
     iteration_over_decode_pass: float = 0.8
-    # The randomly pivoted Cholesky sketch: ≈ 3·n·k² flops (block updates, FᵀF) + ≈ 10·k³ (eigh of FᵀF) at
-    # this fraction of the float64 GEMM rate (measured 112 s for n = 50,000, k = 5,000: 0.75 on 2 threads).
-    sketch_efficiency: float = 0.6
+    # The randomly pivoted Cholesky sketch (pntk.regression.rpcholesky): n·k² flops of block updates in the
+    # factor's precision, n·k² for FᵀF and k³/3 for its Cholesky in float64, at this fraction of the GEMM
+    # rates (measured 160 s for n = 50,000, k = 12,000, float32 F, 2 threads, pivot-row reads included: 0.65);
+    # and P⁻¹ per CG iteration, 4·n·k·rhs float64 flops over float64 row panels of F, memory-bound (1.7 s
+    # there for 10 columns: 0.12 of the float64 rate).
+    sketch_efficiency: float = 0.65
+    preconditioner_efficiency: float = 0.12
     # Light jobs (tables, figures, init/finalize bookkeeping): seconds beyond the job start. Measured
     # 2026-12-01 (job logs): tables 3 s, claims 3 s, figures 22 s (default config) and 39 s (CIFAR-10 CPU run;
     # Snakemake's per-job times 7–13 s and 26–39 s with the start).

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import enum
 import logging
+import math
 import time
 
 import numpy as np
 import torch
 
 from .preconditioners import jacobi, nystrom
-from .rpcholesky import rp_cholesky
+from .rpcholesky import factor_dtype, rp_cholesky
 from .solvers import (
     LogLike,
     NotConvergedError,
@@ -124,11 +125,24 @@ def _solve_cg(A, rhs, ctx):
     return alpha
 
 
-def nystrom_rank(n: int, rank: int | None, cap: int) -> int:
-    """Landmark columns: ``rank`` (default NYSTROM_RANK), at most n, and two (n, ℓ) float64
-    matrices (columns and their factor) within half the memory cap."""
+def nystrom_rank(n: int, rank: int | None, cap: int, landmarks: str = "rpcholesky", itemsize: int = 8) -> int:
+    """Landmark columns: ``rank`` (default NYSTROM_RANK), at most n, and what the preconditioner holds within
+    half the memory cap (the other half streams tiles): for "rpcholesky" the factor F (n, k) in the store's
+    precision (``itemsize`` bytes) and one float64 (k, k) buffer (FᵀF, factored in place); for "uniform"
+    two (n, ℓ) float64 matrices (columns and their factor)."""
     want = min(NYSTROM_RANK if rank is None else int(rank), n)
-    return max(1, min(want, cap // (2 * 2 * 8 * max(n, 1))))
+    budget = cap / 2
+    if landmarks == "rpcholesky":  # itemsize·n·k + 8·k² ≤ budget
+        fit = (math.sqrt((itemsize * n) ** 2 + 32.0 * budget) - itemsize * n) / 16.0
+    else:
+        fit = budget / (2 * 8 * max(n, 1))
+    return max(1, min(want, int(fit)))
+
+
+def rank_cut_reason(n: int, landmarks: str, itemsize: int, cap: int) -> str:
+    held = (f"F ({n}, rank) in {itemsize}-byte floats and one (rank, rank) float64 matrix"
+            if landmarks == "rpcholesky" else f"two ({n}, rank) float64 matrices")
+    return f"{held} stay within cap/2 = {cap / 2**21:.0f} MiB"
 
 
 LANDMARKS = ("rpcholesky", "uniform")
@@ -224,10 +238,11 @@ def linearized_predict(k_dd, k_xd, f0_d, f0_x, y_d, *, ridge=0.0, ridge_scale="a
             the dense float64 K and its factor (2·8·n² bytes, n = N·O for eNTK, N for pNTK) fit under
             memory_cap_bytes (default: half the available RAM, or 80 % of free GPU memory),
             otherwise "nystrom": CG preconditioned by ``rank`` Nyström landmark columns (default
-            NYSTROM_RANK, fewer if two (n, rank) float64 matrices exceed cap/2), streaming tiles
-            from the store; landmarks "rpcholesky" (default: pivots ∝ the residual diagonal, read as rows,
-            Woodbury preconditioner) or "uniform" (columns drawn uniformly in one pass, FTU form).
-            from the store. "cg" is the same CG with a Jacobi preconditioner.
+            NYSTROM_RANK, fewer if what the preconditioner holds exceeds cap/2: ``nystrom_rank``),
+            streaming tiles from the store; landmarks "rpcholesky" (default: pivots ∝ the residual
+            diagonal, read as rows; F in the store's precision, Woodbury preconditioner σ(Θ̂ + σI)⁻¹) or
+            "uniform" (columns drawn uniformly in one pass, FTU form). "cg" is the same CG with a
+            Jacobi preconditioner.
     tol / maxiter: CG stopping rule (relative residual per right-hand side; the final residual is
             recomputed). A CG that does not converge is retried with jitter on the diagonal (logged,
             info["jitter"]); if that fails too, NotConvergedError names the store and the residual.
@@ -285,11 +300,12 @@ def linearized_predict(k_dd, k_xd, f0_d, f0_x, y_d, *, ridge=0.0, ridge_scale="a
               f"{rhs.shape[1]} rhs; solver={choice.value} (dense {dense_bytes / 2**20:.0f} MiB, "
               f"cap {cap / 2**20:.0f} MiB, tiles {A.block_nbytes / 2**20:.1f} MiB in float64 on "
               f"{A.threads} threads) on {device}")
-    ctx = dict(log=log, tol=tol, maxiter=maxiter, times=times, info=info, rank=nystrom_rank(n, rank, cap),
-               landmarks=landmarks)
+    itemsize = factor_dtype(A).itemsize  # rp_cholesky keeps F in the store's precision
+    ctx = dict(log=log, tol=tol, maxiter=maxiter, times=times, info=info, landmarks=landmarks,
+               rank=nystrom_rank(n, rank, cap, landmarks, itemsize))
     if choice is Solver.NYSTROM and ctx["rank"] < min(NYSTROM_RANK if rank is None else rank, n):
-        emit(log, f"nystrom: rank cut to {ctx['rank']} so that two ({n}, rank) float64 matrices stay within "
-                  f"cap/2 = {cap / 2**21:.0f} MiB", logging.WARNING)
+        emit(log, f"nystrom: rank cut to {ctx['rank']} so that {rank_cut_reason(n, landmarks, itemsize, cap)}",
+             logging.WARNING)
     if choice is Solver.EIGH:
         V, coef = SOLVERS[choice](A, rhs, ctx)  # V (n, n), coef (T, n, R)
         n_t, r = coef.shape[0], coef.shape[2]
