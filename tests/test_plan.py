@@ -351,3 +351,17 @@ def test_small_regressions_take_one_core_large_ones_all(tmp_path):
     # the default runs regression inside diagnostics_regression (regression.jobs: with_diagnostics)
     assert threads["default"]["diagnostics_regression"] == {1} and threads["default"]["train"] == {2}
     assert threads["cifar10-fcn-cpu"]["regression"] == {2}
+
+
+def test_comparison_allows_the_logs_one_second_resolution():
+    """Snakemake stamps whole seconds: a job logged as 0 s took up to 1 s; minutes-long jobs keep ±50 %."""
+    from types import SimpleNamespace
+
+    def within(planned: float, measured: list[float]) -> bool:
+        plan = SimpleNamespace(rules=[SimpleNamespace(rule="r", jobs=len(measured), job_seconds=planned)])
+        return compare(plan, {"r": measured})[0]["within"]
+
+    assert within(1.3, [0.0]) and not within(1.6, [0.0])  # (1 + 50 %) × 1 s
+    assert within(2.5, [2.0]) and not within(4.6, [2.0])  # ±50 % of [1 s, 3 s]
+    assert within(140.0, [100.0]) and not within(152.0, [100.0])  # ±50 % of [99, 101] s
+    assert not within(40.0, [100.0])

@@ -138,7 +138,7 @@ def plan_workflow(config: dict, device: DeviceProfile, *, cores: int | None = No
         inf = config["infinite"]
         specs = [ModelSpec("fcn", w, in_shape, o, inf["depth"], "ntk") for w in inf["widths"]]
         jobs.append(cm.infinite(specs, len(inf["seeds"]), min(inf["n_points"], n_train)))
-    jobs += [cm.light("tables", COSTS.tables_s), cm.light("claims", COSTS.tables_s),
+    jobs += [cm.light("tables", COSTS.tables_s), cm.light("claims", COSTS.claims_s),
              cm.light("figures", COSTS.figures_s),
              cm.light("report", 0.0)]  # reads the PNGs and small tables, writes one page: the start is all
     a = config["active"]

@@ -168,7 +168,7 @@ class CostModel:
     def light(self, rule: str, seconds: float) -> Job:
         """A CPU job that reads small tables and writes small files (tables, claims, figures, report): its
         script imports no torch, so it starts faster than the calibrated job start."""
-        start = self.costs.torch_free_start_s + self.costs.job_finish_s
+        start = self.costs.torch_free_start_fraction * self.cpu.job_start_s + self.costs.job_finish_s
         return Job(rule, 1, bytes_written=1e6, peak_bytes=PROCESS_BASE_BYTES, seconds=start + seconds)
 
     def store_bookkeeping(self, rule: str, store_bytes: float, n_coords: int) -> Job:

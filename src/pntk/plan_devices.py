@@ -76,15 +76,19 @@ class Costs:
     # Jacobian pass, not FLOPs: torchvision ResNet-18, 1×8×8, one thread, load ~16: eNTK 1.0 s (52 modules
     # × 11 passes: 1.7 ms each), pNTK 0.4 s (× 2 passes: 3.8 ms each).
     kernel_call_s_per_module_pass: float = 3e-3
-    # Snakemake's own work around a job (output checks, metadata): median 5 s between a job's last log
-    # line and "Finished jobid" in a default run on this 2-core machine (two jobs at a time).
-    job_finish_s: float = 5.0
+    # Snakemake's own work around a job (output checks, metadata), between a job's last log line and its
+    # "Finished jobid": 0.5–1 s in the cifar10-fcn-cpu run of 2026-12-01 (AMD EPYC, 14 jobs, the light ones
+    # one at a time); a median of 5 s in the default run of 2026-12-01 (Xeon, 62 jobs, two at a time).
+    job_finish_s: float = 0.5
     # Start of a job that does not import torch (tables, claims, figures, report): Python, numpy, pandas,
-    # matplotlib and pntk's tables, ≈ 2 s here (`python -c "import pntk.paper.report"` 1.9 s, figure_set 2.6 s).
-    torch_free_start_s: float = 2.0
+    # matplotlib and pntk's tables, as a fraction of the calibrated start of a torch job (AMD EPYC:
+    # `python -c "import pntk.paper.report"` 0.89 s, figure_set 0.93 s, claims 1.37 s against 2.0 s calibrated;
+    # the report job, start included, took under 1 s).
+    torch_free_start_fraction: float = 0.4
     cuda_init_s: float = 5.0             # first CUDA call of a job (context, cuBLAS handles); assumption
-    # prepare_data: README "25 s CPU for the 60,000 CIFAR-10 images" = 1.8e8 values.
-    prepare_s_per_value: float = 1.4e-7
+    # prepare_data beyond the start: the cifar10-fcn-cpu run of 2026-12-01 (AMD EPYC) read, normalised and
+    # stored the 60,000 images (1.8e8 values) in 9.1 s of job wall, ≈ 2 s of it importing torch(vision).
+    prepare_s_per_value: float = 4e-8
     # Out-of-core solves (benchmarks/BENCHMARKS.md, "Kernel regression", random FCN-3 pNTK, ridge 0, tol 1e-6,
     # 2 threads): Nyström-PCG of rank 1000 took 159 iterations at N = 20,000 (more at larger N: λ_ℓ/λ_min
     # grows; a ridge of a few % of the mean diagonal brings it near 30), each iteration 4.1 decode passes
@@ -110,10 +114,12 @@ class Costs:
     sketch_efficiency: float = 0.65
     preconditioner_efficiency: float = 0.12
     # Light jobs (tables, figures, init/finalize bookkeeping): seconds beyond the job start. Measured
-    # 2026-12-01 (job logs): tables 3 s, claims 3 s, figures 22 s (default config) and 39 s (CIFAR-10 CPU run;
-    # Snakemake's per-job times 7–13 s and 26–39 s with the start).
+    # (job logs' own wall): tables 3.3 s, claims 1.4 s, figures 10.1 s in the cifar10-fcn-cpu run of 2026-12-01
+    # (AMD EPYC; figures drawn by 2 forked workers); tables 3 s, claims 3 s, figures 19–24 s in the default
+    # run of 2026-12-01 (Xeon).
     tables_s: float = 2.0
-    figures_s: float = 20.0
+    claims_s: float = 1.0
+    figures_s: float = 9.0
     light_job_s: float = 1.0
     # Host-side rates of a GPU node (its CPUs run prepare_data, diagnostics, tables, figures and Zarr
     # encoding): a server core, AVX2/AVX-512 class; assumptions, not measured.
