@@ -24,7 +24,7 @@ from pntk.kernels import flop_count
 from pntk.models import ModelSpec, init_model
 from pntk.plan import format_plan, job_counts, plan_workflow, store_bytes
 from pntk.plan_check import compare, job_durations
-from pntk.plan_costs import CostModel, choose_solver, kernel_flops, model_facts
+from pntk.plan_costs import CostModel, choose_solver, kernel_flops, kernel_flops_of, model_facts
 from pntk.regression import linearized_predict
 from pntk.store import jobs as kernel_jobs
 from pntk.store.paths import StorePaths
@@ -141,6 +141,20 @@ def test_train_flops_of_an_fcn_match_the_count_by_hand():
     assert f.forward_flops == forward
     assert f.train_flops == 3 * forward - 2 * d * w
     assert f.n_params == d * w + w + w * w + w + w * o + o
+
+
+def test_mlmoc_entk_is_priced_by_its_look_ahead_not_only_its_kernel():
+    """The eNTK look-ahead holds Σ(S, S) of (|S|·O)² entries and forms it by a GEMM with |L|·O inner
+    dimension: 2(|S|O)²|L|O float64 flops per cycle, which the plan counts beside the kernel and the fits."""
+    acfg = {"initial": 50, "per_cycle": 10, "cycles": 2, "pool_subset": 500, "epochs": 1, "batch_size": 32,
+            "naive_pool": 10, "device": "cpu"}
+    spec = ModelSpec("fcn", 64, (1, 8, 8), 10, 3)
+    cm = CostModel(FIXED_CPU, None)
+    entk, pntk = cm.active(spec, acfg, "mlmoc-entk", 100), cm.active(spec, acfg, "mlmoc-pntk", 100)
+    sigma = sum(2.0 * (500 * 10) ** 2 * (n_lab * 10) for n_lab in (50, 60))  # the two acquiring cycles
+    kernels = sum(kernel_flops_of(spec, "entk", n_lab + 500, None) for n_lab in (50, 60))
+    assert entk.flops - kernels > sigma
+    assert entk.seconds - pntk.seconds > sigma / FIXED_CPU.fp64_flops_1t  # 5 s at the fixed profile's rate
 
 
 # ----------------------------------------------------------------------------- bytes

@@ -277,7 +277,8 @@ class CostModel:
         `naive_pool` fits per cycle for the naive look-ahead)."""
         f, dev = model_facts(spec), acfg["device"]
         per_module = getattr(self.costs, f"step_overhead_per_module_{self.kind_of(dev)}_s")
-        flops = overhead = 0.0
+        per_value = getattr(self.costs, f"lookahead_s_per_kernel_value_{self.kind_of(dev)}")
+        flops = lookahead_flops = overhead = 0.0
         for cycle in range(acfg["cycles"] + 1):
             n_lab = acfg["initial"] + cycle * acfg["per_cycle"]
             fits = 1 + (min(acfg["naive_pool"], acfg["pool_subset"]) if strategy == "naive" and cycle < acfg["cycles"]
@@ -288,12 +289,18 @@ class CostModel:
             if strategy.startswith("mlmoc") and cycle < acfg["cycles"]:
                 kind = strategy.split("-")[1]
                 r = spec.num_classes if kind == "entk" else 1
-                p_all = n_lab + acfg["pool_subset"]
+                m, s = n_lab * r, acfg["pool_subset"] * r  # rows of L and of S in the flat kernel
+                flops += kernel_flops_of(spec, kind, n_lab + acfg["pool_subset"], None)
+                # float64 LookAhead: Cholesky of A, C⁻¹Θ(L, S), Σ(S, S) = Θ(S, S) − WᵀW, the scores (one per
+                # solve: sequential MLMOC re-scores after each of its `per_cycle` block updates of Σ)
                 solves = acfg["per_cycle"] if strategy.endswith("-seq") else 1
-                flops += kernel_flops_of(spec, kind, p_all, None)
-                flops += solves * ((n_lab * r) ** 3 / 3 + 2.0 * acfg["pool_subset"] * r * (n_lab * r) ** 2)
-        secs = self.start(dev) + self.compute_s(dev, flops, "float32", 1, "train") + overhead
-        return Job("active_learning", 1, flops, 4096, self._base(dev) + ENGINE_FEATURE_BYTES, secs, self.kind_of(dev))
+                lookahead_flops += m ** 3 / 3 + s * m ** 2 + 2.0 * s * s * m
+                lookahead_flops += solves * 2.0 * s * s + (solves - 1) * 2.0 * s * s * r
+                overhead += (m + s) ** 2 * per_value
+        secs = (self.start(dev) + self.compute_s(dev, flops, "float32", 1, "train") + overhead
+                + lookahead_flops / self.profile(dev).flops("float64", 1))
+        return Job("active_learning", 1, flops + lookahead_flops, 4096, self._base(dev) + ENGINE_FEATURE_BYTES, secs,
+                   self.kind_of(dev))
 
     def _base(self, device: str) -> float:
         return 0.0 if self.kind_of(device) == "cuda" else PROCESS_BASE_BYTES

@@ -69,13 +69,25 @@ class Costs:
     cholesky_efficiency: float = 0.5
     eigvalsh_efficiency: float = 0.2
     eigh_efficiency: float = 0.2
-    # Per-step framework overhead of SGD: launches/dispatch per leaf module per step (fwd + bwd + update).
-    step_overhead_per_module_cpu_s: float = 2e-5
+    # Per-step framework overhead of SGD: dispatch per leaf module per step (fwd + bwd + update, batch slicing).
+    # Default run of 2026-12-01 14:39 (AMD EPYC, quiet): active-learning fits of the digits FCN-3 w64 (3
+    # Linear modules) ≈ 0.5 ms per step (10 look-ahead fits of 80–160 steps in 0.38–0.73 s), the default
+    # train of FCN w64 420 steps + 11 evaluations in 0.3–0.4 s: ≈ 1.5e-4 s per module and step. (2e-5, from
+    # torch.optim on a loaded machine, under-planned active learning 5×.)
+    step_overhead_per_module_cpu_s: float = 1.5e-4
     step_overhead_per_module_cuda_s: float = 3e-5
     # One kernel call of a small batch (Fig 1 times single pairs) costs dispatch per leaf module and
-    # Jacobian pass, not FLOPs: torchvision ResNet-18, 1×8×8, one thread, load ~16: eNTK 1.0 s (52 modules
-    # × 11 passes: 1.7 ms each), pNTK 0.4 s (× 2 passes: 3.8 ms each).
-    kernel_call_s_per_module_pass: float = 3e-3
+    # Jacobian pass, not FLOPs: torchvision ResNet-18/34/50, 1×8×8, one thread, the default run of 2026-12-01
+    # 14:39 (AMD EPYC, beside one other job): eNTK medians 0.14 / 0.21 / 0.32 s, pNTK 0.045 / 0.078 / 0.10 s,
+    # ≈ 0.25–0.4 ms per module and pass. (3e-3, measured at load ~16, planned that job 5.4× its time.)
+    kernel_call_s_per_module_pass: float = 3e-4
+    # MLMOC's look-ahead beyond its FLOPs: the kernel of [L; S] comes out as (P, P, R, R) float32 blocks and
+    # is flattened to a (P·R, P·R) float64 matrix and sliced (transposing copies, not streaming ones). The
+    # default run of 2026-12-01 14:39 (AMD EPYC): an eNTK acquisition (P = 550–590, R = 10) took 2.1–2.9 s,
+    # of which the Σ(S, S) GEMM (2·(|S|R)²·|L|R flops) ≈ 0.5–1 s at the float64 rate: ≈ 50 ns per kernel value
+    # for the rest. GPU: assumed 1/50 of it.
+    lookahead_s_per_kernel_value_cpu: float = 5e-8
+    lookahead_s_per_kernel_value_cuda: float = 1e-9
     # Snakemake's own work around a job (output checks, metadata), between a job's last log line and its
     # "Finished jobid": 0.5–1 s in the cifar10-fcn-cpu run of 2026-12-01 (AMD EPYC, 14 jobs, the light ones
     # one at a time); a median of 5 s in the default run of 2026-12-01 (Xeon, 62 jobs, two at a time).
