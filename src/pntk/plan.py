@@ -125,7 +125,8 @@ def plan_workflow(config: dict, device: DeviceProfile, *, cores: int | None = No
             dd, xd = (store_bytes(config, "pntk", r, "train", o) for r in ("train", "test"))
             reg_threads = heavy if n_train >= pcfg.REGRESSION_ALL_CORES_FROM else 1  # as common.smk
             job = cm.regression(n_train, n_test, o, config["regression"], dd, xd, model_facts(ms).forward_flops,
-                                reg_threads, config["kernels"]["dtype"])
+                                reg_threads, config["kernels"]["dtype"], tile=config["kernels"]["tile_size"],
+                                input_values=math.prod(in_shape))
             if pcfg.analysis_in_one_job(config):
                 job = _one_process("diagnostics_regression", [job, diagnostics], 1, cm.start("cpu"))
             jobs.append(_times(job, seeds * epochs))

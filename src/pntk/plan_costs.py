@@ -14,6 +14,7 @@ from functools import lru_cache
 from .models import ModelSpec, init_model
 from .plan_devices import COSTS, Costs, DeviceProfile
 from .regression.linearized import NYSTROM_MAXITER, nystrom_rank
+from .regression.operator import STRIP_BYTES
 
 ENGINE_FEATURE_BYTES = 1 << 30  # the kernel engine's per-sample-gradient budget when batch_size is None
 PROCESS_BASE_BYTES = 4e8        # RSS of a Python process with torch, numpy and zarr imported
@@ -221,9 +222,11 @@ class CostModel:
         return Job("diagnostics", 1, flops + eig, 4096, peak, secs)
 
     def regression(self, n: int, m: int, o: int, rcfg: dict, store: float, xd_store: float, forward_flops: float,
-                   threads: int, kernel_dtype: str = "float64") -> Job:
+                   threads: int, kernel_dtype: str = "float64", *, tile: int = 0, input_values: int = 0) -> Job:
         """Full-data pNTK regression with the solver `pntk.regression.choose_solver` picks at this size and
-        memory cap (+ an eigh for finite times); f0 by a float64 forward over train and test."""
+        memory cap (+ an eigh for finite times); f0 by a float64 forward over train and test.
+        tile: the stores' tile size (the streaming solvers hold one tile per worker); input_values: per
+        example (the prepared inputs are in memory, as float32, while f0 is computed, then released)."""
         c, dev = self.costs, rcfg["device"]
         cap = rcfg["memory_cap_gb"] * 2**30
         solver = choose_solver(rcfg["solver"], n, cap)
@@ -247,9 +250,20 @@ class CostModel:
             notes.append("+ eigh for regression.times")
         fwd = forward_flops * (n + m)
         secs += self.start(dev) + fwd / p.flops("float64", threads) + xd_store / p.zarr_read_bps
-        stream = min(max(cap / 4, 2**20), 256 * 2**20) if solver in ("nystrom", "cg") else 0.0
+        stream = 0.0
+        if solver in ("nystrom", "cg"):  # ZarrKernelOperator.stream: each worker reads into one tile buffer
+            side = min(tile, n) if tile else math.isqrt(int(min(max(cap / 4, 2**20), 256 * 2**20)) // 8)
+            store_item = 4 if kernel_dtype == "float32" else 8
+            workers = min(threads, math.ceil(n / side) * (math.ceil(n / side) + 1) // 2)
+            if self.kind_of(dev) == "cuda":  # device memory: the tile moved there and its float64 copy
+                per_worker = side * side * (store_item + 8.0)
+            else:  # the tile buffer and its float64 row strip
+                per_worker = side * side * store_item + STRIP_BYTES + 8.0 * side
+            stream = workers * per_worker
         sketch = itemsize * n * rank + 8.0 * rank * rank if solver == "nystrom" else 0.0  # F (n, k), FᵀF (k, k)
-        peak = dense + stream + sketch + 8.0 * 6 * n * o  # + CG vectors (Θ(X, D) streams from its store too)
+        solve = dense + stream + sketch + 8.0 * 6 * n * o  # + CG vectors (Θ(X, D) streams from its store too)
+        inputs = 2.0 * 4 * (n + m) * input_values  # all rows as float32 and the train rows' copy
+        peak = max(solve, 0.0 if self.kind_of(dev) == "cuda" else inputs)
         return Job("regression", 1, flops + fwd, 8.0 * m * o * 3, peak + self._base(dev), secs, self.kind_of(dev),
                    threads, notes)
 
