@@ -3,11 +3,15 @@ from pntk.scriptutil import setup
 
 log = setup(snakemake)  # noqa: F821
 
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
+
 import pandas as pd  # noqa: E402
 
 from pntk.data import open_prepared  # noqa: E402
 from pntk.paper import verdicts as V  # noqa: E402
 from pntk.paper.claims import ClaimInputs, absent_tables, claims_table  # noqa: E402
+from pntk.paper.claims_active import active_extras  # noqa: E402
 
 sm = snakemake  # noqa: F821
 absent = absent_tables(sm.config)
@@ -21,8 +25,13 @@ def table(name: str):
 
 active = table("active")
 active_v = V.active_verdicts(active, data.num_classes, labels) if isinstance(active, pd.DataFrame) else None
-claims = claims_table(ClaimInputs(table("diagnostics"), table("regression"), table("infinite"), active, active_v,
-                                  n_boot=sm.params.bootstrap))
+infinite_regression = (json.loads(Path(sm.input.infinite_regression).read_text())["test_acc"]
+                       if sm.input.get("infinite_regression") else "no infinite-width regression (infinite.enabled)")
+claims = claims_table(ClaimInputs(
+    diagnostics=table("diagnostics"), regression=table("regression"), infinite=table("infinite"), active=active,
+    active_verdicts=active_v, training=pd.read_csv(sm.input.training), infinite_regression=infinite_regression,
+    timing=table("timing"), n_test=len(labels), n_test_subset=int(sm.config["data"]["subset_test"]),
+    active_meta=active_extras(sm.input.active_json) if active_v is not None else {}))
 runs = V.run_verdicts(list(sm.input.train_logs), data.num_classes, labels)
 rows = V.training_warnings(runs) + V.solver_warnings(list(sm.input.regression_json))
 if active_v is not None:

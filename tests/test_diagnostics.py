@@ -61,12 +61,25 @@ def test_diagonal_ratio_hand_values():
     assert r["offdiag_ratio_same_input"] == pytest.approx(math.sqrt(2 / 18))
     assert r["offdiag_ratio_pairwise"] == pytest.approx((0.5 + 0 + 2 * math.sqrt(0.25 / 2)) / 4)
     assert r["offdiag_mean_abs_ratio"] == pytest.approx((3 / 8) / (12 / 8))
+    # thesis Fig 3.2: |Σ off-diagonal| and |Σ diagonal| per block, each averaged over the 4 blocks
+    assert r["offdiag_block_ratio"] == pytest.approx(((2 + 0 + 0.5 + 0.5) / 4) / ((4 + 4 + 2 + 2) / 4))
 
 
 def test_frobenius_distance_hand_value():
     # Θ − 3·I = [[-1, 1], [1, -1]] → ‖·‖ = 2 ; ‖Θ‖ = √10
     d = dg.frobenius_distance(ONE, np.array([[3.0]]))
     assert d["frobenius_distance"] == pytest.approx(2 / math.sqrt(10))
+    # Fig 3 caption: |‖Θ‖ − ‖Θ̂⊗I‖| / ‖Θ‖ with ‖3·I₂‖ = 3√2
+    assert d["frobenius_norm_rel_diff"] == pytest.approx(abs(math.sqrt(10) - 3 * math.sqrt(2)) / math.sqrt(10))
+    assert d["first_logit_fro"] == 2.0 and d["pntk_fro"] == 3.0
+
+
+def test_norm_difference_never_exceeds_the_distance():
+    for seed in range(5):
+        entk, pntk = _random_kernels(p=30, seed=seed)
+        d = dg.frobenius_distance(entk, pntk)
+        assert d["frobenius_norm_rel_diff"] <= d["frobenius_distance"] + 1e-12  # reverse triangle inequality
+        assert d["first_logit_fro"] == pytest.approx(np.linalg.norm(entk[:, :, 0, 0]))
 
 
 def test_spectrum_differences_hand_values():
@@ -105,6 +118,8 @@ def test_prediction_gaps_hand_values():
     assert r["acc_entk"] == pytest.approx(2 / 3) and r["acc_pntk"] == pytest.approx(1 / 3)
     assert r["acc_diff"] == pytest.approx(1 / 3) and r["acc_abs_diff"] == pytest.approx(1 / 3)
     assert r["argmax_agreement"] == pytest.approx(2 / 3)
+    assert r["pred_rms_diff"] == pytest.approx(math.sqrt(2 / 3))  # one point differs by (−1, 1)
+    assert (r["only_entk_correct"], r["only_pntk_correct"]) == (1, 0)  # point 1: only the eNTK is right
     assert dg.prediction_gaps(f, g, np.eye(2)[y]) == r  # one-hot labels
     with pytest.raises(ValueError):
         dg.prediction_gaps(f, g[:2], y)
@@ -135,7 +150,8 @@ def test_fit_rate_rejects_bad_input():
 
 def test_tidy_rows():
     meta = {"dataset": "digits", "arch": "fcn", "width": np.int64(64), "seed": 1, "epoch": 0, "kind": "x"}
-    stats = {**dg.frobenius_distance(ONE, np.array([[3.0]])), "spec": {"cond": np.float32(2.0)}}
+    stats = {"frobenius_distance": dg.frobenius_distance(ONE, np.array([[3.0]]))["frobenius_distance"],
+             "spec": {"cond": np.float32(2.0)}}
     rows = dg.tidy_rows(meta, stats)
     assert [r["statistic"] for r in rows] == ["frobenius_distance", "spec.cond"]
     assert list(rows[0]) == [*dg.TIDY_COLUMNS, "kind"]

@@ -70,6 +70,9 @@ def diagonal_ratio(entk: Any) -> dict[str, float]:
     ``offdiag_ratio_pairwise``   mean over the N² pairs of ‖R_nm‖_F / ‖D_nm‖_F
                                  (pairs with D_nm = 0 are skipped; noisy for n ≠ m at small width)
     ``offdiag_mean_abs_ratio``   mean |off-diagonal entry| / mean |diagonal entry| over all blocks
+    ``offdiag_block_ratio``      mean over the N² blocks of |Σ_a≠b Θ_nm,ab| / the same mean of |Σ_a Θ_nm,aa|:
+                                 the thesis' Fig 3.2 ("magnitude of sum of on-diagonal and off-diagonal
+                                 elements", "the average of 1000×1000 kernels each having a shape of 10×10")
 
     All are 0 for Θ = K ⊗ I_O and shrink as the readout widens (Theorem 1). For O = 1 there are no
     off-diagonal entries and every ratio is 0.
@@ -90,11 +93,14 @@ def diagonal_ratio(entk: Any) -> dict[str, float]:
     pairwise = float(np.mean(np.sqrt(r2[nz] / d2[nz]))) if nz.any() else float("nan")
     mean_abs_off = float(np.abs(off).mean()) if off.size else 0.0
     mean_abs_diag = float(np.abs(diag).mean())
+    sum_off = float(np.abs(off.sum(-1)).mean()) if off.size else 0.0  # mean over blocks of |Σ_a≠b Θ_ab|
+    sum_diag = float(np.abs(diag.sum(-1)).mean())  # mean over blocks of |Σ_a Θ_aa|
     return {
         "offdiag_ratio": ratio(r2.sum(), d2.sum()),
         "offdiag_ratio_same_input": ratio(r2[same, same].sum(), d2[same, same].sum()),
         "offdiag_ratio_pairwise": pairwise,
         "offdiag_mean_abs_ratio": mean_abs_off / mean_abs_diag if mean_abs_diag > 0 else float("nan"),
+        "offdiag_block_ratio": sum_off / sum_diag if sum_diag > 0 else float("nan"),
     }
 
 
@@ -102,14 +108,21 @@ def diagonal_ratio(entk: Any) -> dict[str, float]:
 def frobenius_distance(entk: Any, pntk: Any) -> dict[str, float]:
     """Relative Frobenius distance of the eNTK from Θ̂ ⊗ I_O (paper Fig 3, Theorem 1).
 
-    ``frobenius_distance`` = ‖Θ − Θ̂⊗I_O‖_F / ‖Θ‖_F, norms over all N²O² entries of the
-    (N, N, O, O) arrays (equivalently of the NO×NO matrices).
+    ``frobenius_distance``      = ‖Θ − Θ̂⊗I_O‖_F / ‖Θ‖_F (Theorem 1's quantity), norms over all N²O² entries
+                                  of the (N, N, O, O) arrays (equivalently of the NO×NO matrices)
+    ``frobenius_norm_rel_diff`` = |‖Θ‖_F − ‖Θ̂⊗I_O‖_F| / ‖Θ‖_F, the Fig 3 caption's "relative difference in
+                                  ‖Θ‖_F and ‖Θ̂ ⊗ I_O‖_F" (never larger than the distance)
+    ``first_logit_fro``, ``pntk_fro``: ‖Θ_11‖_F (the first logit's kernel, entk[..., 0, 0]) and ‖Θ̂‖_F over
+                                  D × D, whose distributions agree at initialisation (paper §3)
     """
     k = _entk(entk)
     p = _pntk(pntk, k.shape[0])
     diff = k - kron_identity(p, k.shape[2])
     den = float(np.linalg.norm(k))
-    return {"frobenius_distance": float(np.linalg.norm(diff)) / den if den > 0 else float("nan")}
+    kron_norm = float(np.linalg.norm(p)) * np.sqrt(k.shape[2])  # ‖Θ̂⊗I_O‖_F = √O ‖Θ̂‖_F
+    return {"frobenius_distance": float(np.linalg.norm(diff)) / den if den > 0 else float("nan"),
+            "frobenius_norm_rel_diff": abs(den - kron_norm) / den if den > 0 else float("nan"),
+            "first_logit_fro": float(np.linalg.norm(k[:, :, 0, 0])), "pntk_fro": float(np.linalg.norm(p))}
 
 
 # ----------------------------------------------------------------------------- Figs 4–6
@@ -156,6 +169,8 @@ def prediction_gaps(pred_entk: Any, pred_pntk: Any, labels: Any) -> dict[str, fl
     ``acc_diff``       = acc_entk − acc_pntk (signed; positive = eNTK more accurate)
     ``acc_abs_diff``   = |acc_diff|
     ``argmax_agreement``: fraction of points where both predict the same class
+    ``pred_rms_diff``  = sqrt(mean_x ‖f_lin(x) − f̂_lin(x)‖²): Theorem 6's per-point difference, as an RMS over X
+    ``only_entk_correct``, ``only_pntk_correct``: test points only one of the two got right (McNemar's counts)
     """
     f = np.asarray(pred_entk, dtype=np.float64)
     g = np.asarray(pred_pntk, dtype=np.float64)
@@ -174,6 +189,9 @@ def prediction_gaps(pred_entk: Any, pred_pntk: Any, labels: Any) -> dict[str, fl
         "acc_entk": acc_e, "acc_pntk": acc_p,
         "acc_diff": acc_e - acc_p, "acc_abs_diff": abs(acc_e - acc_p),
         "argmax_agreement": float((pe == pp).mean()),
+        "pred_rms_diff": float(np.sqrt(((f - g) ** 2).sum(1).mean())),
+        "only_entk_correct": float(((pe == y) & (pp != y)).sum()),
+        "only_pntk_correct": float(((pp == y) & (pe != y)).sum()),
     }
 
 
