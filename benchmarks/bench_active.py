@@ -30,7 +30,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from pntk.active.loop import ALConfig, acquire_mlmoc, fit, naive_scores  # noqa: E402
+from pntk.active.loop import ALConfig, acquire_mlmoc  # noqa: E402
+from pntk.active.naive import naive_scores  # noqa: E402
+from pntk.active.training import fit  # noqa: E402
 from pntk.data import open_prepared, prepare_dataset  # noqa: E402
 from pntk.models import ModelSpec, init_model  # noqa: E402
 from pntk.provenance import machine_description  # noqa: E402
@@ -100,7 +102,8 @@ def main(argv=None) -> dict:
     xt = xs[:a.tiny]
     t_ntk, outs = timed(lambda: acquire_mlmoc(model, xl, yl, xt, 1, kind="pntk"), a.repeats)
     info = outs[-1][1]
-    t_scratch, (sc_scratch,) = timed(lambda: naive_scores(model, xl, yl, xt, cfg, 0, spec), 1)
+    scratch = dataclasses.replace(cfg, naive_epochs=None, retrain="cold")  # what a cold-started cycle does
+    t_scratch, (sc_scratch,) = timed(lambda: naive_scores(model, xl, yl, xt, scratch, 0, spec), 1)
     ft = dataclasses.replace(cfg, naive_epochs=a.finetune_epochs)
     t_ft, (sc_ft,) = timed(lambda: naive_scores(model, xl, yl, xt, ft, 0), 1)
     from scipy.stats import spearmanr

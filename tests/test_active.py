@@ -1,5 +1,6 @@
 """Look-ahead active learning: block (Schur) updates vs direct solves, vectorised MLMOC vs a
-per-candidate loop (pNTK and eNTK, both references), sequential updates, and a tiny end-to-end loop."""
+per-candidate loop (pNTK and eNTK, both references), the loop's block check (batched direct solves, ties),
+sequential updates, warm- and cold-started retraining, naive look-ahead, and a tiny end-to-end loop."""
 from __future__ import annotations
 
 import json
@@ -9,17 +10,20 @@ import pandas as pd
 import pytest
 import torch
 
-from pntk.active.lookahead import LookAhead, block_inverse_extend, flat_kernel, mlmoc_direct
+from pntk.active.blockcheck import RTOL, check_acquisition, compare
+from pntk.active.lookahead import LookAhead, block_inverse_extend, direct_scores, flat_kernel, mlmoc_direct
 from pntk.active.loop import (
     COLUMNS,
     ALConfig,
     acquire_mlmoc,
     acquire_uncertainty,
-    naive_scores,
     parse_strategy,
+    run_active_learning,
     run_from_store,
     write_results,
 )
+from pntk.active.naive import naive_scores
+from pntk.active.training import fit, outputs, retrain
 from pntk.kernels import empirical_kernel
 from pntk.models import ModelSpec, init_model
 
@@ -122,6 +126,67 @@ def test_flin_reference_ignores_the_fit_residual(real_kernels):
 
 
 # ------------------------------------------------------------------------------------------------
+# block update vs direct solves of Θ(L⁺, L⁺) (thesis Fig 2.1a "NTK w/o Block"): the loop's check
+
+
+@pytest.mark.parametrize("kind", ["pntk", "entk"])
+@pytest.mark.parametrize("reference", ["model", "flin"])
+def test_direct_scores_equal_block_scores_and_the_loop_reference(real_kernels, kind, reference):
+    """The batched direct solves (a factorisation per candidate) give the block update's scores, and the
+    per-candidate reference loop's, to float64 rounding; from the (P,P,O,O) kernel and from LookAhead's flat one."""
+    k, f0, y = real_kernels[kind], real_kernels["f0"], real_kernels["y"]
+    n_l, p = 9, len(f0)
+    la = LookAhead(k, f0, onehot(y[:n_l]), n_l, ridge=1e-3, reference=reference)
+    labels = la.pseudo_labels()
+    cand = torch.arange(p - n_l)
+    direct = direct_scores(k, f0, onehot(y[:n_l]), n_l, labels, cand, lam=la.lam, reference=reference,
+                           chunk_bytes=1)  # one candidate per chunk
+    flat = direct_scores(la.k, f0, onehot(y[:n_l]), n_l, labels, cand, lam=la.lam, reference=reference, q=la.q)
+    h = la.f0_s if reference == "model" else la.f_lin
+    loop = mlmoc_direct(k, f0, onehot(y[:n_l]), list(range(n_l)), list(range(n_l, p)), labels, h, lam=la.lam)
+    assert rel(direct, la.scores(labels)) <= 1e-10
+    assert rel(direct, loop) <= 1e-10 and rel(direct, flat) <= 1e-12
+    some = torch.tensor([4, 0, 13])  # a subset, in any order, is scored as the same candidates
+    assert rel(direct_scores(k, f0, onehot(y[:n_l]), n_l, labels, some, lam=la.lam, reference=reference),
+               direct[some]) <= 1e-12
+
+
+@pytest.mark.parametrize("kind, budget", [("pntk", 100), ("entk", 100), ("entk", 6)])
+def test_block_check_of_a_real_acquisition(real_kernels, kind, budget):
+    """check_acquisition on a float64 kernel: every candidate (budget ≥ |S|) or the block update's best 6 (the
+    chosen 4 first): identical sets, exact, at rounding-level score differences."""
+    k, f0, y = real_kernels[kind], real_kernels["f0"], real_kernels["y"]
+    n_l = 10
+    la = LookAhead(k, f0, onehot(y[:n_l]), n_l, ridge=1e-3)
+    block = la.scores()
+    chosen = block.topk(4).indices.numpy()
+    res = check_acquisition(la.k, la.q, f0, y[:n_l], n_l, block, chosen, 4, lam=la.lam, reference="model",
+                            budget=budget)
+    assert res["identical"] and res["exact"] and res["tie_swaps"] == 0
+    assert res["checked"] == min(budget, len(f0) - n_l) and res["max_rel_diff"] < 1e-10
+    with pytest.raises(ValueError, match="active.block_check"):
+        check_acquisition(la.k, la.q, f0, y[:n_l], n_l, block, chosen, 4, lam=la.lam, reference="model", budget=3)
+
+
+def test_compare_counts_tie_swaps_as_identical_and_real_swaps_as_different():
+    """Scores that agree to rounding may swap places at the k-th position (a tie); a candidate the direct solve
+    ranks clearly below the boundary but the block update chose is a different acquisition."""
+    block = np.array([5.0, 4.0, 3.0, 3.0, 1.0])
+    checked = np.arange(5)
+    chosen = np.array([0, 1, 2])  # block's top 3 (2 and 3 tie exactly)
+    tie = compare(block, np.array([5.0, 4.0, 3.0, 3.0 * (1 + 1e-12), 1.0]), checked, chosen, 3)
+    assert tie["identical"] and not tie["exact"] and tie["tie_swaps"] == 1
+    real = compare(block, np.array([5.0, 4.0, 2.0, 3.0, 1.0]), checked, chosen, 3)
+    assert not real["identical"] and not real["exact"] and real["max_rel_diff"] == pytest.approx(1 / 5)
+    near = compare(block, np.array([5.0, 4.0, 3.0, 3.0 * (1 + 100 * RTOL), 1.0]), checked, chosen, 3)
+    assert not near["identical"]  # beyond the tolerance: not a tie
+    same = compare(block, block + 1e-13, checked, chosen, 3)
+    assert same["exact"] and same["identical"]
+    with pytest.raises(ValueError, match="among those checked"):
+        compare(block, block[:2], np.array([0, 1]), chosen, 3)
+
+
+# ------------------------------------------------------------------------------------------------
 # sequential updates
 
 
@@ -191,6 +256,14 @@ def test_config_errors():
         ALConfig(per_cycle=600, pool_subset=500)
     with pytest.raises(ValueError, match="active.reference"):
         ALConfig(reference="network")
+    with pytest.raises(ValueError, match="active.retrain"):
+        ALConfig(retrain="hot")
+    with pytest.raises(ValueError, match="active.block_check_entk"):
+        ALConfig(per_cycle=10, block_check_entk=5)
+    ALConfig(per_cycle=10, block_check=0, block_check_entk=0)  # 0: no check
+    for naive_pool in (10, 5, 501):  # not above per_cycle (random acquisition), or beyond S
+        with pytest.raises(ValueError, match="active.naive_pool"):
+            ALConfig(per_cycle=10, pool_subset=500, naive_pool=naive_pool).check_naive()
     assert ALConfig.from_dict({"initial": 5, "strategies": ["random"], "enabled": True}).initial == 5
 
 
@@ -224,8 +297,6 @@ def test_mlmoc_and_naive_acquisition_agree_roughly():
     x = torch.randn(60, 1, 8, 8)
     y = (x.flatten(1)[:, :3].argmax(1))
     model = init_model(ModelSpec("fcn", 32, (1, 8, 8), 3, 3), 0)
-    from pntk.active.loop import fit
-
     fit(model, x[:20], y[:20], cfg, cfg.epochs, 0)
     pick, info = acquire_mlmoc(model, x[:20], y[:20], x[20:], 5, kind="pntk", dtype="float64")
     naive = naive_scores(model, x[:20], y[:20], x[20:], cfg, 0)
@@ -237,9 +308,9 @@ def test_mlmoc_and_naive_acquisition_agree_roughly():
 
 def test_tiny_loop_end_to_end(small_digits_store, tmp_path):
     cfg = ALConfig(initial=10, per_cycle=3, cycles=2, pool_subset=25, width=16, epochs=5, batch_size=16,
-                   naive_pool=6, naive_epochs=2)
+                   naive_pool=6, naive_epochs=2, block_check_entk=8)
     csvs = []
-    for strategy in ("random", "margin", "mlmoc-pntk-seq", "mlmoc-entk", "naive"):
+    for strategy in ("random", "margin", "mlmoc-pntk-seq", "mlmoc-entk", "mlmoc-pntk", "naive"):
         rows, meta = run_from_store(small_digits_store, strategy, 0, cfg)
         assert [r["n_labels"] for r in rows] == [10, 13, 16]
         flat = [i for c in meta["selected"] for i in c]
@@ -250,14 +321,115 @@ def test_tiny_loop_end_to_end(small_digits_store, tmp_path):
         assert list(df.columns) == COLUMNS and np.isnan(df.acquisition_seconds[0])
         assert (df.acquisition_seconds[1:] >= 0).all() and df.test_acc.between(0, 1).all()
         assert df.candidates.tolist() == [0] + [6 if strategy == "naive" else 25] * 2
-        assert json.loads(js.read_text())["data_fingerprint"]
+        rec = json.loads(js.read_text())
+        assert rec["data_fingerprint"]
+        check = rec.get("block_check")
+        if strategy in ("mlmoc-entk", "mlmoc-pntk"):  # batch MLMOC: every cycle checked, not timed with it
+            assert check["cycles"] == check["identical_cycles"] == 2 and check["candidates_per_cycle"] == [25, 25]
+            assert check["checked_per_cycle"] == ([8, 8] if strategy == "mlmoc-entk" else [25, 25])
+            assert check["max_rel_score_diff"] < 1e-9 and check["seconds"] > 0
+        else:
+            assert check is None  # sequential MLMOC and the baselines record none
+        assert ("warm_cold" in rec) == (strategy == "mlmoc-pntk")
         csvs.append(csv)
     # every strategy of a seed starts from the same initial labels
     inits = {tuple(json.loads((tmp_path / f"{s}-s0.json").read_text())["selected"][0])
              for s in ("random", "margin", "naive")}
     assert len(inits) == 1
     from pntk.active.figures import render_all
+    from pntk.paper.claims_active import active_extras
 
+    extras = active_extras(sorted(tmp_path.glob("*-s0.json")))
+    assert extras["block"]["cycles"] == 4 and extras["warm_cold"]["seeds"] == [0] and extras["dataset"] == "digits"
     paths = render_all(csvs, tmp_path / "fig", formats=("png",), table=str(tmp_path / "active.csv"))
     assert sorted(p.name for p in paths) == ["active-accuracy.png", "active-time.png", "active.csv"]
     assert all(p.stat().st_size > 0 for p in paths)
+
+
+# ------------------------------------------------------------------------------------------------
+# retraining warm or cold, naive look-ahead
+
+
+def _digits(store):
+    from pntk.data import open_prepared
+
+    d = open_prepared(store)
+    tr, te = d.train_indices, d.test_indices
+    return (torch.as_tensor(d.x[tr]), torch.as_tensor(d.y[tr]).long(), torch.as_tensor(d.x[te]),
+            torch.as_tensor(d.y[te]).long(), ModelSpec("fcn", 16, tuple(d.in_shape), d.num_classes, 3))
+
+
+def _params(m):
+    return torch.cat([p.detach().reshape(-1) for p in m.parameters()])
+
+
+def test_retrain_warm_continues_and_cold_restarts(small_digits_store):
+    xp, yp, _, _, spec = _digits(small_digits_store)
+    cfg = ALConfig(width=16, epochs=3, batch_size=16)
+    first = retrain(None, spec, 0, xp[:10], yp[:10], cfg)  # the first cycle starts from the init either way
+    assert torch.equal(_params(first), _params(fit(init_model(spec, 0), xp[:10], yp[:10], cfg, 3, 0)))
+    before = _params(first).clone()
+    warm = retrain(first, spec, 0, xp[:20], yp[:20], cfg)  # Algorithm 1: f_{L_t} trained on L_{t+1}
+    assert warm is first and not torch.equal(_params(warm), before)
+    expected = fit(init_model(spec, 0), xp[:10], yp[:10], cfg, 3, 0)
+    assert torch.equal(_params(warm), _params(fit(expected, xp[:20], yp[:20], cfg, 3, 0)))
+    cold = retrain(first, spec, 0, xp[:20], yp[:20], cfg, how="cold")
+    assert cold is not first and torch.equal(_params(cold),
+                                             _params(fit(init_model(spec, 0), xp[:20], yp[:20], cfg, 3, 0)))
+
+
+@pytest.mark.parametrize("loop", ["warm", "cold"])
+def test_warm_cold_record_trains_the_final_labelled_set_the_other_way(small_digits_store, loop, one_thread):
+    """mlmoc-pntk's JSON records the final labelled set trained both ways: the loop's own accuracy, and the
+    other way recomputed here by hand (cold: one fit from the init; warm: the chain over the cycles' sets)."""
+    xp, yp, xt, yt, spec = _digits(small_digits_store)
+    cfg = ALConfig(initial=10, per_cycle=3, cycles=2, pool_subset=25, width=16, epochs=4, batch_size=16,
+                   retrain=loop, block_check=0)
+    rows, meta = run_active_learning(xp.numpy(), yp.numpy(), xt.numpy(), yt.numpy(), "mlmoc-pntk", 0, cfg, 10)
+    wc = meta["warm_cold"]
+    assert wc["loop"] == loop and wc[loop] == rows[-1]["test_acc"] and wc["labels"] == 16
+    sets = np.cumsum([len(c) for c in meta["selected"]])
+    order = [i for c in meta["selected"] for i in c]
+    model = None
+    for n in (sets[-1:] if loop == "warm" else sets):  # the other way
+        idx = torch.as_tensor(order[:n])
+        model = retrain(model, spec, 0, xp[idx], yp[idx], cfg, how="cold" if loop == "warm" else "warm")
+    from pntk.train import evaluate
+
+    other = "cold" if loop == "warm" else "warm"
+    assert wc[other] == evaluate(model, xt, yt, cfg.loss)[1]
+    assert "warm_cold" not in run_active_learning(xp.numpy(), yp.numpy(), xt.numpy(), yt.numpy(), "random", 0,
+                                                  cfg, 10)[1]
+
+
+def test_naive_scores_candidates_over_all_of_u(small_digits_store):
+    """Naive look-ahead scores its first n candidates by the output change over all of U, each from a copy of
+    f_L fine-tuned naive_epochs on L ∪ {(x', argmax f_L(x'))}; naive_epochs None does what the loop's next
+    cycle does (warm: fine-tune `epochs`)."""
+    xp, yp, _, _, spec = _digits(small_digits_store)
+    cfg = ALConfig(width=16, epochs=3, batch_size=16, naive_epochs=2)
+    f_l = fit(init_model(spec, 0), xp[:10], yp[:10], cfg, 3, 0)
+    before = _params(f_l).clone()
+    xu = xp[10:30]
+    got = naive_scores(f_l, xp[:10], yp[:10], xu, cfg, 0, spec, candidates=4)
+    assert got.shape == (4,) and torch.equal(_params(f_l), before)  # f_L itself is not trained
+    import copy
+
+    for j in (0, 3):
+        y_j = outputs(f_l, xu[j:j + 1]).argmax(1)
+        m = fit(copy.deepcopy(f_l), torch.cat([xp[:10], xu[j:j + 1]]), torch.cat([yp[:10], y_j]), cfg, 2, 0)
+        assert float(got[j]) == pytest.approx(float((outputs(m, xu) - outputs(f_l, xu)).norm(dim=1).sum()), rel=1e-6)
+    import dataclasses
+
+    same = naive_scores(f_l, xp[:10], yp[:10], xu, dataclasses.replace(cfg, naive_epochs=None), 0, spec, 2)
+    assert torch.equal(same, naive_scores(f_l, xp[:10], yp[:10], xu, dataclasses.replace(cfg, naive_epochs=3), 0,
+                                          spec, 2))
+    with pytest.raises(ValueError, match="candidates"):
+        naive_scores(f_l, xp[:10], yp[:10], xu, cfg, 0, spec, candidates=21)
+
+
+def test_naive_strategy_refuses_to_be_random_acquisition(small_digits_store):
+    xp, yp, xt, yt, _ = _digits(small_digits_store)
+    cfg = ALConfig(initial=10, per_cycle=5, cycles=1, pool_subset=20, width=16, epochs=1, naive_pool=5)
+    with pytest.raises(ValueError, match="active.naive_pool"):
+        run_active_learning(xp.numpy(), yp.numpy(), xt.numpy(), yt.numpy(), "naive", 0, cfg, 10)

@@ -114,6 +114,18 @@ BAD = [
      "active.per_cycle"),
     ("active-naive-pool-exceeds-unlabelled",
      lambda c: _active(c, initial=10, per_cycle=2, cycles=2, pool_subset=20, naive_pool=55), "active.naive_pool"),
+    # naive look-ahead drawing no more candidates than it labels takes them all: random acquisition
+    ("active-naive-pool-not-above-per-cycle",
+     lambda c: _active(c, initial=10, per_cycle=10, cycles=2, pool_subset=20, naive_pool=10), "active.naive_pool"),
+    ("active-naive-pool-exceeds-pool-subset",
+     lambda c: _active(c, initial=10, per_cycle=5, cycles=2, pool_subset=20, naive_pool=25), "active.naive_pool"),
+    ("active-block-check-below-per-cycle",
+     lambda c: _active(c, initial=10, per_cycle=5, cycles=2, pool_subset=20, naive_pool=10, block_check=3),
+     "active.block_check"),
+    ("active-block-check-entk-below-per-cycle",
+     lambda c: _active(c, initial=10, per_cycle=5, cycles=2, pool_subset=20, naive_pool=10, block_check_entk=4),
+     "active.block_check_entk"),
+    ("active-retrain-unknown", lambda c: _active(c, retrain="hot"), "active.retrain"),
     ("unknown-python-path-folder", lambda c: _set(c, "python_path", ["/nonexistent/pntk/models"]), "python_path"),
 ]
 
@@ -144,7 +156,10 @@ def test_unknown_key_message_lists_allowed_keys():
 def test_active_sizes_are_checked_only_when_enabled():
     cfg = _set(_set(base(), "data.train_size", 60), "active", {"initial": 100})
     assert validate_config(cfg)["active"]["enabled"] is False  # the defaults need not fit a tiny config
-    validate_config(_active(base(), initial=20, per_cycle=10, cycles=4, pool_subset=40, naive_pool=10))  # 60: all
+    validate_config(_active(base(), initial=20, per_cycle=10, cycles=4, pool_subset=40, naive_pool=11))  # 60: all
+    # without the naive strategy its pool is not checked; a block check of 0 is off
+    validate_config(_active(base(), initial=20, per_cycle=10, cycles=4, pool_subset=40, naive_pool=5, block_check=0,
+                            strategies=["random", "mlmoc-pntk"]))
 
 
 def test_integers_stay_integers():

@@ -229,11 +229,18 @@ def check_active(config: dict) -> None:
             ("cycles", need, pool, f"the pool of {pool} train examples (initial + cycles × per_cycle = {need})"),
             ("pool_subset", a["pool_subset"], pool - a["initial"],
              f"the {pool - a['initial']} unlabelled examples left after active.initial"),
-            ("per_cycle", a["per_cycle"], a["pool_subset"], f"active.pool_subset = {a['pool_subset']} candidates"),
-            ("naive_pool", a["naive_pool"], pool - a["initial"],
-             f"the {pool - a['initial']} unlabelled examples left after active.initial")):
+            ("per_cycle", a["per_cycle"], a["pool_subset"], f"active.pool_subset = {a['pool_subset']} candidates")):
         if value > limit:
             raise ConfigError(f"active.{key}: {value} exceeds {what}")
+    if "naive" in a["strategies"] and not a["per_cycle"] < a["naive_pool"] <= a["pool_subset"]:
+        raise ConfigError(f"active.naive_pool: {a['naive_pool']}, expected more than active.per_cycle = "
+                          f"{a['per_cycle']} (scoring no more candidates than it labels, naive look-ahead takes every "
+                          f"candidate: random acquisition) and at most active.pool_subset = {a['pool_subset']} (its "
+                          "candidates are drawn from S)")
+    for key in ("block_check", "block_check_entk"):
+        if 0 < a[key] < a["per_cycle"]:
+            raise ConfigError(f"active.{key}: {a[key]} candidates cannot contain the active.per_cycle = "
+                              f"{a['per_cycle']} chosen; use 0 (no check) or at least {a['per_cycle']}")
 
 
 def check_data_source(data: dict, *, check_files: bool = True) -> None:

@@ -42,7 +42,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["flat_kernel", "block_inverse_extend", "LookAhead", "mlmoc_direct", "REFERENCES"]
+__all__ = ["flat_kernel", "block_inverse_extend", "LookAhead", "mlmoc_direct", "direct_scores", "REFERENCES"]
 
 REFERENCES = ("model", "flin")
 
@@ -220,4 +220,55 @@ def mlmoc_direct(k: Tensor, f0: Tensor, y_l: Tensor, labelled: list[int], cand: 
         a = kf[rows(lp)][:, rows(lp)] + lam * torch.eye(len(lp) * q, dtype=torch.float64)
         f_plus = f0[ev] + (kf[rows(ev)][:, rows(lp)] @ torch.linalg.solve(a, r)).reshape(len(ev), o)
         out[j] = torch.linalg.vector_norm(h_ev - f_plus, dim=1).sum()
+    return out
+
+
+def direct_scores(k: Tensor, f0: Tensor, y_l: Tensor, n_l: int, labels: Tensor, candidates, *, lam: float,
+                  reference: str = "model", q: int | None = None, chunk_bytes: int = 1 << 26) -> Tensor:
+    """MLMOC of `candidates` (positions into S) without the block update: Eq. 2.11 solved directly.
+
+    Same inputs as :class:`LookAhead` (points P = [L; S], S also the evaluation set U) and its λ (``la.lam``,
+    jitter included; or, with q given, k already flat as ``LookAhead.k``: (P·q, P·q), row n*q+a); labels
+    (|S|,) the pseudo-labels y'. For each candidate x_j the enlarged system
+    Θ(L⁺, L⁺) + λI, L⁺ = L ∪ {x_j}, gets its own Cholesky factorisation (LU where that fails): nothing of
+    Θ(L, L)'s factor, A⁻¹ or Σ is shared between candidates, so this is the "NTK w/o Block" of thesis
+    Fig 2.1a. Batched over candidates in chunks of ≤ chunk_bytes of float64 systems. Returns
+    (len(candidates),) Σ_{x∈S} ‖h(x) − f_lin+(x)‖₂ with h = f_L (reference "model") or f_lin on L ("flin",
+    also by a direct solve)."""
+    if reference not in REFERENCES:
+        raise ValueError(f"active.reference: {reference!r}, expected one of {REFERENCES}")
+    kf, q = flat_kernel(k) if q is None else (torch.as_tensor(k, dtype=torch.float64), int(q))
+    f0 = torch.as_tensor(f0, dtype=torch.float64, device=kf.device)
+    p, o = f0.shape
+    c, m, n_s = o // q, n_l * q, p - n_l
+    cand = torch.as_tensor(candidates, dtype=torch.long, device=kf.device).reshape(-1)
+    r_l = (torch.as_tensor(y_l, dtype=torch.float64, device=kf.device) - f0[:n_l]).reshape(m, c)  # Y_L − f_L(L)
+    y_s = torch.nn.functional.one_hot(torch.as_tensor(labels, device=kf.device).long(), o).to(torch.float64)
+    r_s = (y_s - f0[n_l:]).reshape(n_s, q, c)  # (|S|, q, c)  y' − f_L(x') per candidate
+    k_ll = kf[:m, :m] + lam * torch.eye(m, dtype=torch.float64, device=kf.device)  # (m, m)
+    k_sl = kf[m:, :m]  # (|S|q, m)
+    if reference == "model":
+        h = f0[n_l:]
+    else:
+        h = f0[n_l:] + (k_sl @ torch.linalg.solve(k_ll, r_l)).reshape(n_s, o)  # f_lin on S, its own solve
+    eye_q = torch.eye(q, dtype=torch.float64, device=kf.device)
+    out = torch.empty(len(cand), dtype=torch.float64, device=kf.device)
+    step = max(1, chunk_bytes // (8 * ((m + q) ** 2 + n_s * q * (q + c))))
+    for j0 in range(0, len(cand), step):
+        js = cand[j0:j0 + step]  # (J,)
+        rows = m + js[:, None] * q + torch.arange(q, device=kf.device)  # (J, q) flat rows of x_j
+        b = kf[:m][:, rows].permute(1, 0, 2)  # (J, m, q)  Θ(L, x_j)
+        cc = kf[rows[:, :, None], rows[:, None, :]] + lam * eye_q  # (J, q, q)  Θ(x_j, x_j) + λI
+        a = torch.cat([torch.cat([k_ll.expand(len(js), m, m), b], 2),
+                       torch.cat([b.transpose(1, 2), cc], 2)], 1)  # (J, m+q, m+q)  Θ(L⁺, L⁺) + λI
+        rhs = torch.cat([r_l.expand(len(js), m, c), r_s[js]], 1)  # (J, m+q, c)
+        chol, info = torch.linalg.cholesky_ex(a)
+        alpha = torch.cholesky_solve(rhs, chol)  # (J, m+q, c)
+        bad = info != 0
+        if bool(bad.any()):
+            alpha[bad] = torch.linalg.solve(a[bad], rhs[bad])
+        k_sx = kf[m:][:, rows].permute(1, 0, 2)  # (J, |S|q, q)  Θ(S, x_j)
+        corr = torch.einsum("xm,jmc->jxc", k_sl, alpha[:, :m]) + torch.einsum("jxq,jqc->jxc", k_sx, alpha[:, m:])
+        f_plus = f0[n_l:] + corr.reshape(len(js), n_s, o)  # (J, |S|, O)  f_lin+ on S
+        out[j0:j0 + len(js)] = torch.linalg.vector_norm(h - f_plus, dim=2).sum(1)
     return out

@@ -1,15 +1,20 @@
 """Pool-based active learning loop (thesis Algorithm 1) with NTK look-ahead and baseline strategies.
 
-    for cycle 0..cycles:  train f_L by SGD (from the seed's initialisation) → test accuracy
+    for cycle 0..cycles:  train f_L by SGD (warm: from f_L of the previous cycle, as Algorithm 1; cold: from
+                          the seed's initialisation; active.retrain) → test accuracy
                           acquire `per_cycle` labels from a random pool subset S of `pool_subset`
 
 Strategy names (also the `{strategy}` wildcard of the workflow):
     random | entropy | margin            baselines on softmax(f_L) over S
     mlmoc-{pntk,entk,first_logit}[-seq]  NTK look-ahead (pntk.active); -seq: sequential block updates
-    naive                                look-ahead by SGD fine-tuning per candidate (tiny pools only)
+    naive                                look-ahead by SGD retraining per candidate (pntk.active.naive) on the
+                                         first `naive_pool` candidates of S
 Rows (tidy): strategy, kernel, seed, cycle, n_labels, test_acc, acquisition_seconds (time spent
-acquiring the labels added since the previous cycle; NaN at cycle 0), candidates (|S| of that
-acquisition; 0 at cycle 0), train_seconds.
+acquiring the labels added since the previous cycle; NaN at cycle 0), candidates (candidates scored by
+that acquisition: |S|, or naive_pool for naive; 0 at cycle 0), train_seconds.
+The per-run JSON also records, for batch MLMOC, "block_check" (pntk.active.blockcheck: the block update's
+acquisitions against direct solves, computed after the timed acquisition) and, for mlmoc-pntk, "warm_cold"
+(the final labelled set trained both ways, pntk.active.training.other_start).
 """
 from __future__ import annotations
 
@@ -23,13 +28,14 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
 
 from ..kernels import empirical_kernel
-from ..models import ModelSpec, init_model
-from ..sgd import SGD
-from ..train import epoch_order, evaluate, loss_fn, progress_line
+from ..models import ModelSpec
+from ..train import evaluate, progress_line
+from .blockcheck import check_acquisition, summarise
 from .lookahead import REFERENCES, LookAhead
+from .naive import naive_scores
+from .training import RETRAIN, other_start, outputs, retrain
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +43,7 @@ COLUMNS = ["strategy", "kernel", "seed", "cycle", "n_labels", "test_acc", "acqui
            "train_seconds"]
 KERNELS = ("pntk", "entk", "first_logit")
 BASELINES = ("random", "entropy", "margin", "naive")
+WARM_COLD = ("mlmoc-pntk",)  # strategies whose final labelled set is also trained the other way (al-warm-cold)
 
 
 @dataclass(frozen=True)
@@ -63,8 +70,16 @@ class ALConfig:
     reference: str = "model"
     kernel_method: str = "auto"
     kernel_dtype: str = "float32"
-    naive_pool: int = 10
-    naive_epochs: int | None = None  # None: retrain from the seed's init for `epochs`; int: fine-tune θ_L
+    # Thesis Algorithm 1: "Train f_{L_t} on L_{t+1}, using SGD, to obtain f_{L_{t+1}}" (warm start).
+    retrain: str = "warm"
+    # Naive look-ahead (pntk.active.naive): scores naive_pool candidates of S, more than it labels (else it
+    # takes every candidate: random acquisition), each fine-tuned from f_L for §2.4's 15 epochs.
+    naive_pool: int = 30
+    naive_epochs: int | None = 15  # None: what the loop's next cycle does (retrain, epochs)
+    # Block updates vs direct solves (pntk.active.blockcheck), candidates per batch-MLMOC acquisition: all of S
+    # for scalar kernels (a (|L|+1)² solve each); the eNTK's (|L|·O + O)² solves cost ~O³ more, so its best 20.
+    block_check: int = 500
+    block_check_entk: int = 20
     device: str = "cpu"
 
     def __post_init__(self):
@@ -75,12 +90,29 @@ class ALConfig:
             raise ValueError(f"active.per_cycle ({self.per_cycle}) exceeds active.pool_subset ({self.pool_subset})")
         if self.naive_epochs is not None and self.naive_epochs < 1:
             raise ValueError(f"active.naive_epochs: must be >= 1 or null, got {self.naive_epochs}")
+        if self.retrain not in RETRAIN:
+            raise ValueError(f"active.retrain: {self.retrain!r}, expected one of {RETRAIN}")
+        for key in ("block_check", "block_check_entk"):
+            if 0 < getattr(self, key) < self.per_cycle or getattr(self, key) < 0:
+                raise ValueError(f"active.{key}: {getattr(self, key)} candidates cannot contain the "
+                                 f"active.per_cycle = {self.per_cycle} chosen; use 0 (no check) or >= {self.per_cycle}")
         if self.reference not in REFERENCES:
             raise ValueError(f"active.reference: {self.reference!r}, expected one of {REFERENCES}")
         if self.loss not in ("mse", "cross_entropy"):
             raise ValueError(f"active.loss: {self.loss!r}, expected 'mse' or 'cross_entropy'")
         if self.kernel_dtype not in ("float32", "float64"):
             raise ValueError(f"active.kernel_dtype: {self.kernel_dtype!r}, expected float32 or float64")
+
+    def check_naive(self) -> None:
+        """The naive strategy's sizes: more candidates than labels per cycle, all drawn from S."""
+        if not self.per_cycle < self.naive_pool <= self.pool_subset:
+            raise ValueError(f"active.naive_pool: {self.naive_pool}, expected more than active.per_cycle = "
+                             f"{self.per_cycle} (else naive look-ahead takes every candidate: random acquisition) "
+                             f"and at most active.pool_subset = {self.pool_subset} (its candidates come from S)")
+
+    def check_budget(self, kernel: str) -> int:
+        """Candidates per batch-MLMOC acquisition checked against direct solves (0: none)."""
+        return self.block_check_entk if kernel == "entk" else self.block_check
 
     @classmethod
     def from_dict(cls, d: dict) -> "ALConfig":
@@ -107,35 +139,6 @@ def parse_strategy(name: str) -> Strategy:
 
 
 # ------------------------------------------------------------------------------------------------
-# training
-
-
-def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: ALConfig, epochs: int, seed: int) -> nn.Module:
-    """SGD on (x, y) in place; batch order depends only on (seed, epoch). Returns the model (eval mode)."""
-    opt = SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    model.train()
-    for epoch in range(epochs):
-        order = epoch_order(len(x), seed, epoch).to(x.device)
-        bounds = list(range(0, len(x), cfg.batch_size)) + [len(x)]
-        if len(bounds) > 2 and bounds[-1] - bounds[-2] == 1:
-            del bounds[-2]  # no batch of one sample: BatchNorm cannot train on it
-        for s, e in zip(bounds[:-1], bounds[1:]):
-            idx = order[s:e]
-            loss = loss_fn(cfg.loss, model(x[idx]), y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-    return model.eval()
-
-
-@torch.no_grad()
-def outputs(model: nn.Module, x: torch.Tensor, batch: int = 2048) -> torch.Tensor:
-    """(N, O) eval-mode outputs."""
-    model.eval()
-    return torch.cat([model(x[s:s + batch]) for s in range(0, len(x), batch)])
-
-
-# ------------------------------------------------------------------------------------------------
 # acquisition functions: return positions into x_s of the k chosen candidates
 
 
@@ -151,12 +154,13 @@ def acquire_uncertainty(model, x_s, k: int, kind: str) -> np.ndarray:
 
 def acquire_mlmoc(model, x_l, y_l, x_s, k: int, *, kind: str = "pntk", sequential: bool = False,
                   y_s: torch.Tensor | None = None, ridge: float = 1e-3, reference: str = "model",
-                  method: str = "auto", dtype: str = "float32") -> tuple[np.ndarray, dict]:
+                  method: str = "auto", dtype: str = "float32", keep: bool = False) -> tuple[np.ndarray, dict]:
     """Top-k MLMOC candidates. y_l (|L|,) labels; y_s (|S|,) true labels (needed when sequential).
 
     One kernel Θ([L;S], [L;S]) of the trained model (eval mode: BatchNorm frozen), one factorisation,
     vectorised scores. Returns positions into x_s and {kernel_seconds, score_seconds, scores} (the
-    scores of the first query)."""
+    scores of the first query); keep: also the flat float64 kernel, q, f0 and λ the look-ahead used
+    (kernel, q, f0, lam), for the block check."""
     km = copy.deepcopy(model).eval()
     if dtype == "float64":
         km = km.double()
@@ -183,28 +187,10 @@ def acquire_mlmoc(model, x_l, y_l, x_s, k: int, *, kind: str = "pntk", sequentia
             if t < k - 1:
                 sc = la.scores()
         chosen = np.asarray(chosen)
-    return chosen, {"kernel_seconds": t1 - t0, "score_seconds": time.perf_counter() - t1, "scores": first.cpu()}
-
-
-def naive_scores(model, x_l, y_l, x_s, cfg: ALConfig, seed: int, spec: ModelSpec | None = None) -> Tensor:
-    """(|S|,) look-ahead by brute force, Σ_{x∈S} ‖f_L(x) − f_new(x)‖₂ with f_new the network trained
-    on L ∪ {(x', y')} per candidate: from the seed's initialisation for cfg.epochs when
-    cfg.naive_epochs is None (needs spec; what the next cycle would do), else a copy of f_L
-    fine-tuned for cfg.naive_epochs. The quantity MLMOC approximates."""
-    if cfg.naive_epochs is None and spec is None:
-        raise ValueError("naive look-ahead from scratch needs the model spec")
-    f_s = outputs(model, x_s)  # (|S|, O)
-    pseudo = f_s.argmax(1)
-    scores = torch.empty(len(x_s), dtype=torch.float64)
-    for j in range(len(x_s)):
-        x = torch.cat([x_l, x_s[j:j + 1]])
-        y = torch.cat([y_l, pseudo[j:j + 1]])
-        if cfg.naive_epochs is None:
-            m = fit(init_model(spec, seed).to(x.device), x, y, cfg, cfg.epochs, seed)
-        else:
-            m = fit(copy.deepcopy(model), x, y, cfg, cfg.naive_epochs, seed)
-        scores[j] = torch.linalg.vector_norm(outputs(m, x_s) - f_s, dim=1).sum()
-    return scores
+    info = {"kernel_seconds": t1 - t0, "score_seconds": time.perf_counter() - t1, "scores": first.cpu()}
+    if keep:  # what pntk.active.blockcheck recomputes by direct solves, after the timed acquisition
+        info.update(kernel=la.k, q=la.q, f0=f0, lam=la.lam)
+    return chosen, info
 
 
 # ------------------------------------------------------------------------------------------------
@@ -215,8 +201,12 @@ def run_active_learning(x_pool: np.ndarray, y_pool: np.ndarray, x_test: np.ndarr
                         strategy: str, seed: int, cfg: ALConfig, num_classes: int | None = None
                         ) -> tuple[list[dict], dict]:
     """Run one strategy for one seed. Returns (rows, meta) with meta['selected'][c] the pool positions
-    labelled at cycle c (cycle 0: the random initial set, the same for every strategy of a seed)."""
+    labelled at cycle c (cycle 0: the random initial set, the same for every strategy of a seed), and for
+    batch MLMOC meta['block_check'], for WARM_COLD strategies meta['warm_cold'] (module doc)."""
     st = parse_strategy(strategy)
+    if st.method == "naive":
+        cfg.check_naive()
+    budget = cfg.check_budget(st.kernel) if st.method == "mlmoc" else 0  # sequential: not checked
     dev = torch.device(cfg.device)
     xp, yp = torch.as_tensor(x_pool, device=dev), torch.as_tensor(y_pool, device=dev).long()
     xt, yt = torch.as_tensor(x_test, device=dev), torch.as_tensor(y_test, device=dev).long()
@@ -229,10 +219,11 @@ def run_active_learning(x_pool: np.ndarray, y_pool: np.ndarray, x_test: np.ndarr
     labelled = list(rng.choice(len(xp), cfg.initial, replace=False))
     selected, rows, acq_s, n_cand = [list(map(int, labelled))], [], float("nan"), 0
     cycle_seconds: list[float] = []  # wall time of each finished cycle (training + acquisition), for the ETA
+    checks, check_sizes, check_s, model = [], [], 0.0, None
     for cycle in _cycles(cfg.cycles + 1, f"{strategy} seed {seed}"):
         t0 = t_cycle = time.perf_counter()
         lab = torch.as_tensor(labelled, device=dev)
-        model = fit(init_model(spec, seed).to(dev), xp[lab], yp[lab], cfg, cfg.epochs, seed)
+        model = retrain(model, spec, seed, xp[lab], yp[lab], cfg)  # warm (Algorithm 1) or cold: active.retrain
         train_s = time.perf_counter() - t0
         acc = evaluate(model, xt, yt, cfg.loss)[1]
         rows.append({"strategy": st.method, "kernel": st.kernel, "seed": seed, "cycle": cycle,
@@ -245,30 +236,47 @@ def run_active_learning(x_pool: np.ndarray, y_pool: np.ndarray, x_test: np.ndarr
             break
         unl = np.setdiff1d(np.arange(len(xp)), labelled)
         sub_rng = np.random.default_rng(np.random.SeedSequence([seed, 1, cycle]))
-        size = cfg.naive_pool if st.method == "naive" else cfg.pool_subset
-        pool = sub_rng.choice(unl, min(size, len(unl)), replace=False)  # candidate subset S
+        pool = sub_rng.choice(unl, min(cfg.pool_subset, len(unl)), replace=False)  # S, in random order
         k = min(cfg.per_cycle, len(pool))
         pool_t = torch.as_tensor(pool, device=dev)
         xs = xp[pool_t]
+        n_cand, info = len(pool), {}
         t0 = time.perf_counter()
         if st.method == "random":
             pick = np.random.default_rng(np.random.SeedSequence([seed, 2, cycle])).choice(len(pool), k, replace=False)
         elif st.method in ("entropy", "margin"):
             pick = acquire_uncertainty(model, xs, k, st.method)
-        elif st.method == "naive":
-            pick = naive_scores(model, xp[lab], yp[lab], xs, cfg, seed, spec).topk(k).indices.numpy()
+        elif st.method == "naive":  # the first naive_pool candidates of S (random order), scored over all of S
+            n_cand = min(cfg.naive_pool, len(pool))
+            pick = naive_scores(model, xp[lab], yp[lab], xs, cfg, seed, spec, n_cand).topk(k).indices.numpy()
         else:
-            pick, _ = acquire_mlmoc(model, xp[lab], yp[lab], xs, k, kind=st.kernel,
-                                    sequential=st.method == "mlmoc-seq", y_s=yp[pool_t],
-                                    ridge=cfg.ridge, reference=cfg.reference, method=cfg.kernel_method,
-                                    dtype=cfg.kernel_dtype)
-        acq_s, n_cand = time.perf_counter() - t0, len(pool)
+            pick, info = acquire_mlmoc(model, xp[lab], yp[lab], xs, k, kind=st.kernel,
+                                       sequential=st.method == "mlmoc-seq", y_s=yp[pool_t],
+                                       ridge=cfg.ridge, reference=cfg.reference, method=cfg.kernel_method,
+                                       dtype=cfg.kernel_dtype, keep=budget > 0)
+        acq_s = time.perf_counter() - t0
+        if budget:  # outside the timed acquisition: the direct solves are a check, not the method
+            checks.append(check_acquisition(info["kernel"], info["q"], info["f0"], yp[lab], len(lab), info["scores"],
+                                            pick, k, lam=info["lam"], reference=cfg.reference, budget=budget))
+            check_sizes.append(len(pool))
+            check_s += time.perf_counter() - t0 - acq_s
+        del info  # the eNTK's flat kernel is the largest array here
         new = [int(pool[i]) for i in pick]
         labelled += new
         selected.append(new)
         cycle_seconds.append(time.perf_counter() - t_cycle)
     meta = {"strategy": strategy, "method": st.method, "kernel": st.kernel, "seed": seed,
             "config": asdict(cfg), "selected": selected}
+    if checks:
+        meta["block_check"] = {**summarise(checks, check_sizes), "seconds": check_s}
+        log.info("%s seed %d: block update vs direct solves: %d of %d cycles identical (largest relative score "
+                 "difference %.2g)", strategy, seed, meta["block_check"]["identical_cycles"], len(checks),
+                 meta["block_check"]["max_rel_score_diff"])
+    if strategy in WARM_COLD:
+        other = "cold" if cfg.retrain == "warm" else "warm"
+        meta["warm_cold"] = {cfg.retrain: rows[-1]["test_acc"], other: other_start(selected, spec, seed, xp, yp, xt,
+                                                                                      yt, cfg),
+                             "loop": cfg.retrain, "labels": len(labelled), "epochs": cfg.epochs}
     return rows, meta
 
 
