@@ -9,10 +9,10 @@ log = setup(snakemake)
 from pntk.paper.figure_set import render_many, write_captions
 
 sm = snakemake
-records = render_many(sm.params.numbers, sm.params.out_dir, dict(sm.input.items()), subsets=sm.params.subsets,
+records = render_many(sm.params.labels, sm.params.out_dir, dict(sm.input.items()), subsets=sm.params.subsets,
                       formats=sm.params.formats, dpi=sm.params.dpi, workers=sm.threads)
 for rec in records:
-    log.info("figure %d: %s", rec["number"], rec["files"])
+    log.info("%s: %s", rec["title"], rec["files"])
     for message in rec["warnings"]:
-        log.warning("figure %d: %s", rec["number"], message)
+        log.warning("%s: %s", rec["title"], message)
 log.info("captions and index: %s", write_captions(records, sm.params.out_dir))

@@ -13,7 +13,7 @@ verdicts = run_verdicts(list(sm.input.train_logs))
 diag = tables.diagnostics_table(list(sm.input.diagnostics), verdicts, rw)
 training = tables.training_table(list(sm.input.train_logs), verdicts, rw)
 regr = tables.regression_table(list(sm.input.regression), training, verdicts, rw)
-rate = tables.rate_table(diag, n_boot=sm.params.bootstrap)
+rate = tables.rate_table(diag)
 for df, path in ((diag, sm.output.diagnostics), (regr, sm.output.regression), (training, sm.output.training),
                  (rate, sm.output.rate)):
     df.to_csv(path, index=False)

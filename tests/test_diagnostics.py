@@ -125,29 +125,6 @@ def test_prediction_gaps_hand_values():
         dg.prediction_gaps(f, g[:2], y)
 
 
-def test_fit_rate_recovers_planted_exponent():
-    rng = np.random.default_rng(0)
-    widths = np.repeat(2.0 ** np.arange(6, 13), 5)
-    seeds = np.tile(np.arange(5), 7)
-    values = 3.0 * widths**-0.5 * np.exp(rng.normal(scale=0.1, size=widths.size))
-    r = dg.fit_rate(widths, values, seeds, n_boot=1000, rng=0)
-    assert r["exponent"] == pytest.approx(-0.5, abs=0.05)
-    assert r["ci_low"] < -0.5 < r["ci_high"]
-    assert r["ci_high"] - r["ci_low"] < 0.1
-    assert r["intercept"] == pytest.approx(math.log(3), abs=0.3)
-    assert (r["n_points"], r["n_widths"]) == (35, 7)
-    exact = dg.fit_rate(widths, 3.0 * widths**-0.5, seeds, n_boot=50)
-    assert exact["exponent"] == pytest.approx(-0.5) and exact["ci_low"] == pytest.approx(-0.5)
-    assert dg.fit_rate(widths, values, seeds, rng=0) == r  # deterministic given rng
-
-
-def test_fit_rate_rejects_bad_input():
-    with pytest.raises(ValueError, match="2 distinct widths"):
-        dg.fit_rate([8, 8], [1.0, 2.0], [0, 1])
-    with pytest.raises(ValueError, match="positive"):
-        dg.fit_rate([8, 16], [1.0, 0.0], [0, 0])
-
-
 def test_tidy_rows():
     meta = {"dataset": "digits", "arch": "fcn", "width": np.int64(64), "seed": 1, "epoch": 0, "kind": "x"}
     stats = {"frobenius_distance": dg.frobenius_distance(ONE, np.array([[3.0]]))["frobenius_distance"],

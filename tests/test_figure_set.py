@@ -11,12 +11,12 @@ import pandas as pd
 import pytest
 
 from pntk.paper import figure_set, figure_table
-from pntk.paper.diagnostics import fit_rate
+from pntk.paper.claim_tests import slope_fit
 
 REPO = Path(__file__).resolve().parents[1]
 REPORT = REPO / "workflow" / "report"
 SUBSETS = {"subset_train": 20, "subset_test": 10, "seed": 0}
-WIDTH_STATS = [s.statistic for s in figure_table.FIGURES.values() if s.plot == "width"]
+WIDTH_STATS = [s.statistic for s in figure_table.FIGURES.values() if s.plot == "paper"]
 
 
 # ----------------------------------------------------------------------------- the table
@@ -27,44 +27,54 @@ def tiny_config():
     return load_config(REPO / "tests" / "configs" / "tiny.yaml")
 
 
+PAPER = ["01", "02", "02b", "03", "03b", "04", "05", "06", "07", "08", "09", "10", "11", "12"]
+
+
 def test_every_figure_is_complete_in_the_table():
     for n, spec in figure_table.FIGURES.items():
-        assert spec.number == n and spec.name == f"fig{n:02d}-{spec.slug}"
+        assert spec.label == n and spec.name == f"fig{n}-{spec.slug}"
         assert spec.section in figure_table.SECTIONS and spec.needs in figure_table.REQUIREMENTS
         assert spec.reads and set(spec.reads) <= set(figure_table.INPUTS), n
         assert len(spec.about) > 40, n
-        assert (spec.statistic is None) == (spec.plot not in ("width", "epochs")), n
+        assert (spec.statistic is None) == (spec.plot not in ("paper", "epochs")), n
+    # the paper's figures keep its numbers; the project's own are numbered apart and say so
+    assert [n for n in figure_table.FIGURES if not n.startswith("P")] == PAPER
+    assert all("pntk's own figure" in s.about for n, s in figure_table.FIGURES.items() if n.startswith("P"))
+    assert figure_table.FIGURES["02b"].title == "Fig 2b" and figure_table.FIGURES["P1"].title == "Fig P1"
 
 
 def test_config_decides_the_figures_and_their_inputs(tiny_config):
-    assert figure_table.numbers_for(tiny_config) == list(range(1, 17))
+    assert figure_table.labels_for(tiny_config) == list(figure_table.FIGURES)
     inputs = figure_table.input_paths(tiny_config, "results/data/digits.zarr")
     assert set(inputs) == set(figure_table.INPUTS)
     assert inputs["timing"] == "results/timing/digits.csv" and inputs["rate"] == "results/tables/rate.csv"
-    assert inputs["kernel_manifest"].endswith("fcn-w16-s0/epoch002/kernels/pntk-train-train.manifest.json")
+    # the heatmap shows D in a network trained on D (diagnostics.train_on: D)
+    assert inputs["kernel_manifest"].endswith("fcn-w16-s0-onD/epoch003/kernels/pntk-sub-train-sub-train.manifest.json")
 
     cfg = copy.deepcopy(tiny_config)
     cfg["timing"]["enabled"] = cfg["diagnostics"]["enabled"] = cfg["infinite"]["enabled"] = False
     cfg["kernels"]["index_sets"]["pntk"] = [["sub-train", "sub-train"], ["sub-test", "sub-train"]]
-    assert figure_table.numbers_for(cfg) == [10, 15, 16]  # no full-data pNTK: no Figs 9, 11, 12
+    assert figure_table.labels_for(cfg) == ["10", "P3", "P4"]  # no full-data pNTK: no Figs 9, 11, 12
     assert set(figure_table.input_paths(cfg, "d.zarr")) == {"training", "data", "kernel_manifest"}
-    assert figure_table.heatmap_manifest(cfg).endswith("pntk-sub-train-sub-train.manifest.json")
+    assert figure_table.heatmap_manifest(cfg).endswith("fcn-w16-s0/epoch002/kernels/pntk-sub-train-sub-train"
+                                                       ".manifest.json")
     cfg["kernels"]["kinds"] = ["entk"]
-    assert figure_table.numbers_for(cfg) == [10, 15]
+    assert figure_table.labels_for(cfg) == ["10", "P3"]
 
 
 def test_report_order_follows_the_papers_sections():
     order = figure_table.in_report_order(figure_table.FIGURES)
     sections = [figure_table.FIGURES[n].section for n in order]
     assert sections == sorted(sections, key=list(figure_table.SECTIONS).index)
-    assert order[:2] == [1, 2] and order.index(13) < order.index(9)  # width rate before full-data regression
+    assert order[:3] == ["01", "02", "02b"] and order.index("09") < order.index("P1")  # the paper's before ours
 
 
 # ----------------------------------------------------------------------------- inputs of every figure
 def _tidy(statistics, epochs=(0, 2)) -> pd.DataFrame:
     rng = np.random.default_rng(0)
     rows = [dict(dataset="digits", arch="fcn", width=w, seed=s, epoch=e, statistic=st,
-                 value=(1 + k) * w ** -0.5 * np.exp(rng.normal(scale=0.05)), readout_width=w, learned=(w, s) != (16, 1))
+                 value=(1 + k) * w ** -0.5 * np.exp(rng.normal(scale=0.05)), readout_width=w, learned=(w, s) != (16, 1),
+                 trained_on="train")
             for k, st in enumerate(statistics) for w in (16, 32, 64) for s in (0, 1) for e in epochs]
     return pd.DataFrame(rows)
 
@@ -97,8 +107,10 @@ def inputs(tmp_path_factory, small_digits_store) -> dict[str, str]:
     training.loc[training.learned == False, "value"] = 0.1  # noqa: E712
     regression = _tidy(["flin_test_acc", "flin_minus_current", "flin_minus_final"])
     pts = diag[(diag.statistic == "frobenius_distance") & (diag.epoch == 0)]
+    fit = slope_fit(pts.readout_width, pts.value, pts.seed)
     rate = pd.DataFrame([{"dataset": "digits", "arch": "fcn", "epoch": 0, "statistic": "frobenius_distance",
-                          **fit_rate(pts.readout_width, pts.value, pts.seed, n_boot=20)}])
+                          "exponent": fit.slope, "ci_low": fit.ci_low, "ci_high": fit.ci_high,
+                          "intercept": fit.intercept}])
     infinite = pd.DataFrame([dict(dataset="synthetic", arch="fcn", width=w, seed=s, epoch=0,
                                   statistic=f"infinite_rel_dist_{k}", value=w ** -0.5 * (1 + s / 10))
                              for w in (32, 128) for s in (0, 1) for k in ("entk", "pntk")])
@@ -119,9 +131,9 @@ def inputs(tmp_path_factory, small_digits_store) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def records(inputs, tmp_path_factory) -> dict[int, dict]:
+def records(inputs, tmp_path_factory) -> dict[str, dict]:
     out = tmp_path_factory.mktemp("figures")
-    numbers = sorted(figure_table.FIGURES)  # drawn by two forked workers, as the figures job does on 2 cores
+    numbers = list(figure_table.FIGURES)  # drawn by two forked workers, as the figures job does on 2 cores
     recs = dict(zip(numbers, figure_set.render_many(numbers, out, inputs, subsets=SUBSETS, formats=("png",), dpi=60,
                                                     workers=2), strict=True))
     figure_set.write_captions(list(recs.values()), out)
@@ -130,16 +142,16 @@ def records(inputs, tmp_path_factory) -> dict[int, dict]:
 
 def test_workers_draw_what_one_process_draws(records, inputs, tmp_path):
     """render_many's forked workers return the records (in figure order) and files of a plain loop."""
-    numbers = [3, 9, 1]
+    numbers = ["03", "09", "01"]
     alone = figure_set.render_many(numbers, tmp_path, inputs, subsets=SUBSETS, formats=("png",), dpi=60, workers=1)
-    assert [r["number"] for r in alone] == numbers
+    assert [r["label"] for r in alone] == numbers
     for rec in alone:
-        ours = records[rec["number"]]
+        ours = records[rec["label"]]
         assert {k: v for k, v in rec.items() if k != "caption"} == {k: v for k, v in ours.items() if k != "caption"}
         assert rec["caption"] == ours["caption"]
 
 
-@pytest.mark.parametrize("n", sorted(figure_table.FIGURES))
+@pytest.mark.parametrize("n", list(figure_table.FIGURES))
 def test_caption_names_the_files_and_statistic_the_figure_read(n, records, inputs):
     spec, rec = figure_table.FIGURES[n], records[n]
     for name in spec.reads:
@@ -154,14 +166,14 @@ def test_caption_names_the_files_and_statistic_the_figure_read(n, records, input
 def test_width_figure_draws_the_statistic_its_caption_names(inputs, tmp_path):
     """The plotted means are those of the caption's statistic, learned runs only, and the caption says which
     run was left out; with another table the caption changes with it."""
-    rec = figure_set.render(3, tmp_path, inputs, formats=("png",), dpi=60)
+    rec = figure_set.render("03b", tmp_path, inputs, formats=("png",), dpi=60)
     diag = pd.read_csv(inputs["diagnostics"])
     assert "Runs that did not learn (drawn hollow or grey dashed, left out of the means): fcn-w16-s1 (test acc 0.10)" \
         in rec["caption"]
     assert "Points: mean ± s.d. over seeds (n=1–2)." in rec["caption"] and "epochs 0, 2" in rec["caption"]
     moved = tmp_path / "other.csv"
     diag.drop(columns="learned").to_csv(moved, index=False)
-    rec2 = figure_set.render(3, tmp_path, {**inputs, "diagnostics": str(moved)}, formats=("png",), dpi=60)
+    rec2 = figure_set.render("03b", tmp_path, {**inputs, "diagnostics": str(moved)}, formats=("png",), dpi=60)
     assert f"diagnostics: {moved}" in rec2["caption"] and inputs["diagnostics"] not in rec2["caption"]
 
 
@@ -199,7 +211,7 @@ def test_heatmap_of_a_run_that_did_not_learn_says_so(inputs, tmp_path):
 
 
 def test_timing_caption_says_the_statistic_and_setup(records):
-    cap = records[1]["caption"]
+    cap = records["01"]["caption"]
     assert "Points: minimum CPU time of the one-thread call (its wall-clock on an idle core) over n=5 repeats; " \
            "whiskers min–max." in cap
     assert "1 torch thread(s) on cpu (test CPU)" in cap and "WARNING" not in cap
@@ -208,9 +220,9 @@ def test_timing_caption_says_the_statistic_and_setup(records):
 def test_caption_files_and_index(records, tmp_path):
     figure_set.write_captions(list(records.values()), tmp_path)
     index = json.loads((tmp_path / figure_table.INDEX).read_text())["figures"]
-    assert [r["number"] for r in index] == sorted(records)
-    rst = figure_table.caption_file(tmp_path, 3).read_text()
-    assert rst == figure_set.as_rst(f"Figure 3. {records[3]['caption']}")
+    assert [r["label"] for r in index] == list(records)
+    rst = figure_table.caption_file(tmp_path, "03").read_text()
+    assert rst == figure_set.as_rst(f"Fig 3. {records['03']['caption']}")
     assert figure_set.as_rst("a|b *c* `d` f_lin x_ y_.") == "a\\|b \\*c\\* \\`d\\` f_lin x\\_ y\\_.\n"
 
 

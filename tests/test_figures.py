@@ -7,9 +7,15 @@ import pandas as pd
 import pytest
 
 from pntk.paper import figures as fg
-from pntk.paper import figures_fits, figures_timing
-from pntk.paper.diagnostics import TIDY_COLUMNS, fit_rate
+from pntk.paper import figures_fits, figures_paper, figures_timing
+from pntk.paper.claim_tests import slope_fit
+from pntk.paper.diagnostics import TIDY_COLUMNS
 from pntk.paper.run_verdicts import run_verdicts
+
+
+def fit_rate(w, v, s) -> dict:
+    f = slope_fit(w, v, s)
+    return {"exponent": f.slope, "ci_low": f.ci_low, "ci_high": f.ci_high, "intercept": f.intercept}
 
 
 @pytest.fixture(scope="module")
@@ -41,18 +47,32 @@ def test_columns_match_diagnostics_schema():
     assert fg.TIDY == TIDY_COLUMNS
 
 
-@pytest.mark.parametrize("logy", [False, True])
-def test_stat_vs_width(tidy, tmp_path, logy):
-    stem = tmp_path / "sub" / "fig03-frobenius-distance"
-    paths = fg.plot_stat_vs_width(tidy, "frobenius_distance", stem, None, "Fig 3", logy=logy)
-    _assert_written(paths, stem)
-    one_epoch = tidy[(tidy["epoch"] == 0) & (tidy["dataset"] == "digits")].drop(columns="readout_width")
-    _assert_written(fg.plot_stat_vs_width(one_epoch, "acc_diff", tmp_path / "a", "acc", ""), tmp_path / "a")
+def test_paper_layout_panels_per_arch_then_width(tidy, tmp_path):
+    """As the paper draws Figs 2–8: a panel per architecture (epoch on x, a line per width), and a last panel
+    with width on x at the first and the last checkpoint."""
+    digits = tidy[tidy.dataset == "digits"]
+    stem = tmp_path / "sub" / "fig03b-frobenius-distance"
+    drawn = figures_paper.plot_paper_layout(digits, "frobenius_distance", stem)
+    _assert_written(drawn, stem)
+    axes = drawn.figure.axes
+    assert [ax.get_title() for ax in axes] == ["fcn", "resnet18", "against width"]
+    lines = _errorbar_lines(axes[0])
+    assert sorted(lines) == ["w = 128", "w = 16", "w = 32", "w = 64"]
+    x, y = lines["w = 32"]
+    sel = digits[(digits.statistic == "frobenius_distance") & (digits.arch == "fcn") & (digits.width == 32)]
+    np.testing.assert_allclose(x, [0, 5, 10])
+    np.testing.assert_allclose(y, sel.groupby("epoch").value.mean().to_numpy())
+    assert sorted(_errorbar_lines(axes[2])) == ["fcn, epoch 0", "fcn, epoch 10", "resnet18, epoch 0",
+                                                "resnet18, epoch 10"]
+    assert axes[0].get_yscale() == "linear"  # 0.08–0.45: no need for a log axis
+    wide = digits.assign(value=digits.value * np.where(digits.width == 128, 100.0, 1.0))
+    drawn = figures_paper.plot_paper_layout(wide, "frobenius_distance", tmp_path / "w")
+    assert drawn.figure.axes[0].get_yscale() == "log" and "log y axis" in drawn.notes[-1]
 
 
 def test_unknown_statistic_and_missing_columns(tidy, tmp_path):
     with pytest.raises(ValueError, match="no rows with statistic 'nope'"):
-        fg.plot_stat_vs_width(tidy, "nope", tmp_path / "x", "y", "t")
+        figures_paper.plot_paper_layout(tidy, "nope", tmp_path / "x", "y")
     with pytest.raises(ValueError, match="missing column"):
         fg.plot_over_epochs(tidy.drop(columns="seed"), "acc_diff", tmp_path / "x")
     assert not list(tmp_path.iterdir())
@@ -63,7 +83,7 @@ def test_rate(tidy, tmp_path):
     fits = []
     for (ds, arch), g in pts.groupby(["dataset", "arch"]):
         fits.append({"dataset": ds, "arch": arch,
-                     **fit_rate(g["readout_width"], g["value"], g["seed"], n_boot=100)})
+                     **fit_rate(g["readout_width"], g["value"], g["seed"])})
     fit_table = pd.DataFrame(fits)
     assert np.allclose(fit_table["exponent"], -0.5, atol=0.1)
     stem = tmp_path / "rate"
@@ -76,7 +96,7 @@ def test_rate_reference_slope_spans_a_fitted_group(tidy, tmp_path):
     pts = tidy[(tidy["epoch"] == 0) & (tidy["statistic"] == "frobenius_distance")]
     one_width = pts[pts["readout_width"] == pts["readout_width"].min()].assign(arch="aaa-convnet")
     pts = pd.concat([one_width, pts])
-    fits = [{"dataset": ds, "arch": arch, **fit_rate(g["readout_width"], g["value"], g["seed"], n_boot=50)}
+    fits = [{"dataset": ds, "arch": arch, **fit_rate(g["readout_width"], g["value"], g["seed"])}
             for (ds, arch), g in pts.groupby(["dataset", "arch"]) if g["readout_width"].nunique() > 1]
     (ax,) = figures_fits.plot_rate(pts, pd.DataFrame(fits), tmp_path / "rate").figure.axes
     (ref,) = [line for line in ax.get_lines() if line.get_label() == "reference slope −½"]
@@ -120,34 +140,30 @@ def _errorbar_lines(ax) -> dict:
                             np.asarray(c.lines[0].get_ydata(), dtype=float)) for c in ax.containers}
 
 
-def test_width_figure_leaves_runs_that_did_not_learn_out_of_the_mean(tidy, tmp_path):
-    df, training = _with_verdicts(tidy[tidy.epoch == 0])
-    drawn = fg.plot_stat_vs_width(df, "frobenius_distance", tmp_path / "w", verdicts=run_verdicts(df, training))
+def test_paper_layout_leaves_runs_that_did_not_learn_out_of_the_mean(tidy, tmp_path):
+    df, training = _with_verdicts(tidy)
+    drawn = figures_paper.plot_paper_layout(df, "frobenius_distance", tmp_path / "w",
+                                            verdicts=run_verdicts(df, training))
     assert drawn.not_learned == ["fcn-w16-s2 (test acc 0.10)"] and drawn.statistic == "frobenius_distance"
-    (ax,) = drawn.figure.axes
-    x, y = _errorbar_lines(ax)["fcn"]
-    sel = df[df.statistic == "frobenius_distance"]
-    expected = sel[sel.learned].groupby("readout_width")["value"].mean()
-    np.testing.assert_allclose(y, expected.loc[x].to_numpy())
-    hollow = [ln for ln in ax.lines if ln.get_markerfacecolor() == "none"]
-    (drawn_bad,) = [ln for ln in hollow if len(ln.get_xdata())]
-    (legend,) = [ln for ln in hollow if not ln.get_label().startswith("_")]
-    bad = sel[~sel.learned]
-    assert list(drawn_bad.get_xdata()) == list(bad.readout_width) and list(drawn_bad.get_ydata()) == list(bad.value)
-    assert "did not learn" in legend.get_label() and "fcn-w16-s2 (test acc 0.10)" in legend.get_label()
+    ax = drawn.figure.axes[0]
+    _, y = _errorbar_lines(ax)["w = 16"]
+    sel = df[(df.statistic == "frobenius_distance") & (df.width == 16)]
+    np.testing.assert_allclose(y, sel[sel.learned].groupby("epoch")["value"].mean().to_numpy())
+    (grey,) = [ln for ln in ax.lines if ln.get_linestyle() == "--" and len(ln.get_xdata())]
+    bad = sel[~sel.learned].sort_values("epoch")
+    assert list(grey.get_ydata()) == list(bad.value) and grey.get_color() == "0.45"
     assert "n=2–3" in drawn.points  # width 16 has two learned seeds left, the others three
 
 
 def test_without_a_learned_column_every_run_is_in_the_mean_and_the_figure_says_so(tidy, tmp_path):
-    df, training = _with_verdicts(tidy[tidy.epoch == 0])
+    df, training = _with_verdicts(tidy)
     df = df.drop(columns="learned")
-    drawn = fg.plot_stat_vs_width(df, "offdiag_ratio", tmp_path / "w", verdicts=run_verdicts(df, training.drop(
-        columns="learned")))
+    drawn = figures_paper.plot_paper_layout(df, "offdiag_ratio", tmp_path / "w",
+                                            verdicts=run_verdicts(df, training.drop(columns="learned")))
     assert drawn.not_learned is None  # no verdict: a caption must not claim that every run learned
-    (ax,) = drawn.figure.axes
-    x, y = _errorbar_lines(ax)["fcn"]
-    sel = df[df.statistic == "offdiag_ratio"]
-    np.testing.assert_allclose(y, sel.groupby("readout_width")["value"].mean().loc[x].to_numpy())
+    _, y = _errorbar_lines(drawn.figure.axes[0])["w = 16"]
+    sel = df[(df.statistic == "offdiag_ratio") & (df.width == 16)]
+    np.testing.assert_allclose(y, sel.groupby("epoch")["value"].mean().to_numpy())
 
 
 def test_epochs_figure_draws_a_run_that_did_not_learn_as_its_own_dashed_line(tidy, tmp_path):
@@ -202,7 +218,7 @@ def test_non_finite_values_are_not_drawn_and_named(tidy, tmp_path):
     """κ of a kernel with λmin ≤ 0 is NaN: the point is said to be missing instead of silently absent."""
     df = tidy[(tidy.dataset == "digits") & (tidy.arch == "fcn") & (tidy.statistic == "offdiag_ratio")].copy()
     df.loc[(df.width == 16) & (df.seed == 0) & (df.epoch == 5), "value"] = np.nan
-    drawn = fg.plot_stat_vs_width(df, "offdiag_ratio", tmp_path / "k")
+    drawn = figures_paper.plot_paper_layout(df, "offdiag_ratio", tmp_path / "k")
     assert drawn.notes == [f"1 of {len(df)} values not finite, not drawn: fcn-w16-s0 epoch 5"]
     for _, y in _errorbar_lines(drawn.figure.axes[0]).values():
         assert np.isfinite(y).all()

@@ -59,8 +59,20 @@ def test_run_name_round_trip_and_paths():
     assert Run.of_path(run.checkpoint("res", 7)) == run
     assert Run.of_path(StorePaths.in_epoch(run.epoch_dir("/x/res", 3), "pntk", "train", "train").manifest) == run
     assert checkpoint_meta(run.checkpoint("res", 12)) == {"dataset": "cifar10", "arch": "my-net", "width": 1024,
-                                                          "seed": 2, "epoch": 12}
+                                                          "seed": 2, "trained_on": "train", "epoch": 12}
     assert epoch_of("res/runs/d/fcn-w8-s0/epoch010/regression.json") == 10
+
+
+def test_a_network_trained_on_d_is_a_run_of_its_own():
+    """The networks of Figs 2–8 (diagnostics.train_on: D) live beside the train split's runs, suffix -onD."""
+    run = Run("digits", "my-net-w3-s1", 64, 0, "D")  # even a name that looks like a run name parses back
+    assert run.leaf == "my-net-w3-s1-w64-s0-onD" and Run.parse(run.name) == run
+    assert Run.of_path(run.epoch_dir("res", 50) / "diagnostics.json") == run
+    assert checkpoint_meta(run.checkpoint("res", 50))["trained_on"] == "D"
+    assert run.wildcards == {"dataset": "digits", "arch": "my-net-w3-s1", "width": 64, "seed": 0, "on": "-onD"}
+    assert Run.of_row({"dataset": "digits", "arch": "fcn", "width": 8, "seed": 1}).trained_on == "train"
+    with pytest.raises(ValueError, match="trained_on"):
+        Run("digits", "fcn", 8, 0, "test")
 
 
 @pytest.mark.parametrize("bad", ["fcn-w64-s0", "digits/fcn-w64", "digits/fcn-64-s0", "digits/fcn-w6.4-s0",

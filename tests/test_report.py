@@ -13,7 +13,7 @@ import pytest
 from pntk.paper import figure_table, report
 
 SUMMARY = {"dataset": "digits", "models": [{"arch": "fcn", "widths": [16, 32]}], "seeds": [0], "epochs": [0, 2]}
-NUMBERS = [16, 9, 3, 1, 13]  # deliberately not in section order
+NUMBERS = ["P4", "09", "03", "01", "P1"]  # deliberately not in section order
 
 
 def _png(path: Path) -> None:
@@ -33,10 +33,10 @@ def figures_dir(tmp_path) -> Path:
     for n in NUMBERS:
         spec = figure_table.FIGURES[n]
         _png(out / f"{spec.name}.png")
-        records.append({"number": n, "slug": spec.slug, "name": spec.name, "section": spec.section,
-                        "caption": f"Caption of figure {n} <read: tables/x{n}.csv & more>",
+        records.append({"label": n, "title": spec.title, "slug": spec.slug, "name": spec.name,
+                        "section": spec.section, "caption": f"Caption of figure {n} <read: tables/x{n}.csv & more>",
                         "labels": {"arch": ["fcn"], "width": [16, 32], "epoch": [0, 2]},
-                        "warnings": ["resnet50 pntk is not slower than resnet34"] if n == 1 else [],
+                        "warnings": ["resnet50 pntk is not slower than resnet34"] if n == "01" else [],
                         "files": [f"{spec.name}.png", f"{spec.name}.pdf"]})
     (out / figure_table.INDEX).write_text(json.dumps({"figures": records}))
     return out
@@ -46,12 +46,17 @@ def figures_dir(tmp_path) -> Path:
 def claims(tmp_path) -> Path:
     path = tmp_path / "claims.csv"
     pd.DataFrame([
-        {"id": "fig3-width", "source": "paper Fig 3", "statement": "Frobenius distance falls with width",
-         "numbers": "w=16: 0.3, 32: 0.2", "test": "Spearman", "verdict": "holds", "detail": ""},
-        {"id": "thm1-rate", "source": "paper Theorem 1", "statement": "rate w^-1/2", "numbers": "b=-0.1 [-0.3, 0.1]",
-         "test": "bootstrap CI", "verdict": "does not hold", "detail": "CI excludes -0.5"},
-        {"id": "al-mlmoc", "source": "thesis", "statement": "MLMOC beats random", "numbers": "",
-         "test": "paired", "verdict": "not testable", "detail": "active learning disabled"},
+        {"id": "fig3-norm-width:fcn", "origin": "paper", "source": "§4.1, Fig 3 caption",
+         "quote": "the relative difference in ‖Θ‖ and ‖Θ̂⊗I‖ decreases", "statement": "Frobenius distance falls with "
+         "width", "numbers": "w=16: 0.3, 32: 0.2", "test": "Spearman", "verdict": "holds", "detail": ""},
+        {"id": "thm1-rate:fcn", "origin": "thesis", "source": "Theorem 3.3.1", "quote": "∈ Õ(n^-½)",
+         "statement": "rate w^-1/2", "numbers": "b=-0.1 [-0.3, 0.1]", "test": "t-interval", "verdict": "does not hold",
+         "detail": "falls more slowly than the bound"},
+        {"id": "al-matches-entk", "origin": "thesis", "source": "§3.5", "quote": "matches",
+         "statement": "MLMOC-pNTK matches MLMOC-eNTK", "numbers": "Δ = +0.003 [−0.04, 0.046]", "test": "TOST",
+         "verdict": "inconclusive", "detail": "the interval straddles ±0.02; to decide: about 12 seeds"},
+        {"id": "al-block", "origin": "thesis", "source": "Fig 2.1a", "quote": "the same", "statement": "block = solve",
+         "numbers": "", "test": "paired", "verdict": "not testable", "detail": "active learning disabled"},
     ]).to_csv(path, index=False)
     return path
 
@@ -69,27 +74,31 @@ def _page(figures_dir, **kw) -> str:
     return report.build_report(figures_dir / figure_table.INDEX, **kw)
 
 
-def test_page_opens_on_claims_and_warnings_then_figures_in_section_order(figures_dir, claims, warnings_csv):
+def test_page_opens_on_warnings_and_claims_then_figures_in_section_order(figures_dir, claims, warnings_csv):
     page = _page(figures_dir, claims=claims, warnings=warnings_csv)
-    for statement in ("Frobenius distance falls with width", "rate w^-1/2", "MLMOC beats random"):
+    for statement in ("Frobenius distance falls with width", "rate w^-1/2", "MLMOC-pNTK matches MLMOC-eNTK"):
         assert html.escape(statement) in page
-    assert "3 claims: 1 holds, 1 does not hold, 1 not testable." in page
-    assert '<tr class="fails">' in page and '<tr class="holds">' in page
+    assert "4 claims: 1 holds, 1 does not hold, 1 inconclusive, 1 not testable." in page
+    for cls in ("holds", "fails", "inconclusive", "untestable"):
+        assert f'<tr class="{cls}">' in page
+    # compact rows: verdict, id, short source; the quote, test and reason on demand
+    assert "<td>thesis, §3.5</td>" in page and "<details><summary>source, test, reason</summary>" in page
+    assert "<blockquote>“matches”</blockquote>" in page and "to decide: about 12 seeds" in page
     assert "did not learn: test acc 0.11 &lt; 0.145" in page  # warnings.csv
     assert "resnet50 pntk is not slower than resnet34" in page  # the figures' own warnings
     assert "2 warning(s)." in page
-    ids = re.findall(r'<figure id="(fig\d\d)-', page)
-    assert ids == [f"fig{n:02d}" for n in figure_table.in_report_order(NUMBERS)] == ["fig01", "fig03", "fig13",
-                                                                                      "fig09", "fig16"]
-    assert page.index('id="claims"') < page.index('id="warnings"') < page.index('<figure')
+    ids = re.findall(r'<figure id="fig(\w+?)-', page)
+    assert ids == list(figure_table.in_report_order(NUMBERS)) == ["01", "03", "09", "P1", "P4"]
+    assert page.index('id="warnings"') < page.index('id="claims"') < page.index('<figure')
     for n in NUMBERS:
-        assert f"<b>Figure {n}.</b> Caption of figure {n} &lt;read: tables/x{n}.csv &amp; more&gt;" in page
+        title = figure_table.FIGURES[n].title
+        assert f"<b>{title}.</b> Caption of figure {n} &lt;read: tables/x{n}.csv &amp; more&gt;" in page
     assert page.count('src="data:image/png;base64,') == len(NUMBERS)
     assert "arch: fcn · width: 16, 32 · epoch: 0, 2" in page
     headings = re.findall(r"<h2>(.*?)</h2>", page)
-    assert headings[:2] == ["Claims of the paper, tested on this run", "Warnings"]
-    assert [h for h in headings if h in figure_table.SECTIONS.values()] == [
-        html.escape(figure_table.SECTIONS[s]) for s in ("cost", "approximation", "width", "full-data", "data")]
+    assert headings[:2] == ["Warnings", "Claims of the paper and thesis, tested on this run"]
+    assert [h for h in headings if h in [html.escape(v) for v in figure_table.SECTIONS.values()]] == [
+        html.escape(figure_table.SECTIONS[s]) for s in ("cost", "approximation", "full-data", "width", "data")]
 
 
 def test_page_is_self_contained(figures_dir, claims):
@@ -109,7 +118,7 @@ def test_missing_claims_and_warnings_are_said_on_the_page(figures_dir, tmp_path)
 def test_malformed_or_empty_claims_are_said(figures_dir, tmp_path):
     bad = tmp_path / "claims.csv"
     bad.write_text("id,verdict\nx,holds\n")
-    assert "lacks column(s) [&#x27;source&#x27;, &#x27;statement&#x27;" in _page(figures_dir, claims=bad)
+    assert "lacks column(s) [&#x27;origin&#x27;, &#x27;source&#x27;" in _page(figures_dir, claims=bad)
     bad.write_text("")
     assert "claims.csv is empty" in _page(figures_dir, claims=bad)
     bad.write_text(",".join(report.CLAIM_COLUMNS) + "\n")
@@ -127,5 +136,5 @@ def test_no_warnings_is_said(figures_dir, tmp_path):
 
 
 def test_a_missing_png_is_said(figures_dir):
-    (figures_dir / f"{figure_table.FIGURES[3].name}.png").unlink()
-    assert f"{figure_table.FIGURES[3].name}.png missing" in _page(figures_dir)
+    (figures_dir / f"{figure_table.FIGURES['03'].name}.png").unlink()
+    assert f"{figure_table.FIGURES['03'].name}.png missing" in _page(figures_dir)

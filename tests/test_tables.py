@@ -91,9 +91,10 @@ def test_every_tidy_table_has_the_learned_column(results):
         assert df.learned.dtype == bool, name
         bad = df[(df.width == 16) & (df.seed == 1)]
         assert len(bad) and not bad.learned.any() and df.drop(bad.index).learned.all(), name
-    rate = tables.rate_table(frames["diagnostics"], n_boot=50)
+    rate = tables.rate_table(frames["diagnostics"])
     assert list(rate.columns) == tables.RATE_COLUMNS and not rate.learned.iloc[0]  # a run of the fit did not learn
-    assert tables.rate_table(frames["diagnostics"][frames["diagnostics"].learned], n_boot=50).learned.iloc[0]
+    # without fcn-w16-s1, seed 1 has one width and seed 0 two points: no residual freedom, no honest interval
+    assert tables.rate_table(frames["diagnostics"][frames["diagnostics"].learned]).empty
 
 
 def test_a_row_without_its_runs_log_fails_naming_the_run(results):
@@ -112,8 +113,8 @@ def test_theorem1_claim_uses_rate_csv_numbers_when_every_run_learned(tmp_path):
                                    {"stats": {"frobenius_distance": w**-0.5 * (1 + 0.1 * s - 0.02 * (w == 32))}}))
     v = verdicts.run_verdicts(logs)
     d = tables.diagnostics_table(diag, v, FCN_READOUT)
-    rate = tables.rate_table(d, n_boot=100).iloc[0]
-    claim = claims_table(ClaimInputs(d, "none", "none", "none", n_boot=100)).set_index("id").loc["thm1-rate:fcn"]
+    rate = tables.rate_table(d).iloc[0]
+    claim = claims_table(ClaimInputs(d, "none", "none", "none")).set_index("id").loc["thm1-rate:fcn"]
     assert f"slope {rate.exponent:+.3f} [{rate.ci_low:+.3f}, {rate.ci_high:+.3f}]" in claim.numbers
 
 

@@ -16,7 +16,6 @@ import yaml
 
 from .data.datasets import SPLIT_SIZES, USER_DATASETS, DataSpec, dataset_spec  # noqa: F401 (SPLIT_SIZES: API)
 from .model_spec import ARCHS, ModelSpec
-from .runs import Run
 from .user_models import TORCHVISION, ModelImportError, check_model, default_name, is_import_path, source_digest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -25,6 +24,14 @@ SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
 
 class ConfigError(ValueError):
     """A configuration value is invalid; the message starts with the offending key."""
+
+
+# The run lists and store lists of a validated config (pntk.config_runs), here for `pcfg.runs(config)` & co.
+from .config_runs import (  # noqa: E402
+    DIAGNOSTIC_STORES, SUPERSETS, active_runs, all_runs, analysis_in_one_job, checkpoint_epochs, d_runs_in_one_job,
+    diagnostic_runs,
+    diagnostics_on_d, epochs_of, find_store, grid_of, has_full_pntk, index_set_size, model_entry, model_names,
+    model_source, model_spec, readout_widths, runs, store_specs, tile_grid)
 
 
 def _with_defaults(validator_cls):
@@ -86,10 +93,19 @@ def load_schema() -> dict:
         return yaml.safe_load(fh)
 
 
+# Keys an earlier pntk accepted → what to do now.
+REMOVED_KEYS = {"diagnostics.rate_bootstrap": "rate intervals are t-intervals with seed as a block now (a seed "
+                                              "bootstrap of 2–3 seeds gave intervals that were too narrow); delete "
+                                              "the key"}
+
+
 def _key_of(error: jsonschema.ValidationError) -> str:
     path = ".".join(str(p) for p in error.absolute_path)
     if error.validator == "additionalProperties":
         extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        gone = [f"{path}.{k}" for k in extra if f"{path}.{k}" in REMOVED_KEYS]
+        if gone:
+            return f"{gone[0]}: removed: {REMOVED_KEYS[gone[0]]}"
         path = ".".join(filter(None, [path, ",".join(extra)]))
         return f"{path}: unknown key (allowed: {', '.join(sorted(error.schema.get('properties', {})))})"
     if error.validator == "required":
@@ -145,10 +161,19 @@ def check_semantics(config: dict, *, check_files: bool = True) -> None:
     for kind in kern["kinds"]:
         if not kern["index_sets"][kind]:
             raise ConfigError(f"kernels.index_sets.{kind}: no (rows, cols) pair given for a requested kind")
-    if config["diagnostics"]["enabled"]:
+    diag = config["diagnostics"]
+    for e in diag["checkpoint_epochs"]:
+        if diag["train_on"] == "D" and e > diag["epochs"]:
+            raise ConfigError(f"diagnostics.checkpoint_epochs: epoch {e} is after the last epoch on D "
+                              f"(diagnostics.epochs = {diag['epochs']})")
+    if diag["jobs"] == "per_run" and kern["jobs"] != "per_checkpoint":
+        raise ConfigError("diagnostics.jobs: per_run computes each checkpoint's stores in its job; it needs "
+                          f"kernels.jobs: per_checkpoint (got {kern['jobs']!r})")
+    if diag["enabled"] and diag["train_on"] == "train":
         missing = [k for k in ("pntk", "entk") if k not in kern["kinds"]]
         if missing:
-            raise ConfigError(f"kernels.kinds: diagnostics need {missing} (or set diagnostics.enabled: false)")
+            raise ConfigError(f"kernels.kinds: diagnostics on the train runs (diagnostics.train_on: train) need "
+                              f"{missing} (or set diagnostics.train_on: D, or diagnostics.enabled: false)")
         for kind in ("pntk", "entk"):
             for pair in (("sub-train", "sub-train"), ("sub-test", "sub-train")):
                 if find_store(config, kind, *pair) is None:
@@ -296,107 +321,6 @@ def split_sizes(config: dict) -> tuple[int, int]:
     if n_test > full_test:
         raise ConfigError(f"data.test_size: {n_test} exceeds the {full_test} test examples of {data['name']}")
     return n_train, n_test
-
-
-def index_set_size(config: dict, name: str) -> int:
-    n_train, n_test = split_sizes(config)
-    return {"train": n_train, "test": n_test, "sub-train": config["data"]["subset_train"],
-            "sub-test": config["data"]["subset_test"]}[name]
-
-
-# Index sets that contain another one: a store over `train` can serve a request for `sub-train`.
-SUPERSETS = {"train": ("train",), "test": ("test",), "sub-train": ("sub-train", "train"),
-             "sub-test": ("sub-test", "test")}
-
-
-def find_store(config: dict, kind: str, rows: str, cols: str) -> tuple[str, str] | None:
-    """The configured (rows, cols) store of `kind` that covers the requested index sets, smallest first."""
-    if kind not in config["kernels"]["kinds"]:
-        return None
-    pairs = [tuple(p) for p in config["kernels"]["index_sets"][kind]]
-    for r in SUPERSETS[rows]:
-        for c in SUPERSETS[cols]:
-            if (r, c) in pairs:
-                return r, c
-    return None
-
-
-def has_full_pntk(config: dict) -> bool:
-    """Full-data pNTK stores (train × train and test × train) exist: the regression rule runs."""
-    return (find_store(config, "pntk", "train", "train") == ("train", "train")
-            and find_store(config, "pntk", "test", "train") == ("test", "train"))
-
-
-def analysis_in_one_job(config: dict) -> bool:
-    """`regression.jobs: with_diagnostics` and both rules run: one diagnostics_regression job per checkpoint."""
-    return (config["regression"]["jobs"] == "with_diagnostics" and config["diagnostics"]["enabled"]
-            and has_full_pntk(config))
-
-
-def active_runs(config: dict) -> list[tuple[str, int]]:
-    """(strategy, seed) of every active-learning job; none unless `active.enabled`."""
-    a = config["active"]
-    return [(s, seed) for s in a["strategies"] for seed in a["seeds"]] if a["enabled"] else []
-
-
-def runs(config: dict) -> list[Run]:
-    """Every run of a validated config; `Run.arch` is the entry's name (the arch for built-ins)."""
-    return [Run(config["data"]["name"], m["name"], w, s)
-            for m in config["models"] for w in m["widths"] for s in config["seeds"]]
-
-
-def model_names(config: dict) -> list[str]:
-    """The `{arch}` of run names: one per models entry."""
-    return [m["name"] for m in config["models"]]
-
-
-def model_entry(config: dict, name: str) -> dict:
-    """The models entry whose run name is `name` (the `{arch}` wildcard)."""
-    for m in config["models"]:
-        if m["name"] == name:
-            return m
-    raise ConfigError(f"models: no entry named {name!r} (names: {model_names(config)})")
-
-
-def model_spec(config: dict, name: str, width: int) -> ModelSpec:
-    """ModelSpec of one run's model, with the data's input shape and number of classes."""
-    spec = data_spec(config)
-    return ModelSpec.from_entry(model_entry(config, name), width, spec.in_shape, spec.num_classes,
-                                config["python_path"])
-
-
-def model_source(config: dict, name: str) -> str | None:
-    """sha256 of an import-path model's module file (torchvision: its version); None for built-ins."""
-    arch = model_entry(config, name)["arch"]
-    return source_digest(arch, config["python_path"]) if is_import_path(arch) else None
-
-
-def readout_widths(config: dict) -> dict[str, dict[int, int | None]]:
-    """{name: {width: readout width}} read from each model (the w of the pNTK width rate)."""
-    from .models import readout_width_of
-
-    return {m["name"]: {int(w): readout_width_of(model_spec(config, m["name"], w)) for w in m["widths"]}
-            for m in config["models"]}
-
-
-def store_specs(config: dict) -> list[tuple[str, str, str]]:
-    """(kind, rows, cols) of every kernel store computed for each run and checkpoint epoch."""
-    kern = config["kernels"]
-    return [(k, r, c) for k in kern["kinds"] for r, c in kern["index_sets"][k]]
-
-
-def tile_grid(config: dict, rows: str, cols: str) -> list[tuple[int, int]]:
-    """Tile indices (i, j) computed by jobs; for symmetric stores (rows == cols) only i <= j."""
-    return grid_of(index_set_size(config, rows), index_set_size(config, cols), config["kernels"]["tile_size"],
-                   symmetric=rows == cols)
-
-
-def grid_of(n_rows: int, n_cols: int, tile: int, *, symmetric: bool) -> list[tuple[int, int]]:
-    """Tiles (i, j) of an n_rows × n_cols kernel; a symmetric one stores only i <= j (mirrored on write)."""
-    nr, nc = math.ceil(n_rows / tile), math.ceil(n_cols / tile)
-    if symmetric:
-        return [(i, j) for i in range(nr) for j in range(i, nc)]
-    return [(i, j) for i in range(nr) for j in range(nc)]
 
 
 def load_config(path: str | Path, *, check_files: bool = True) -> dict:

@@ -17,25 +17,35 @@ from .plan_costs import CostModel, Job, model_facts
 from .plan_devices import COSTS, DeviceProfile, host_profile
 from .store.zarr_store import tile_range
 
-RULES = ("prepare_data", "train", "kernel_checkpoint", "kernel_init", "kernel_tile", "kernel_finalize",
-         "diagnostics", "regression", "diagnostics_regression", "timing", "infinite_width", "tables", "claims",
-         "figures", "active_learning", "active_learning_seed", "active_figures", "report", "all")
+RULES = ("prepare_data", "train", "train_on_D", "diagnose_on_D", "kernel_checkpoint", "kernel_checkpoint_on_D",
+         "kernel_init", "kernel_tile", "kernel_finalize", "diagnostics", "regression", "diagnostics_regression",
+         "timing", "infinite_width", "tables", "claims", "figures", "active_learning", "active_learning_seed",
+         "active_figures", "report", "all")
 
 
 def job_counts(config: dict) -> dict[str, int]:
     """Jobs per rule of a run from scratch: what `snakemake -n` lists in its job stats."""
-    n_ckpt = len(pcfg.runs(config)) * len(config["train"]["checkpoint_epochs"])
-    specs = pcfg.store_specs(config)
-    counts = {"prepare_data": 1, "train": len(pcfg.runs(config))}
-    if config["kernels"]["jobs"] == "per_checkpoint":
-        counts["kernel_checkpoint"] = n_ckpt
-    else:
-        counts["kernel_init"] = counts["kernel_finalize"] = n_ckpt * len(specs)
-        counts["kernel_tile"] = n_ckpt * sum(len(pcfg.tile_grid(config, r, c)) for _, r, c in specs)
+    counts = Counter({"prepare_data": 1})
+    for on, suffix in (("train", ""), ("D", "_on_D")):
+        runs = pcfg.runs(config, on)
+        n_ckpt = len(runs) * len(pcfg.checkpoint_epochs(config, on))
+        if on == "D" and pcfg.d_runs_in_one_job(config):
+            counts["diagnose_on_D"] = len(runs)
+            continue
+        specs = pcfg.store_specs(config, on)
+        counts[f"train{suffix}"] = len(runs)
+        if config["kernels"]["jobs"] == "per_checkpoint":
+            counts[f"kernel_checkpoint{suffix}"] = n_ckpt
+        else:
+            counts["kernel_init"] += n_ckpt * len(specs)
+            counts["kernel_finalize"] += n_ckpt * len(specs)
+            counts["kernel_tile"] += n_ckpt * sum(len(pcfg.tile_grid(config, r, c)) for _, r, c in specs)
+    n_ckpt = len(pcfg.runs(config)) * len(pcfg.checkpoint_epochs(config))
+    n_diag = sum(len(pcfg.checkpoint_epochs(config, r.trained_on)) for r in pcfg.diagnostic_runs(config))
     if pcfg.analysis_in_one_job(config):
         counts["diagnostics_regression"] = n_ckpt
     else:
-        counts["diagnostics"] = n_ckpt if config["diagnostics"]["enabled"] else 0
+        counts["diagnostics"] = 0 if pcfg.d_runs_in_one_job(config) else n_diag
         counts["regression"] = n_ckpt if pcfg.has_full_pntk(config) else 0
     counts["timing"] = int(config["timing"]["enabled"])  # figure_inputs of common.smk
     counts["infinite_width"] = int(config["infinite"]["enabled"])
@@ -118,6 +128,8 @@ def plan_workflow(config: dict, device: DeviceProfile, *, cores: int | None = No
     models = [pcfg.model_spec(config, m["name"], w) for m in config["models"] for w in m["widths"]]
     jobs: list[Job] = [cm.prepare(n_train + n_test, in_shape)]
     diagnostics = _diagnostics_job(cm, config, o) if config["diagnostics"]["enabled"] else None
+    if pcfg.diagnostics_on_d(config):
+        jobs += _jobs_on_d(cm, config, models, diagnostics, n_test, o, res, heavy)
     for ms in models:
         jobs.append(_times(cm.train(ms, n_train, n_test, config["train"], heavy), seeds))
         jobs += [_times(j, seeds * epochs) for j in _kernel_jobs(cm, config, ms, o, res)]
@@ -130,7 +142,7 @@ def plan_workflow(config: dict, device: DeviceProfile, *, cores: int | None = No
             if pcfg.analysis_in_one_job(config):
                 job = _one_process("diagnostics_regression", [job, diagnostics], 1, cm.start("cpu"))
             jobs.append(_times(job, seeds * epochs))
-    if diagnostics and not pcfg.analysis_in_one_job(config):
+    if diagnostics and not pcfg.analysis_in_one_job(config) and not pcfg.diagnostics_on_d(config):
         jobs.append(_times(diagnostics, len(models) * seeds * epochs))
     if config["timing"]["enabled"]:
         jobs.append(cm.timing(_timing_models(config, in_shape[0], o), in_shape, config["timing"],
@@ -154,15 +166,47 @@ def plan_workflow(config: dict, device: DeviceProfile, *, cores: int | None = No
     rules = {r: RulePlan(r) for r in RULES}
     for j in jobs:
         rules[j.rule].add(j)
-    stores = sum(store_bytes(config, k, r, c, o) for k, r, c in pcfg.store_specs(config))
-    return WorkflowPlan(config_name, device, heavy, [r for r in rules.values() if r.jobs], stores * len(models)
-                        * seeds * epochs, notes)
+    stores = sum(store_bytes(config, k, r, c, o) * len(pcfg.runs(config, on)) * len(pcfg.checkpoint_epochs(config, on))
+                 for on in ("train", "D") for k, r, c in pcfg.store_specs(config, on))
+    return WorkflowPlan(config_name, device, heavy, [r for r in rules.values() if r.jobs], stores, notes)
+
+
+def _jobs_on_d(cm: CostModel, config: dict, models: list, diagnostics: Job, n_test: int, o: int, res: dict,
+               heavy: int) -> list[Job]:
+    """The networks of Figs 2–8 trained on D: training on D, the four stores and the diagnostics of each
+    checkpoint — separate jobs, or one diagnose_on_D process per network (diagnostics.jobs: per_run)."""
+    d_cfg = {**config["train"], "epochs": pcfg.epochs_of(config, "D")}
+    n_d, seeds = config["data"]["subset_train"], len(config["seeds"])
+    epochs = len(pcfg.checkpoint_epochs(config, "D"))
+    one = pcfg.d_runs_in_one_job(config)
+    jobs = []
+    for ms in models:
+        train = cm.train(ms, n_d, n_test, d_cfg, 1 if one else heavy)
+        train.rule = "train_on_D"
+        kernels = _kernel_jobs(cm, config, ms, o, res, "D")
+        for k in kernels:
+            k.rule = k.rule.replace("kernel_checkpoint", "kernel_checkpoint_on_D")
+        if not one:
+            jobs += [_times(train, seeds)] + [_times(k, seeds * epochs) for k in kernels]
+            continue
+        parts = [train] + [_times(k, epochs) for k in kernels] + [_times(_copy(diagnostics), epochs)]
+        jobs.append(_times(_one_process("diagnose_on_D", parts, 1, cm.start(config["train"]["device"])), seeds))
+    if not one:
+        jobs.append(_times(diagnostics, len(models) * seeds * epochs))
+    return jobs
+
+
+def _copy(job: Job) -> Job:
+    from dataclasses import replace
+
+    return replace(job, notes=list(job.notes))
 
 
 def _diagnostics_job(cm: CostModel, config: dict, o: int) -> Job:
     """One diagnostics job (the same for every run and checkpoint: the subsets have one size)."""
     d, x = config["data"]["subset_train"], config["data"]["subset_test"]
-    read = sum(store_bytes(config, k, *pcfg.find_store(config, k, r, "sub-train"), o)
+    on = "D" if pcfg.diagnostics_on_d(config) else "train"
+    read = sum(store_bytes(config, k, *pcfg.find_store(config, k, r, "sub-train", on), o)
                for k in ("entk", "pntk") for r in ("sub-train", "sub-test"))
     cap = config["regression"]["memory_cap_gb"] * 2**30
     return cm.diagnostics(d, x, o, cap, config["regression"]["solver"], read)
@@ -197,13 +241,14 @@ def store_bytes(config: dict, kind: str, rows: str, cols: str, o: int) -> float:
     return padded[0] * padded[1] * outs * item + coords
 
 
-def _kernel_jobs(cm: CostModel, config: dict, ms: ModelSpec, o: int, res: dict) -> list[Job]:
+def _kernel_jobs(cm: CostModel, config: dict, ms: ModelSpec, o: int, res: dict, trained_on: str = "train"
+                 ) -> list[Job]:
     """Jobs of one run and checkpoint: per tile (tiles of equal shape share one Job) or one per checkpoint."""
     kcfg = config["kernels"]
     threads = res["cpus_per_gpu"] if kcfg["device"].startswith("cuda") else 1  # device_threads of common.smk
     tile = kcfg["tile_size"]
     jobs = []
-    for kind, rows, cols in pcfg.store_specs(config):
+    for kind, rows, cols in pcfg.store_specs(config, trained_on):
         n1, n2 = pcfg.index_set_size(config, rows), pcfg.index_set_size(config, cols)
         sym = rows == cols
         shapes = Counter((_span(n1, tile, i), _span(n2, tile, j), sym and i == j)

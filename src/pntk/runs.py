@@ -1,7 +1,12 @@
-"""Where a run lives under `results/`: the one owner of the run name `{dataset}/{arch}-w{width}-s{seed}`.
+"""Where a run lives under `results/`: the one owner of the run name `{dataset}/{arch}-w{width}-s{seed}[-onD]`.
 
     results/runs/{dataset}/{arch}-w{width}-s{seed}/checkpoints/epoch{E:03d}.pt   (+ train_log.csv)
     results/runs/{dataset}/{arch}-w{width}-s{seed}/epoch{E:03d}/                 kernels/, diagnostics.json, …
+
+A run is trained on the train split (`trained_on == "train"`: the networks of Figs 9–12 and everything else),
+or, for the paper's Figs 2–8 (`diagnostics.train_on: D`), on the eNTK subset D itself — "The same subset has
+then been used to train the NN using SGD" (paper, Fig 2 caption) — with the suffix `-onD`. Both kinds of one
+(arch, width, seed) start from the same initialisation.
 
 Everything that builds or parses these paths (rules, jobs, tables, archives, CLI) asks `Run`.
 """
@@ -11,10 +16,13 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+TRAINED_ON = {"train": "", "D": "-onD"}  # what a run was trained on → the suffix of its folder name
 # The run folder's name; `arch` may contain '-' (user model names), so width and seed are parsed from the end.
-_LEAF = re.compile(r"^(?P<arch>.+)-w(?P<width>\d+)-s(?P<seed>\d+)$")
+_LEAF = re.compile(r"^(?P<arch>.+)-w(?P<width>\d+)-s(?P<seed>\d+)(?P<on>-onD)?$")
 _EPOCH = re.compile(r"^epoch(?P<epoch>\d{3,})(\.pt)?$")
-RUN_PATTERN = "{dataset}/{arch}-w{width}-s{seed}"  # Snakemake wildcards of a run folder
+# Snakemake wildcards of a run folder: {on} is "" (trained on the train split) or "-onD" (see ON_CONSTRAINT)
+RUN_PATTERN = "{dataset}/{arch}-w{width}-s{seed}{on}"
+ON_CONSTRAINT = "|".join(sorted(TRAINED_ON.values(), reverse=True))  # "-onD|" : the empty match included
 
 
 @dataclass(frozen=True)
@@ -23,11 +31,22 @@ class Run:
     arch: str
     width: int
     seed: int
+    trained_on: str = "train"  # a key of TRAINED_ON
+
+    def __post_init__(self):
+        if self.trained_on not in TRAINED_ON:
+            raise ValueError(f"Run.trained_on: {self.trained_on!r}, expected one of {list(TRAINED_ON)}")
 
     @property
     def leaf(self) -> str:
-        """`{arch}-w{width}-s{seed}`: the run folder's own name."""
-        return f"{self.arch}-w{self.width}-s{self.seed}"
+        """`{arch}-w{width}-s{seed}[-onD]`: the run folder's own name."""
+        return f"{self.arch}-w{self.width}-s{self.seed}{TRAINED_ON[self.trained_on]}"
+
+    @property
+    def wildcards(self) -> dict:
+        """The values of RUN_PATTERN's wildcards."""
+        return {"dataset": self.dataset, "arch": self.arch, "width": self.width, "seed": self.seed,
+                "on": TRAINED_ON[self.trained_on]}
 
     @property
     def name(self) -> str:
@@ -47,8 +66,23 @@ class Run:
         return self.dir(results) / "train_log.csv"
 
     def meta(self) -> dict:
-        """{dataset, arch, width, seed}: the columns every tidy table carries."""
-        return {"dataset": self.dataset, "arch": self.arch, "width": self.width, "seed": self.seed}
+        """{dataset, arch, width, seed, trained_on}: the columns every tidy table carries."""
+        return {"dataset": self.dataset, "arch": self.arch, "width": self.width, "seed": self.seed,
+                "trained_on": self.trained_on}
+
+    @classmethod
+    def of_row(cls, row) -> Run:
+        """The run of a table row (a namedtuple or Series with dataset, arch, width, seed[, trained_on])."""
+        get = row.get if hasattr(row, "get") else lambda k, d=None: getattr(row, k, d)
+        on = get("trained_on", "train")
+        return cls(get("dataset"), get("arch"), int(get("width")), int(get("seed")),
+                   on if isinstance(on, str) and on else "train")
+
+    @classmethod
+    def of_wildcards(cls, wc) -> Run:
+        """The run of a Snakemake job's wildcards (RUN_PATTERN)."""
+        on = next(k for k, v in TRAINED_ON.items() if v == getattr(wc, "on", ""))
+        return cls(wc.dataset, wc.arch, int(wc.width), int(wc.seed), on)
 
     @classmethod
     def parse(cls, name: str) -> Run:
@@ -56,8 +90,8 @@ class Run:
         dataset, _, leaf = str(name).partition("/")
         m = _LEAF.match(leaf)
         if not dataset or not m or "/" in leaf:
-            raise ValueError(f"{name!r} is not a run name of the form {RUN_PATTERN}")
-        return cls(dataset, m["arch"], int(m["width"]), int(m["seed"]))
+            raise ValueError(f"{name!r} is not a run name of the form {{dataset}}/{{arch}}-w{{width}}-s{{seed}}[-onD]")
+        return cls(dataset, m["arch"], int(m["width"]), int(m["seed"]), "D" if m["on"] else "train")
 
     @classmethod
     def of_path(cls, path: str | Path) -> Run:
@@ -66,7 +100,7 @@ class Run:
         for k in range(len(parts) - 1, 0, -1):
             if _LEAF.match(parts[k]):
                 return cls.parse(f"{parts[k - 1]}/{parts[k]}")
-        raise ValueError(f"{path}: not inside a run folder {RUN_PATTERN}")
+        raise ValueError(f"{path}: not inside a run folder {{dataset}}/{{arch}}-w{{width}}-s{{seed}}[-onD]")
 
 
 def epoch_of(path: str | Path) -> int:
@@ -79,5 +113,5 @@ def epoch_of(path: str | Path) -> int:
 
 
 def checkpoint_meta(checkpoint: str | Path) -> dict:
-    """{dataset, arch, width, seed, epoch} of a checkpoint path (what stores and JSONs record)."""
+    """{dataset, arch, width, seed, trained_on, epoch} of a checkpoint path (what stores and JSONs record)."""
     return {**Run.of_path(checkpoint).meta(), "epoch": epoch_of(checkpoint)}

@@ -12,7 +12,7 @@ from pntk import config as pcfg  # noqa: E402
 from pntk.data.prepared import prepared_folder  # noqa: E402
 from pntk.paper import figure_table as ftab  # noqa: E402
 from pntk.paper.timing import timing_paths  # noqa: E402
-from pntk.runs import RUN_PATTERN, Run  # noqa: E402
+from pntk.runs import ON_CONSTRAINT, RUN_PATTERN, TRAINED_ON, Run  # noqa: E402
 from pntk.store.paths import StorePaths  # noqa: E402
 
 
@@ -32,8 +32,14 @@ except pcfg.ConfigError as err:
 
 R = config["results"]
 DATASET = config["data"]["name"]
-EPOCHS = sorted(config["train"]["checkpoint_epochs"])
-RUNS = pcfg.runs(config)
+EPOCHS = pcfg.checkpoint_epochs(config)  # of the runs trained on the train split
+RUNS = pcfg.all_runs(config)  # on the train split, then (diagnostics.train_on: D) on D
+# The kinds of run the workflow trains: what they are trained on → the literal suffix of their folder names.
+# Rules whose declared outputs differ by kind (the checkpoints, a checkpoint's stores) come once per kind.
+REGIMES = {on: TRAINED_ON[on] for on in ("train", "D") if pcfg.runs(config, on)}
+# The kinds whose steps are separate rules (diagnostics.jobs: per_run gives the networks on D one job each).
+SEPARATE = {on: s for on, s in REGIMES.items() if not (on == "D" and pcfg.d_runs_in_one_job(config))}
+SEPARATE_ON = "|".join(re.escape(s) or "(?:)" for s in SEPARATE.values())  # the {on} of the separate rules
 RUN_DIR = f"{R}/runs/{RUN_PATTERN}"
 EPOCH_DIR = f"{RUN_DIR}/epoch{{epoch}}"
 KERNEL = StorePaths.in_epoch(EPOCH_DIR, "{kind}", "{rows}", "{cols}")  # file patterns of one kernel store
@@ -117,6 +123,7 @@ wildcard_constraints:
     arch="|".join(re.escape(n) for n in sorted(pcfg.model_names(config), key=len, reverse=True)),  # configured only
     width=r"\d+",
     seed=r"\d+",
+    on=ON_CONSTRAINT,  # "" (trained on the train split) or "-onD"
     epoch=r"\d{3}",
     kind=r"pntk|entk|first_logit|trace",
     rows=r"sub-train|sub-test|train|test",
@@ -139,30 +146,34 @@ def data_store(wildcards=None):
 
 
 def run_of(wildcards):
-    return Run(wildcards.dataset, wildcards.arch, int(wildcards.width), int(wildcards.seed))
+    return Run.of_wildcards(wildcards)
 
 
 def checkpoint_of(wildcards):
     return str(run_of(wildcards).checkpoint(R, int(wildcards.epoch)))
 
 
-def run_dirs():
-    return [str(r.dir(R)) for r in RUNS]
+def run_dirs(runs=None):
+    return [str(r.dir(R)) for r in (RUNS if runs is None else runs)]
 
 
-def epoch_dirs():
-    return [str(r.epoch_dir(R, e)) for r in RUNS for e in EPOCHS]
+def epoch_dirs(runs=None):
+    """Every checkpoint folder of `runs` (default: every run), each run at its own checkpoint epochs."""
+    runs = RUNS if runs is None else runs
+    return [str(r.epoch_dir(R, e)) for r in runs for e in pcfg.checkpoint_epochs(config, r.trained_on)]
 
 
-def manifests_of(epoch_dir):
-    return [str(StorePaths.in_epoch(epoch_dir, k, r, c).manifest) for k, r, c in pcfg.store_specs(config)]
+def manifests_of(epoch_dir, trained_on="train"):
+    specs = pcfg.store_specs(config, trained_on)
+    return [str(StorePaths.in_epoch(epoch_dir, k, r, c).manifest) for k, r, c in specs]
 
 
 def store_manifest(wildcards, kind, rows, cols):
-    """Manifest of the configured store that covers (rows, cols) for this run and epoch."""
-    found = pcfg.find_store(config, kind, rows, cols)
+    """Manifest of the store that covers (rows, cols) for this run and epoch."""
+    on = run_of(wildcards).trained_on
+    found = pcfg.find_store(config, kind, rows, cols, on)
     if found is None:
-        raise WorkflowError(f"kernels.index_sets.{kind}: no store covers ({rows}, {cols})")
+        raise WorkflowError(f"kernels.index_sets.{kind}: no store covers ({rows}, {cols}) for runs trained on {on}")
     return str(StorePaths.in_epoch(EPOCH_DIR.format(**wildcards), kind, *found).manifest)
 
 
@@ -178,7 +189,7 @@ def analysis_in_one_job():
 def all_targets():
     targets = [data_store()]
     targets += [f"{d}/train_log.csv" for d in run_dirs()]
-    targets += [m for d in epoch_dirs() for m in manifests_of(d)]
+    targets += [m for r in RUNS for d in epoch_dirs([r]) for m in manifests_of(d, r.trained_on)]
     targets += figure_targets()
     targets += active_targets()
     targets += [f"{R}/tables/claims.csv", f"{R}/tables/warnings.csv"]  # rule claims (tables.smk)
@@ -207,8 +218,8 @@ FIGURES_DIR = f"{R}/figures"
 REPORT = f"{R}/report.html"
 
 
-def figure_numbers():
-    return ftab.numbers_for(config)
+def figure_labels():
+    return ftab.labels_for(config)
 
 
 def heatmap_manifest():
@@ -219,14 +230,14 @@ def figure_outputs():
     """PNG/PDF of every figure (PNG in Snakemake's report, captioned by the caption file the figures job
     writes from what it drew), the caption files and the figures.json index the HTML report reads."""
     out, formats = {}, config["figures"]["formats"]
-    for n in figure_numbers():
+    for n in figure_labels():
         spec = ftab.FIGURES[n]
         caption = os.path.abspath(ftab.caption_file(FIGURES_DIR, n))  # resolved in the working directory
         for path, ext in zip(ftab.figure_files(FIGURES_DIR, n, formats), formats):
-            labels = {"figure": f"Fig {n:02d}", "name": spec.slug}
+            labels = {"figure": spec.title, "name": spec.slug}
             flagged = report(str(path), caption=caption, category=ftab.SECTIONS[spec.section], labels=labels)
-            out[f"fig{n:02d}_{ext}"] = flagged if ext == "png" else str(path)
-        out[f"fig{n:02d}_caption"] = str(ftab.caption_file(FIGURES_DIR, n))
+            out[f"fig{n}_{ext}"] = flagged if ext == "png" else str(path)
+        out[f"fig{n}_caption"] = str(ftab.caption_file(FIGURES_DIR, n))
     out["index"] = f"{FIGURES_DIR}/{ftab.INDEX}"
     return out
 

@@ -1,5 +1,53 @@
 # Paper diagnostics per run and checkpoint (Figs 2–8): eNTK vs pNTK on the subsets D and X.
-# With regression.jobs: with_diagnostics, rule diagnostics_regression (regression.smk) writes these files.
+# With regression.jobs: with_diagnostics, rule diagnostics_regression (regression.smk) writes these files; with
+# diagnostics.jobs: per_run, rule diagnose_on_D writes them for the networks trained on D, start to end.
+
+if pcfg.d_runs_in_one_job(config):
+
+    rule diagnose_on_D:
+        """One network trained on D: train, then each checkpoint's four stores and its diagnostics, one process."""
+        input:
+            data=data_store,
+        output:
+            **{f"epoch{e:03d}": f"{RUN_DIR}/checkpoints/epoch{e:03d}.pt" for e in pcfg.checkpoint_epochs(config, "D")},
+            log_csv=f"{RUN_DIR}/train_log.csv",
+            manifests=[
+                m
+                for e in pcfg.checkpoint_epochs(config, "D")
+                for m in manifests_of(EPOCH_DIR.replace("{epoch}", f"{e:03d}"), "D")
+            ],
+            diagnostics=[
+                EPOCH_DIR.replace("{epoch}", f"{e:03d}") + "/diagnostics.json"
+                for e in pcfg.checkpoint_epochs(config, "D")
+            ],
+        log:
+            f"{R}/logs/diagnose_on_D/{RUN_PATTERN}.log",
+        wildcard_constraints:
+            on=re.escape(TRAINED_ON["D"]),
+        priority: PRIORITY["train"]
+        conda:
+            CONDA_ENV
+        threads: 1
+        resources:
+            **device_resources(config["train"]["device"], runtime=CLUSTER["train_runtime_min"]),
+        params:
+            train={
+                **config["train"],
+                "epochs": pcfg.epochs_of(config, "D"),
+                "checkpoint_epochs": pcfg.checkpoint_epochs(config, "D"),
+            },
+            trained_on="D",
+            subsets={k: config["data"][k] for k in ("subset_train", "subset_test", "seed")},
+            model=lambda wc: {k: v for k, v in pcfg.model_entry(config, wc.arch).items() if k != "widths"},
+            python_path=config["python_path"],
+            model_source=lambda wc: pcfg.model_source(config, wc.arch),
+            specs=pcfg.store_specs(config, "D"),
+            kernels=config["kernels"],
+            data=config["data"],
+            regression=config["regression"],
+        script:
+            "../../scripts/diagnose_on_D.py"
+
 
 if not analysis_in_one_job():
 
@@ -15,6 +63,8 @@ if not analysis_in_one_job():
             f"{EPOCH_DIR}/diagnostics.log",
         benchmark:
             f"{R}/benchmarks/diagnostics/{RUN_PATTERN}/epoch{{epoch}}.tsv"
+        wildcard_constraints:
+            on=SEPARATE_ON,
         priority: PRIORITY["per_checkpoint"]
         conda:
             CONDA_ENV

@@ -18,7 +18,7 @@ rule figures:
     resources:
         **device_resources(),
     params:
-        numbers=figure_numbers(),
+        labels=figure_labels(),
         out_dir=lambda wc, output: os.path.dirname(output.index),
         subsets={k: config["data"][k] for k in ("subset_train", "subset_test", "seed")},
         formats=config["figures"]["formats"],
@@ -48,6 +48,7 @@ rule report:
             "models": config["models"],
             "seeds": config["seeds"],
             "epochs": EPOCHS,
+            "epochs_on_D": pcfg.checkpoint_epochs(config, "D") if "D" in REGIMES else [],
         },
     script:
         "../../scripts/report.py"

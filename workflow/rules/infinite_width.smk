@@ -1,4 +1,5 @@
-# Fig 14: finite-width eNTK/pNTK of NTK-parameterised FCNs against the analytic NTK.
+# The project's Figs P1–P2: finite-width eNTK/pNTK of NTK-parameterised FCNs against the analytic NTK; and the
+# paper's §5 comparison: full-data regression with the analytic NTK of each configured FCN's depth.
 
 
 rule infinite_width:
@@ -7,6 +8,7 @@ rule infinite_width:
         data=data_store,
     output:
         csv=f"{R}/tables/infinite.csv",
+        regression=f"{R}/tables/infinite_regression.json",
     log:
         f"{R}/logs/infinite_width.log",
     priority: PRIORITY["fillers"]
@@ -17,5 +19,7 @@ rule infinite_width:
     params:
         infinite=config["infinite"],
         data=config["data"],
+        fcn_depths={m["name"]: m["depth"] or 3 for m in config["models"] if m["arch"] == "fcn"},
+        memory_cap_bytes=int(config["regression"]["memory_cap_gb"] * 2**30),
     script:
         "../../scripts/infinite_width.py"

@@ -3,33 +3,39 @@
 
 if config["kernels"]["jobs"] == "per_checkpoint":
 
-    rule kernel_checkpoint:
-        """Every kernel store of one checkpoint in one job: init → tiles → manifest each, resumable."""
-        input:
-            data=data_store,
-            checkpoint=checkpoint_of,
-        output:
-            manifests=manifests_of(EPOCH_DIR),
-        log:
-            f"{EPOCH_DIR}/kernels/kernel_checkpoint.log",
-        benchmark:
-            f"{R}/benchmarks/kernel_checkpoint/{RUN_PATTERN}/epoch{{epoch}}.tsv"
-        priority: PRIORITY["kernels"]
-        conda:
-            CONDA_ENV
-        threads: device_threads(config["kernels"]["device"])
-        resources:
-            **device_resources(
-                config["kernels"]["device"],
-                runtime=CLUSTER["tile_runtime_min"],
-                mem_mb=max(kernel_mem_mb(k, r, c, tile=True) for k, r, c in pcfg.store_specs(config)),
-            ),
-        params:
-            specs=pcfg.store_specs(config),
-            kernels=config["kernels"],
-            data=config["data"],
-        script:
-            "../../scripts/kernel_checkpoint.py"
+    for ON, SUFFIX in SEPARATE.items():
+
+        rule:
+            """Every kernel store of one checkpoint in one job: init → tiles → manifest each, resumable."""
+            name:
+                "kernel_checkpoint" if ON == "train" else "kernel_checkpoint_on_D"
+            input:
+                data=data_store,
+                checkpoint=checkpoint_of,
+            output:
+                manifests=manifests_of(EPOCH_DIR, ON),
+            log:
+                f"{EPOCH_DIR}/kernels/kernel_checkpoint.log",
+            benchmark:
+                f"{R}/benchmarks/kernel_checkpoint/{RUN_PATTERN}/epoch{{epoch}}.tsv"
+            wildcard_constraints:
+                on=re.escape(SUFFIX) or "(?:)",  # this kind of run only ("(?:)": the empty name)
+            priority: PRIORITY["kernels"]
+            conda:
+                CONDA_ENV
+            threads: device_threads(config["kernels"]["device"])
+            resources:
+                **device_resources(
+                    config["kernels"]["device"],
+                    runtime=CLUSTER["tile_runtime_min"],
+                    mem_mb=max(kernel_mem_mb(k, r, c, tile=True) for k, r, c in pcfg.store_specs(config, ON)),
+                ),
+            params:
+                specs=pcfg.store_specs(config, ON),
+                kernels=config["kernels"],
+                data=config["data"],
+            script:
+                "../../scripts/kernel_checkpoint.py"
 
 else:
 

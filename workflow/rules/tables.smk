@@ -5,8 +5,8 @@
 rule tables:
     """Tidy tables (one row per run × epoch × statistic, `learned` per run) and the width-rate fit."""
     input:
-        diagnostics=[f"{d}/diagnostics.json" for d in epoch_dirs()] if config["diagnostics"]["enabled"] else [],
-        regression=[f"{d}/regression.json" for d in epoch_dirs()] if has_full_pntk() else [],
+        diagnostics=[f"{d}/diagnostics.json" for d in epoch_dirs(pcfg.diagnostic_runs(config))],
+        regression=[f"{d}/regression.json" for d in epoch_dirs(pcfg.runs(config))] if has_full_pntk() else [],
         train_logs=[f"{d}/train_log.csv" for d in run_dirs()],
     output:
         diagnostics=f"{R}/tables/diagnostics.csv",
@@ -20,8 +20,6 @@ rule tables:
         CONDA_ENV
     resources:
         **device_resources(),
-    params:
-        bootstrap=config["diagnostics"]["rate_bootstrap"],
     script:
         "../../scripts/tables.py"
 
@@ -31,9 +29,13 @@ rule claims:
     input:
         diagnostics=f"{R}/tables/diagnostics.csv",
         regression=f"{R}/tables/regression.csv",
+        training=f"{R}/tables/training.csv",
         infinite=f"{R}/tables/infinite.csv" if config["infinite"]["enabled"] else [],
+        infinite_regression=f"{R}/tables/infinite_regression.json" if config["infinite"]["enabled"] else [],
+        timing=timing_paths(R, DATASET)["csv"] if config["timing"]["enabled"] else [],
         active=f"{R}/tables/active.csv" if config["active"]["enabled"] else [],
-        regression_json=[f"{d}/regression.json" for d in epoch_dirs()] if has_full_pntk() else [],
+        active_json=[f"{R}/active/{DATASET}/{s}-s{seed}.json" for s, seed in pcfg.active_runs(config)],
+        regression_json=[f"{d}/regression.json" for d in epoch_dirs(pcfg.runs(config))] if has_full_pntk() else [],
         train_logs=[f"{d}/train_log.csv" for d in run_dirs()],
         data=data_store,
     output:
@@ -46,7 +48,5 @@ rule claims:
         CONDA_ENV
     resources:
         **device_resources(),
-    params:
-        bootstrap=config["diagnostics"]["rate_bootstrap"],
     script:
         "../../scripts/claims.py"

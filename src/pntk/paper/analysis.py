@@ -176,14 +176,21 @@ def _ordered(store: Path, row_ids: np.ndarray, col_ids: np.ndarray):
 # --- the jobs: scripts/diagnostics.py, scripts/regression.py and scripts/diagnostics_regression.py
 def diagnostics_job(sm, out_json: str | Path) -> dict:
     """Rule diagnostics' work on the Snakemake job `sm`: epoch_diagnostics → `out_json` (with provenance)."""
+    manifests = {k: sm.input[k] for k in ("entk_dd", "entk_xd", "pntk_dd", "pntk_xd")}
+    return write_diagnostics(out_json, data_path=sm.input.data, checkpoint=sm.input.checkpoint, manifests=manifests,
+                             data_cfg=sm.params.data, regression_cfg=sm.params.regression)
+
+
+def write_diagnostics(out_json: str | Path, *, data_path, checkpoint, manifests: dict[str, str], data_cfg: dict,
+                      regression_cfg: dict) -> dict:
+    """epoch_diagnostics of one checkpoint → `out_json`, with the checkpoint's run and epoch and provenance."""
     from ..provenance import atomic_write_json, provenance
     from ..runs import checkpoint_meta
 
-    manifests = {k: sm.input[k] for k in ("entk_dd", "entk_xd", "pntk_dd", "pntk_xd")}
-    res = epoch_diagnostics(data_path=sm.input.data, checkpoint=sm.input.checkpoint, manifests=manifests,
-                            data_cfg=sm.params.data, regression_cfg=sm.params.regression)
-    atomic_write_json(out_json, {"meta": checkpoint_meta(sm.input.checkpoint), **res, "provenance": provenance()})
-    log.info("diagnostics: %s", res["stats"])
+    res = epoch_diagnostics(data_path=data_path, checkpoint=checkpoint, manifests=manifests, data_cfg=data_cfg,
+                            regression_cfg=regression_cfg)
+    atomic_write_json(out_json, {"meta": checkpoint_meta(checkpoint), **res, "provenance": provenance()})
+    log.info("diagnostics of %s: %s", checkpoint, res["stats"])
     return res
 
 

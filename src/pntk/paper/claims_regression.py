@@ -132,7 +132,7 @@ def fig11_late_change(arch: str, regr: pd.DataFrame, left_out: str) -> dict:
     mid = [e for e in epochs[:-1] if e >= LATE_FROM * last and e > 0]
     if not mid:
         return claim(cid, statement, test, dc.untestable(
-            f"no checkpoint between {LATE_FROM:.0%} of training and the last (epochs {epochs})",
+            f"no checkpoint between {LATE_FROM:.0%} of training and the last (epochs {[int(e) for e in epochs]})",
             f"a checkpoint at epoch ≥ {math.ceil(LATE_FROM * last)} besides {last} in train.checkpoint_epochs"),
             left_out)
     a = at_epoch(rows, "flin_test_acc", mid[0]).set_index(KEYS).value

@@ -195,57 +195,6 @@ def prediction_gaps(pred_entk: Any, pred_pntk: Any, labels: Any) -> dict[str, fl
     }
 
 
-# ----------------------------------------------------------------------------- Theorem 1 rate
-def _ols(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Least-squares fit y = a + b x; returns (a, b)."""
-    xm, ym = x.mean(), y.mean()
-    b = float(((x - xm) * (y - ym)).sum() / ((x - xm) ** 2).sum())
-    return float(ym - b * xm), b
-
-
-def fit_rate(widths: Any, values: Any, seeds: Any, n_boot: int = 1000, rng: Any = 0,
-             level: float = 0.95) -> dict[str, float]:
-    """Fit ``log(value) = a + b·log(width)`` (natural logs, ordinary least squares on all points).
-
-    ``widths``, ``values``, ``seeds``: 1-D arrays of equal length, one entry per observation
-    (e.g. one run's ``frobenius_distance``). Theorem 1 predicts b = −½ for the pNTK distance.
-
-    Confidence interval for b: percentile bootstrap (``n_boot`` resamples, central ``level``
-    mass). In each resample, independently for every width, the *seeds* observed at that width are
-    drawn with replacement and all rows of the drawn seeds are kept; the OLS fit is repeated.
-
-    Returns dict(exponent=b, ci_low, ci_high, intercept=a, n_points, n_widths, n_boot, level).
-    The fitted curve is value ≈ exp(intercept) · width**exponent.
-    """
-    w = np.asarray(widths, dtype=np.float64).ravel()
-    v = np.asarray(values, dtype=np.float64).ravel()
-    s = np.asarray(seeds).ravel()
-    if not (w.shape == v.shape == s.shape):
-        raise ValueError(f"fit_rate: widths, values, seeds must have equal length, got {w.size}, {v.size}, {s.size}")
-    if np.any(w <= 0) or np.any(~np.isfinite(v)) or np.any(v <= 0):
-        raise ValueError("fit_rate: widths and values must be positive and finite (log-log fit)")
-    uw = np.unique(w)
-    if uw.size < 2:
-        raise ValueError(f"fit_rate: need at least 2 distinct widths, got {uw.tolist()}")
-    lx, ly = np.log(w), np.log(v)
-    a, b = _ols(lx, ly)
-
-    gen = np.random.default_rng(rng)
-    # per width: list of index arrays, one per seed
-    groups = []
-    for wi in uw:
-        idx = np.flatnonzero(w == wi)
-        groups.append([idx[s[idx] == si] for si in np.unique(s[idx])])
-    boots = np.empty(n_boot)
-    for i in range(n_boot):
-        take = np.concatenate([g[j] for g in groups for j in gen.integers(0, len(g), len(g))])
-        boots[i] = _ols(lx[take], ly[take])[1]
-    alpha = (1 - level) / 2
-    lo, hi = np.quantile(boots, [alpha, 1 - alpha]) if n_boot > 0 else (np.nan, np.nan)
-    return {"exponent": b, "ci_low": float(lo), "ci_high": float(hi), "intercept": a,
-            "n_points": int(w.size), "n_widths": int(uw.size), "n_boot": int(n_boot), "level": float(level)}
-
-
 # ----------------------------------------------------------------------------- tidy tables
 def _flatten(stats: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}

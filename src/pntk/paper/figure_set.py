@@ -14,13 +14,13 @@ from pathlib import Path
 import pandas as pd
 
 from .figure_table import FIGURES, INDEX, SECTIONS, FigureSpec, caption_file, ylabel_of
-from .figures import Drawn, new_figure, plot_over_epochs, plot_stat_vs_width, save_figure
+from .figures import Drawn, new_figure, plot_over_epochs, save_figure
 from .run_verdicts import run_verdicts
 
-PER_RUN_PLOTS = ("width", "epochs", "rate", "kernel")  # plots of trained runs: the learned verdict applies
+PER_RUN_PLOTS = ("paper", "epochs", "rate", "kernel")  # plots of trained runs: the learned verdict applies
 
 
-def _read_table(inputs: dict, name: str, n: int) -> pd.DataFrame:
+def _read_table(inputs: dict, name: str, n: str) -> pd.DataFrame:
     if name not in inputs:
         raise ValueError(f"figure {n}: input {name!r} missing; expected one of {sorted(inputs)}")
     return pd.read_csv(inputs[name])
@@ -36,7 +36,7 @@ def _placeholder(stem: Path, text: str, formats, dpi) -> Drawn:
 def _draw(spec: FigureSpec, stem: Path, inputs: dict, subsets: dict | None, formats, dpi) -> Drawn:
     from . import figures_data, figures_fits, figures_timing
 
-    n, kw = spec.number, {"formats": formats, "dpi": dpi}
+    n, kw = spec.label, {"formats": formats, "dpi": dpi}
     if spec.plot == "data":
         return figures_data.plot_data_samples(inputs["data"], stem, **kw)
     training = _read_table(inputs, "training", n) if "training" in spec.reads else None
@@ -63,8 +63,13 @@ def _draw(spec: FigureSpec, stem: Path, inputs: dict, subsets: dict | None, form
         points = diag[(diag["statistic"] == statistic) & (diag["epoch"] == epoch)]
         return figures_fits.plot_rate(points, df, stem, statistic, verdicts=run_verdicts(diag, training),
                                       ylabel=f"{ylabel_of(statistic)} at epoch {epoch}", **kw)
-    plot = {"width": plot_stat_vs_width, "epochs": plot_over_epochs}[spec.plot]
-    drawn = plot(df, spec.statistic, stem, spec.ylabel, verdicts=run_verdicts(df, training), **kw)
+    if spec.plot == "paper":
+        from .figures_paper import plot_paper_layout
+
+        return plot_paper_layout(df, spec.statistic, stem, spec.ylabel, verdicts=run_verdicts(df, training), **kw)
+    if spec.label == "10" and "trained_on" in df.columns:  # the SGD accuracy of the networks of Figs 9–12
+        df = df[df["trained_on"] == "train"]
+    drawn = plot_over_epochs(df, spec.statistic, stem, spec.ylabel, verdicts=run_verdicts(df, training), **kw)
     if spec.reads[0] == "regression":
         drawn.notes.extend(ridge_notes(df))
     return drawn
@@ -115,37 +120,37 @@ def compose_caption(spec: FigureSpec, drawn: Drawn, reads: dict[str, str]) -> st
     return " ".join(parts)
 
 
-def render(n: int, out_dir: str | Path, inputs: dict[str, str], *, subsets: dict | None = None,
+def render(n: str, out_dir: str | Path, inputs: dict[str, str], *, subsets: dict | None = None,
            formats=("png", "pdf"), dpi: int = 150) -> dict:
-    """Draw figure ``n`` from ``inputs`` ({input name: path}) and return its record for the index."""
+    """Draw figure ``n`` (a label of the figure table) from ``inputs`` ({input name: path}); its index record."""
     spec = FIGURES[n]
     drawn = _draw(spec, Path(out_dir) / spec.name, inputs, subsets, formats, dpi)
     reads = {name: str(inputs[name]) for name in spec.reads if name in inputs}
-    return {"number": n, "slug": spec.slug, "name": spec.name, "section": spec.section,
+    return {"label": n, "title": spec.title, "slug": spec.slug, "name": spec.name, "section": spec.section,
             "section_title": SECTIONS[spec.section], "caption": compose_caption(spec, drawn, reads),
             "statistic": drawn.statistic, "labels": drawn.labels, "reads": reads,
             "not_learned": drawn.not_learned, "warnings": drawn.warnings,
             "files": [p.name for p in drawn.paths]}
 
 
-def render_many(numbers, out_dir: str | Path, inputs: dict[str, str], *, subsets: dict | None = None,
+def render_many(labels, out_dir: str | Path, inputs: dict[str, str], *, subsets: dict | None = None,
                 formats=("png", "pdf"), dpi: int = 150, workers: int = 1) -> list[dict]:
-    """``render`` for every figure number, in order; ``workers`` > 1 draws them in forked processes (each
+    """``render`` for every figure label, in order; ``workers`` > 1 draws them in forked processes (each
     figure is independent: it reads its tables and writes its own files)."""
     from .figure_table import INPUTS
 
     inputs = {k: v for k, v in inputs.items() if k in INPUTS}
-    numbers = list(numbers)
+    labels = list(labels)
     kw = dict(subsets=subsets, formats=tuple(formats), dpi=dpi)
-    workers = max(1, min(int(workers), len(numbers)))
+    workers = max(1, min(int(workers), len(labels)))
     if workers == 1:
-        return [render(n, out_dir, inputs, **kw) for n in numbers]
+        return [render(n, out_dir, inputs, **kw) for n in labels]
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
     from functools import partial
 
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        return list(pool.map(partial(render, out_dir=out_dir, inputs=inputs, **kw), numbers))
+        return list(pool.map(partial(render, out_dir=out_dir, inputs=inputs, **kw), labels))
 
 
 def as_rst(text: str) -> str:
@@ -159,7 +164,7 @@ def write_captions(records: list[dict], out_dir: str | Path) -> Path:
     from ..provenance import atomic_write_text
 
     for rec in records:
-        atomic_write_text(caption_file(out_dir, rec["number"]), as_rst(f"Figure {rec['number']}. {rec['caption']}"))
+        atomic_write_text(caption_file(out_dir, rec["label"]), as_rst(f"{rec['title']}. {rec['caption']}"))
     index = Path(out_dir) / INDEX
     atomic_write_text(index, json.dumps({"figures": records}, indent=1, default=str))
     return index

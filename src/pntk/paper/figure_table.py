@@ -1,4 +1,8 @@
-"""The one table of figures: number, slug, section, plot, inputs, statistic, y-label and what it shows.
+"""The one table of figures: label, slug, section, plot, inputs, statistic, y-label and what it shows.
+
+Labels: the paper's figures keep the paper's numbers ("01"–"12"; "02b", "03b" are the second statistic the
+sources give for the same figure: the thesis' per-block ratio of Fig 3.2, the theorem's distance beside the Fig 3
+caption's norm difference); the project's own figures (not in the paper) are numbered apart: "P1"–"P4".
 
 Everything else asks this table: the rules (which figures a config produces and which tables/stores the
 figures job reads: :func:`numbers_for`, :func:`input_paths`), the figures job (:mod:`.figure_set`) and the
@@ -19,9 +23,9 @@ SECTIONS = {
     "cost": "Cost of the kernels (Fig 1)",
     "approximation": "How close the pNTK is to the eNTK (Figs 2–6)",
     "regression": "Kernel regression with the eNTK and the pNTK (Figs 7–8)",
-    "width": "Convergence with width: Theorem 1 (Figs 13–14)",
     "full-data": "Full-data pNTK regression through training (Figs 9–12)",
-    "data": "Data and kernel (Figs 15–16)",
+    "width": "pntk's own: rates in the width (Figs P1–P2)",
+    "data": "pntk's own: data and kernel (Figs P3–P4)",
     "active": "Look-ahead active learning (thesis, MLMOC)",
 }
 
@@ -32,10 +36,10 @@ INPUTS = TABLES + ("timing", "data", "kernel_manifest")
 
 @dataclass(frozen=True)
 class FigureSpec:
-    number: int
+    label: str  # "01"–"12", "02b", "03b" (the paper's), "P1"–"P4" (the project's own)
     slug: str
     section: str  # key of SECTIONS
-    plot: str  # width | epochs | rate | timing | infinite | data | kernel (figure_set.render dispatches)
+    plot: str  # paper | epochs | rate | timing | infinite | data | kernel (figure_set.render dispatches)
     needs: str  # key of REQUIREMENTS: what the config must compute for this figure to exist
     reads: tuple[str, ...]  # input names (INPUTS); the first one holds the plotted values
     about: str  # what the plotted quantity is (the data-dependent part of the caption is generated)
@@ -44,73 +48,93 @@ class FigureSpec:
 
     @property
     def name(self) -> str:
-        return f"fig{self.number:02d}-{self.slug}"
+        return f"fig{self.label}-{self.slug}"
+
+    @property
+    def title(self) -> str:
+        """'Fig 2b', 'Fig P1' (leading zeros dropped)."""
+        return f"Fig {self.label.lstrip('0')}"
 
 
-_DIAG = ("diagnostics", "training")  # training.csv: each run's final test accuracy for the learned note
+_DIAG = ("diagnostics", "training")  # training.csv: each run's accuracies for the learned note and the regime
 _REGR = ("regression", "training")
-_D = "on the eNTK subset D of the training set"
-FIGURES: dict[int, FigureSpec] = {s.number: s for s in (
-    FigureSpec(1, "timing", "cost", "timing", "timing", ("timing",),
+_D = "on the eNTK subset D"
+_LAYOUT = ("Panels as in the paper: one per architecture, epoch on x, a line per width; the last panel puts width "
+           "on x at the first and the last checkpoint (the width claims).")
+FIGURES: dict[str, FigureSpec] = {s.label: s for s in (
+    FigureSpec("01", "timing", "cost", "timing", "timing", ("timing",),
                "Seconds to compute the eNTK (O×O block) and the pNTK (one value) for one pair of inputs with "
                "torchvision ResNets of several depths at initialisation (log scale)."),
-    FigureSpec(2, "diagonal-ratio", "approximation", "width", "diagnostics", _DIAG,
-               f"Off- versus on-diagonal mass of the O×O eNTK blocks {_D}: "
-               "sqrt(Σ_nm Σ_a≠b Θ_ab² / Σ_nm Σ_a Θ_aa²), against width.",
+    FigureSpec("02", "diagonal-ratio", "approximation", "paper", "diagnostics", _DIAG,
+               f"Off- versus on-diagonal mass of the O×O eNTK blocks {_D}: sqrt(Σ_nm Σ_a≠b Θ_ab² / Σ_nm Σ_a Θ_aa²). "
+               + _LAYOUT,
                "offdiag_ratio", r"$\|\mathrm{offdiag}\|_F \,/\, \|\mathrm{diag}\|_F$ of eNTK blocks"),
-    FigureSpec(3, "frobenius-distance", "approximation", "width", "diagnostics", _DIAG,
-               f"Relative Frobenius distance ‖Θ − Θ̂⊗I_O‖_F / ‖Θ‖_F between the eNTK and the pNTK {_D}.",
+    FigureSpec("02b", "diagonal-block-ratio", "approximation", "paper", "diagnostics", _DIAG,
+               f"The thesis' Fig 3.2 statistic {_D}: the magnitude of the sum of the off-diagonal entries of each O×O "
+               "eNTK block, over that of its diagonal entries, each averaged over the N×N blocks. " + _LAYOUT,
+               "offdiag_block_ratio", r"$\langle|\Sigma_{a\neq b}\Theta_{ab}|\rangle \,/\, "
+                                      r"\langle|\Sigma_a\Theta_{aa}|\rangle$"),
+    FigureSpec("03", "frobenius-norm-difference", "approximation", "paper", "diagnostics", _DIAG,
+               f"The Fig 3 caption's statistic {_D}: the relative difference |‖Θ‖_F − ‖Θ̂⊗I_O‖_F| / ‖Θ‖_F of the "
+               "Frobenius norms of the eNTK and the pNTK ⊗ I_O (log scale). " + _LAYOUT,
+               "frobenius_norm_rel_diff", r"$|\|\Theta\|_F - \|\hat\Theta\otimes I_O\|_F| \,/\, "
+                                          r"\|\Theta\|_F$"),
+    FigureSpec("03b", "frobenius-distance", "approximation", "paper", "diagnostics", _DIAG,
+               f"Theorem 1's quantity {_D}: the relative Frobenius distance ‖Θ − Θ̂⊗I_O‖_F / ‖Θ‖_F between the "
+               "eNTK and the pNTK ⊗ I_O. " + _LAYOUT,
                "frobenius_distance", r"$\|\Theta - \hat\Theta \otimes I_O\|_F \,/\, \|\Theta\|_F$"),
-    FigureSpec(4, "lambda-max", "approximation", "width", "diagnostics", _DIAG,
+    FigureSpec("04", "lambda-max", "approximation", "paper", "diagnostics", _DIAG,
                f"Relative difference |λmax(Θ) − λmax(Θ̂)| / λmax(Θ) of the largest eigenvalues of the eNTK "
-               f"(NO×NO) and the pNTK (N×N) {_D}.",
+               f"(NO×NO) and the pNTK (N×N) {_D}. " + _LAYOUT,
                "lambda_max_rel_diff",
                r"$|\lambda_{\max}(\Theta) - \lambda_{\max}(\hat\Theta)| \,/\, \lambda_{\max}(\Theta)$"),
-    FigureSpec(5, "lambda-min", "approximation", "width", "diagnostics", _DIAG,
+    FigureSpec("05", "lambda-min", "approximation", "paper", "diagnostics", _DIAG,
                f"Relative difference |λmin(Θ) − λmin(Θ̂)| / λmin(Θ) of the smallest eigenvalues of the eNTK "
-               f"and the pNTK {_D}.",
+               f"and the pNTK {_D} (log scale). " + _LAYOUT,
                "lambda_min_rel_diff",
                r"$|\lambda_{\min}(\Theta) - \lambda_{\min}(\hat\Theta)| \,/\, \lambda_{\min}(\Theta)$"),
-    FigureSpec(6, "condition-number", "approximation", "width", "diagnostics", _DIAG,
+    FigureSpec("06", "condition-number", "approximation", "paper", "diagnostics", _DIAG,
                f"Relative difference |κ(Θ) − κ(Θ̂)| / κ(Θ) of the condition numbers κ = λmax/λmin of the "
-               f"eNTK and the pNTK {_D}.",
+               f"eNTK and the pNTK {_D}. " + _LAYOUT,
                "cond_rel_diff", r"$|\kappa(\Theta) - \kappa(\hat\Theta)| \,/\, \kappa(\Theta)$"),
-    FigureSpec(7, "prediction-gap", "regression", "width", "diagnostics", _DIAG,
+    FigureSpec("07", "prediction-gap", "regression", "paper", "diagnostics", _DIAG,
                "Relative difference ‖f_lin − f̂_lin‖_F / ‖f_lin‖_F of the predictions on the test subset X of "
-               "kernel regression on D (linearised network, Eqs. 5–6) with the eNTK and with the pNTK.",
+               "kernel regression on D (linearised network, Eqs. 5–6) with the eNTK and with the pNTK. " + _LAYOUT,
                "pred_rel_diff", r"$\|f_{\mathrm{lin}} - \hat f_{\mathrm{lin}}\|_F \,/\, \|f_{\mathrm{lin}}\|_F$"),
-    FigureSpec(8, "accuracy-gap", "regression", "width", "diagnostics", _DIAG,
+    FigureSpec("08", "accuracy-gap", "regression", "paper", "diagnostics", _DIAG,
                "Test accuracy on X of kernel regression on D with the eNTK minus that with the pNTK "
-               "(fraction of X).",
+               "(fraction of X; below 0: the pNTK is more accurate). " + _LAYOUT,
                "acc_diff", "test accuracy (eNTK) − test accuracy (pNTK)"),
-    FigureSpec(9, "flin-accuracy", "full-data", "epochs", "full_pntk", _REGR,
+    FigureSpec("09", "flin-accuracy", "full-data", "epochs", "full_pntk", _REGR,
                "Test accuracy of kernel regression with the full-data pNTK (one-vs-rest, prior mean f₀; the "
                "linearised network f̂_lin at t = ∞) of the checkpoint at each training epoch.",
                "flin_test_acc", r"test accuracy of $\hat f_{\mathrm{lin}}$ (pNTK regression)"),
-    FigureSpec(10, "sgd-accuracy", "full-data", "epochs", "always", ("training",),
-               "Test accuracy of the SGD-trained network through training (train_log.csv of each run).",
+    FigureSpec("10", "sgd-accuracy", "full-data", "epochs", "always", ("training",),
+               "Test accuracy of the SGD-trained network through training (train_log.csv of each run trained on "
+               "the train split).",
                "test_acc", "test accuracy of the network"),
-    FigureSpec(11, "flin-minus-current", "full-data", "epochs", "full_pntk", _REGR,
+    FigureSpec("11", "flin-minus-current", "full-data", "epochs", "full_pntk", _REGR,
                "Test accuracy of full-data pNTK regression at each checkpoint minus that of the network at "
                "the same checkpoint.",
                "flin_minus_current", r"acc($\hat f_{\mathrm{lin}}$) − acc(network at this epoch)"),
-    FigureSpec(12, "flin-minus-final", "full-data", "epochs", "full_pntk", _REGR,
+    FigureSpec("12", "flin-minus-final", "full-data", "epochs", "full_pntk", _REGR,
                "Test accuracy of full-data pNTK regression at each checkpoint minus that of the fully trained "
                "network (last epoch).",
                "flin_minus_final", r"acc($\hat f_{\mathrm{lin}}$) − acc(network at the last epoch)"),
-    FigureSpec(13, "width-rate", "width", "rate", "diagnostics", ("rate", "diagnostics", "training"),
-               "Theorem 1: the eNTK–pNTK distance against readout width on log-log axes with the "
-               "least-squares fit log(value) = a + b·log(width) per architecture (rate.csv: exponent b and "
-               "its 95% seed-bootstrap interval); dashed: reference slope −½."),
-    FigureSpec(14, "infinite-width", "width", "infinite", "infinite", ("infinite",),
-               "Relative Frobenius distance of the finite-width kernels of an NTK-parameterised ReLU FCN at "
-               "initialisation from the analytic infinite-width NTK Θ_∞ (eNTK vs Θ_∞⊗I_O, pNTK vs Θ_∞); "
-               "dashed: reference slope −½."),
-    FigureSpec(15, "data-samples", "data", "data", "always", ("data",),
-               "Training images of the prepared data set as the networks see them (normalised), with labels."),
-    FigureSpec(16, "kernel-heatmap", "data", "kernel", "heatmap", ("kernel_manifest", "data", "training"),
-               "pNTK Θ̂(x, x′) on the training subset D, rows and columns sorted by label: block structure "
-               "along the diagonal means the kernel groups examples by class."),
+    FigureSpec("P1", "width-rate", "width", "rate", "diagnostics", ("rate", "diagnostics", "training"),
+               "pntk's own figure (not in the paper): the eNTK–pNTK distance of Theorem 1 against readout width on "
+               "log-log axes with the least-squares fit log(value) = a_seed + b·log(width) per architecture "
+               "(rate.csv: exponent b and its 95% t-interval, seed as a block); dashed: reference slope −½."),
+    FigureSpec("P2", "infinite-width", "width", "infinite", "infinite", ("infinite",),
+               "pntk's own figure (not in the paper): relative Frobenius distance of the finite-width kernels of an "
+               "NTK-parameterised ReLU FCN at initialisation from the analytic infinite-width NTK Θ_∞ (eNTK vs "
+               "Θ_∞⊗I_O, pNTK vs Θ_∞); dashed: reference slope −½."),
+    FigureSpec("P3", "data-samples", "data", "data", "always", ("data",),
+               "pntk's own figure: training images of the prepared data set as the networks see them (normalised), "
+               "with labels."),
+    FigureSpec("P4", "kernel-heatmap", "data", "kernel", "heatmap", ("kernel_manifest", "data", "training"),
+               "pntk's own figure: pNTK Θ̂(x, x′) on the training subset D, rows and columns sorted by label: block "
+               "structure along the diagonal means the kernel groups examples by class."),
 )}
 
 
@@ -120,15 +144,16 @@ def ylabel_of(statistic: str) -> str:
 
 
 def heatmap_manifest(config: dict) -> str | None:
-    """Fig 16 reads the pNTK store covering D × D of the first run at its last checkpoint (None: no such store)."""
+    """Fig P4 reads the pNTK store covering D × D of the first run at its last checkpoint — a network trained on D
+    when the diagnostics train there, else one of the train split (None: no such store)."""
     from ..store.paths import StorePaths
 
-    found = pcfg.find_store(config, "pntk", "sub-train", "sub-train")
-    runs = pcfg.runs(config)
-    if found is None or not runs:
-        return None
-    last = max(config["train"]["checkpoint_epochs"])
-    return str(StorePaths.in_epoch(runs[0].epoch_dir(config["results"], last), "pntk", *found).manifest)
+    for runs in (pcfg.runs(config, "D"), pcfg.runs(config)):
+        found = pcfg.find_store(config, "pntk", "sub-train", "sub-train", runs[0].trained_on) if runs else None
+        if found is not None:
+            last = pcfg.checkpoint_epochs(config, runs[0].trained_on)[-1]
+            return str(StorePaths.in_epoch(runs[0].epoch_dir(config["results"], last), "pntk", *found).manifest)
+    return None
 
 
 REQUIREMENTS = {
@@ -141,9 +166,9 @@ REQUIREMENTS = {
 }
 
 
-def numbers_for(config: dict) -> list[int]:
-    """The figures a (validated) config produces, ascending."""
-    return [n for n, spec in sorted(FIGURES.items()) if REQUIREMENTS[spec.needs](config)]
+def labels_for(config: dict) -> list[str]:
+    """The figures a (validated) config produces, in table order."""
+    return [n for n, spec in FIGURES.items() if REQUIREMENTS[spec.needs](config)]
 
 
 def table_path(results: str | Path, name: str) -> str:
@@ -157,24 +182,24 @@ def input_paths(config: dict, data_store: str) -> dict[str, str]:
     where = {name: table_path(results, name) for name in TABLES}
     where.update(timing=timing_paths(results, config["data"]["name"])["csv"], data=data_store,
                  kernel_manifest=heatmap_manifest(config))
-    needed = {name for n in numbers_for(config) for name in FIGURES[n].reads}
+    needed = {name for n in labels_for(config) for name in FIGURES[n].reads}
     return {name: where[name] for name in INPUTS if name in needed}
 
 
 INDEX = "figures.json"  # the figures job's index of what it drew (figure_set.write_captions)
 
 
-def figure_files(out_dir: str | Path, n: int, formats) -> list[Path]:
-    """{out_dir}/fig{NN}-{slug}.{ext} for each format."""
+def figure_files(out_dir: str | Path, n: str, formats) -> list[Path]:
+    """{out_dir}/fig{label}-{slug}.{ext} for each format."""
     return [Path(out_dir) / f"{FIGURES[n].name}.{ext}" for ext in formats]
 
 
-def caption_file(out_dir: str | Path, n: int) -> Path:
+def caption_file(out_dir: str | Path, n: str) -> Path:
     """The caption the figures job writes next to figure n (Snakemake's report shows it)."""
     return Path(out_dir) / f"{FIGURES[n].name}.caption.rst"
 
 
-def in_report_order(numbers) -> list[int]:
-    """Figure numbers grouped by section (SECTIONS order), ascending within a section."""
-    order = list(SECTIONS)
-    return sorted(numbers, key=lambda n: (order.index(FIGURES[n].section), n))
+def in_report_order(labels) -> list[str]:
+    """Figure labels grouped by section (SECTIONS order), in table order within a section."""
+    order, table = list(SECTIONS), list(FIGURES)
+    return sorted(labels, key=lambda n: (order.index(FIGURES[n].section), table.index(n)))

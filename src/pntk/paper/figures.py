@@ -8,7 +8,8 @@ the figure shows, gathered from the rows actually plotted — the captions are w
 seed). Runs that did not learn (``verdicts``, :mod:`.run_verdicts`) are left out of the means and drawn
 apart: hollow markers, one per seed (against width), or a grey dashed line per run (against epoch).
 Non-finite values (e.g. κ of a kernel with λmin ≤ 0) are not drawn and named in the caption. This module:
-shared helpers, Figs 2–12; the others live in figures_fits (13, 14), figures_timing (1) and figures_data (15, 16).
+shared helpers and Figs 9–12; the others live in figures_paper (2–8 in the paper's layout), figures_fits (P1, P2),
+figures_timing (1) and figures_data (P3, P4).
 """
 from __future__ import annotations
 
@@ -148,42 +149,6 @@ def save_figure(fig: Figure, out_stem: str | os.PathLike, formats: Iterable[str]
     return paths
 
 
-# ----------------------------------------------------------------------------- Figs 2–8
-def plot_stat_vs_width(df: pd.DataFrame, statistic: str, out_stem, ylabel: str | None = None,
-                       title: str = "", logy: bool = False, *, verdicts: pd.DataFrame | None = None,
-                       formats: Iterable[str] = FORMATS, dpi: int = 150) -> Drawn:
-    """``statistic`` against readout width (log2 x), one panel per dataset, one line per (arch, epoch)."""
-    sub, notes = finite_only(select(df, statistic, "plot_stat_vs_width"))
-    ok, bad, bad_labels = split_learned(sub, verdicts)
-    x, xlabel = xcol(sub)
-    datasets = sorted(sub["dataset"].unique())
-    fig, axes = new_figure(len(datasets))
-    multi_epoch = sub["epoch"].nunique() > 1
-    colors = colors_of(zip(sub["arch"], sub["epoch"], strict=True))
-    for ax, ds in zip(axes, datasets, strict=True):
-        d = aggregate(ok[ok["dataset"] == ds], ["arch", "epoch", x])
-        for (arch, ep), g in d.groupby(["arch", "epoch"]):
-            label = f"{arch}, epoch {ep}" if multi_epoch else str(arch)
-            ax.errorbar(g[x], g["mean"], yerr=g["std"], marker="o", ms=4, capsize=3, label=label,
-                        color=colors[(arch, ep)])
-        b = bad[bad["dataset"] == ds]
-        for (arch, ep), g in b.groupby(["arch", "epoch"]):  # hollow, in the colour of the line it is left out of
-            ax.plot(g[x], g["value"], **{**NOT_LEARNED_STYLE, "mec": colors[(arch, ep)]})
-        if len(b):  # one grey legend entry for all of them
-            ax.plot([], [], **NOT_LEARNED_STYLE, label=not_learned_label(list(bad_labels.values())))
-        log2_x(ax, sub.loc[sub["dataset"] == ds, x])
-        if logy:
-            ax.set_yscale("log")
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(ylabel or statistic)
-        ax.set_title(f"{title} — {ds}" if title else str(ds))
-        ax.grid(alpha=0.3)
-    points = n_text(aggregate(ok, ["dataset", "arch", "epoch", x]))
-    shared_legend(fig, axes, points)
-    return Drawn(save_figure(fig, out_stem, formats, dpi), fig, statistic, points, labels_of(sub),
-                 None if bad_labels is None else list(bad_labels.values()), notes)
-
-
 # ----------------------------------------------------------------------------- Figs 9–12
 def plot_over_epochs(df: pd.DataFrame, statistic: str, out_stem, ylabel: str | None = None,
                      title: str = "", logy: bool = False, *, verdicts: pd.DataFrame | None = None,
@@ -208,8 +173,8 @@ def plot_over_epochs(df: pd.DataFrame, statistic: str, out_stem, ylabel: str | N
             lab = f"w = {int(w)}" if x == "width" else f"w = {int(w)} (readout {int(xw)})"
             ax.errorbar(g["epoch"], g["mean"], yerr=g["std"], marker="o", ms=3, capsize=2,
                         label=lab, color=colors[w])
-        for (w, seed), g in b.sort_values("epoch").groupby(["width", "seed"]):
-            run = bad_labels[(ds, arch, int(w), int(seed))]
+        for (w, seed, on), g in b.sort_values("epoch").groupby(["width", "seed", "trained_on"]):
+            run = bad_labels[(ds, arch, int(w), int(seed), on)]
             ax.plot(g["epoch"], g["value"], **{**NOT_LEARNED_STYLE, "ls": "--"}, color="0.45",
                     label=f"did not learn: {run}")
         if logy:

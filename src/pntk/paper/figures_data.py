@@ -80,8 +80,10 @@ def plot_kernel_heatmap(manifest, data_path, out_stem, *, subsets: dict,
     labels = data.y[ids]
     block, _ = load_manifest_block(manifest, ids, ids)  # (n, n), rows and cols sorted by label
     a = rec["attrs"]
-    key = (a.get("dataset", data.attrs.get("name")), a.get("arch"), int(a.get("width", -1)), int(a.get("seed", -1)))
-    run = f"{key[1]}-w{key[2]} seed {key[3]}, epoch {a.get('epoch')}"
+    key = (a.get("dataset", data.attrs.get("name")), a.get("arch"), int(a.get("width", -1)), int(a.get("seed", -1)),
+           a.get("trained_on", "train"))
+    on_d = " (trained on D)" if key[4] == "D" else ""
+    run = f"{key[1]}-w{key[2]} seed {key[3]}{on_d}, epoch {a.get('epoch')}"
     learned = verdicts["learned"].get(key) if has_verdicts(verdicts) else None
     learned = learned if learned in (True, False) else None  # NaN: no verdict for this run
     fig, (ax,) = new_figure(1, (5.2, 4.6))

@@ -62,7 +62,7 @@ def plot_rate(df_rate_points: pd.DataFrame, fit_table: pd.DataFrame, out_stem,
     """Log-log ``statistic`` vs width per arch, fitted line exp(a)·w^b, exponent ± CI, slope −½.
 
     ``fit_table``: one row per arch (optionally per dataset too) with columns exponent, ci_low,
-    ci_high, intercept from :func:`pntk.paper.diagnostics.fit_rate` (natural logs). ``x`` names the
+    ci_high, intercept from :func:`pntk.paper.claim_tests.slope_fit` (natural logs; rate.csv). ``x`` names the
     column the fit used ("width" or "readout_width"); default: ``readout_width`` if the points
     carry it, else ``width``. The intercept is only meaningful on that same x.
     """
@@ -101,7 +101,7 @@ def plot_rate(df_rate_points: pd.DataFrame, fit_table: pd.DataFrame, out_stem,
         _reference_line(ax, *ref_anchor[:3])
     _log_log(ax, pts[x], xlabel, ylabel or statistic, title or "Convergence rate of the pNTK (Theorem 1)")
     points = n_text(d)
-    shared_legend(fig, [ax], f"fit log y = a + b log w: b [95% bootstrap CI]\npoints: {points}")
+    shared_legend(fig, [ax], f"fit log y = a_seed + b log w: b [95% t-interval]\npoints: {points}")
     return Drawn(save_figure(fig, out_stem, formats, dpi), fig, statistic, points, labels_of(pts),
                  None if bad_labels is None else list(bad_labels.values()), notes)
 

@@ -127,3 +127,24 @@ def infinite_width_rows(x: Any, *, widths, seeds, depth: int = 3, num_classes: i
             meta = {"dataset": dataset, "arch": "fcn", "width": int(w), "seed": int(s), "epoch": 0}
             rows += tidy_rows(meta, stats)
     return rows
+
+
+def infinite_regression(x_train: Any, y_train: Any, x_test: Any, y_test: Any, *, depth: int, num_classes: int,
+                        memory_cap_bytes: int, log=None) -> dict:
+    """Kernel regression with the analytic NTK of the depth-`depth` ReLU FCN (NTK parameterization, the FCN's
+    infinite-width counterpart; prior mean 0, one-hot targets, t = ∞) on the whole train split, scored on the
+    test split: the paper §5's "NTKs of infinite-width counterparts". Returns {test_acc, n_train, n_test, depth,
+    solver}. ValueError when the train×train kernel and its factor (2 · 8 · N² bytes) exceed the memory cap."""
+    from ..regression import linearized_predict
+
+    n = len(x_train)
+    if 16 * n * n > memory_cap_bytes:
+        raise ValueError(f"infinite regression on {n} train points needs {16 * n * n / 2**30:.1f} GiB for a dense "
+                         f"solve, above regression.memory_cap_gb ({memory_cap_bytes / 2**30:.1f} GiB)")
+    _, k_dd = relu_fcn_kernels(x_train, depth=depth)  # (N, N)
+    _, k_xd = relu_fcn_kernels(x_test, x_train, depth=depth)  # (M, N)
+    y = np.eye(num_classes)[np.asarray(y_train)]  # (N, O) one-hot
+    pred, info = linearized_predict(k_dd, k_xd, None, None, y, solver="cholesky", return_info=True, log=log)
+    acc = float((pred.argmax(1) == np.asarray(y_test)).mean())
+    return {"test_acc": acc, "n_train": n, "n_test": len(x_test), "depth": depth,
+            "solver": {k: v for k, v in info.items() if isinstance(v, (int, float, str, bool))}}

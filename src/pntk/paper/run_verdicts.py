@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-RUN = ["dataset", "arch", "width", "seed"]
+RUN = ["dataset", "arch", "width", "seed", "trained_on"]
 _TRUE, _FALSE = {"true", "1", "1.0", "yes"}, {"false", "0", "0.0", "no"}
 
 
@@ -27,6 +27,8 @@ def run_verdicts(*tables: pd.DataFrame | None) -> pd.DataFrame:
     no table has it), from the ``learned`` column of any table and the test_acc rows of training.csv."""
     learned, acc = [], []
     for t in tables:
+        if t is not None and not t.empty and "trained_on" not in t.columns:
+            t = t.assign(trained_on="train")  # a table of an older pntk: every run trained on the train split
         if t is None or t.empty or not set(RUN) <= set(t.columns):
             continue
         last = t.sort_values("epoch", kind="stable") if "epoch" in t.columns else t
@@ -50,15 +52,18 @@ def has_verdicts(verdicts: pd.DataFrame | None) -> bool:
 
 def run_label(key, test_acc: float | None = None) -> str:
     """'fcn-w64-s1 (test acc 0.11)' for a RUN key tuple."""
-    _, arch, width, seed = key
+    from ..runs import Run
+
     acc = "" if test_acc is None or not np.isfinite(test_acc) else f" (test acc {test_acc:.2f})"
-    return f"{arch}-w{int(width)}-s{int(seed)}{acc}"
+    return f"{Run.of_row(dict(zip(RUN, key))).leaf}{acc}"
 
 
 def split_learned(df: pd.DataFrame, verdicts: pd.DataFrame | None
                   ) -> tuple[pd.DataFrame, pd.DataFrame, dict[tuple, str] | None]:
     """(rows of runs that learned or have no verdict, rows of runs that did not learn, {RUN key: label} of
     the latter — None when there is no verdict at all, so that a caption cannot claim every run learned)."""
+    if "trained_on" not in df.columns:
+        df = df.assign(trained_on="train")
     if not has_verdicts(verdicts):
         return df, df.iloc[:0], None
     keys = pd.MultiIndex.from_frame(df[RUN].astype({"width": int, "seed": int}))

@@ -1,4 +1,4 @@
-"""Tidy tables aggregated over runs: one row per run × epoch × statistic, seed as a column.
+"""Tidy tables aggregated over runs: one row per run × epoch × statistic, seed and trained_on as columns.
 
 Every row also carries the readout width and `learned`, its run's verdict (pntk.paper.verdicts): whether
 the network learned by the end of training; rate.csv's `learned` says whether every run of the fit did.
@@ -12,13 +12,15 @@ import numpy as np
 import pandas as pd
 
 from ..runs import Run
-from .diagnostics import TIDY_COLUMNS, fit_rate, tidy_rows
+from .claim_tests import slope_fit
+from .diagnostics import TIDY_COLUMNS, tidy_rows
 from .verdicts import run_verdicts, with_learned
 
 RATE_STATISTIC = "frobenius_distance"
 RATE_COLUMNS = ["dataset", "arch", "epoch", "statistic", "readout_widths", "n_seeds", "exponent", "ci_low",
-                "ci_high", "intercept", "n_points", "n_widths", "n_boot", "level", "learned"]
-COLUMNS = list(TIDY_COLUMNS) + ["readout_width", "learned"]  # of diagnostics, regression and training.csv
+                "ci_high", "intercept", "n_points", "n_widths", "df", "level", "method", "learned"]
+# of diagnostics, regression and training.csv; trained_on: "train" (the train split) or "D" (pntk.runs.Run)
+COLUMNS = list(TIDY_COLUMNS) + ["trained_on", "readout_width", "learned"]
 
 
 def with_readout_width(df: pd.DataFrame, readout_widths: dict | None = None) -> pd.DataFrame:
@@ -39,10 +41,12 @@ def diagnostics_table(paths: list[str | Path], verdicts: pd.DataFrame, readout_w
     for p in paths:
         rec = json.loads(Path(p).read_text())
         rows += tidy_rows(rec["meta"], rec["stats"])
-    return _finish(pd.DataFrame(rows, columns=list(TIDY_COLUMNS)), verdicts, readout_widths)
+    return _finish(pd.DataFrame(rows, columns=list(TIDY_COLUMNS) + ["trained_on"]), verdicts, readout_widths)
 
 
 def _finish(df: pd.DataFrame, verdicts: pd.DataFrame, readout_widths: dict | None) -> pd.DataFrame:
+    if "trained_on" not in df.columns:
+        df = df.assign(trained_on="train")
     return with_learned(with_readout_width(df, readout_widths), verdicts)[COLUMNS]
 
 
@@ -61,19 +65,20 @@ def training_table(log_paths: list[str | Path], verdicts: pd.DataFrame | None = 
         frames.append(long)
     if not frames:
         return pd.DataFrame(columns=COLUMNS)
-    return _finish(pd.concat(frames, ignore_index=True)[list(TIDY_COLUMNS)], verdicts, readout_widths)
+    return _finish(pd.concat(frames, ignore_index=True)[list(TIDY_COLUMNS) + ["trained_on"]], verdicts,
+                   readout_widths)
 
 
 def regression_table(paths: list[str | Path], training: pd.DataFrame, verdicts: pd.DataFrame,
                      readout_widths: dict | None = None) -> pd.DataFrame:
     """Figs 9, 11, 12: f̂_lin accuracy, minus the current model's, minus the final model's."""
     final = (training[training.statistic == "test_acc"].sort_values("epoch")
-             .groupby(["dataset", "arch", "width", "seed"]).value.last())
+             .groupby(["dataset", "arch", "width", "seed", "trained_on"]).value.last())
     rows = []
     for p in paths:
         rec = json.loads(Path(p).read_text())
         m = rec["meta"]
-        key = (m["dataset"], m["arch"], int(m["width"]), int(m["seed"]))
+        key = (m["dataset"], m["arch"], int(m["width"]), int(m["seed"]), m.get("trained_on", "train"))
         stats = {"flin_test_acc": rec["flin_test_acc"], "model_test_acc": rec["model_test_acc"],
                  "flin_minus_current": rec["flin_test_acc"] - rec["model_test_acc"],
                  "flin_minus_final": rec["flin_test_acc"] - float(final.get(key, np.nan)),
@@ -84,19 +89,23 @@ def regression_table(paths: list[str | Path], training: pd.DataFrame, verdicts: 
             if solver.get("ridge_scale") == "mean_diagonal":
                 stats["ridge_relative"] = float(solver["ridge_given"])
         rows += tidy_rows(m, stats)
-    return _finish(pd.DataFrame(rows, columns=list(TIDY_COLUMNS)), verdicts, readout_widths)
+    return _finish(pd.DataFrame(rows, columns=list(TIDY_COLUMNS) + ["trained_on"]), verdicts, readout_widths)
 
 
-def rate_table(diag: pd.DataFrame, n_boot: int, epoch: int = 0) -> pd.DataFrame:
+def rate_table(diag: pd.DataFrame, epoch: int = 0) -> pd.DataFrame:
     """Theorem 1: exponent of the Fig 3 distance against readout width, per architecture, at `epoch`, over
-    every run (as Fig 13 draws it); `learned` is False when a run of the fit did not learn."""
+    every run (as Fig P1 draws it): least squares with a per-seed intercept and its 95% t-interval
+    (pntk.paper.claim_tests.slope_fit); `learned` is False when a run of the fit did not learn."""
     rows = []
     sel = diag[(diag.statistic == RATE_STATISTIC) & (diag.epoch == epoch) & diag.readout_width.notna()]
     for (dataset, arch), g in sel.groupby(["dataset", "arch"]):
-        if g.width.nunique() < 2:
+        fit = slope_fit(g.readout_width.to_numpy(float), g.value.to_numpy(float), g.seed.to_numpy())
+        if fit is None:
             continue
-        fit = fit_rate(g.readout_width.to_numpy(), g.value.to_numpy(), g.seed.to_numpy(), n_boot=n_boot)
         rows.append({"dataset": dataset, "arch": arch, "epoch": epoch, "statistic": RATE_STATISTIC,
                      "readout_widths": " ".join(str(w) for w in sorted(g.readout_width.unique())),
-                     "n_seeds": int(g.seed.nunique()), **fit, "learned": bool(g.learned.all())})
+                     "n_seeds": int(g.seed.nunique()), "exponent": fit.slope, "ci_low": fit.ci_low,
+                     "ci_high": fit.ci_high, "intercept": fit.intercept, "n_points": fit.n_points,
+                     "n_widths": fit.n_widths, "df": fit.df, "level": 0.95, "method": fit.method,
+                     "learned": bool(g.learned.all())})
     return pd.DataFrame(rows, columns=RATE_COLUMNS)

@@ -20,7 +20,7 @@ import pandas as pd
 from ..learned import learning_verdict
 from ..runs import Run
 
-RUN_KEYS = ["dataset", "arch", "width", "seed"]
+RUN_KEYS = ["dataset", "arch", "width", "seed", "trained_on"]
 WARNING_COLUMNS = ["source", "run", "message"]
 
 
@@ -59,10 +59,12 @@ def with_learned(df: pd.DataFrame, verdicts: pd.DataFrame) -> pd.DataFrame:
     """``df`` (rows with RUN_KEYS) with a boolean `learned` column: the run's verdict (module doc)."""
     if df.empty:
         return df.assign(learned=pd.Series(dtype=bool))
+    if "trained_on" not in df.columns:  # rows of an older pntk: every run was trained on the train split
+        df = df.assign(trained_on="train")
     out = df.merge(verdicts[RUN_KEYS + ["learned"]], on=RUN_KEYS, how="left", validate="many_to_one")
     missing = out[out.learned.isna()]
     if len(missing):
-        names = sorted({Run(*r).name for r in missing[RUN_KEYS].itertuples(index=False)})
+        names = sorted({Run.of_row(r).name for r in missing[RUN_KEYS].itertuples(index=False)})
         raise ValueError(f"no train_log.csv verdict for run(s) {names}: every table row needs its run's log")
     return out.assign(learned=out.learned.astype(bool))
 
@@ -90,7 +92,7 @@ def solver_warnings(regression_paths) -> list[dict]:
     for p in regression_paths:
         rec = json.loads(Path(p).read_text())
         s, m = rec.get("solver") or {}, rec["meta"]
-        run = Run(m["dataset"], m["arch"], int(m["width"]), int(m["seed"])).name
+        run = Run.of_row(m).name
         where = f"epoch {int(m['epoch'])}: solver {s.get('solver', '?')}"
         converged = s.get("converged", s.get("cg_converged"))
         residual = s.get("residual", s.get("cg_max_rel_residual"))

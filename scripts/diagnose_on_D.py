@@ -1,0 +1,29 @@
+"""diagnose_on_D (diagnostics.jobs: per_run): one network trained on D, start to end, in one process — rule
+train_on_D, then at every checkpoint rule kernel_checkpoint_on_D and rule diagnostics, writing the same files
+(checkpoints, train_log.csv, stores with their tiles and manifests, diagnostics.json). On small data a process
+start (Python + torch, ≈ 4 s here) costs more than any of those steps."""
+from pathlib import Path
+
+from pntk.scriptutil import setup
+
+log = setup(snakemake)  # noqa: F821
+
+from pntk.paper.analysis import write_diagnostics  # noqa: E402
+from pntk.runs import epoch_of  # noqa: E402
+from pntk.store.jobs import checkpoint_job  # noqa: E402
+from pntk.store.paths import StorePaths  # noqa: E402
+from pntk.train_job import train_job  # noqa: E402
+
+sm = snakemake  # noqa: F821
+specs = [tuple(s) for s in sm.params.specs]
+checkpoints = train_job(sm)
+by_epoch = {epoch_of(p): str(p) for p in checkpoints}
+for out in sm.output.diagnostics:
+    epoch_dir = Path(out).parent
+    checkpoint = by_epoch[epoch_of(epoch_dir)]
+    manifests = [str(StorePaths.in_epoch(epoch_dir, *s).manifest) for s in specs]
+    checkpoint_job(manifests, specs, data_path=sm.input.data, checkpoint=checkpoint, kernels_cfg=sm.params.kernels,
+                   data_cfg=sm.params.data)
+    named = dict(zip(("entk_dd", "entk_xd", "pntk_dd", "pntk_xd"), manifests))  # the order of DIAGNOSTIC_STORES
+    write_diagnostics(out, data_path=sm.input.data, checkpoint=checkpoint, manifests=named, data_cfg=sm.params.data,
+                      regression_cfg=sm.params.regression)
