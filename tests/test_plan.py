@@ -147,7 +147,8 @@ def test_mlmoc_entk_is_priced_by_its_look_ahead_not_only_its_kernel():
     """The eNTK look-ahead holds Σ(S, S) of (|S|·O)² entries and forms it by a GEMM with |L|·O inner
     dimension: 2(|S|O)²|L|O float64 flops per cycle, which the plan counts beside the kernel and the fits."""
     acfg = {"initial": 50, "per_cycle": 10, "cycles": 2, "pool_subset": 500, "epochs": 1, "batch_size": 32,
-            "naive_pool": 10, "device": "cpu"}
+            "naive_pool": 30, "naive_epochs": 15, "retrain": "warm", "block_check": 0, "block_check_entk": 0,
+            "device": "cpu"}
     spec = ModelSpec("fcn", 64, (1, 8, 8), 10, 3)
     cm = CostModel(FIXED_CPU, None)
     entk, pntk = cm.active(spec, acfg, "mlmoc-entk", 100), cm.active(spec, acfg, "mlmoc-pntk", 100)

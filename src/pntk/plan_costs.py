@@ -287,20 +287,30 @@ class CostModel:
         return Job("infinite_width", 1, flops, 4096, PROCESS_BASE_BYTES + 4 * 8.0 * (n_points * o) ** 2, secs)
 
     def active(self, spec: ModelSpec, acfg: dict, strategy: str, n_test: int) -> Job:
-        """One strategy × seed: a fit per cycle, plus the acquisition (MLMOC kernel + look-ahead, or
-        `naive_pool` fits per cycle for the naive look-ahead)."""
+        """One strategy × seed: a fit per cycle, plus the acquisition (MLMOC kernel + look-ahead and its block
+        check by direct solves, or `naive_pool` fine-tunings per cycle for the naive look-ahead), plus
+        mlmoc-pntk's final labelled set trained the other way (warm_cold)."""
         f, dev = model_facts(spec), acfg["device"]
         per_module = getattr(self.costs, f"step_overhead_per_module_{self.kind_of(dev)}_s")
         per_value = getattr(self.costs, f"lookahead_s_per_kernel_value_{self.kind_of(dev)}")
         flops = lookahead_flops = overhead = 0.0
+
+        def fits(n: int, points: int, epochs: int) -> None:  # n fits of `epochs` on `points` examples
+            nonlocal flops, overhead
+            flops += n * epochs * points * f.train_flops
+            overhead += n * epochs * math.ceil(points / acfg["batch_size"]) * f.modules * per_module
+
         for cycle in range(acfg["cycles"] + 1):
             n_lab = acfg["initial"] + cycle * acfg["per_cycle"]
-            fits = 1 + (min(acfg["naive_pool"], acfg["pool_subset"]) if strategy == "naive" and cycle < acfg["cycles"]
-                        else 0)
-            epochs = acfg["epochs"]
-            flops += fits * epochs * (n_lab + 1) * f.train_flops + n_test * f.forward_flops
-            overhead += fits * epochs * math.ceil((n_lab + 1) / acfg["batch_size"]) * f.modules * per_module
-            if strategy.startswith("mlmoc") and cycle < acfg["cycles"]:
+            fits(1, n_lab, acfg["epochs"])
+            flops += n_test * f.forward_flops
+            if cycle == acfg["cycles"]:
+                continue
+            if strategy == "naive":  # each candidate: a fine-tuned copy of f_L, then its outputs on all of S
+                cand = min(acfg["naive_pool"], acfg["pool_subset"])
+                fits(cand, n_lab + 1, acfg["naive_epochs"] or acfg["epochs"])
+                flops += cand * acfg["pool_subset"] * f.forward_flops
+            if strategy.startswith("mlmoc"):
                 kind = strategy.split("-")[1]
                 r = spec.num_classes if kind == "entk" else 1
                 m, s = n_lab * r, acfg["pool_subset"] * r  # rows of L and of S in the flat kernel
@@ -311,6 +321,22 @@ class CostModel:
                 lookahead_flops += m ** 3 / 3 + s * m ** 2 + 2.0 * s * s * m
                 lookahead_flops += solves * 2.0 * s * s + (solves - 1) * 2.0 * s * s * r
                 overhead += (m + s) ** 2 * per_value
+                # block check (batch only): per candidate checked, a Cholesky of Θ(L⁺, L⁺) and f_lin+ on S, and
+                # the (m + r)² system assembled by copies, priced like the look-ahead's (default run 2026-12-07,
+                # AMD EPYC, 1 thread: pNTK 2,500 candidates 0.44–0.65 s per seed, planned 0.7; eNTK best 20 of
+                # 500, 100 candidates 1.9–2.3 s, planned 2.9)
+                key = "block_check_entk" if kind == "entk" else "block_check"
+                budget = 0 if strategy.endswith("-seq") else acfg[key]
+                checked, c = min(budget, acfg["pool_subset"]), spec.num_classes // r
+                lookahead_flops += checked * ((m + r) ** 3 / 3 + 2.0 * (m + r) ** 2 * c + 2.0 * s * (m + r) * c)
+                overhead += checked * (m + r) ** 2 * per_value
+        if strategy == "mlmoc-pntk":  # warm_cold: the final labelled set trained the other way
+            final = acfg["initial"] + acfg["cycles"] * acfg["per_cycle"]
+            if acfg["retrain"] == "warm":
+                fits(1, final, acfg["epochs"])
+            else:
+                for cycle in range(acfg["cycles"] + 1):
+                    fits(1, acfg["initial"] + cycle * acfg["per_cycle"], acfg["epochs"])
         secs = (self.start(dev) + self.compute_s(dev, flops, "float32", 1, "train") + overhead
                 + lookahead_flops / self.profile(dev).flops("float64", 1))
         return Job("active_learning", 1, flops + lookahead_flops, 4096, self._base(dev) + ENGINE_FEATURE_BYTES, secs,
