@@ -218,6 +218,7 @@ def test_warm_cold_equivalence_and_its_regime(tmp_path):
     # clearly different at width 64: inconclusive (an infinite-width theorem), never "does not hold"
     row = claims(act, _warm_cold(tmp_path, [0.06 + d for d in small])).loc["al-warm-cold"]
     assert row.verdict == dc.INCONCLUSIVE and "infinite-width" in row.detail and "active.width" in row.detail
+    assert "convergence" in row.detail and "active.epochs" in row.detail
     row = claims(act, _warm_cold(tmp_path, [0.03, -0.02, 0.0])).loc["al-warm-cold"]
     assert row.verdict == dc.INCONCLUSIVE and "straddles" in row.detail
     assert verdict(act, "al-warm-cold", meta={}) == dc.UNTESTABLE

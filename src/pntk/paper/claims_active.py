@@ -262,8 +262,8 @@ def _warm_cold_claim(wc: dict | None, verdicts: pd.DataFrame | None, disabled: s
                  "cold-started from the initialisation end equally accurate on the final labelled set (within "
                  f"±{AL_MARGIN}): Theorem 2.2.1's infinite-width equivalence, checked where pntk runs.")
     test = (f"two one-sided t-tests over seeds of mlmoc-pntk's final test accuracies, warm − cold: holds if the 90% "
-            f"interval lies within ±{AL_MARGIN}; outside it, inconclusive (a finite-width difference does not "
-            "contradict an infinite-width limit)")
+            f"interval lies within ±{AL_MARGIN}; outside it, inconclusive (a difference at finite width and finite "
+            "training does not contradict a limit of infinite width and training to convergence)")
     if not wc:
         return claim("al-warm-cold", statement, test, dc.untestable(
             disabled or "the active-learning jobs did not record warm- and cold-started networks",
@@ -279,11 +279,12 @@ def _warm_cold_claim(wc: dict | None, verdicts: pd.DataFrame | None, disabled: s
     d = dc.equivalent(warm - cold, AL_MARGIN, unit="seeds", what="warm − cold")
     numbers = join(f"warm {warm.mean():.3g} vs cold {cold.mean():.3g} (mean of {keep.sum()} seeds; the loop "
                    f"{wc.get('loop', '?')}-starts, width {wc.get('width', '?')})" if keep.any() else "", d.numbers)
-    if d.verdict == dc.FAILS:
-        d = dc.Decision(dc.INCONCLUSIVE, d.numbers, f"{d.why} at width {wc.get('width', '?')}: Theorem 2.2.1 is an "
-                                                    "infinite-width limit, which a finite-width difference does not "
-                                                    "contradict", "wider networks (active.width): does the difference "
-                                                                  "shrink?")
+    if d.verdict == dc.FAILS:  # the theorem's regime: infinite width, every training run to convergence
+        d = dc.Decision(dc.INCONCLUSIVE, d.numbers,
+                        f"{d.why} at width {wc.get('width', '?')} with {wc.get('epochs', '?')} epochs per fit: Theorem "
+                        "2.2.1 is an infinite-width limit of training to convergence, which a difference here does not "
+                        "contradict", "wider networks (active.width) trained longer (active.epochs): does the "
+                                      "difference shrink?")
     return claim("al-warm-cold", statement, test, dc.Decision(d.verdict, numbers, d.why, d.settle),
                  f"left out (ended near chance): {left}" if left else "")
 
@@ -292,7 +293,7 @@ def active_extras(json_paths) -> dict:
     """inp.active_meta from the active-learning jobs' JSONs (results/active/{dataset}/{strategy}-s{seed}.json):
     ``block`` sums their "block_check" records ({"identical_cycles": k, "cycles": n, ...}), with the detail
     per strategy in ``by_strategy``; ``warm_cold`` lists, per seed of mlmoc-pntk, the final test accuracy of the
-    warm- and the cold-started network ({"warm": [..], "cold": [..], "seeds": [..], "loop", "width"});
+    warm- and the cold-started network ({"warm": [..], "cold": [..], "seeds": [..], "loop", "width", "epochs"});
     ``dataset`` the data set's name. Absent records leave the key out (those claims are then not testable)."""
     import json
     from pathlib import Path
@@ -323,6 +324,7 @@ def active_extras(json_paths) -> dict:
             warm["seeds"].append(int(rec.get("seed", len(warm["seeds"]))))
             warm["loop"] = wc.get("loop", "?")
             warm["width"] = (rec.get("config") or {}).get("width", "?")
+            warm["epochs"] = wc.get("epochs", (rec.get("config") or {}).get("epochs", "?"))
     if block["cycles"]:
         out["block"] = block
     if warm["warm"]:
