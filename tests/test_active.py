@@ -428,6 +428,20 @@ def test_naive_scores_candidates_over_all_of_u(small_digits_store):
         naive_scores(f_l, xp[:10], yp[:10], xu, cfg, 0, spec, candidates=21)
 
 
+@pytest.mark.parametrize("strategy, budget", [("mlmoc-pntk", 500), ("mlmoc-entk", 500), ("mlmoc-entk", 4)])
+def test_loop_block_check_on_digits_in_float64(small_digits_store, strategy, budget, one_thread):
+    """The loop's record on real digits with a float64 kernel: in every cycle the block update chose exactly the
+    candidates the direct solves rank first (all of S, or the best 4 with the 3 chosen among them)."""
+    xp, yp, xt, yt, _ = _digits(small_digits_store)
+    cfg = ALConfig(initial=10, per_cycle=3, cycles=2, pool_subset=20, width=16, epochs=5, batch_size=16,
+                   kernel_dtype="float64", block_check=budget, block_check_entk=budget)
+    _, meta = run_active_learning(xp.numpy(), yp.numpy(), xt.numpy(), yt.numpy(), strategy, 0, cfg, 10)
+    check = meta["block_check"]
+    assert check["identical_cycles"] == check["exact_cycles"] == check["cycles"] == 2 and check["tie_swaps"] == 0
+    assert check["checked_per_cycle"] == [min(budget, 20)] * 2 and check["max_rel_score_diff"] < 1e-12
+    assert check["subset"] == ("every candidate" if budget >= 20 else "the block update's top candidates by score")
+
+
 def test_naive_strategy_refuses_to_be_random_acquisition(small_digits_store):
     xp, yp, xt, yt, _ = _digits(small_digits_store)
     cfg = ALConfig(initial=10, per_cycle=5, cycles=1, pool_subset=20, width=16, epochs=1, naive_pool=5)
