@@ -131,7 +131,8 @@ def decide_pair(both: pd.DataFrame, how: str, what: str, a: str, b: str) -> dc.D
         if ratio.size < 2:
             return dc.untestable(f"{ratio.size} seed(s) timed: an interval needs 2")
         m, lo, hi = ct.t_interval(ratio, 0.95)
-        numbers = f"total time ratio {math.exp(m):.3g} [95%: {math.exp(lo):.3g}, {math.exp(hi):.3g}] over {ratio.size} seeds"
+        numbers = (f"total time ratio {math.exp(m):.3g} [95%: {math.exp(lo):.3g}, {math.exp(hi):.3g}] over "
+                   f"{ratio.size} seeds")
         if FIFTEEN[0] <= math.exp(lo) and math.exp(hi) <= FIFTEEN[1]:
             return dc.Decision(dc.HOLDS, numbers)
         if math.exp(hi) < FIFTEEN[0] or math.exp(lo) > FIFTEEN[1]:
@@ -176,7 +177,8 @@ def extra_claims(inp: ClaimInputs, runs: pd.DataFrame | None) -> list[dict]:
             f"difference lies within ±{AL_MARGIN}, does not hold if it lies outside")
     if not warm:
         out.append(claim("al-warm-cold", statement, test, dc.untestable(
-            "the active-learning jobs did not record warm- and cold-started networks", "a pntk whose loop records them")))
+            "the active-learning jobs did not record warm- and cold-started networks",
+            "a pntk whose loop records them")))
     else:
         d = dc.equivalent(np.asarray(warm["warm"]) - np.asarray(warm["cold"]), AL_MARGIN, unit="seeds",
                           what="warm − cold")
