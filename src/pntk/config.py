@@ -26,8 +26,29 @@ class ConfigError(ValueError):
 
 
 # The run lists and store lists of a validated config (pntk.config_runs), here for `pcfg.runs(config)` & co.
-from .config_runs import (  # noqa: E402
+from .config_runs import (  # noqa: E402, F401 (re-exported: pcfg.runs(config) & co.)
+    DIAGNOSTIC_STORES,
+    SUPERSETS,
+    active_runs,
+    all_runs,
+    analysis_in_one_job,
+    checkpoint_epochs,
+    d_runs_in_one_job,
+    diagnostic_runs,
+    diagnostics_on_d,
+    epochs_of,
     find_store,
+    grid_of,
+    has_full_pntk,
+    index_set_size,
+    model_entry,
+    model_names,
+    model_source,
+    model_spec,
+    readout_widths,
+    runs,
+    store_specs,
+    tile_grid,
 )
 
 
