@@ -46,7 +46,7 @@ SIGN_RUNS = ("one-sided sign test over runs, last checkpoint against epoch 0 (ti
 def kernel_claims(inp: ClaimInputs) -> list[dict]:
     diag = inp.diagnostics
     if isinstance(diag, str):
-        return missing(_all_ids(), lambda c: f"{c}: needs the diagnostics table", "—", diag)
+        return missing(_all_ids(), diag, "diagnostics.enabled: true")
     learned, left_out = split_learned(diag)
     archs = sorted(diag.arch.unique())
     regime = trained_regime(inp.training, diag)

@@ -23,7 +23,7 @@ def regression_claims(inp: ClaimInputs) -> list[dict]:
     regr, training = inp.regression, inp.training
     if isinstance(regr, str):
         return missing(["fig9-width", "fig9-training", "fig10-width", "fig11-late-change", "fig12-width",
-                        "sec5-infinite"], lambda c: f"{c}: needs full-data pNTK regressions", "—", regr)
+                        "sec5-infinite"], regr, "pNTK stores [train, train] and [test, train]")
     learned, left_out = split_learned(regr)
     n = inp.n_test
     out = []
