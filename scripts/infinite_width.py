@@ -1,6 +1,5 @@
 """infinite_width: finite-width eNTK/pNTK of NTK-parameterised ReLU FCNs vs the analytic NTK (the project's Figs
 P1–P2), and full-data regression with the analytic NTK of the configured FCN's depth (paper §5)."""
-import json
 
 import pandas as pd
 

@@ -18,7 +18,7 @@ WIDTHS = [64, 128, 256, 512]
 def test_slope_fit_recovers_a_planted_slope_and_its_interval_covers_it():
     rng = np.random.default_rng(0)
     covered = 0
-    for trial in range(200):
+    for _ in range(200):
         w = np.repeat(WIDTHS, 2)
         s = np.tile([0, 1], 4)
         shift = rng.normal(0, 0.5, 2)[s]  # a seed effect shared across widths
@@ -170,6 +170,13 @@ def test_mostly_against_a_share():
     assert dc.mostly(4, 20, share=0.8, unit="runs", what="").verdict == dc.FAILS
     assert dc.mostly(3, 4, share=0.8, unit="runs", what="").verdict == dc.INCONCLUSIVE
     assert dc.mostly(0, 0, share=0.8, unit="runs", what="").verdict == dc.UNTESTABLE
+
+
+def test_mostly_clustered_takes_the_run_as_the_unit():
+    assert dc.mostly_clustered([1.0] * 12, share=0.8, unit="runs", what="").verdict == dc.HOLDS
+    assert dc.mostly_clustered([0.2, 0.3, 0.0, 0.3, 0.1, 0.2], share=0.8, unit="runs", what="").verdict == dc.FAILS
+    res = dc.mostly_clustered([1.0, 0.0, 1.0, 1.0], share=0.8, unit="runs", what="")
+    assert res.verdict == dc.INCONCLUSIVE and "4 runs" in res.why
 
 
 def test_ratio_within_a_band():

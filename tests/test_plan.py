@@ -112,24 +112,27 @@ def test_kernel_flops_from_shapes_are_the_engines_model_on_real_inputs(arch, kin
 
 
 def test_plan_kernel_flops_are_the_sum_over_tiles():
-    """Ragged tiles (tiny: 60 train, 30 test; tile 25), flop_count of every tile on real-shaped inputs."""
+    """Ragged tiles (tiny: 60 train, 30 test; tile 25), flop_count of every tile on real-shaped inputs, for the
+    runs of the train split and the networks trained on D (each with its own stores and checkpoints)."""
     cfg = load("tiny")
     cfg["kernels"]["tile_size"] = 25
     plan = {r.rule: r for r in plan_workflow(cfg, FIXED_CPU, cores=2).rules}
     spec = pcfg.data_spec(cfg)
     expected = 0.0
-    for m in cfg["models"]:
-        for w in m["widths"]:
-            model = init_model(ModelSpec("fcn", w, spec.in_shape, spec.num_classes, m["depth"]), 0)
-            for kind, rows, cols in pcfg.store_specs(cfg):
-                n1, n2 = pcfg.index_set_size(cfg, rows), pcfg.index_set_size(cfg, cols)
-                for i, j in pcfg.tile_grid(cfg, rows, cols):
-                    r, c = min(25, n1 - 25 * i), min(25, n2 - 25 * j)
-                    diag = rows == cols and i == j
-                    x1, x2 = torch.randn(r, *spec.in_shape), torch.randn(c, *spec.in_shape)
-                    expected += flop_count(model, x1, None if diag else x2, kind=kind)["total"]
-    epochs, seeds = len(cfg["train"]["checkpoint_epochs"]), len(cfg["seeds"])
-    assert plan["kernel_tile"].flops == pytest.approx(expected * epochs * seeds, rel=1e-12)
+    for on in ("train", "D"):
+        per_checkpoint = 0.0
+        for m in cfg["models"]:
+            for w in m["widths"]:
+                model = init_model(ModelSpec("fcn", w, spec.in_shape, spec.num_classes, m["depth"]), 0)
+                for kind, rows, cols in pcfg.store_specs(cfg, on):
+                    n1, n2 = pcfg.index_set_size(cfg, rows), pcfg.index_set_size(cfg, cols)
+                    for i, j in pcfg.tile_grid(cfg, rows, cols):
+                        r, c = min(25, n1 - 25 * i), min(25, n2 - 25 * j)
+                        diag = rows == cols and i == j
+                        x1, x2 = torch.randn(r, *spec.in_shape), torch.randn(c, *spec.in_shape)
+                        per_checkpoint += flop_count(model, x1, None if diag else x2, kind=kind)["total"]
+        expected += per_checkpoint * len(pcfg.checkpoint_epochs(cfg, on)) * len(cfg["seeds"])
+    assert plan["kernel_tile"].flops == pytest.approx(expected, rel=1e-12)
 
 
 def test_train_flops_of_an_fcn_match_the_count_by_hand():
@@ -250,7 +253,7 @@ def on_cuda(cfg: dict) -> dict:
 def test_gpu_plan_puts_cuda_rules_on_the_gpu():
     cfg = on_cuda(load("tiny"))
     rules = {r.rule: r for r in plan_workflow(cfg, plan_devices.device_profile("v100")).rules}
-    assert {r for r, p in rules.items() if p.device == "cuda"} == {"train", "kernel_tile", "regression"}
+    assert {r for r, p in rules.items() if p.device == "cuda"} == {"train", "train_on_D", "kernel_tile", "regression"}
     assert rules["kernel_tile"].threads == cfg["resources"]["cpus_per_gpu"]
     cpu_plan = plan_workflow(cfg, FIXED_CPU, cores=2)
     assert any("cuda in the config; estimated on this CPU" in n for n in cpu_plan.notes)
@@ -307,7 +310,8 @@ def test_cli_text_plan_is_an_aligned_table(capsys):
     rows = lines[header:header + 2 + len(job_counts(load("tiny"))) + 2]
     assert len({line.index("jobs") + 4 for line in rows[:1]}) == 1
     assert all(len(line.split()) >= 2 for line in rows)
-    assert any(line.startswith("kernel_tile") and " 16 " in line for line in rows)
+    tiles = job_counts(load("tiny"))["kernel_tile"]
+    assert any(line.startswith("kernel_tile") and f" {tiles} " in line for line in rows)
 
 
 # ----------------------------------------------------------------------------- a run's log
@@ -380,8 +384,8 @@ def test_small_regressions_take_one_core_large_ones_all(tmp_path):
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900)
         assert proc.returncode == 0, proc.stdout[-4000:]
         threads[name] = _threads_by_rule(proc.stdout)
-    # the default runs regression inside diagnostics_regression (regression.jobs: with_diagnostics)
-    assert threads["default"]["diagnostics_regression"] == {1} and threads["default"]["train"] == {2}
+    assert threads["default"]["regression"] == {1} and threads["default"]["train"] == {2}
+    assert threads["default"]["diagnose_on_D"] == {1}  # a network on D: small, one core beside the others
     assert threads["cifar10-fcn-cpu"]["regression"] == {2}
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import copy
 import functools
 import json
-import math
 from pathlib import Path
 
 import jsonschema
@@ -16,7 +15,7 @@ import yaml
 
 from .data.datasets import SPLIT_SIZES, USER_DATASETS, DataSpec, dataset_spec  # noqa: F401 (SPLIT_SIZES: API)
 from .model_spec import ARCHS, ModelSpec
-from .user_models import TORCHVISION, ModelImportError, check_model, default_name, is_import_path, source_digest
+from .user_models import TORCHVISION, ModelImportError, check_model, default_name, is_import_path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
@@ -27,11 +26,30 @@ class ConfigError(ValueError):
 
 
 # The run lists and store lists of a validated config (pntk.config_runs), here for `pcfg.runs(config)` & co.
-from .config_runs import (  # noqa: E402
-    DIAGNOSTIC_STORES, SUPERSETS, active_runs, all_runs, analysis_in_one_job, checkpoint_epochs, d_runs_in_one_job,
+from .config_runs import (  # noqa: E402, F401 (re-exported: pcfg.runs(config) & co.)
+    DIAGNOSTIC_STORES,
+    SUPERSETS,
+    active_runs,
+    all_runs,
+    analysis_in_one_job,
+    checkpoint_epochs,
+    d_runs_in_one_job,
     diagnostic_runs,
-    diagnostics_on_d, epochs_of, find_store, grid_of, has_full_pntk, index_set_size, model_entry, model_names,
-    model_source, model_spec, readout_widths, runs, store_specs, tile_grid)
+    diagnostics_on_d,
+    epochs_of,
+    find_store,
+    grid_of,
+    has_full_pntk,
+    index_set_size,
+    model_entry,
+    model_names,
+    model_source,
+    model_spec,
+    readout_widths,
+    runs,
+    store_specs,
+    tile_grid,
+)
 
 
 def _with_defaults(validator_cls):

@@ -52,49 +52,65 @@ def tiny_run(tmp_path_factory):
 def test_outputs_exist_and_are_readable(tiny_run):
     import xarray as xr
 
+    from pntk.paper.figure_table import FIGURES
+
     res = tiny_run / "results"
     cfg = yaml.safe_load(TINY.read_text())
-    runs = list((res / "runs" / "digits").iterdir())
-    assert len(runs) == len(cfg["models"][0]["widths"]) * len(cfg["seeds"])
+    runs = sorted((res / "runs" / "digits").iterdir())
+    on_d = [r for r in runs if r.name.endswith("-onD")]  # the networks of Figs 2–8, trained on D
+    n_runs = len(cfg["models"][0]["widths"]) * len(cfg["seeds"])
+    assert len(runs) == 2 * n_runs and len(on_d) == n_runs
     for run in runs:
-        for e in cfg["train"]["checkpoint_epochs"]:
+        key = "diagnostics" if run in on_d else "train"
+        for e in cfg[key]["checkpoint_epochs"]:
             assert (run / "checkpoints" / f"epoch{e:03d}.pt").is_file()
+        log = (run / "train_log.csv").read_text().splitlines()
+        assert len(log) == 1 + cfg[key]["epochs"] + 1, run  # header, epoch 0 .. epochs
     manifests = sorted(res.glob("runs/*/*/epoch*/kernels/*.manifest.json"))
-    assert len(manifests) == len(runs) * len(cfg["train"]["checkpoint_epochs"]) * 4
+    n_train_stores = sum(len(v) for v in cfg["kernels"]["index_sets"].values())
+    assert len(manifests) == n_runs * (len(cfg["train"]["checkpoint_epochs"]) * n_train_stores
+                                       + len(cfg["diagnostics"]["checkpoint_epochs"]) * 4)
     store = manifests[0].with_name(manifests[0].name.replace(".manifest.json", ".zarr"))
     da = xr.open_zarr(store)["kernel"]
     assert not np.isnan(da.values).any()
     assert {"row", "col", "row_label", "col_label"} <= set(da.coords)
     for table in ("diagnostics", "regression", "training", "rate", "infinite"):
         assert (res / "tables" / f"{table}.csv").stat().st_size > 0
+    assert json.loads((res / "tables" / "infinite_regression.json").read_text())["test_acc"]["fcn"] > 0.5
     pngs = sorted(p.name for p in (res / "figures").glob("*.png"))
-    assert len(pngs) == 16, pngs
-    for stage in ("timing", "frobenius", "flin", "sgd", "data-samples", "kernel-heatmap", "infinite", "rate"):
+    assert len(pngs) == len(FIGURES), pngs
+    for stage in ("timing", "frobenius-norm", "frobenius-distance", "flin", "sgd", "data-samples", "kernel-heatmap",
+                  "infinite", "rate"):
         assert any(stage in p for p in pngs), stage
 
 
 def test_claims_and_warnings_tables(tiny_run):
-    """claims.csv has a verdict per claim (tiny: 2 widths × 1 seed, so width trends cannot be shown), every
+    """claims.csv has a verdict per claim (tiny: 2 widths × 1 seed, so width trends cannot be decided), every
     tidy table says per run whether it learned, and warnings.csv names each run that did not."""
     import pandas as pd
 
     from pntk.cli import main
     from pntk.paper.claims import COLUMNS, VERDICTS
     from pntk.paper.verdicts import WARNING_COLUMNS
+    from pntk.runs import Run
 
     tables = tiny_run / "results" / "tables"
     claims = pd.read_csv(tables / "claims.csv", keep_default_na=False)
     assert list(claims.columns) == COLUMNS and set(claims.verdict) <= set(VERDICTS)
-    assert {"fig3-width:fcn", "thm1-rate:fcn", "fig8-accuracy", "infinite-rate:pntk"} <= set(claims.id)
-    width = claims.set_index("id").loc["fig3-width:fcn"]
-    assert width.verdict == "not testable" and width.detail, width.to_dict()
+    assert {"fig3-norm-width:fcn", "thm1-rate:fcn", "fig8-always", "first-logit", "sec5-infinite:fcn",
+            "infinite-rate:pntk"} <= set(claims.id)
+    width = claims.set_index("id").loc["fig3-norm-width:fcn"]
+    assert width.verdict == "inconclusive" and "even a perfect ordering" in width.detail, width.to_dict()
+    assert (claims.quote != "").all() and (claims.source != "").all()
     warnings = pd.read_csv(tables / "warnings.csv", keep_default_na=False)
     assert list(warnings.columns) == WARNING_COLUMNS
+    diag = pd.read_csv(tables / "diagnostics.csv")
+    assert set(diag.trained_on) == {"D"}  # Figs 2–8 read the networks trained on D
     for name in ("diagnostics", "regression", "training"):
         df = pd.read_csv(tables / f"{name}.csv")
         assert df.learned.dtype == bool, name
-        not_learned = {f"digits/fcn-w{w}-s{s}" for w, s in df[~df.learned][["width", "seed"]].itertuples(index=False)}
-        assert not_learned == set(warnings[warnings.source == "train"].run), name
+        not_learned = {Run.of_row(r).name for r in df[~df.learned].itertuples()}
+        assert not_learned <= set(warnings[warnings.source == "train"].run), name
     assert main(["claims", str(tables / "claims.csv")]) == 0
 
 
@@ -129,14 +145,15 @@ def test_adding_a_width_schedules_only_that_width(tiny_run, tmp_path):
     new.write_text(yaml.safe_dump(cfg))
     out = snakemake(tiny_run, "-n", config=new).stdout
     counts = job_counts(out)
-    assert counts.get("train") == len(cfg["seeds"]), counts
+    assert counts.get("train") == counts.get("train_on_D") == len(cfg["seeds"]), counts
     assert "prepare_data" not in counts and "timing" not in counts and "infinite_width" not in counts
     outputs = "\n".join(line for line in out.splitlines() if line.strip().startswith("output:"))
-    scheduled = set(re.findall(r"runs/digits/(fcn-w\d+-s\d+)/", outputs))
-    assert scheduled == {f"fcn-w48-s{s}" for s in cfg["seeds"]}, scheduled
-    per_run_epochs = len(cfg["seeds"]) * len(cfg["train"]["checkpoint_epochs"])
-    assert counts["kernel_init"] == counts["kernel_finalize"] == 4 * per_run_epochs, counts
-    assert counts["diagnostics"] == counts["regression"] == per_run_epochs, counts
+    scheduled = set(re.findall(r"runs/digits/(fcn-w\d+-s\d+(?:-onD)?)/", outputs))
+    assert scheduled == {f"fcn-w48-s{s}{on}" for s in cfg["seeds"] for on in ("", "-onD")}, scheduled
+    train_epochs = len(cfg["seeds"]) * len(cfg["train"]["checkpoint_epochs"])
+    d_epochs = len(cfg["seeds"]) * len(cfg["diagnostics"]["checkpoint_epochs"])
+    assert counts["kernel_init"] == counts["kernel_finalize"] == 4 * train_epochs + 4 * d_epochs, counts
+    assert counts["diagnostics"] == d_epochs and counts["regression"] == train_epochs, counts
     assert {"tables", "figures"} <= set(counts)
 
 
@@ -232,7 +249,8 @@ def test_fewer_processes_write_the_same_results(tiny_run, tmp_path):
     from pntk.active.loop import ALConfig, run_from_store
 
     cfg = yaml.safe_load(TINY.read_text())
-    cfg["regression"]["jobs"] = "with_diagnostics"
+    cfg["regression"]["jobs"] = "with_diagnostics"  # diagnostics and regression of the same (train) runs
+    cfg["diagnostics"]["train_on"] = "train"
     cfg["active"] = {"enabled": True, "jobs": "per_seed", "strategies": ["random", "mlmoc-pntk"], "seeds": [0],
                      "initial": 10, "per_cycle": 5, "cycles": 1, "pool_subset": 20, "width": 16, "epochs": 3}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
@@ -245,10 +263,11 @@ def test_fewer_processes_write_the_same_results(tiny_run, tmp_path):
     assert not {"diagnostics", "regression", "active_learning"} & set(counts)
     snakemake(tmp_path, *analysis, *active)
 
-    for name in analysis:
-        ours, theirs = (json.loads((w / name).read_text()) for w in (tmp_path, tiny_run))
-        for key in ("stats",) if "diagnostics" in name else ("flin_test_acc", "model_test_acc"):
-            assert ours[key] == pytest.approx(theirs[key], rel=1e-9, nan_ok=True), (name, key)
+    name = f"{epoch}/regression.json"
+    ours, theirs = (json.loads((w / name).read_text()) for w in (tmp_path, tiny_run))
+    for key in ("flin_test_acc", "model_test_acc"):
+        assert ours[key] == pytest.approx(theirs[key], rel=1e-9), key
+    assert json.loads((tmp_path / analysis[0]).read_text())["meta"]["trained_on"] == "train"
     logs = {n: (tmp_path / epoch / f"{n}.log").read_text() for n in ("diagnostics", "regression")}
     assert "diagnostics:" in logs["diagnostics"] and "f_lin test acc" not in logs["diagnostics"]
     assert "f_lin test acc" in logs["regression"] and "job usage" in logs["regression"]
@@ -258,3 +277,32 @@ def test_fewer_processes_write_the_same_results(tiny_run, tmp_path):
         alone, _ = run_from_store(tmp_path / "results" / "data" / "digits", strategy, 0, al)
         assert pd.read_csv(tmp_path / csv).test_acc.tolist() == pytest.approx([r["test_acc"] for r in alone])
     assert job_counts(snakemake(tmp_path, "-n", *analysis, *active).stdout) == {}
+
+
+def test_one_job_per_network_on_d_writes_the_same_files(tiny_run, tmp_path):
+    """diagnostics.jobs: per_run trains a network on D and computes every checkpoint's stores and diagnostics in
+    one diagnose_on_D job: the same checkpoints (bitwise), stores (bitwise) and statistics as the separate
+    train_on_D, per-tile kernel and diagnostics jobs of the tiny run."""
+    import zarr
+
+    from pntk.provenance import sha256_file
+
+    cfg = yaml.safe_load(TINY.read_text())
+    cfg["kernels"]["jobs"] = "per_checkpoint"
+    cfg["diagnostics"]["jobs"] = "per_run"
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    run = "results/runs/digits/fcn-w16-s0-onD"
+    epochs = cfg["diagnostics"]["checkpoint_epochs"]
+    targets = [f"{run}/epoch{e:03d}/diagnostics.json" for e in epochs]
+    assert job_counts(snakemake(tmp_path, "-n", *targets).stdout) == {"prepare_data": 1, "diagnose_on_D": 1}
+    snakemake(tmp_path, *targets)
+    for e in epochs:
+        ckpt = f"{run}/checkpoints/epoch{e:03d}.pt"
+        assert sha256_file(tmp_path / ckpt) == sha256_file(tiny_run / ckpt)
+        for store in ("entk-sub-train-sub-train", "pntk-sub-test-sub-train"):
+            path = f"{run}/epoch{e:03d}/kernels/{store}.zarr"
+            ours, theirs = (zarr.open_group(str(w / path), mode="r")["kernel"][...] for w in (tmp_path, tiny_run))
+            assert ours.tobytes() == theirs.tobytes(), path
+        ours, theirs = (json.loads((w / targets[epochs.index(e)]).read_text()) for w in (tmp_path, tiny_run))
+        assert ours["stats"] == pytest.approx(theirs["stats"], rel=1e-9, nan_ok=True)
+    assert job_counts(snakemake(tmp_path, "-n", *targets).stdout) == {}

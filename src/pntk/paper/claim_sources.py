@@ -62,8 +62,8 @@ SOURCES: dict[str, Source] = {
                      r"$\lambda_{\min}(\Theta_\theta(\mathcal{D}, \mathcal{D}))$ and "
                      r"$\lambda_{\min}(\hat{\Theta}_\theta(\mathcal{D}, \mathcal{D}))$ decreases."),
     "fig6-width": _t("§3.3.2, Fig 3.6 caption",
-                     r"The **relative difference in condition number**, $\kappa(K) = \lambda_{\max}(K)/\lambda_{\min}(K)$,"
-                     " decreases for wider nets."),
+                     r"The **relative difference in condition number**, "
+                     r"$\kappa(K) = \lambda_{\max}(K)/\lambda_{\min}(K)$, decreases for wider nets."),
     "fig7-width": _p("§4.3, Fig 7 caption",
                      r"As the NN’s width grows, the relative difference in $\hat{f}^{lin}(\mathcal{X})$ and "
                      r"$f^{lin}(\mathcal{X})$ decreases at initialization."),

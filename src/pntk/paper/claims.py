@@ -149,6 +149,7 @@ def format_claims(df: pd.DataFrame, width: int = 100) -> str:
     return "\n".join(lines)
 
 
-def missing(cids, statement_of, test: str, why: str, settle: str = "") -> list[dict]:
-    """Not-testable rows for a list of claim ids whose input is missing."""
-    return [claim(c, statement_of(c), test, untestable(why, settle)) for c in cids]
+def missing(cids, why: str, settle: str = "") -> list[dict]:
+    """Not-testable rows for claim ids whose input this run does not produce: the quote stands untested."""
+    return [claim(c, "The quoted sentence (not tested: this run lacks the input).", "—", untestable(why, settle))
+            for c in cids]

@@ -68,6 +68,7 @@ def infinite_claims(inf: pd.DataFrame | str) -> list[dict]:
             out.append(claim(cid, statement, test, dc.untestable(inf)))
             continue
         rows = inf[inf.statistic == f"infinite_rel_dist_{kind}"]
-        out.append(claim(cid, statement, test, dc.slope_near(rows.width, rows.value, rows.seed, slope=-0.5,
-                                                             tolerance=INFINITE_TOLERANCE, what=f"the {name} distances")))
+        d = dc.slope_near(rows.width, rows.value, rows.seed, slope=-0.5, tolerance=INFINITE_TOLERANCE,
+                          what=f"the {name} distances")
+        out.append(claim(cid, statement, test, d))
     return out

@@ -23,7 +23,7 @@ def regression_claims(inp: ClaimInputs) -> list[dict]:
     regr, training = inp.regression, inp.training
     if isinstance(regr, str):
         return missing(["fig9-width", "fig9-training", "fig10-width", "fig11-late-change", "fig12-width",
-                        "sec5-infinite"], lambda c: f"{c}: needs full-data pNTK regressions", "—", regr)
+                        "sec5-infinite"], regr, "pNTK stores [train, train] and [test, train]")
     learned, left_out = split_learned(regr)
     n = inp.n_test
     out = []
@@ -44,7 +44,8 @@ def run_means(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def fig9_width(arch: str, regr: pd.DataFrame, left_out: str, n_test: int) -> dict:
-    statement = f"f̂_lin's test accuracy (full-data pNTK regression) rises as {arch} widens (each run's checkpoints averaged)."
+    statement = (f"f̂_lin's test accuracy (full-data pNTK regression) rises as {arch} widens (each run's checkpoints "
+                 "averaged).")
     test = ("exact within-seed permutation test of the Spearman correlation with width of each run's mean accuracy "
             "over its checkpoints; holds if p < 0.05, does not hold if the opposite is significant and not a ceiling")
     runs = run_means(regr[regr.statistic == "flin_test_acc"])
@@ -73,7 +74,8 @@ def fig9_training(regr: pd.DataFrame, left_out: str, n_test: int) -> dict:
     pairs = pd.concat([a, b], axis=1, join="inner")
     ceiling = dc.ceiling_of(pairs["init"], pairs["last"], n_test)
     d = dc.paired(pairs["last"], pairs["init"], unit="runs", test="sign", ceiling=ceiling)
-    numbers = f"median {pairs['init'].median():.4g} → {pairs['last'].median():.4g} (epoch 0 vs {epochs[-1]}); {d.numbers}"
+    numbers = (f"median {pairs['init'].median():.4g} → {pairs['last'].median():.4g} (epoch 0 vs {epochs[-1]}); "
+               f"{d.numbers}")
     return claim("fig9-training", statement, test, dc.Decision(d.verdict, numbers, d.why, d.settle), left_out)
 
 
@@ -102,8 +104,8 @@ def fig10_width(arch: str, training: pd.DataFrame | str, left_out: str, n_test: 
     b, lo, hi = (v * math.log(2) for v in (fit.slope, fit.ci_low, fit.ci_high))  # per e-fold → per doubling
     numbers = f"{width_means(last)}; {b:+.4f} per doubling, 90% interval [{lo:+.4f}, {hi:+.4f}] ({fit.df} df)"
     if n_test and last.value.min() >= 1 - dc.CEILING_POINTS / n_test:
-        d = dc.Decision(dc.INCONCLUSIVE, numbers, f"ceiling: every accuracy within {dc.CEILING_POINTS} of {n_test} test "
-                                                  "points of 1.0", "a harder data set")
+        d = dc.Decision(dc.INCONCLUSIVE, numbers, f"ceiling: every accuracy within {dc.CEILING_POINTS} of {n_test} "
+                                                  "test points of 1.0", "a harder data set")
     elif -FLAT_PER_DOUBLING < lo and hi < FLAT_PER_DOUBLING:
         d = dc.Decision(dc.HOLDS, numbers)
     elif lo > FLAT_PER_DOUBLING:
@@ -209,7 +211,8 @@ def timing_claims(timing: pd.DataFrame | str) -> list[dict]:
     if (hold < dc.ALPHA).all():
         d = dc.Decision(dc.HOLDS, numbers)
     elif (against < dc.ALPHA).any():
-        d = dc.Decision(dc.FAILS, numbers, f"the eNTK is significantly faster at depth {depths[int(np.argmin(against))]}")
+        slowest = depths[int(np.argmin(against))]
+        d = dc.Decision(dc.FAILS, numbers, f"the eNTK is significantly faster at depth {slowest}")
     else:
         d = dc.Decision(dc.INCONCLUSIVE, numbers, "not significant at every depth", "more timing.repeats")
     return [claim("fig1-cost", statement, test, d)]

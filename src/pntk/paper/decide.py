@@ -186,7 +186,8 @@ def rate(x, y, seeds, *, bound: float = -0.5, log_factor: bool, what: str, asymp
     if fit.ci_high <= local:
         return Decision(HOLDS, numbers, f"falls at least as fast as {shape}")
     if fit.ci_low > local:
-        return Decision(FAILS, numbers, f"falls significantly more slowly than {shape} allows")
+        return Decision(FAILS, numbers, f"falls significantly more slowly than {shape} allows at these widths (if "
+                                        "this slope persisted, the bound would fail at larger widths)")
     return Decision(INCONCLUSIVE, numbers, f"the interval contains the bound's slope {local:+.2f}: {shape} can "
                                            "be neither confirmed nor excluded", "more seeds or a wider range of widths")
 
@@ -242,6 +243,26 @@ def always(only_a, only_b, cells: list[str], *, a: str, b: str) -> Decision:
     why = (f"{behind + tied} cell(s) not in {a}'s favour, none significantly against it" if behind + tied
            else f"{oa.size} cells: even all ahead gives p = {g3(sign.min_p)}")
     return Decision(INCONCLUSIVE, numbers, why, "more test points per cell (data.subset_test) or more cells")
+
+
+def mostly_clustered(shares, *, share: float, unit: str, what: str) -> Decision:
+    """"Almost always" over cells that come in independent clusters (a run's checkpoints): `shares` holds each
+    cluster's fraction of cells in favour. Their mean estimates the share of cells; its 90% t-interval over the
+    clusters gives one-sided 95% bounds that respect the dependence within a cluster. Holds if the mean is ≥
+    `share` and the lower bound exceeds ½; does not hold if the upper bound is below `share`."""
+    x = np.asarray(shares, float)
+    if x.size == 0:
+        return untestable(f"no {unit}")
+    mean, lo, hi = ct.t_interval(x, 0.90)
+    lo, hi = max(lo, 0.0), min(hi, 1.0)
+    numbers = (f"{what} in {mean:.0%} of the cells (mean over {x.size} {unit}; one-sided 95% bounds "
+               f"{lo:.0%}–{hi:.0%})")
+    if mean >= share and lo > 0.5:
+        return Decision(HOLDS, numbers, f"at least {share:.0%} and significantly more than half")
+    if hi < share:
+        return Decision(FAILS, numbers, f"significantly fewer than {share:.0%}")
+    return Decision(INCONCLUSIVE, numbers, f"{x.size} {unit} cannot place the share against {share:.0%} and ½",
+                    f"more {unit} (now {x.size})")
 
 
 def mostly(k: int, n: int, *, share: float, unit: str, what: str) -> Decision:

@@ -104,7 +104,7 @@ FIGURES: dict[str, FigureSpec] = {s.label: s for s in (
     FigureSpec("08", "accuracy-gap", "regression", "paper", "diagnostics", _DIAG,
                "Test accuracy on X of kernel regression on D with the eNTK minus that with the pNTK "
                "(fraction of X; below 0: the pNTK is more accurate). " + _LAYOUT,
-               "acc_diff", "test accuracy (eNTK) − test accuracy (pNTK)"),
+               "acc_diff", "acc(eNTK) − acc(pNTK) on X"),
     FigureSpec("09", "flin-accuracy", "full-data", "epochs", "full_pntk", _REGR,
                "Test accuracy of kernel regression with the full-data pNTK (one-vs-rest, prior mean f₀; the "
                "linearised network f̂_lin at t = ∞) of the checkpoint at each training epoch.",

@@ -14,8 +14,23 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
-from .figures import (FORMATS, NOT_LEARNED_STYLE, Drawn, aggregate, colors_of, finite_only, labels_of, log2_x,
-                      n_text, new_figure, not_learned_label, save_figure, select, shared_legend, xcol)
+from .figures import (
+    FORMATS,
+    NOT_LEARNED_STYLE,
+    Drawn,
+    aggregate,
+    colors_of,
+    finite_only,
+    labels_of,
+    log2_x,
+    n_text,
+    new_figure,
+    not_learned_label,
+    save_figure,
+    select,
+    shared_legend,
+    xcol,
+)
 from .run_verdicts import split_learned
 
 LOG_SPAN = 1.5  # decades of positive values above which the y axis is logarithmic

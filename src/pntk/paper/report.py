@@ -4,8 +4,9 @@ Order: what was run; the run's warnings (warnings.csv and the figures' own, e.g.
 the paper, the thesis and pntk's own checks with this run's verdicts (claims.csv): one compact row per claim
 (verdict, short source, statement, numbers), the quoted sentence, the test and the reason behind the verdict on
 demand (a <details> element); then every figure the figures job drew, grouped by section, with its labels (arch,
-width, epoch) and the caption it wrote from what it drew (figures.json). PNGs are embedded as data URIs and the style is inline: the file works offline, mailed
-or archived. A missing or malformed claims or warnings table is said on the page, never skipped.
+width, epoch) and the caption it wrote from what it drew (figures.json). PNGs are embedded as data URIs and the
+style is inline: the file works offline, mailed or archived. A missing or malformed claims or warnings table is
+said on the page, never skipped.
 """
 from __future__ import annotations
 
