@@ -146,6 +146,10 @@ def test_direct_scores_equal_block_scores_and_the_loop_reference(real_kernels, k
     loop = mlmoc_direct(k, f0, onehot(y[:n_l]), list(range(n_l)), list(range(n_l, p)), labels, h, lam=la.lam)
     assert rel(direct, la.scores(labels)) <= 1e-10
     assert rel(direct, loop) <= 1e-10 and rel(direct, flat) <= 1e-12
+    f32 = la.k.to(torch.float32)  # a float32 flat kernel is used as its float64 values, slice by slice
+    assert rel(direct_scores(f32, f0, onehot(y[:n_l]), n_l, labels, cand, lam=la.lam, reference=reference, q=la.q),
+               direct_scores(f32.double(), f0, onehot(y[:n_l]), n_l, labels, cand, lam=la.lam, reference=reference,
+                             q=la.q)) <= 1e-13
     some = torch.tensor([4, 0, 13])  # a subset, in any order, is scored as the same candidates
     assert rel(direct_scores(k, f0, onehot(y[:n_l]), n_l, labels, some, lam=la.lam, reference=reference),
                direct[some]) <= 1e-12

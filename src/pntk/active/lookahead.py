@@ -237,7 +237,7 @@ def direct_scores(k: Tensor, f0: Tensor, y_l: Tensor, n_l: int, labels: Tensor, 
     also by a direct solve)."""
     if reference not in REFERENCES:
         raise ValueError(f"active.reference: {reference!r}, expected one of {REFERENCES}")
-    kf, q = flat_kernel(k) if q is None else (torch.as_tensor(k, dtype=torch.float64), int(q))
+    kf, q = flat_kernel(k) if q is None else (torch.as_tensor(k), int(q))  # a flat kernel: slices go float64
     f0 = torch.as_tensor(f0, dtype=torch.float64, device=kf.device)
     p, o = f0.shape
     c, m, n_s = o // q, n_l * q, p - n_l
@@ -245,8 +245,8 @@ def direct_scores(k: Tensor, f0: Tensor, y_l: Tensor, n_l: int, labels: Tensor, 
     r_l = (torch.as_tensor(y_l, dtype=torch.float64, device=kf.device) - f0[:n_l]).reshape(m, c)  # Y_L − f_L(L)
     y_s = torch.nn.functional.one_hot(torch.as_tensor(labels, device=kf.device).long(), o).to(torch.float64)
     r_s = (y_s - f0[n_l:]).reshape(n_s, q, c)  # (|S|, q, c)  y' − f_L(x') per candidate
-    k_ll = kf[:m, :m] + lam * torch.eye(m, dtype=torch.float64, device=kf.device)  # (m, m)
-    k_sl = kf[m:, :m]  # (|S|q, m)
+    k_ll = kf[:m, :m].to(torch.float64) + lam * torch.eye(m, dtype=torch.float64, device=kf.device)  # (m, m)
+    k_sl = kf[m:, :m].to(torch.float64)  # (|S|q, m)
     if reference == "model":
         h = f0[n_l:]
     else:
@@ -257,8 +257,8 @@ def direct_scores(k: Tensor, f0: Tensor, y_l: Tensor, n_l: int, labels: Tensor, 
     for j0 in range(0, len(cand), step):
         js = cand[j0:j0 + step]  # (J,)
         rows = m + js[:, None] * q + torch.arange(q, device=kf.device)  # (J, q) flat rows of x_j
-        b = kf[:m][:, rows].permute(1, 0, 2)  # (J, m, q)  Θ(L, x_j)
-        cc = kf[rows[:, :, None], rows[:, None, :]] + lam * eye_q  # (J, q, q)  Θ(x_j, x_j) + λI
+        b = kf[:m][:, rows].permute(1, 0, 2).to(torch.float64)  # (J, m, q)  Θ(L, x_j)
+        cc = kf[rows[:, :, None], rows[:, None, :]].to(torch.float64) + lam * eye_q  # (J, q, q)  Θ(x_j, x_j) + λI
         a = torch.cat([torch.cat([k_ll.expand(len(js), m, m), b], 2),
                        torch.cat([b.transpose(1, 2), cc], 2)], 1)  # (J, m+q, m+q)  Θ(L⁺, L⁺) + λI
         rhs = torch.cat([r_l.expand(len(js), m, c), r_s[js]], 1)  # (J, m+q, c)
@@ -267,7 +267,7 @@ def direct_scores(k: Tensor, f0: Tensor, y_l: Tensor, n_l: int, labels: Tensor, 
         bad = info != 0
         if bool(bad.any()):
             alpha[bad] = torch.linalg.solve(a[bad], rhs[bad])
-        k_sx = kf[m:][:, rows].permute(1, 0, 2)  # (J, |S|q, q)  Θ(S, x_j)
+        k_sx = kf[m:][:, rows].permute(1, 0, 2).to(torch.float64)  # (J, |S|q, q)  Θ(S, x_j)
         corr = torch.einsum("xm,jmc->jxc", k_sl, alpha[:, :m]) + torch.einsum("jxq,jqc->jxc", k_sx, alpha[:, m:])
         f_plus = f0[n_l:] + corr.reshape(len(js), n_s, o)  # (J, |S|, O)  f_lin+ on S
         out[j0:j0 + len(js)] = torch.linalg.vector_norm(h - f_plus, dim=2).sum(1)
