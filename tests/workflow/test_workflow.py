@@ -269,7 +269,7 @@ def test_fewer_processes_write_the_same_results(tiny_run, tmp_path):
         assert ours[key] == pytest.approx(theirs[key], rel=1e-9), key
     assert json.loads((tmp_path / analysis[0]).read_text())["meta"]["trained_on"] == "train"
     logs = {n: (tmp_path / epoch / f"{n}.log").read_text() for n in ("diagnostics", "regression")}
-    assert "diagnostics:" in logs["diagnostics"] and "f_lin test acc" not in logs["diagnostics"]
+    assert "diagnostics of" in logs["diagnostics"] and "f_lin test acc" not in logs["diagnostics"]
     assert "f_lin test acc" in logs["regression"] and "job usage" in logs["regression"]
 
     al = ALConfig.from_dict(cfg["active"])

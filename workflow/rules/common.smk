@@ -145,6 +145,11 @@ def data_store(wildcards=None):
     return str(prepared_folder(R, DATASET))
 
 
+def epoch_dir_of(epoch):
+    """EPOCH_DIR with the epoch filled in and the run's wildcards left: a rule that writes every checkpoint."""
+    return EPOCH_DIR.replace("{epoch}", f"{epoch:03d}")
+
+
 def run_of(wildcards):
     return Run.of_wildcards(wildcards)
 

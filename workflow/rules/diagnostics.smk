@@ -11,15 +11,8 @@ if pcfg.d_runs_in_one_job(config):
         output:
             **{f"epoch{e:03d}": f"{RUN_DIR}/checkpoints/epoch{e:03d}.pt" for e in pcfg.checkpoint_epochs(config, "D")},
             log_csv=f"{RUN_DIR}/train_log.csv",
-            manifests=[
-                m
-                for e in pcfg.checkpoint_epochs(config, "D")
-                for m in manifests_of(EPOCH_DIR.replace("{epoch}", f"{e:03d}"), "D")
-            ],
-            diagnostics=[
-                EPOCH_DIR.replace("{epoch}", f"{e:03d}") + "/diagnostics.json"
-                for e in pcfg.checkpoint_epochs(config, "D")
-            ],
+            manifests=[m for e in pcfg.checkpoint_epochs(config, "D") for m in manifests_of(epoch_dir_of(e), "D")],
+            diagnostics=[os.path.join(epoch_dir_of(e), "diagnostics.json") for e in pcfg.checkpoint_epochs(config, "D")],
         log:
             f"{R}/logs/diagnose_on_D/{RUN_PATTERN}.log",
         wildcard_constraints:

@@ -97,9 +97,11 @@ def paired(better, worse, *, unit: str, test: str = "sign", ceiling: str = "", r
     elif test == "t":
         res, opp = ct.paired_t(b, w), ct.paired_t(w, b)
         numbers = f"mean paired Δ = {res.statistic:+.3g} over {b.size} {unit}; p = {g3(res.p)}"
-        need = ct.pairs_needed(b - w, abs(res.statistic), level=1 - 2 * ALPHA) if b.size > 1 else None
+        need = ct.pairs_needed(b - w, res.statistic, level=1 - 2 * ALPHA) if b.size > 1 and res.statistic > 0 \
+            else None
         settle = (f"about {need} {unit} at this effect (now {b.size})" if need and need > b.size
-                  else f"more {unit} (now {b.size})")
+                  else f"more {unit} (now {b.size})" if res.statistic > 0
+                  else f"no number of {unit} at this effect: the difference runs against the claim")
     else:
         raise ValueError(f"paired: test {test!r}, expected 'sign' or 't'")
     if res.min_p >= ALPHA:
