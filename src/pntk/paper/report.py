@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..model_spec import entry_label
 from .figure_table import SECTIONS, in_report_order
 
 CLAIM_COLUMNS = ["id", "source", "statement", "numbers", "test", "verdict", "detail"]
@@ -130,7 +131,7 @@ def build_report(index: str | Path, *, claims: str | Path | None, warnings: str 
     nav = "".join(f'<li><a href="#sec-{k}">{_e(SECTIONS[k])}</a></li>' for k in sections)
     body = "".join(f'<section id="sec-{k}"><h2>{_e(SECTIONS[k])}</h2>{"".join(v)}</section>'
                    for k, v in sections.items())
-    models = "; ".join(f"{m['arch']} widths {', '.join(map(str, m['widths']))}" for m in summary["models"])
+    models = "; ".join(f"{entry_label(m)} widths {', '.join(map(str, m['widths']))}" for m in summary["models"])
     run = (f"{_e(summary['dataset'])} · {_e(models)} · seeds {_e(', '.join(map(str, summary['seeds'])))} · "
            f"checkpoints {_e(', '.join(map(str, summary['epochs'])))} · written {time.strftime('%Y-%m-%d %H:%M')}")
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>pntk report: '

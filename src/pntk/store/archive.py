@@ -193,7 +193,7 @@ def import_archive(zip_path: str | Path, results: str | Path, config: dict, over
             diffs = config_differences(man, config)
             if diffs:
                 raise ArchiveError("refused: the archive was computed under another config:\n  " + "\n  ".join(diffs))
-            check_contents(zf, man, zip_path)
+            check_contents(zf, man, zip_path, config)
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise ArchiveError(f"refused: malformed archive ({type(err).__name__}: {err})") from None
         data_rel = man["data"]["path"]
