@@ -9,6 +9,7 @@ import copy
 import functools
 import json
 import math
+import re
 from pathlib import Path
 
 import jsonschema
@@ -81,6 +82,24 @@ def load_yaml_strict(path: str | Path) -> dict:
     return cfg or {}
 
 
+def config_warnings(config: dict) -> list[str]:
+    """Settings of a validated config that run, but likely not as meant (the workflow logs them once; pntk
+    plan and pntk check print them)."""
+    out, reg = [], config["regression"]
+    copies = {"cholesky": 2, "eigh": 3}.get(reg["solver"])  # dense float64 n × n copies (pntk.regression)
+    if copies:
+        n_train = split_sizes(config)[0]
+        systems = ([n_train] if has_full_pntk(config) else []) + (
+            [config["data"]["subset_train"] * num_classes(config)] if config["diagnostics"]["enabled"] else [])
+        need = copies * 8 * max(systems, default=0) ** 2
+        if need > reg["memory_cap_gb"] * 2**30:
+            out.append(f"regression.solver: {reg['solver']} needs ~{need / 2**30:.3g} GiB of dense float64 copies "
+                       f"({copies} × 8·n², n = {max(systems)}), above regression.memory_cap_gb = "
+                       f"{reg['memory_cap_gb']:g}; it runs anyway, as asked (solver: auto would stay under the cap "
+                       "with the out-of-core Nyström-PCG)")
+    return out
+
+
 def load_schema() -> dict:
     with open(SCHEMA_PATH) as fh:
         return yaml.safe_load(fh)
@@ -97,11 +116,33 @@ def _key_of(error: jsonschema.ValidationError) -> str:
     return f"{path or '<top>'}: {error.message}"
 
 
+# A float as YAML 1.2 writes it. PyYAML (and so Snakemake's --configfile) speaks YAML 1.1, whose floats need a
+# dot: `lr: 1e-3` arrives as the string "1e-3".
+_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+
+
+def _yaml12_numbers(schema: dict, value):
+    """`value` with strings such as "1e-3" read as floats wherever the schema expects a number."""
+    if isinstance(value, dict):
+        props = schema.get("properties", {})
+        for k, v in value.items():
+            if k in props:
+                value[k] = _yaml12_numbers(props[k], v)
+        return value
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [_yaml12_numbers(schema["items"], v) for v in value]
+    types = schema.get("type", [])
+    if isinstance(value, str) and "number" in (types if isinstance(types, list) else [types]) and _FLOAT.match(value):
+        return float(value)
+    return value
+
+
 def validate_config(config: dict, *, check_files: bool = True) -> dict:
     """Validate `config` in place (defaults filled in) and return it; raise ConfigError naming the key.
 
     check_files=False skips checks of local files (a dry run planning a cluster job needs no data)."""
     schema = load_schema()
+    _yaml12_numbers(schema, config)
     cls = _with_defaults(jsonschema.Draft202012Validator)
     # Defaults are filled while descending, so nested objects defaulted to {} get their own defaults.
     errors = sorted(cls(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
