@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .figure_table import FIGURES, INDEX, SECTIONS, FigureSpec, caption_file, ylabel_of
+from .figure_table import FIGURES, INDEX, SECTIONS, FigureSpec, caption_file, ylabel_of  # noqa: F401
 from .figures import Drawn, new_figure, plot_over_epochs, plot_stat_vs_width, save_figure
 from .run_verdicts import run_verdicts
 

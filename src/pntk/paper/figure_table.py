@@ -14,16 +14,30 @@ from pathlib import Path
 from .. import config as pcfg
 from .timing import timing_paths
 
-# The paper's sections in report order: key → heading (Mohamadi & Sutherland 2023; thesis for active).
+# The paper's sections in report order: key → heading (Mohamadi & Sutherland 2023; thesis for active). The
+# figures a section holds are added from those a run drew (`section_title`): a config without Fig 14 has none.
 SECTIONS = {
-    "cost": "Cost of the kernels (Fig 1)",
-    "approximation": "How close the pNTK is to the eNTK (Figs 2–6)",
-    "regression": "Kernel regression with the eNTK and the pNTK (Figs 7–8)",
-    "width": "Convergence with width: Theorem 1 (Figs 13–14)",
-    "full-data": "Full-data pNTK regression through training (Figs 9–12)",
-    "data": "Data and kernel (Figs 15–16)",
+    "cost": "Cost of the kernels",
+    "approximation": "How close the pNTK is to the eNTK",
+    "regression": "Kernel regression with the eNTK and the pNTK",
+    "width": "Convergence with width: Theorem 1",
+    "full-data": "Full-data pNTK regression through training",
+    "data": "Data and kernel",
     "active": "Look-ahead active learning (thesis, MLMOC)",
 }
+
+
+def section_title(key: str, numbers=()) -> str:
+    """A section's heading with the figures it holds, e.g. "… (Fig 13)" or "… (Figs 2–6)"."""
+    spans, nums = [], sorted(set(numbers))
+    for n in nums:
+        if spans and n == spans[-1][1] + 1:
+            spans[-1][1] = n
+        else:
+            spans.append([n, n])
+    text = ", ".join(f"{a}" if a == b else f"{a}–{b}" for a, b in spans)
+    return f"{SECTIONS[key]} (Fig{'s' * (len(nums) > 1)} {text})" if nums else SECTIONS[key]
+
 
 # Input names a figure may read (keys of the figures rule's named input) → what they are.
 TABLES = ("diagnostics", "regression", "training", "rate", "infinite")

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..model_spec import entry_label
-from .figure_table import SECTIONS, in_report_order
+from .figure_table import in_report_order, section_title
 
 CLAIM_COLUMNS = ["id", "source", "statement", "numbers", "test", "verdict", "detail"]
 WARNING_COLUMNS = ["source", "run", "message"]
@@ -113,7 +113,7 @@ def active_html(pngs: list[Path]) -> str:
     for p in pngs:
         name = p.stem.removeprefix("active-")
         out.append(f'<figure id="{_e(p.stem)}"><h3>{_e(p.stem)}</h3>{_png(p)}<figcaption>{_e(CAPTIONS.get(name, ""))}'
-                   " (fixed caption of pntk.active.figures)</figcaption></figure>")
+                   "</figcaption></figure>")
     return "".join(out)
 
 
@@ -124,12 +124,15 @@ def build_report(index: str | Path, *, claims: str | Path | None, warnings: str 
     records = {r["number"]: r for r in json.loads(index.read_text())["figures"]}
     order = in_report_order(records)
     sections: dict[str, list[str]] = {}
+    numbers: dict[str, list[int]] = {}
     for n in order:
         sections.setdefault(records[n]["section"], []).append(figure_html(records[n], index.parent))
+        numbers.setdefault(records[n]["section"], []).append(n)
     if active_pngs:
         sections["active"] = [active_html([Path(p) for p in active_pngs])]
-    nav = "".join(f'<li><a href="#sec-{k}">{_e(SECTIONS[k])}</a></li>' for k in sections)
-    body = "".join(f'<section id="sec-{k}"><h2>{_e(SECTIONS[k])}</h2>{"".join(v)}</section>'
+    titles = {k: section_title(k, numbers.get(k, ())) for k in sections}  # the figures this run drew
+    nav = "".join(f'<li><a href="#sec-{k}">{_e(titles[k])}</a></li>' for k in sections)
+    body = "".join(f'<section id="sec-{k}"><h2>{_e(titles[k])}</h2>{"".join(v)}</section>'
                    for k, v in sections.items())
     models = "; ".join(f"{entry_label(m)} widths {', '.join(map(str, m['widths']))}" for m in summary["models"])
     run = (f"{_e(summary['dataset'])} · {_e(models)} · seeds {_e(', '.join(map(str, summary['seeds'])))} · "
