@@ -191,10 +191,10 @@ def test_defaults_are_filled_in():
     cfg = validate_config({"models": [{"arch": "fcn", "widths": [8]}], "data": {"subset_test": 100}})
     assert cfg["results"] == "results"
     assert cfg["seeds"] == [0]
-    assert cfg["data"]["name"] == "digits" and cfg["data"]["root"] is None and cfg["data"]["subset_train"] == 1000
+    assert cfg["data"]["name"] == "digits" and cfg["data"]["root"] is None and cfg["data"]["subset_train"] == 200
     assert cfg["models"][0]["parameterization"] == "standard" and cfg["models"][0]["depth"] is None
-    assert cfg["train"]["epochs"] == 200 and cfg["train"]["checkpoint_epochs"] == [0, 50, 100, 150, 200]
-    assert cfg["train"]["lr_fallback"] == 0.01 and cfg["train"]["loss"] == "cross_entropy"
+    assert cfg["train"]["epochs"] == 10 and cfg["train"]["checkpoint_epochs"] == [0, 10]
+    assert cfg["train"]["lr_fallback"] == 0.001 and cfg["train"]["loss"] == "cross_entropy"
     assert cfg["kernels"]["kinds"] == ["pntk", "entk"]
     assert cfg["kernels"]["index_sets"]["pntk"] == [["train", "train"], ["test", "train"]]
     assert cfg["kernels"]["index_sets"]["entk"] == [["sub-train", "sub-train"], ["sub-test", "sub-train"]]
@@ -324,6 +324,15 @@ def _flat(d: dict, pre: str = "") -> dict:
         else:
             out[f"{pre}{k}"] = v
     return out
+
+
+def test_a_minimal_config_gets_the_embedded_defaults_settings():
+    """README: config.yaml differs from the schema's defaults only in models, seeds and active.enabled, so a
+    config of one's own that leaves a key out plans what the embedded default does for it."""
+    shipped = C.load_config(REPO / "config.yaml")
+    own = validate_config({"models": copy.deepcopy(shipped["models"])})
+    differ = {k for k, v in _flat(shipped).items() if _flat(own).get(k) != v}
+    assert differ == {"seeds", "active.enabled"}, differ
 
 
 def test_learning_rates_in_any_float_notation():

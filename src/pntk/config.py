@@ -24,6 +24,11 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
 
 
+# |D| and |X| when data.subset_train/subset_test are null, capped at the split sizes (the paper: 1000 and 500,
+# set in configs/paper-cifar10.yaml).
+SUBSET_DEFAULTS = (200, 100)
+
+
 class ConfigError(ValueError):
     """A configuration value is invalid; the message starts with the offending key."""
 
@@ -175,8 +180,8 @@ def check_semantics(config: dict, *, check_files: bool = True) -> None:
                               f"(train.epochs = {train['epochs']})")
     check_data_source(data, check_files=check_files)
     n_train, n_test = split_sizes(config)
-    data["subset_train"] = data["subset_train"] or min(1000, n_train)
-    data["subset_test"] = data["subset_test"] or min(500, n_test)
+    data["subset_train"] = data["subset_train"] or min(SUBSET_DEFAULTS[0], n_train)
+    data["subset_test"] = data["subset_test"] or min(SUBSET_DEFAULTS[1], n_test)
     if data["subset_train"] > n_train:
         raise ConfigError(f"data.subset_train: {data['subset_train']} exceeds the {n_train} train examples")
     if data["subset_test"] > n_test:
