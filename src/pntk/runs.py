@@ -3,7 +3,10 @@
     results/runs/{dataset}/{arch}-w{width}-s{seed}/checkpoints/epoch{E:03d}.pt   (+ train_log.csv)
     results/runs/{dataset}/{arch}-w{width}-s{seed}/epoch{E:03d}/                 kernels/, diagnostics.json, …
 
-Everything that builds or parses these paths (rules, jobs, tables, archives, CLI) asks `Run`.
+Everything that builds or parses these paths (rules, jobs, tables, archives, CLI) asks `Run`. `Run.arch` (the
+`{arch}` wildcard, the tables' `arch` column) is the model's *name*: a models entry's `name:`, else its
+built-in arch or its callable's name. It identifies the model everywhere; what network it stands for is
+the entry's (`pntk.model_spec.entry_identity`), which stores record as `arch`, `model_kwargs`, `model_spec`.
 """
 from __future__ import annotations
 
