@@ -226,9 +226,7 @@ def plot_over_epochs(df: pd.DataFrame, statistic: str, out_stem, ylabel: str | N
     # Widths with equal values would hide one another: each width is shifted by a few % of the smallest gap
     # between epochs (said in the caption), and has its own marker.
     gap = float(np.diff(epochs).min()) if len(epochs) > 1 else 1.0
-    step = 0.3 * gap / max(len(widths) - 1, 1) if len(widths) > 1 else 0.0
-    dodge = {w: (k - (len(widths) - 1) / 2) * step for k, w in enumerate(widths)}
-    counts, sparse = [], False
+    counts, sparse, spread = [], False, 0.0
     for ax, (ds, arch) in zip(axes, [(d, a) for d in datasets for a in archs], strict=True):
         d = aggregate(ok[(ok["dataset"] == ds) & (ok["arch"] == arch)], ["width", x, "epoch"])
         b = bad[(bad["dataset"] == ds) & (bad["arch"] == arch)]
@@ -236,6 +234,10 @@ def plot_over_epochs(df: pd.DataFrame, statistic: str, out_stem, ylabel: str | N
             ax.set_visible(False)
             continue
         counts.append(d)
+        here = sorted(set(d["width"]) | set(b["width"]))  # the panel's widths, centred on each epoch
+        step = 0.3 * gap / (len(here) - 1) if len(here) > 1 else 0.0
+        dodge = {w: (k - (len(here) - 1) / 2) * step for k, w in enumerate(here)}
+        spread = max(spread, step * (len(here) - 1) / 2)
         for (w, xw), g in d.groupby(["width", x]):
             lab = f"w = {int(w)}" if x == "width" else f"w = {int(w)} (readout {int(xw)})"
             g = g.sort_values("epoch")
@@ -264,8 +266,8 @@ def plot_over_epochs(df: pd.DataFrame, statistic: str, out_stem, ylabel: str | N
     if sparse:
         notes.append("values exist only at the checkpoint epochs; lines join only values measured at "
                      "consecutive epochs")
-    if step:
-        notes.append(f"widths are drawn side by side, shifted by up to ±{step * (len(widths) - 1) / 2:.2g} "
-                     "epochs, so that equal values do not hide one another")
+    if spread:
+        notes.append(f"widths are drawn side by side, shifted by up to ±{spread:.2g} epochs, so that equal "
+                     "values do not hide one another")
     return Drawn(save_figure(fig, out_stem, formats, dpi), fig, statistic, points, labels_of(sub),
                  None if bad_labels is None else list(bad_labels.values()), notes)
