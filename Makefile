@@ -1,8 +1,10 @@
 # Two commands: `make run` (embedded default workflow) and `make test` (full test suite).
+# `make run CONFIG=my.yaml CORES=2` runs another config on 2 cores (CORES: Snakemake's --cores, default all).
 PY      ?= python3
 VENV    ?= .venv
 BIN     := $(VENV)/bin
 CORES   ?= all
+CONFIG  ?= config.yaml
 STAMP   := $(VENV)/.installed
 
 .PHONY: run test install lint dry-run report clean
@@ -21,12 +23,16 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
+# pntk check first: Snakemake reads --configfile before any workflow code and reports a YAML syntax
+# error without file or line; pntk check names both.
 run: $(STAMP)
-	$(BIN)/snakemake --cores $(CORES) --configfile config.yaml --scheduler greedy
-	$(BIN)/snakemake --cores 1 --configfile config.yaml --report results/snakemake-report.html
-	@echo; echo "Claims of the paper and thesis on this run's numbers (results/tables/claims.csv):"
-	@$(BIN)/pntk claims results/tables/claims.csv
-	@echo; echo "Report: results/report.html"
+	@$(BIN)/pntk check $(CONFIG)
+	$(BIN)/snakemake --cores $(CORES) --configfile $(CONFIG) --scheduler greedy
+	@R=$$($(BIN)/pntk check --results $(CONFIG)) && \
+	$(BIN)/snakemake --cores 1 --configfile $(CONFIG) --report $$R/snakemake-report.html && \
+	echo && echo "Claims of the paper and thesis on this run's numbers ($$R/tables/claims.csv):" && \
+	$(BIN)/pntk claims $$R/tables/claims.csv && \
+	echo && echo "Report: $$R/report.html"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest tests --durations=15

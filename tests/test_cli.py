@@ -287,3 +287,11 @@ def test_prepared_store_in_its_rule_folder_opens_without_warnings(tmp_path):
         b = open_prepared(store)
         ds = xr.open_zarr(store)
         assert a.fingerprint == b.fingerprint == ds.attrs["fingerprint"] and ds["x"].shape == (40, 1, 8, 8)
+
+
+def test_output_survives_a_reader_that_leaves(good_root):
+    """`pntk info … | head -1`: no BrokenPipeError traceback when head closes the pipe."""
+    stores = " ".join(str(p) for p in sorted(good_root.rglob("*.zarr")))
+    proc = subprocess.run(f"{sys.executable} -m pntk.cli info {' '.join([stores] * 200)} | head -1", shell=True,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.stdout.count("\n") == 1 and proc.stderr == "", proc.stderr

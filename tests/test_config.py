@@ -213,10 +213,10 @@ def test_defaults_are_filled_in():
     cfg = validate_config({"models": [{"arch": "fcn", "widths": [8]}], "data": {"subset_test": 100}})
     assert cfg["results"] == "results"
     assert cfg["seeds"] == [0]
-    assert cfg["data"]["name"] == "digits" and cfg["data"]["root"] is None and cfg["data"]["subset_train"] == 1000
+    assert cfg["data"]["name"] == "digits" and cfg["data"]["root"] is None and cfg["data"]["subset_train"] == 200
     assert cfg["models"][0]["parameterization"] == "standard" and cfg["models"][0]["depth"] is None
-    assert cfg["train"]["epochs"] == 200 and cfg["train"]["checkpoint_epochs"] == [0, 50, 100, 150, 200]
-    assert cfg["train"]["lr_fallback"] == 0.01 and cfg["train"]["loss"] == "cross_entropy"
+    assert cfg["train"]["epochs"] == 10 and cfg["train"]["checkpoint_epochs"] == [0, 10]
+    assert cfg["train"]["lr_fallback"] == 0.001 and cfg["train"]["loss"] == "cross_entropy"
     assert cfg["kernels"]["kinds"] == ["pntk", "entk"]
     assert cfg["kernels"]["index_sets"]["pntk"] == [["train", "train"], ["test", "train"]]
     assert cfg["kernels"]["index_sets"]["entk"] == [["sub-train", "sub-train"], ["sub-test", "sub-train"]]
@@ -335,3 +335,69 @@ def test_arch_wildcard_accepts_configured_names_only(tmp_path):
     assert rc == 0 and re.search(r"^train\s+1$", out, re.M), out
     rc, out = dry_run(tmp_path, text, "results/runs/digits/convnet-w4-s0/train_log.csv")  # built-in, not configured
     assert rc != 0 and "MissingRuleException" in out, out
+
+
+# ----------------------------------------------------------------------------- a config of one's own
+def _flat(d: dict, pre: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v and k not in ("index_sets", "kwargs"):
+            out.update(_flat(v, f"{pre}{k}."))
+        else:
+            out[f"{pre}{k}"] = v
+    return out
+
+
+def test_a_minimal_config_gets_the_embedded_defaults_settings():
+    """README: config.yaml differs from the schema's defaults only in models, seeds and active.enabled, so a
+    config of one's own that leaves a key out plans what the embedded default does for it."""
+    shipped = C.load_config(REPO / "config.yaml")
+    own = validate_config({"models": copy.deepcopy(shipped["models"])})
+    differ = {k for k, v in _flat(shipped).items() if _flat(own).get(k) != v}
+    assert differ == {"seeds", "active.enabled"}, differ
+
+
+def test_learning_rates_in_any_float_notation():
+    """YAML 1.1 (PyYAML, Snakemake's --configfile) reads `lr: 1e-3` as the string "1e-3"."""
+    cfg = yaml.safe_load("train: {lr: 1e-3, weight_decay: 5E-4, lr_fallback: 1e-4}\nregression: {times: [1e2]}\n")
+    assert cfg["train"]["lr"] == "1e-3"  # what the YAML loader hands over
+    cfg = validate_config({"models": [{"arch": "fcn", "widths": [8]}], **cfg})
+    assert (cfg["train"]["lr"], cfg["train"]["weight_decay"], cfg["train"]["lr_fallback"]) == (1e-3, 5e-4, 1e-4)
+    assert cfg["regression"]["times"] == [100.0]
+    with pytest.raises(ConfigError, match="train.lr: 'fast' is not of type 'number'"):
+        validate_config({"models": [{"arch": "fcn", "widths": [8]}], "train": {"lr": "fast"}})
+    with pytest.raises(ConfigError, match="models.0.widths.0: '8' is not of type 'integer'"):
+        validate_config({"models": [{"arch": "fcn", "widths": ["8"]}]})  # integers stay strict
+
+
+def test_explicit_dense_solver_above_the_cap_is_warned_about():
+    cfg = validate_config({"models": [{"arch": "fcn", "widths": [8]}],
+                           "regression": {"solver": "cholesky", "memory_cap_gb": 0.001}})
+    (warning,) = C.config_warnings(cfg)
+    assert warning.startswith("regression.solver: cholesky needs") and "memory_cap_gb = 0.001" in warning
+    assert not C.config_warnings(validate_config({"models": [{"arch": "fcn", "widths": [8]}],
+                                                  "regression": {"memory_cap_gb": 0.001}}))  # auto: no warning
+
+
+@pytest.mark.skipif(not SNAKEMAKE.exists(), reason="snakemake not installed next to the interpreter")
+def test_snakemake_takes_1e_3_and_warns_of_the_dense_solver_once(tmp_path):
+    text = ("models: [{arch: fcn, widths: [8]}]\ntrain: {lr: 1e-3}\n"
+            "regression: {solver: cholesky, memory_cap_gb: 1.0e-6}\n")
+    rc, out = dry_run(tmp_path, text)
+    assert rc == 0, out
+    assert out.count("WARNING: regression.solver: cholesky needs") == 1, out
+
+
+def test_pntk_check_names_file_and_line_of_a_yaml_error(tmp_path, capsys):
+    from pntk.cli import main
+
+    path = tmp_path / "mine.yaml"
+    path.write_text("models:\n  - arch: fcn\n    widths: [8\nseeds: [0]\n")
+    assert main(["check", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: not valid YAML" in err and "line 3, column 13" in err
+    path.write_text("models: [{arch: fcn, widths: [8, 16], name: fcn-a}]\n")
+    assert main(["check", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "valid" in out and "fcn-a (fcn): fcn-a-w8-s0, fcn-a-w16-s0" in out
+    assert main(["check", "--results", str(path)]) == 0 and capsys.readouterr().out == "results\n"

@@ -171,12 +171,27 @@ def test_epochs_figure_draws_a_run_that_did_not_learn_as_its_own_dashed_line(tid
     drawn = fg.plot_over_epochs(df, "acc_diff", tmp_path / "e", verdicts=run_verdicts(df, training))
     (ax,) = drawn.figure.axes
     (line,) = [ln for ln in ax.lines if ln.get_linestyle() == "--" and ln.get_markerfacecolor() == "none"]
-    assert line.get_label() == "did not learn: fcn-w16-s2 (test acc 0.10)"
+    assert line.get_label() == "did not learn: fcn-w16-s2 (test acc 0.10)" and line.get_markeredgecolor() == "0.45"
     bad = df[(df.statistic == "acc_diff") & ~df.learned].sort_values("epoch")
-    assert list(line.get_ydata()) == list(bad.value)
-    _, y = _errorbar_lines(ax)["w = 16 (readout 16)"]
+    y = np.asarray(line.get_ydata(), dtype=float)
+    assert list(y[np.isfinite(y)]) == list(bad.value)
+    # checkpoints 0, 5, 10: nothing was measured in between, so no line joins them (NaN breaks)
+    assert np.isnan(y).sum() == 2
+    x, y = _errorbar_lines(ax)["w = 16 (readout 16)"]
     ok = df[(df.statistic == "acc_diff") & df.learned & (df.width == 16)]
     np.testing.assert_allclose(y, ok.groupby("epoch")["value"].mean().to_numpy())
+    # four widths side by side (equal means stay visible), the dodge said in the caption
+    assert np.all(np.abs(x - [0, 5, 10]) < 1) and not np.allclose(x, [0, 5, 10])
+    assert any("side by side" in n for n in drawn.notes) and any("checkpoint epochs" in n for n in drawn.notes)
+
+
+def test_width_figure_takes_a_log_axis_when_values_span_decades(tidy, tmp_path):
+    df = tidy[(tidy.dataset == "digits") & (tidy.epoch == 0) & (tidy.statistic == "offdiag_ratio")].copy()
+    drawn = fg.plot_stat_vs_width(df, "offdiag_ratio", tmp_path / "lin")
+    assert drawn.figure.axes[0].get_yscale() == "linear" and not drawn.notes
+    df.loc[df.index[0], "value"] *= 200  # one value 200× the others (as Fig 5's λmin once was)
+    drawn = fg.plot_stat_vs_width(df, "offdiag_ratio", tmp_path / "log")
+    assert drawn.figure.axes[0].get_yscale() == "log" and "log scale" in drawn.notes[0]
 
 
 # ----------------------------------------------------------------------------- Fig 1

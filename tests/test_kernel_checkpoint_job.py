@@ -157,3 +157,19 @@ def test_manifests_and_specs_must_pair_up(small_digits_store, fcn_checkpoint, tm
     with pytest.raises(ValueError, match="2 manifests for 3 store specs"):
         kernel_jobs.checkpoint_job(manifests(tmp_path)[:2], SPECS, data_path=small_digits_store,
                                    checkpoint=fcn_checkpoint, kernels_cfg=kernels_cfg(), data_cfg=DATA_CFG)
+
+
+def test_stores_record_their_model_the_method_that_ran_and_the_versions(small_digits_store, fcn_checkpoint,
+                                                                        tmp_path, one_thread):
+    """Provenance a reader can act on: `method` is what computed the tiles ("auto" resolved), `arch` and
+    `model_spec` rebuild the network, and the versions that made the store."""
+    from importlib.metadata import version
+
+    import pntk
+
+    manifest = run_job(tmp_path / "auto", small_digits_store, fcn_checkpoint)[0]
+    a = pntk.open_kernel(manifest).attrs
+    assert (a["model"], a["arch"], a["model_kwargs"], a["model_spec"]["depth"]) == ("fcn", "fcn", {}, 2)
+    assert (a["method_requested"], a["method"]) == ("auto", "structured")
+    assert set(json.loads(manifest.read_text())["tile_methods"].values()) == {"structured"}
+    assert (a["pntk_version"], a["torch_version"]) == (pntk.__version__, version("torch"))

@@ -254,3 +254,16 @@ def test_large_symmetric_kernel_equals_rectangular(monkeypatch, method, kind):
     assert sliced  # the symmetric block was computed in sub-blocks of its features
     torch.testing.assert_close(k, empirical_kernel(model, x, x.clone(), kind=kind, method=method),
                                rtol=1e-12, atol=1e-12)
+
+
+def test_chosen_method_is_what_auto_runs():
+    """pntk.kernels.chosen_method names the method `auto` runs for these shapes (stores record it)."""
+    from pntk.kernels import chosen_method
+
+    torch.manual_seed(0)
+    fcn = nn.Sequential(nn.Flatten(), nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 3)).double()
+    x = torch.randn(5, 3, 2, 2, dtype=torch.float64)
+    assert chosen_method(fcn, x, kind="pntk") is Method.STRUCTURED
+    assert chosen_method(fcn, x, kind="pntk", method="jacobian") is Method.JACOBIAN
+    auto = empirical_kernel(fcn, x, kind="pntk", method="auto")
+    assert torch.equal(auto, empirical_kernel(fcn, x, kind="pntk", method=chosen_method(fcn, x, kind="pntk")))

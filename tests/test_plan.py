@@ -349,6 +349,34 @@ def test_job_durations_and_comparison_from_a_snakemake_log():
     assert rows["train"]["jobs_measured"] == 2
 
 
+def test_compare_takes_the_logs_of_a_glob(tmp_path, capsys):
+    """After `make run`, .snakemake/log/*.log is the workflow's log and the --report run's (no job)."""
+    run_log, report_log = tmp_path / "2026-11-30T195447.1.snakemake.log", tmp_path / "2026-11-30T200101.2.snakemake.log"
+    run_log.write_text(LOG)
+    report_log.write_text("Building DAG of jobs...\nCreating report...\n")
+    assert main(["plan", "--config", str(CONFIGS["tiny"]), "--device", "a100", "--compare", str(report_log),
+                 str(run_log)]) == 0
+    out = capsys.readouterr().out
+    assert f"against {run_log} (of the 2 logs given, the newest with finished jobs):" in out
+    assert main(["plan", "--config", str(CONFIGS["tiny"]), "--device", "a100", "--compare", str(report_log)]) == 2
+    assert "no finished job" in capsys.readouterr().err
+
+
+def test_plans_configs_with_model_kwargs():
+    """ModelSpec carries kwargs (a dict): the plan's per-spec caches hash it (they raised TypeError)."""
+    cfg = load("tiny")
+    cfg["models"] = [{"arch": "fcn", "widths": [16], "depth": 2, "name": "fcn-a"},
+                     {"arch": "fcn", "widths": [16], "depth": 3, "name": "fcn-b"}]
+    cfg = pcfg.validate_config(cfg)
+    spec = pcfg.model_spec(cfg, "fcn-a", 16)
+    with_kwargs = ModelSpec("tests.nowhere:f", 16, spec.in_shape, spec.num_classes, kwargs={"depth": 2})
+    assert hash(with_kwargs) == hash(ModelSpec("tests.nowhere:f", 16, spec.in_shape, spec.num_classes,
+                                               kwargs={"depth": 2}))
+    assert model_facts(spec) is model_facts(pcfg.model_spec(cfg, "fcn-a", 16))  # cached per spec
+    plan = plan_workflow(cfg, FIXED_CPU, cores=2)
+    assert {r.rule: r.jobs for r in plan.rules}["train"] == 2
+
+
 def test_the_plan_does_not_change_the_config():
     cfg = load("tiny")
     before = copy.deepcopy(cfg)

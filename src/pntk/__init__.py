@@ -10,8 +10,10 @@ def open_kernel(path):
     """A kernel store as a labelled, lazily read ``xarray.DataArray``.
 
     Dims (row, col) or, for the eNTK, (row, col, out_row, out_col); coordinates row/col = data-set
-    indices and row_label/col_label = class labels; attrs = the store's provenance (kind, rows, cols,
-    method, arch, width, seed, epoch, checkpoint and its sha256, data fingerprint, pntk version) plus
+    indices and row_label/col_label = class labels; attrs = the store's provenance (kind, rows, cols;
+    `method` that ran and `method_requested`; `model` (the name in run names), `arch` (built-in or import
+    path), `model_kwargs` and `model_spec` (``ModelSpec.from_dict`` rebuilds it); width, seed, epoch,
+    checkpoint and its sha256, data fingerprint; pntk_version, torch_version, git_describe) plus
     `store` (its path) and `finalized` (a manifest exists: every tile checked). `path` may be the
     `….zarr` store, its `….manifest.json`, `….init.json`, a tile flag, or the common stem.
     """

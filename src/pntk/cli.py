@@ -6,7 +6,8 @@
     pntk archive pack --config C -o FILE.zip [--results DIR] [--run SELECTOR ...] [--no-data]
     pntk archive import FILE.zip [--config C] [--results DIR] [--overwrite]
     pntk synth cifar10 --out DIR [--seed S] [--train N --test M] [--overwrite]   synthetic CIFAR-10 files
-    pntk plan --config C [--device cpu|a100|h100|...] [--calibrate] [--cores N] [--json] [--compare LOG]
+    pntk check CONFIG [CONFIG ...]               validate configs (YAML errors with file and line); list their runs
+    pntk plan --config C [--device cpu|a100|h100|...] [--calibrate] [--cores N] [--json] [--compare LOG ...]
     pntk claims [CLAIMS.csv] [--warnings W.csv]  the paper's claims with their verdicts, then the warnings
 
 STORE is a kernel store `….zarr`, its `….manifest.json` or `….init.json`, or the common stem.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -165,6 +167,7 @@ def _device_name(text: str) -> str:
 
 
 def cmd_plan(args) -> int:
+    from . import config as pcfg
     from .plan import format_plan, plan_workflow
     from .plan_devices import device_profile
 
@@ -173,14 +176,41 @@ def cmd_plan(args) -> int:
                             cpus_per_gpu=cfg["resources"]["cpus_per_gpu"])
     plan = plan_workflow(cfg, device, cores=args.cores, config_name=args.config)
     out, text = plan.as_dict(), format_plan(plan)
+    for w in pcfg.config_warnings(cfg):
+        text += f"\nWARNING: {w}"
     if args.compare:  # a finished run's Snakemake log: planned vs measured time per rule
-        from .plan_check import compare, format_comparison, job_durations
+        from .plan_check import compare, format_comparison, pick_log
 
-        if not Path(args.compare).is_file():
-            raise FileNotFoundError(f"--compare {args.compare}: no such file (expected .snakemake/log/*.snakemake.log)")
-        out["comparison"] = compare(plan, job_durations(Path(args.compare).read_text()))
-        text += f"\n\nagainst {args.compare}:\n" + format_comparison(out["comparison"])
+        log, why = pick_log([Path(p) for p in args.compare])
+        out["comparison"] = compare(plan, log[1])
+        text += f"\n\nagainst {log[0]}{why}:\n" + format_comparison(out["comparison"])
     print(json.dumps(out, indent=1) if args.json else text)
+    return 0
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' * (n != 1)}"
+
+
+def cmd_check(args) -> int:
+    from . import config as pcfg
+    from .model_spec import entry_label
+
+    for path in args.configs:
+        cfg = _config(path)
+        if args.results:  # for scripts (the Makefile): the results folder, nothing else
+            print(cfg["results"])
+            continue
+        runs = pcfg.runs(cfg)
+        n_train, n_test = pcfg.split_sizes(cfg)
+        where = f"{cfg['results']}/runs/{cfg['data']['name']}/"
+        print(f"{path}: valid. {cfg['data']['name']} ({n_train} train, {n_test} test); {_count(len(runs), 'run')} × "
+              f"{_count(len(cfg['train']['checkpoint_epochs']), 'checkpoint')} into {where}:")
+        for m in cfg["models"]:
+            names = ", ".join(f"{m['name']}-w{w}-s{s}" for w in m["widths"] for s in cfg["seeds"])
+            print(f"  {entry_label(m)}: {names}")
+        for w in pcfg.config_warnings(cfg):
+            print(f"WARNING: {w}")
     return 0
 
 
@@ -267,9 +297,14 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--calibrate", action="store_true", help="measure this CPU again (a few seconds)")
     q.add_argument("--cores", type=_positive_int, default=None, help="Snakemake --cores (default: all of them)")
     q.add_argument("--json", action="store_true", help="print the plan as JSON")
-    q.add_argument("--compare", metavar="LOG", help="a finished run's .snakemake/log/*.snakemake.log: planned vs "
-                   "measured time per rule")
+    q.add_argument("--compare", nargs="+", metavar="LOG", help="a finished run's .snakemake/log/*.snakemake.log: "
+                   "planned vs measured time per rule (given several, e.g. a glob, the newest log with finished jobs)")
     q.set_defaults(func=cmd_plan)
+    q = sub.add_parser("check", help="validate configs as the workflow does (YAML errors with file and line) and "
+                       "list the runs they define")
+    q.add_argument("configs", nargs="+", metavar="CONFIG", help="workflow config (YAML)")
+    q.add_argument("--results", action="store_true", help="print only each config's results folder")
+    q.set_defaults(func=cmd_check)
     q = sub.add_parser("claims", help="print the claims table (id, verdict, numbers) and the warnings")
     q.add_argument("claims", nargs="?", default="results/tables/claims.csv", metavar="CLAIMS.csv",
                    help="default: results/tables/claims.csv")
@@ -288,6 +323,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ArchiveError, ConfigError, FileNotFoundError, FileExistsError) as err:
         print(f"pntk {args.command}: error: {err}", file=sys.stderr)
         return 2 if not isinstance(err, ArchiveError) else 1
+    except BrokenPipeError:
+        # The reader left (`pntk ls | head`): stop quietly, like a Unix tool killed by SIGPIPE. stdout goes
+        # to /dev/null so that the interpreter's last flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + 13
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import re
 from pathlib import Path
 
 import jsonschema
@@ -19,6 +20,11 @@ from .user_models import TORCHVISION, ModelImportError, check_model, default_nam
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
+
+
+# |D| and |X| when data.subset_train/subset_test are null, capped at the split sizes (the paper: 1000 and 500,
+# set in configs/paper-cifar10.yaml).
+SUBSET_DEFAULTS = (200, 100)
 
 
 class ConfigError(ValueError):
@@ -106,6 +112,24 @@ def load_yaml_strict(path: str | Path) -> dict:
     return cfg or {}
 
 
+def config_warnings(config: dict) -> list[str]:
+    """Settings of a validated config that run, but likely not as meant (the workflow logs them once; pntk
+    plan and pntk check print them)."""
+    out, reg = [], config["regression"]
+    copies = {"cholesky": 2, "eigh": 3}.get(reg["solver"])  # dense float64 n × n copies (pntk.regression)
+    if copies:
+        n_train = split_sizes(config)[0]
+        systems = ([n_train] if has_full_pntk(config) else []) + (
+            [config["data"]["subset_train"] * num_classes(config)] if config["diagnostics"]["enabled"] else [])
+        need = copies * 8 * max(systems, default=0) ** 2
+        if need > reg["memory_cap_gb"] * 2**30:
+            out.append(f"regression.solver: {reg['solver']} needs ~{need / 2**30:.3g} GiB of dense float64 copies "
+                       f"({copies} × 8·n², n = {max(systems)}), above regression.memory_cap_gb = "
+                       f"{reg['memory_cap_gb']:g}; it runs anyway, as asked (solver: auto would stay under the cap "
+                       "with the out-of-core Nyström-PCG)")
+    return out
+
+
 def load_schema() -> dict:
     with open(SCHEMA_PATH) as fh:
         return yaml.safe_load(fh)
@@ -131,11 +155,33 @@ def _key_of(error: jsonschema.ValidationError) -> str:
     return f"{path or '<top>'}: {error.message}"
 
 
+# A float as YAML 1.2 writes it. PyYAML (and so Snakemake's --configfile) speaks YAML 1.1, whose floats need a
+# dot: `lr: 1e-3` arrives as the string "1e-3".
+_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+
+
+def _yaml12_numbers(schema: dict, value):
+    """`value` with strings such as "1e-3" read as floats wherever the schema expects a number."""
+    if isinstance(value, dict):
+        props = schema.get("properties", {})
+        for k, v in value.items():
+            if k in props:
+                value[k] = _yaml12_numbers(props[k], v)
+        return value
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [_yaml12_numbers(schema["items"], v) for v in value]
+    types = schema.get("type", [])
+    if isinstance(value, str) and "number" in (types if isinstance(types, list) else [types]) and _FLOAT.match(value):
+        return float(value)
+    return value
+
+
 def validate_config(config: dict, *, check_files: bool = True) -> dict:
     """Validate `config` in place (defaults filled in) and return it; raise ConfigError naming the key.
 
     check_files=False skips checks of local files (a dry run planning a cluster job needs no data)."""
     schema = load_schema()
+    _yaml12_numbers(schema, config)
     cls = _with_defaults(jsonschema.Draft202012Validator)
     # Defaults are filled while descending, so nested objects defaulted to {} get their own defaults.
     errors = sorted(cls(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
@@ -168,8 +214,8 @@ def check_semantics(config: dict, *, check_files: bool = True) -> None:
                               f"(train.epochs = {train['epochs']})")
     check_data_source(data, check_files=check_files)
     n_train, n_test = split_sizes(config)
-    data["subset_train"] = data["subset_train"] or min(1000, n_train)
-    data["subset_test"] = data["subset_test"] or min(500, n_test)
+    data["subset_train"] = data["subset_train"] or min(SUBSET_DEFAULTS[0], n_train)
+    data["subset_test"] = data["subset_test"] or min(SUBSET_DEFAULTS[1], n_test)
     if data["subset_train"] > n_train:
         raise ConfigError(f"data.subset_train: {data['subset_train']} exceeds the {n_train} train examples")
     if data["subset_test"] > n_test:

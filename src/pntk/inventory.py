@@ -15,8 +15,10 @@ from pathlib import Path
 from .runs import Run, epoch_of
 from .store.paths import StorePaths
 
-PROVENANCE_KEYS = ("arch", "width", "seed", "epoch", "dataset", "rows", "cols", "method", "checkpoint",
-                   "checkpoint_sha256", "data_fingerprint")
+# model: the name in run names; arch: the built-in or import path that builds it (with model_kwargs);
+# method: what computed the tiles (method_requested: the config's, e.g. auto)
+PROVENANCE_KEYS = ("model", "arch", "model_kwargs", "width", "seed", "epoch", "dataset", "rows", "cols", "method",
+                   "method_requested", "checkpoint", "checkpoint_sha256", "data_fingerprint")
 BUILD_KEYS = ("pntk_version", "git_describe", "torch_version", "host")
 COLUMNS = ("run", "epoch", "item", "kind", "rows × cols", "shape", "tiles", "size", "status")
 
@@ -34,7 +36,7 @@ def store_summary(path: str | Path) -> dict:
     grid = [kstore.n_tiles(n, tile) for n in info["shape"][:2]]
     flags, bad_flags = read_flags(paths)
     written = {k for sums in flags.values() if sums for k in sums}
-    build = {}
+    build = {k: info[k] for k in BUILD_KEYS if k in info}  # the store's own attrs (from init)
     for src in (paths.sentinel, paths.manifest):  # the manifest (written last) wins
         if src.is_file():
             rec = json.loads(src.read_text())

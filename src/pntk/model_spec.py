@@ -5,12 +5,36 @@
 """
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .user_models import is_import_path
 
 ARCHS = ("fcn", "convnet", "resnet18", "wrn16")
+# A run's model is identified by its *name* (the `{arch}` part of run names {arch}-w{width}-s{seed}: an
+# entry's `name:`, else the built-in arch or the callable's name); these keys of its `models:` entry say
+# which network that name stands for. Archives compare them between two configs; stores record them.
+ENTRY_KEYS = ("arch", "depth", "parameterization", "kwargs", "width_arg")
+
+
+def entry_identity(entry: dict) -> dict:
+    """What network a (validated or archived) `models:` entry builds, widths and name aside."""
+    d = {k: entry.get(k) for k in ENTRY_KEYS}
+    d["kwargs"] = dict(d["kwargs"] or {})  # {} and null mean the same
+    d["parameterization"] = d["parameterization"] or "standard"
+    return d
+
+
+def entry_label(entry: dict) -> str:
+    """A models entry as people read it: its name, then what builds it (arch or import path, options)
+    when that says more, e.g. `cnn (my_models:small_cnn, depth=2)` or `fcn (depth 3)`."""
+    ident, name = entry_identity(entry), entry.get("name") or entry["arch"]
+    opts = [f"{k}={v!r}" for k, v in ident["kwargs"].items()]
+    opts += [f"{k} {ident[k]}" for k in ("depth", "width_arg") if ident[k] is not None]
+    opts += [f"{ident['parameterization']} parameterization"] if ident["parameterization"] != "standard" else []
+    what = ([ident["arch"]] if ident["arch"] != name else []) + opts
+    return f"{name} ({', '.join(what)})" if what else name
 
 
 @dataclass(frozen=True)
@@ -26,6 +50,10 @@ class ModelSpec:
     width_arg: str | None = None  # torchvision models: the constructor argument that receives `width`
     python_path: tuple[str, ...] = ()  # import-path models: folders searched for the module (absolute)
 
+    def __hash__(self) -> int:
+        # kwargs is a dict (unhashable): hash the canonical JSON, so specs key caches (pntk plan's lru_caches)
+        return hash(json.dumps(self.to_dict(), sort_keys=True, default=str))
+
     @property
     def run_name(self) -> str:
         """The `{arch}` part of run names: `name`, or the built-in arch."""
@@ -35,6 +63,12 @@ class ModelSpec:
     def imported(self) -> bool:
         """Named by an import path (`pntk.user_models`) rather than a built-in arch."""
         return is_import_path(self.arch)
+
+    def provenance(self) -> dict:
+        """What a kernel store records of its model: `model` (the name in run names), `arch` (the built-in
+        or import path that rebuilds it) and the whole spec (`ModelSpec.from_dict(attrs["model_spec"])`)."""
+        return {"model": self.run_name, "arch": self.arch, "model_kwargs": dict(self.kwargs or {}),
+                "model_spec": self.to_dict()}
 
     def to_dict(self) -> dict:
         """Plain containers only (what a checkpoint stores; torch.load(weights_only=True) reads it back)."""

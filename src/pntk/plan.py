@@ -336,7 +336,7 @@ def format_plan(plan: WorkflowPlan) -> str:
     lines += ["", f"{plan.config_name}: {_si(plan.store_bytes, 'B')} of kernel stores (uncompressed){gpu}, "
                   f"{t['cpu_core_hours']:.3g} CPU core-hours",
               f"wall ≈ {human_seconds(t['wall_seconds'])} on one {'GPU' if d.kind == 'cuda' else 'machine'} with "
-              f"{plan.cores} cores (stages in order, the jobs of a stage side by side)"]
+              f"{plan.cores} core{'s' * (plan.cores != 1)} (stages in order, the jobs of a stage side by side)"]
     too_big = [r.rule for r in plan.rules if r.peak_bytes > (d.memory_bytes if r.device == d.kind else float("inf"))]
     if too_big:
         lines.append(f"WARNING: peak memory above the device's {_si(d.memory_bytes, 'B')}: {', '.join(too_big)}")

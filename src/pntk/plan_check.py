@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import time
 from collections import defaultdict
+from pathlib import Path
 
 from .plan import WorkflowPlan, human_seconds
 
@@ -35,6 +36,20 @@ def job_durations(log_text: str) -> dict[str, list[float]]:
             rule, t0 = started.pop(int(m[1]))
             out[rule].append(stamp - t0)
     return dict(out)
+
+
+def pick_log(paths: list[Path]) -> tuple[tuple[Path, dict[str, list[float]]], str]:
+    """((log, its job durations), why this one) of the logs given: the newest holding finished jobs
+    (Snakemake names its logs by start time; `make run` writes two, the second for --report, without jobs)."""
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"--compare {' '.join(missing)}: no such file "
+                                "(expected .snakemake/log/*.snakemake.log)")
+    with_jobs = [(p, d) for p in sorted(paths, key=lambda p: p.name) if (d := job_durations(p.read_text()))]
+    if not with_jobs:
+        raise FileNotFoundError(f"--compare: no finished job in {', '.join(map(str, paths))}")
+    why = f" (of the {len(paths)} logs given, the newest with finished jobs)" if len(paths) > 1 else ""
+    return with_jobs[-1], why
 
 
 def compare(plan: WorkflowPlan, durations: dict[str, list[float]]) -> list[dict]:

@@ -279,12 +279,16 @@ def calibrate_cpu(threads: int) -> DeviceProfile:
     load = os.getloadavg()[0]
     write, read = _zarr_rates()
     return DeviceProfile(
-        name="cpu", kind="cpu", label=f"{_cpu_label()}, {threads} threads", threads=threads,
+        name="cpu", kind="cpu", label=_cpu_profile_label(threads), threads=threads,
         fp32_flops=_gemm_rate(torch.float32, threads), fp64_flops=_gemm_rate(torch.float64, threads),
         fp32_flops_1t=_gemm_rate(torch.float32, 1), fp64_flops_1t=_gemm_rate(torch.float64, 1),
         memory_bytes=float(psutil.virtual_memory().total), mem_bandwidth=_copy_bandwidth(),
         zarr_write_bps=write, zarr_read_bps=read, job_start_s=_job_start_seconds(),
         source=f"calibrated {time.strftime('%Y-%m-%d %H:%M')} on {platform.node()}, load average {load:.1f}")
+
+
+def _cpu_profile_label(threads: int) -> str:
+    return f"{_cpu_label()}, {threads} thread{'s' * (threads != 1)}"
 
 
 def _cache_file() -> Path:
@@ -302,8 +306,8 @@ def cpu_profile(threads: int | None = None, *, calibrate: bool = False) -> Devic
     if not calibrate and path.is_file():
         try:
             rec = json.loads(path.read_text())
-            if rec.get("key") == key:
-                return DeviceProfile(**rec["profile"])
+            if rec.get("key") == key:  # the label as this version writes it
+                return DeviceProfile(**{**rec["profile"], "label": _cpu_profile_label(threads)})
         except (ValueError, TypeError):
             pass  # unreadable or from another version: measure again
     profile = calibrate_cpu(threads)

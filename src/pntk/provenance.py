@@ -86,4 +86,5 @@ def machine_description() -> str:
         name = next(ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("Model name"))
     except (OSError, StopIteration):
         name = platform.processor() or "unknown CPU"
-    return f"{name}, {torch.get_num_threads()} torch threads"
+    n = torch.get_num_threads()
+    return f"{name}, {n} torch thread{'s' * (n != 1)}"

@@ -8,7 +8,10 @@ or, for the paper's Figs 2–8 (`diagnostics.train_on: D`), on the eNTK subset D
 then been used to train the NN using SGD" (paper, Fig 2 caption) — with the suffix `-onD`. Both kinds of one
 (arch, width, seed) start from the same initialisation.
 
-Everything that builds or parses these paths (rules, jobs, tables, archives, CLI) asks `Run`.
+Everything that builds or parses these paths (rules, jobs, tables, archives, CLI) asks `Run`. `Run.arch` (the
+`{arch}` wildcard, the tables' `arch` column) is the model's *name*: a models entry's `name:`, else its
+built-in arch or its callable's name. It identifies the model everywhere; what network it stands for is
+the entry's (`pntk.model_spec.entry_identity`), which stores record as `arch`, `model_kwargs`, `model_spec`.
 """
 from __future__ import annotations
 

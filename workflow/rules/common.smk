@@ -29,6 +29,9 @@ try:
     pcfg.validate_config(config, check_files=not _dry_run())
 except pcfg.ConfigError as err:
     raise WorkflowError(str(err)) from None
+if workflow.is_main_process:  # once, not again in every job's own Snakemake
+    for _warning in pcfg.config_warnings(config):
+        logger.warning(f"WARNING: {_warning}")
 
 R = config["results"]
 DATASET = config["data"]["name"]

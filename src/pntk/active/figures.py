@@ -23,7 +23,8 @@ from .loop import BASELINES, COLUMNS, ci95
 
 CAPTIONS = {
     "accuracy": "Pool-based active learning: test accuracy of the network retrained after each cycle, "
-                "against the number of labels; lines are means over seeds, bands 95% t-intervals. "
+                "against the number of labels; lines are means over seeds, bands 95% t-intervals (clipped to "
+                "the possible range: accuracy in [0, 1], its difference to random's in [−1, 1]). "
                 "MLMOC = look-ahead by the linearised network (pNTK one-vs-rest, eNTK, or first-logit "
                 "kernel); -seq = sequential block updates within a cycle.",
     "time": "Left: wall time of one acquisition per cycle (kernel + scoring; for the naive look-ahead SGD "
@@ -52,12 +53,17 @@ def summary(df: pd.DataFrame, value: str, by: str) -> pd.DataFrame:
     return g.agg(mean="mean", ci95=ci95, n="count").reset_index()
 
 
-def _lines(ax, s: pd.DataFrame, x: str, log: bool = False, names: dict | None = None) -> None:
+def _lines(ax, s: pd.DataFrame, x: str, log: bool = False, names: dict | None = None,
+           valid: tuple[float, float] | None = None) -> None:
+    """Mean line and 95% band per label; `valid` clips the band to the values the quantity can take
+    (a t-interval over 3 seeds reaches past accuracy 1)."""
     for label, g in s.groupby("label", sort=True):
         g = g.sort_values(x)
         lo, mid, hi = g["mean"] - g["ci95"], g["mean"], g["mean"] + g["ci95"]
         if log:  # summary of log10(value): geometric mean and its interval
             lo, mid, hi = 10 ** lo, 10 ** mid, 10 ** hi
+        if valid:
+            lo, hi = lo.clip(*valid), hi.clip(*valid)
         ls = "--" if label in BASELINES else "-"
         ax.plot(g[x], mid, ls, marker="o", ms=3, label=(names or {}).get(label, label))
         ax.fill_between(g[x], lo, hi, alpha=0.1)
@@ -71,22 +77,26 @@ def paired_gain(df: pd.DataFrame, base: str = "random") -> pd.DataFrame:
 
 
 def plot_accuracy(df: pd.DataFrame, stem, formats=("png", "pdf"), dpi: int = 150) -> list[Path]:
+    return save_figure(accuracy_figure(df), stem, formats, dpi)
+
+
+def accuracy_figure(df: pd.DataFrame) -> Figure:
     has_random = bool((df["label"] == "random").any()) and df["label"].nunique() > 1
     fig = Figure(figsize=(11 if has_random else 6, 4), layout="constrained")
     axes = fig.subplots(1, 2 if has_random else 1, squeeze=False)[0]
-    _lines(axes[0], summary(df, "test_acc", "n_labels"), "n_labels")
+    _lines(axes[0], summary(df, "test_acc", "n_labels"), "n_labels", valid=(0.0, 1.0))
     n_seeds = df["seed"].nunique()
     axes[0].set(xlabel="number of labels", ylabel="test accuracy",
                 title=f"Active learning ({n_seeds} seed{'s' * (n_seeds > 1)}; mean, 95% CI)")
     if has_random:
-        _lines(axes[1], summary(paired_gain(df), "gain", "n_labels"), "n_labels")
+        _lines(axes[1], summary(paired_gain(df), "gain", "n_labels"), "n_labels", valid=(-1.0, 1.0))
         axes[1].axhline(0, color="k", lw=0.8)
         axes[1].set(xlabel="number of labels", ylabel="test accuracy − random (same seed)",
                     title="Gain over random, paired by seed (mean, 95% CI)")
     for ax in axes:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    return save_figure(fig, stem, formats, dpi)
+    return fig
 
 
 def plot_time(df: pd.DataFrame, stem, formats=("png", "pdf"), dpi: int = 150) -> list[Path]:

@@ -229,8 +229,9 @@ def run_active_learning(x_pool: np.ndarray, y_pool: np.ndarray, x_test: np.ndarr
         rows.append({"strategy": st.method, "kernel": st.kernel, "seed": seed, "cycle": cycle,
                      "n_labels": len(labelled), "test_acc": acc, "acquisition_seconds": acq_s,
                      "candidates": n_cand, "train_seconds": train_s})
-        log.info("%s seed %d cycle %d/%d: %d labels, test acc %.4f (acquisition %.2fs, training %.2fs) | %s",
-                 strategy, seed, cycle, cfg.cycles, len(labelled), acc, acq_s, train_s,
+        acq = f"acquisition {acq_s:.2f}s" if cycle else "initial labels"  # cycle 0 acquired nothing
+        log.info("%s seed %d cycle %d/%d: %d labels, test acc %.4f (%s, training %.2fs) | %s",
+                 strategy, seed, cycle, cfg.cycles, len(labelled), acc, acq, train_s,
                  progress_line(cycle_seconds, cfg.cycles - cycle))
         if cycle == cfg.cycles:
             break

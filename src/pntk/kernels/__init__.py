@@ -23,7 +23,7 @@ from . import jacobian, reference, structured
 from ._checks import param_dtype
 from ._common import evaluation_mode, jacobian_rows, tf32_mode, trainable_parameters
 
-__all__ = ["Kind", "Method", "empirical_kernel", "flop_count"]
+__all__ = ["Kind", "Method", "chosen_method", "empirical_kernel", "flop_count"]
 
 
 class Kind(str, enum.Enum):
@@ -81,9 +81,14 @@ def _structured(model, x1, x2, kind, num_outputs, batch_size, progress):
     return structured.kernel(model, x1, x2, jrows=jrows, batch_size=batch_size, progress=progress)
 
 
+def _auto_plan(model, x1, x2, kind, num_outputs):
+    """The structured method's plan, which also says whether AUTO runs it (else JACOBIAN)."""
+    return structured.make_plan(model, x1, x2, jacobian_rows(kind.value, num_outputs, param_dtype(model), x1.device))
+
+
 def _auto(model, x1, x2, kind, num_outputs, batch_size, progress):
     jrows = jacobian_rows(kind.value, num_outputs, param_dtype(model), x1.device)
-    plan = structured.make_plan(model, x1, x2, jrows)
+    plan = _auto_plan(model, x1, x2, kind, num_outputs)
     if plan.cheaper_than_jacobian:
         return structured.kernel(model, x1, x2, jrows=jrows, batch_size=batch_size, plan=plan, progress=progress)
     return jacobian.kernel(model, x1, x2, jrows=jrows, batch_size=batch_size, progress=progress)
@@ -165,6 +170,20 @@ def empirical_kernel(model: nn.Module, x1: Tensor, x2: Tensor | None = None, *,
         x1, x2, num_outputs = _checked_inputs(model, x1, x2)
         k = _IMPLEMENTATIONS[method](model, x1, x2, kind, num_outputs, batch_size, progress)
     return k.to(out_device)
+
+
+def chosen_method(model: nn.Module, x1: Tensor, x2: Tensor | None = None, *, kind: str | Kind = "pntk",
+                  method: str | Method = "auto") -> Method:
+    """The method ``empirical_kernel(model, x1, x2, kind=kind, method=method)`` runs: ``method`` itself, or
+    for AUTO the one its FLOP comparison picks for these shapes (STRUCTURED or JACOBIAN). Stores record
+    it, so their provenance names what computed them. Costs one probe forward of a single sample."""
+    kind, method = _enum(Kind, kind, "kind"), _enum(Method, method, "method")
+    if method is not Method.AUTO:
+        return method
+    with evaluation_mode(model), torch.enable_grad():
+        x1, x2, num_outputs = _checked_inputs(model, x1, x2)
+        cheaper = _auto_plan(model, x1, x2, kind, num_outputs).cheaper_than_jacobian
+    return Method.STRUCTURED if cheaper else Method.JACOBIAN
 
 
 def flop_count(model: nn.Module, x1: Tensor, x2: Tensor | None = None, *,

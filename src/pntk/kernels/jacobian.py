@@ -6,6 +6,8 @@ for the parameters it has no layer rule for (``per_sample_rows`` with a subset o
 """
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call, jacrev, vmap
@@ -40,7 +42,11 @@ def per_sample_rows(model: nn.Module, xb: Tensor, jrows: JacobianRows, names: li
 
     n = xb.shape[0]
     try:
-        jac = vmap(jacrev(f), in_dims=(None, 0))(wrt, xb)  # name -> (n, R, *shape)
+        with warnings.catch_warnings():
+            # vmap runs an op without a batching rule (e.g. attention's fused kernel) as a loop and warns
+            # about "a performance drop" on every call: the result is exact, and the warning filled job logs.
+            warnings.filterwarnings("ignore", message="There is a performance drop", category=UserWarning)
+            jac = vmap(jacrev(f), in_dims=(None, 0))(wrt, xb)  # name -> (n, R, *shape)
     except (RuntimeError, NotImplementedError) as err:  # e.g. data-dependent control flow
         if "vmap" not in str(err) and "functorch" not in str(err):
             raise

@@ -18,16 +18,31 @@ from pathlib import Path
 from .. import config as pcfg
 from .timing import timing_paths
 
-# The paper's sections in report order: key → heading (Mohamadi & Sutherland 2023; thesis for active).
+# The sections in report order: key → heading (the paper's, then pntk's own; thesis for active). The figures a
+# section holds are added from those a run drew (`section_title`): a config without Fig P2 names none.
 SECTIONS = {
-    "cost": "Cost of the kernels (Fig 1)",
-    "approximation": "How close the pNTK is to the eNTK (Figs 2–6)",
-    "regression": "Kernel regression with the eNTK and the pNTK (Figs 7–8)",
-    "full-data": "Full-data pNTK regression through training (Figs 9–12)",
-    "width": "pntk's own: rates in the width (Figs P1–P2)",
-    "data": "pntk's own: data and kernel (Figs P3–P4)",
+    "cost": "Cost of the kernels",
+    "approximation": "How close the pNTK is to the eNTK",
+    "regression": "Kernel regression with the eNTK and the pNTK",
+    "full-data": "Full-data pNTK regression through training",
+    "width": "pntk's own: rates in the width",
+    "data": "pntk's own: data and kernel",
     "active": "Look-ahead active learning (thesis, MLMOC)",
 }
+
+
+def section_title(key: str, labels=()) -> str:
+    """A section's heading with the figures it holds, e.g. "… (Fig P1)" or "… (Figs 2, 2b, 3, 3b, 4–6)"."""
+    shown = [FIGURES[n].title.removeprefix("Fig ") for n in in_report_order(set(labels))]
+    spans: list[list[str]] = []
+    for t in shown:  # runs of consecutive plain numbers become a–b
+        if spans and t.isdigit() and spans[-1][-1].isdigit() and int(t) == int(spans[-1][-1]) + 1:
+            spans[-1][1:] = [t]
+        else:
+            spans.append([t])
+    text = ", ".join(s[0] if len(s) == 1 else f"{s[0]}–{s[-1]}" for s in spans)
+    return f"{SECTIONS[key]} (Fig{'s' * (len(shown) > 1)} {text})" if shown else SECTIONS[key]
+
 
 # Input names a figure may read (keys of the figures rule's named input) → what they are.
 TABLES = ("diagnostics", "regression", "training", "rate", "infinite")

@@ -6,7 +6,9 @@ dataset, arch, width, seed, epoch, statistic, value; optional ``readout_width``)
 the figure shows, gathered from the rows actually plotted — the captions are written from it
 (:mod:`.figure_set`). Seeds are aggregated as mean ± one sample standard deviation (ddof=1; 0 for one
 seed). Runs that did not learn (``verdicts``, :mod:`.run_verdicts`) are left out of the means and drawn
-apart: hollow markers, one per seed (against width), or a grey dashed line per run (against epoch).
+apart in grey: hollow markers, one per seed (against width), or a dashed line per run (against epoch).
+Against epoch, markers sit at the checkpoints and lines join only consecutive epochs (nothing is measured
+between checkpoints); values spanning more than a decade against width get a log axis.
 Non-finite values (e.g. κ of a kernel with λmin ≤ 0) are not drawn and named in the caption. This module:
 shared helpers and Figs 9–12; the others live in figures_paper (2–8 in the paper's layout), figures_fits (P1, P2),
 figures_timing (1) and figures_data (P3, P4).
@@ -85,6 +87,28 @@ def aggregate(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     return out
 
 
+def decades_span(values, ratio: float = 10.0) -> float | None:
+    """max/min of `values` when all are positive and they span more than `ratio` (a log axis then shows
+    every point; a linear one flattens all but the largest), else None."""
+    v = pd.to_numeric(pd.Series(values), errors="coerce").dropna().to_numpy(dtype=float)
+    if len(v) < 2 or (v <= 0).any():
+        return None
+    span = float(v.max() / v.min())
+    return span if span > ratio else None
+
+
+def with_gaps(epochs, values) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) of a series over sorted `epochs`, with a NaN (a break in the drawn line) between checkpoints
+    more than one epoch apart: a line joins only values measured at consecutive epochs, since between
+    checkpoints nothing was measured."""
+    x, y = np.asarray(epochs, dtype=float), np.asarray(values, dtype=float)
+    cut = np.flatnonzero(np.diff(x) > 1) + 1
+    return np.insert(x, cut, np.nan), np.insert(y, cut, np.nan)
+
+
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">")
+
+
 def new_figure(n: int, size=(4.6, 3.6), nrows: int = 1) -> tuple[Figure, list]:
     """``nrows`` × ``n`` panels (row-major list)."""
     fig = Figure(figsize=(size[0] * n, size[1] * nrows), layout="constrained")
@@ -161,7 +185,12 @@ def plot_over_epochs(df: pd.DataFrame, statistic: str, out_stem, ylabel: str | N
     datasets, archs = sorted(sub["dataset"].unique()), sorted(sub["arch"].unique())
     fig, axes = new_figure(len(archs), nrows=len(datasets))
     colors = colors_of(sub["width"])
-    counts = []
+    widths = sorted(colors)
+    epochs = np.sort(sub["epoch"].unique())
+    # Widths with equal values would hide one another: each width is shifted by a few % of the smallest gap
+    # between epochs (said in the caption), and has its own marker.
+    gap = float(np.diff(epochs).min()) if len(epochs) > 1 else 1.0
+    counts, sparse, spread = [], False, 0.0
     for ax, (ds, arch) in zip(axes, [(d, a) for d in datasets for a in archs], strict=True):
         d = aggregate(ok[(ok["dataset"] == ds) & (ok["arch"] == arch)], ["width", x, "epoch"])
         b = bad[(bad["dataset"] == ds) & (bad["arch"] == arch)]
@@ -169,22 +198,40 @@ def plot_over_epochs(df: pd.DataFrame, statistic: str, out_stem, ylabel: str | N
             ax.set_visible(False)
             continue
         counts.append(d)
+        here = sorted(set(d["width"]) | set(b["width"]))  # the panel's widths, centred on each epoch
+        step = 0.3 * gap / (len(here) - 1) if len(here) > 1 else 0.0
+        dodge = {w: (k - (len(here) - 1) / 2) * step for k, w in enumerate(here)}
+        spread = max(spread, step * (len(here) - 1) / 2)
         for (w, xw), g in d.groupby(["width", x]):
             lab = f"w = {int(w)}" if x == "width" else f"w = {int(w)} (readout {int(xw)})"
-            ax.errorbar(g["epoch"], g["mean"], yerr=g["std"], marker="o", ms=3, capsize=2,
+            g = g.sort_values("epoch")
+            marker = MARKERS[widths.index(w) % len(MARKERS)]
+            ax.errorbar(g["epoch"] + dodge[w], g["mean"], yerr=g["std"], ls="none", marker=marker, ms=4, capsize=2,
                         label=lab, color=colors[w])
+            ex, ey = with_gaps(g["epoch"], g["mean"])
+            sparse |= bool(np.isnan(ex).any())
+            ax.plot(ex + dodge[w], ey, color=colors[w], lw=1.2)
         for (w, seed, on), g in b.sort_values("epoch").groupby(["width", "seed", "trained_on"]):
             run = bad_labels[(ds, arch, int(w), int(seed), on)]
-            ax.plot(g["epoch"], g["value"], **{**NOT_LEARNED_STYLE, "ls": "--"}, color="0.45",
-                    label=f"did not learn: {run}")
+            ex, ey = with_gaps(g["epoch"], g["value"])
+            ax.plot(ex + dodge[w], ey, **{**NOT_LEARNED_STYLE, "ls": "--"}, label=f"did not learn: {run}")
         if logy:
             ax.set_yscale("log")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if len(epochs) <= 12:
+            ax.set_xticks(epochs)  # the checkpoints: where the values were measured
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("training epoch")
         ax.set_ylabel(ylabel or statistic)
         ax.set_title(f"{title} — {ds}/{arch}" if title else f"{ds}/{arch}")
         ax.grid(alpha=0.3)
     points = n_text(pd.concat(counts) if counts else pd.DataFrame(columns=["n"]))
     shared_legend(fig, axes, points)  # widths have one colour in every panel; outside, so no line is hidden
+    if sparse:
+        notes.append("values exist only at the checkpoint epochs; lines join only values measured at "
+                     "consecutive epochs")
+    if spread:
+        notes.append(f"widths are drawn side by side, shifted by up to ±{spread:.2g} epochs, so that equal "
+                     "values do not hide one another")
     return Drawn(save_figure(fig, out_stem, formats, dpi), fig, statistic, points, labels_of(sub),
                  None if bad_labels is None else list(bad_labels.values()), notes)

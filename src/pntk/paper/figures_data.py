@@ -8,6 +8,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
+from ..runs import Run, epoch_of
 from .figures import FORMATS, Drawn, new_figure, save_figure
 from .run_verdicts import has_verdicts, run_label
 
@@ -79,11 +80,10 @@ def plot_kernel_heatmap(manifest, data_path, out_stem, *, subsets: dict,
     ids = _shown_rows(d_ids, data.y[d_ids])
     labels = data.y[ids]
     block, _ = load_manifest_block(manifest, ids, ids)  # (n, n), rows and cols sorted by label
-    a = rec["attrs"]
-    key = (a.get("dataset", data.attrs.get("name")), a.get("arch"), int(a.get("width", -1)), int(a.get("seed", -1)),
-           a.get("trained_on", "train"))
-    on_d = " (trained on D)" if key[4] == "D" else ""
-    run = f"{key[1]}-w{key[2]} seed {key[3]}{on_d}, epoch {a.get('epoch')}"
+    r, epoch = Run.of_path(manifest), epoch_of(manifest)  # the run's identity is its folder's name
+    key = (r.dataset, r.arch, r.width, r.seed, r.trained_on)
+    on_d = " (trained on D)" if r.trained_on == "D" else ""
+    run = f"{key[1]}-w{key[2]} seed {key[3]}{on_d}, epoch {epoch}"
     learned = verdicts["learned"].get(key) if has_verdicts(verdicts) else None
     learned = learned if learned in (True, False) else None  # NaN: no verdict for this run
     fig, (ax,) = new_figure(1, (5.2, 4.6))
@@ -101,7 +101,7 @@ def plot_kernel_heatmap(manifest, data_path, out_stem, *, subsets: dict,
     notes = [f"store {store} ({kind}, {rows} × {cols}, shape {' × '.join(map(str, rec['shape']))}); "
              f"shown: {len(ids)} × {len(ids)} values, {shown} (|D| = data.subset_train = {len(d_ids)} of "
              f"{len(data.train_indices)} training examples, {len(np.unique(labels))} classes)"]
-    labels_drawn = {"arch": [key[1]], "width": [key[2]], "epoch": [a.get("epoch")], "seed": [key[3]]}
+    labels_drawn = {"arch": [key[1]], "width": [key[2]], "epoch": [epoch], "seed": [key[3]]}
     bad = None if learned is None else ([] if learned else [run_label(key, verdicts.loc[key, "test_acc"])])
     return Drawn(save_figure(fig, out_stem, formats, dpi), fig, kind, f"{len(ids)} × {len(ids)} kernel values",
                  labels_drawn, bad, notes)

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .figure_table import SECTIONS, in_report_order
+from ..model_spec import entry_label
+from .figure_table import in_report_order, section_title
 
 CLAIM_COLUMNS = ["id", "origin", "source", "quote", "statement", "test", "verdict", "numbers", "detail"]
 WARNING_COLUMNS = ["source", "run", "message"]
@@ -126,7 +127,7 @@ def active_html(pngs: list[Path]) -> str:
     for p in pngs:
         name = p.stem.removeprefix("active-")
         out.append(f'<figure id="{_e(p.stem)}"><h3>{_e(p.stem)}</h3>{_png(p)}<figcaption>{_e(CAPTIONS.get(name, ""))}'
-                   " (fixed caption of pntk.active.figures)</figcaption></figure>")
+                   "</figcaption></figure>")
     return "".join(out)
 
 
@@ -137,14 +138,17 @@ def build_report(index: str | Path, *, claims: str | Path | None, warnings: str 
     records = {r["label"]: r for r in json.loads(index.read_text())["figures"]}
     order = in_report_order(records)
     sections: dict[str, list[str]] = {}
+    labels: dict[str, list[str]] = {}
     for n in order:
         sections.setdefault(records[n]["section"], []).append(figure_html(records[n], index.parent))
+        labels.setdefault(records[n]["section"], []).append(n)
     if active_pngs:
         sections["active"] = [active_html([Path(p) for p in active_pngs])]
-    nav = "".join(f'<li><a href="#sec-{k}">{_e(SECTIONS[k])}</a></li>' for k in sections)
-    body = "".join(f'<section id="sec-{k}"><h2>{_e(SECTIONS[k])}</h2>{"".join(v)}</section>'
+    titles = {k: section_title(k, labels.get(k, ())) for k in sections}  # the figures this run drew
+    nav = "".join(f'<li><a href="#sec-{k}">{_e(titles[k])}</a></li>' for k in sections)
+    body = "".join(f'<section id="sec-{k}"><h2>{_e(titles[k])}</h2>{"".join(v)}</section>'
                    for k, v in sections.items())
-    models = "; ".join(f"{m['arch']} widths {', '.join(map(str, m['widths']))}" for m in summary["models"])
+    models = "; ".join(f"{entry_label(m)} widths {', '.join(map(str, m['widths']))}" for m in summary["models"])
     run = (f"{_e(summary['dataset'])} · {_e(models)} · seeds {_e(', '.join(map(str, summary['seeds'])))} · "
            f"checkpoints {_e(', '.join(map(str, summary['epochs'])))}"
            + (f" · networks of Figs 2–8 trained on D, checkpoints {_e(', '.join(map(str, summary['epochs_on_D'])))}"

@@ -299,7 +299,7 @@ def linearized_predict(k_dd, k_xd, f0_d, f0_x, y_d, *, ridge=0.0, ridge_scale="a
     emit(log, f"linearized_predict: {info['kind']} N={n_d} M={n_x} O={o} → system {n}×{n} with "
               f"{rhs.shape[1]} rhs; solver={choice.value} (dense {dense_bytes / 2**20:.0f} MiB, "
               f"cap {cap / 2**20:.0f} MiB, tiles {A.block_nbytes / 2**20:.1f} MiB in float64 on "
-              f"{A.threads} threads) on {device}")
+              f"{A.threads} thread{'s' * (A.threads != 1)}) on {device}")
     itemsize = factor_dtype(A).itemsize  # rp_cholesky keeps F in the store's precision
     ctx = dict(log=log, tol=tol, maxiter=maxiter, times=times, info=info, landmarks=landmarks,
                rank=nystrom_rank(n, rank, cap, landmarks, itemsize))

@@ -49,6 +49,8 @@ from .archive_checks import (  # noqa: F401
 )
 from .paths import StorePaths
 
+LEVEL_STEP_S = 1.0  # between dependency levels (whole seconds: file systems with 1-s timestamps)
+
 
 def configured_stores(config: dict) -> list[tuple[str, str, str, int]]:
     """(key, stem relative to results, run name, epoch) of every store the config computes."""
@@ -193,7 +195,7 @@ def import_archive(zip_path: str | Path, results: str | Path, config: dict, over
             diffs = config_differences(man, config)
             if diffs:
                 raise ArchiveError("refused: the archive was computed under another config:\n  " + "\n  ".join(diffs))
-            check_contents(zf, man, zip_path)
+            check_contents(zf, man, zip_path, config)
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise ArchiveError(f"refused: malformed archive ({type(err).__name__}: {err})") from None
         data_rel = man["data"]["path"]
@@ -262,18 +264,31 @@ def _plan(man: dict, results: Path, overwrite: bool, skip_data: bool) -> tuple[l
     return plan, kept
 
 
+def _code_floor() -> float:
+    """Newest modification time of this checkout's rule scripts. Snakemake reruns a job whose outputs are
+    not newer than its script ("Code has changed"), and a fresh clone's scripts are as new as the clone."""
+    scripts = (pcfg.REPO_ROOT / "scripts").glob("*.py")
+    return max((os.lstat(p).st_mtime for p in scripts), default=float("-inf"))
+
+
 def _level_times(results: Path, plan: list[str], kept: list[str], keep_data: bool, data: Path) -> tuple[dict, dict]:
-    """Per level: the mtime for the files written there, newer than every file on the levels below, and
-    that floor (a kept file at or below it is touched too, so that it is not older than its inputs)."""
+    """Per level: the mtime for the files written there, newer than every file on the levels below and
+    than the rule scripts, and that floor (a kept file at or below it is touched too, so that it is not
+    older than its inputs). No time lies ahead of the clock once this returns: it waits (a few seconds at
+    most, right after a clone) rather than date files into the future, where the outputs of the next jobs
+    would look older than their imported inputs."""
     stamp = data / ".snakemake_timestamp"
     prev = (stamp if stamp.exists() else data).stat().st_mtime if keep_data else float("-inf")
-    base, times, floors = time.time() - 2 * len(LEVELS), {}, {}
+    base = max(time.time() - LEVEL_STEP_S * len(LEVELS), _code_floor() + LEVEL_STEP_S)
+    times, floors = {}, {}
     for n, level in enumerate(LEVELS):
         floors[level] = prev
-        times[level] = prev if level == "data" and keep_data else max(base + 2 * n, prev + 1)
+        times[level] = prev if level == "data" and keep_data else max(base + LEVEL_STEP_S * n, prev + LEVEL_STEP_S)
         here = [os.path.getmtime(results / r) for r in kept if level_of(r) == level]
         touched = any(level_of(r) == level for r in plan) or any(t <= prev for t in here)
         prev = max([prev, *here] + ([times[level]] if touched else []))
+    if (ahead := max(times.values()) - time.time()) > 0:
+        time.sleep(ahead + 0.01)
     return times, floors
 
 

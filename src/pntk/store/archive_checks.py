@@ -19,6 +19,7 @@ from pathlib import Path
 
 from .. import config as pcfg
 from ..data.prepared import prepared_store
+from ..model_spec import entry_identity
 from ..runs import Run, epoch_of
 from . import tiles
 from . import zarr_store as kstore
@@ -29,9 +30,8 @@ from .paths import SENTINEL, STORE, TILES, StorePaths
 FORMAT, FORMAT_VERSION, MANIFEST = "pntk-archive", 2, "pntk-archive.json"
 CONFIG_KEYS = ("data", "models", "seeds", "train", "kernels")
 DATA_KEYS = ("name", "train_size", "test_size", "subset_train", "subset_test", "seed")
-MODEL_KEYS = ("depth", "parameterization")
 KERNEL_KEYS = ("tile_size", "dtype", "method")
-RUN_FIELDS = ("arch", "width", "seed", "epoch")
+RUN_FIELDS = ("model", "width", "seed", "epoch")  # a store's attrs against its path
 # Snakemake reruns a job whose output is older than an input: each level is newer than the ones before.
 LEVELS = ("data", "run", "init", "store", "flag", "manifest")
 CHUNK = 1 << 20
@@ -123,19 +123,22 @@ def config_differences(man: dict, config: dict) -> list[str]:
     for sec, keys in (("data", DATA_KEYS), ("train", train_keys), ("kernels", KERNEL_KEYS)):
         diffs += [f"{sec}.{k}: archive {a[sec].get(k)}, config {config[sec].get(k)}"
                   for k in keys if a[sec].get(k) != config[sec].get(k)]
-    models = {m["arch"]: m for m in config["models"]}
+    # Runs are named by the model's name (`{arch}` of the run name; Run.arch), which the models entries carry
+    # after validation: the entry of that name must build the same network in both configs.
+    models = {m["name"]: m for m in config["models"]}
+    archived = {m.get("name") or m["arch"]: m for m in a["models"]}
     one_of = lambda v: str(v[0]) if len(v) == 1 else f"one of {v}"  # noqa: E731
     for name in man["runs"]:
         r = _parse_run(name)
-        arch, width, seed = r.arch, r.width, r.seed
-        if arch not in models:
-            diffs.append(f"models: archive run {name} has arch {arch}, config has no {arch} model")
+        model, width, seed = r.arch, r.width, r.seed
+        if model not in models:
+            diffs.append(f"models: archive run {name} has model {model!r}, config has no model of that name "
+                         f"(names: {', '.join(models)})")
             continue
-        old = next((m for m in a["models"] if m["arch"] == arch), {})
-        diffs += [f"models[{arch}].{k}: archive {old.get(k)}, config {models[arch].get(k)}"
-                  for k in MODEL_KEYS if old.get(k) != models[arch].get(k)]
-        if width not in models[arch]["widths"]:
-            diffs.append(f"width: archive {width}, config {one_of(models[arch]['widths'])} (run {name})")
+        old, new = entry_identity(archived.get(model, {})), entry_identity(models[model])
+        diffs += [f"models[{model}].{k}: archive {old[k]}, config {new[k]}" for k in old if old[k] != new[k]]
+        if width not in models[model]["widths"]:
+            diffs.append(f"width: archive {width}, config {one_of(models[model]['widths'])} (run {name})")
         if seed not in config["seeds"]:
             diffs.append(f"seed: archive {seed}, config {one_of(config['seeds'])} (run {name})")
     specs = set(pcfg.store_specs(config))
@@ -188,29 +191,47 @@ def load_checkpoint_bytes(rel: str, raw: bytes) -> dict:
     return ck
 
 
-def check_contents(zf: zipfile.ZipFile, man: dict, zip_path: Path) -> None:
-    """Checkpoints, store attrs and tile checksums, data fingerprint: all consistent with one another."""
+def _model_source(config: dict, name: str) -> str | None:
+    try:
+        return pcfg.model_source(config, name)
+    except (pcfg.ConfigError, ValueError) as err:
+        raise ArchiveError(f"refused: models[{name}]: cannot fingerprint its module here: {err}") from None
+
+
+def check_contents(zf: zipfile.ZipFile, man: dict, zip_path: Path, config: dict | None = None) -> None:
+    """Checkpoints, store attrs and tile checksums, data fingerprint: all consistent with one another; with
+    `config` (the importing checkout's), an import-path model's module must be the one the checkpoints were
+    trained with (the train rule re-runs on an edit; imported files carry no Snakemake record of it)."""
     fp, ds, files = man["data"]["fingerprint"], man["data"]["dataset"], man["files"]
     epochs = sorted(man["config"]["train"]["checkpoint_epochs"])
     data_rel = prepared_store("", man["config"]["data"]["name"]).as_posix()
     if man["data"]["path"] != data_rel or ds != man["config"]["data"]["name"] or any(
             level_of(r) == "data" and not r.startswith(data_rel + "/") for r in files):
         raise ArchiveError(f"refused: the data entries of the archive are not all under {data_rel}/")
+    entries = {m.get("name") or m["arch"]: m for m in man["config"]["models"]}
     for name, run in man["runs"].items():
         r = _parse_run(name)
-        dataset, arch, width, seed = r.dataset, r.arch, r.width, r.seed
+        dataset, model, width, seed = r.dataset, r.arch, r.width, r.seed
         want = [r.checkpoint("", e).as_posix() for e in epochs]
         if run["checkpoints"] != want or run["train_log"] != r.train_log("").as_posix() or dataset != ds:
             raise ArchiveError(f"refused: run {name} does not carry exactly the train outputs {want} + train_log.csv")
         for e, rel in zip(epochs, want):
             ck = load_checkpoint_bytes(rel, zf.read(rel))
-            got = {"arch": ck["spec"].get("name") or ck["spec"].get("arch"),  # the run name of the model
+            got = {"model": ck["spec"].get("name") or ck["spec"].get("arch"),  # the run name of the model
                    "width": ck["spec"].get("width"), "seed": ck["seed"],
-                   "epoch": ck["epoch"], "dataset": ck["dataset"], "data_fingerprint": ck["data_fingerprint"]}
-            exp = {"arch": arch, "width": width, "seed": seed, "epoch": e, "dataset": ds, "data_fingerprint": fp}
+                   "epoch": ck["epoch"], "dataset": ck["dataset"], "data_fingerprint": ck["data_fingerprint"],
+                   **entry_identity(ck["spec"])}
+            exp = {"model": model, "width": width, "seed": seed, "epoch": e, "dataset": ds, "data_fingerprint": fp,
+                   **entry_identity(entries.get(model, {}))}
             bad = [f"{k} {got[k]} (expected {exp[k]})" for k in exp if got[k] != exp[k]]
             if bad:
-                raise ArchiveError(f"refused: checkpoint {rel} does not belong to its path/data: {', '.join(bad)}")
+                raise ArchiveError(f"refused: checkpoint {rel} does not belong to its path/data/model: "
+                                   f"{', '.join(bad)}")
+            here = _model_source(config, model) if config is not None else None
+            if here is not None and ck.get("model_source") != here:
+                raise ArchiveError(f"refused: models[{model}] ({ck['spec'].get('arch')}): checkpoint {rel} was trained "
+                                   f"with module {ck.get('model_source')}, this checkout has {here}; the runs would "
+                                   "not be what this checkout's workflow trains (use the archive's module file)")
     kern = man["config"]["kernels"]
     for s in man["stores"]:
         stem, m = s["stem"], _parse_stem(s["stem"])
@@ -219,14 +240,17 @@ def check_contents(zf: zipfile.ZipFile, man: dict, zip_path: Path) -> None:
         parts = [paths.sentinel.as_posix(), f"{paths.store.as_posix()}/zarr.json", paths.manifest.as_posix(), ck_rel]
         if run not in man["runs"] or any(p not in files for p in parts):
             raise ArchiveError(f"refused: store {stem} comes without its parts or checkpoint ({parts})")
-        exp = {**{k: m[k] for k in RUN_FIELDS + ("kind", "rows", "cols", "dataset")},
+        exp = {"model": m["arch"], **{k: m[k] for k in RUN_FIELDS[1:] + ("kind", "rows", "cols", "dataset")},
                "checkpoint": Path(ck_rel).name, "checkpoint_sha256": files[ck_rel]["sha256"],
-               "data_fingerprint": fp, **{k: kern[k] for k in KERNEL_KEYS}}
+               "data_fingerprint": fp, "arch": entries.get(m["arch"], {}).get("arch"),
+               "tile_size": kern["tile_size"], "dtype": kern["dtype"], "method_requested": kern["method"]}
         smf = json.loads(zf.read(parts[2]))
         for source, attrs in (("store attrs", _attrs("", zf.read(parts[1]))),
                               ("manifest attrs", {**smf.get("attrs", {}), "dtype": smf.get("dtype")})):
+            legacy = "model" not in attrs
+            attrs = _current_attrs(attrs)
             bad = [f"{k} {attrs.get(k)} (its path/checkpoint/config say {v})"
-                   for k, v in exp.items() if attrs.get(k) != v]
+                   for k, v in exp.items() if attrs.get(k) != v and not (legacy and k == "arch")]
             if bad:
                 raise ArchiveError(f"refused: {stem}: {source} do not match: {'; '.join(bad)}")
         if smf.get("inputs", {}).get("checkpoint") != files[ck_rel]["sha256"]:
@@ -234,6 +258,14 @@ def check_contents(zf: zipfile.ZipFile, man: dict, zip_path: Path) -> None:
         _verify_tiles_in_zip(zf, zip_path, stem, smf.get("tiles", {}))
     if man["data"]["included"]:
         _verify_data_in_zip(man, zip_path)
+
+
+def _current_attrs(attrs: dict) -> dict:
+    """Attributes of a store written before stores named their model and the method asked for: there `arch`
+    was the model's name in run names and `method` the configured one."""
+    if "model" in attrs:
+        return attrs
+    return {**attrs, "model": attrs.get("arch"), "method_requested": attrs.get("method")}
 
 
 @contextlib.contextmanager

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from ..data import PreparedData, index_set, open_images, open_prepared, read_rows
-from ..provenance import sha256_file
+from ..model_spec import ModelSpec
+from ..provenance import provenance, sha256_file
 from ..runs import checkpoint_meta
 from . import tiles
 from .paths import StorePaths
@@ -25,19 +26,36 @@ def index_sets_for(data: PreparedData, rows: str, cols: str, data_cfg: dict) -> 
 
 
 def store_attrs(kind: str, rows: str, cols: str, kernels_cfg: dict, checkpoint: str | Path,
-                data: PreparedData) -> dict:
-    """Provenance of a store: index sets, method, the checkpoint (name, sha256, run, epoch), the data."""
-    return {"rows": rows, "cols": cols, "symmetric": rows == cols, "method": kernels_cfg["method"],
-            "allow_tf32": bool(kernels_cfg.get("allow_tf32", False)),
+                data: PreparedData, model_spec: dict) -> dict:
+    """Provenance of a store: index sets, the method asked for (`method`, the one that ran, is added by
+    finalize from the tile flags), the checkpoint (name, sha256, run, epoch), its model (name in run names,
+    arch or import path, kwargs, the whole spec), the data, and the pntk/torch versions that made it."""
+    meta = checkpoint_meta(checkpoint)
+    model = ModelSpec.from_dict(model_spec).provenance()
+    if model["model"] != meta["arch"]:
+        raise RuntimeError(f"{checkpoint}: its model is named {model['model']!r}, its run folder says "
+                           f"{meta['arch']!r}; the checkpoint is not in its own run folder")
+    del meta["arch"]  # the folder's model name is `model`; `arch` is what builds it
+    return {"rows": rows, "cols": cols, "symmetric": rows == cols, "method_requested": kernels_cfg["method"],
+            "method": None, "allow_tf32": bool(kernels_cfg.get("allow_tf32", False)),
             "checkpoint": Path(checkpoint).name, "checkpoint_sha256": sha256_file(checkpoint),
-            "data_fingerprint": data.fingerprint, **checkpoint_meta(checkpoint), "dataset": data.attrs["name"]}
+            "data_fingerprint": data.fingerprint, **meta, **model, "dataset": data.attrs["name"], **provenance()}
+
+
+def checkpoint_spec(checkpoint: str | Path) -> dict:
+    """The ModelSpec dict a checkpoint records (torch.load with weights_only: plain containers only)."""
+    import torch
+
+    return torch.load(checkpoint, weights_only=True, map_location="cpu")["spec"]
 
 
 def init_job(sentinel: str | Path, *, kind: str, rows: str, cols: str, data_path, checkpoint,
-             kernels_cfg: dict, data_cfg: dict) -> None:
+             kernels_cfg: dict, data_cfg: dict, model_spec: dict | None = None) -> None:
+    """Create the empty store; `model_spec` (the checkpoint's, read from it when None) goes into its attrs."""
     data = open_prepared(data_path, lazy=True)  # labels and split only: the images are not needed here
     r_ids, c_ids = index_sets_for(data, rows, cols, data_cfg)
-    attrs = store_attrs(kind, rows, cols, kernels_cfg, checkpoint, data)
+    spec = model_spec if model_spec is not None else checkpoint_spec(checkpoint)
+    attrs = store_attrs(kind, rows, cols, kernels_cfg, checkpoint, data, spec)
     tiles.init_store(sentinel, kind=kind, row_ids=r_ids, col_ids=c_ids, row_labels=data.y[r_ids],
                      col_labels=data.y[c_ids], tile=kernels_cfg["tile_size"], dtype=kernels_cfg["dtype"],
                      out_dim=data.num_classes if kind == "entk" else None, attrs=attrs)
@@ -71,12 +89,18 @@ def _run_tile(flag, model, read, r_sel: np.ndarray, c_sel: np.ndarray, i: int, j
     t0 = time.perf_counter()
     x_rows = torch.as_tensor(read(r_sel), device=device)  # (R, C, H, W)
     x_cols = torch.as_tensor(read(c_sel), device=device)  # (S, C, H, W)
-    block = tiles.compute_tile(model, x_rows, x_cols, same_inputs=(symmetric and i == j), kind=kind,
-                               method=kernels_cfg["method"], batch_size=kernels_cfg["batch_size"], dtype=dtype,
+    same = symmetric and i == j
+    # "auto" resolved here and passed on, so the flag names the method that computed this tile
+    method = tiles.tile_method(model, x_rows, x_cols, same_inputs=same, kind=kind, method=kernels_cfg["method"],
+                               dtype=dtype)
+    block = tiles.compute_tile(model, x_rows, x_cols, same_inputs=same, kind=kind, method=method,
+                               batch_size=kernels_cfg["batch_size"], dtype=dtype,
                                allow_tf32=kernels_cfg.get("allow_tf32", False))
     seconds = time.perf_counter() - t0
-    log.info("tile (%d,%d) %s: %d × %d computed in %.2f s", i, j, kind, len(r_sel), len(c_sel), seconds)
-    return write(flag, block, i, j, seconds, {"n_rows": len(r_sel), "n_cols": len(c_sel), "device": device})
+    log.info("tile (%d,%d) %s: %d × %d computed in %.2f s (%s)", i, j, kind, len(r_sel), len(c_sel), seconds,
+             method)
+    return write(flag, block, i, j, seconds, {"n_rows": len(r_sel), "n_cols": len(c_sel), "device": device,
+                                              "method": method})
 
 
 def checkpoint_job(manifests: list[str | Path], specs: list[tuple[str, str, str]], *, data_path, checkpoint,
@@ -95,17 +119,18 @@ def checkpoint_job(manifests: list[str | Path], specs: list[tuple[str, str, str]
     if len(manifests) != len(specs):
         raise ValueError(f"checkpoint_job: {len(manifests)} manifests for {len(specs)} store specs")
     data = open_prepared(data_path, lazy=True)
-    model, _ = load_checkpoint(checkpoint, device=kernels_cfg["device"])
+    model, meta = load_checkpoint(checkpoint, device=kernels_cfg["device"])
     records = []
     with TileWriter() as writer:  # tile k is written while tile k + 1 computes
         for manifest, spec in zip(manifests, specs):
             records.append(_checkpoint_store(manifest, spec, writer, model, data, data_path=data_path,
-                                             checkpoint=checkpoint, kernels_cfg=kernels_cfg, data_cfg=data_cfg))
+                                             checkpoint=checkpoint, kernels_cfg=kernels_cfg, data_cfg=data_cfg,
+                                             model_spec=meta["spec"]))
     return records
 
 
 def _checkpoint_store(manifest, spec: tuple[str, str, str], writer: TileWriter, model, data: PreparedData, *,
-                      data_path, checkpoint, kernels_cfg: dict, data_cfg: dict) -> dict:
+                      data_path, checkpoint, kernels_cfg: dict, data_cfg: dict, model_spec: dict) -> dict:
     """checkpoint_job for one store: init or resume, every tile without a matching flag, finalize."""
     from ..config import grid_of
     from .zarr_store import chunk_checksums, tile_range
@@ -118,7 +143,7 @@ def _checkpoint_store(manifest, spec: tuple[str, str, str], writer: TileWriter, 
         log.info("resuming %s: %d tiles written", paths.store, sum(v is not None for v in done.values()))
     else:
         init_job(paths.sentinel, kind=kind, rows=rows, cols=cols, data_path=data_path, checkpoint=checkpoint,
-                 kernels_cfg=kernels_cfg, data_cfg=data_cfg)
+                 kernels_cfg=kernels_cfg, data_cfg=data_cfg, model_spec=model_spec)
         done = {}
     flags = []
     t = kernels_cfg["tile_size"]
@@ -152,7 +177,7 @@ def _resumable(paths: StorePaths, checkpoint, data: PreparedData, kind: str, r_i
     if not paths.sentinel.exists() or not spath.exists():
         return False
     want = {"kind": kind, "dtype": kernels_cfg["dtype"], "tile_size": kernels_cfg["tile_size"],
-            "method": kernels_cfg["method"], "checkpoint_sha256": sha256_file(checkpoint),
+            "method_requested": kernels_cfg["method"], "checkpoint_sha256": sha256_file(checkpoint),
             "data_fingerprint": data.fingerprint}
     try:
         g = zarr.open_group(str(spath), mode="r")

@@ -50,6 +50,20 @@ def compute_tile(model, x_rows, x_cols, *, same_inputs: bool, kind: str, method:
     return k.detach().cpu().numpy()
 
 
+def tile_method(model, x_rows, x_cols, *, same_inputs: bool, kind: str, method: str, dtype) -> str:
+    """The method `compute_tile` runs for this tile ("auto" resolved for these shapes: pntk.kernels.chosen_method)."""
+    import torch
+
+    from ..kernels import chosen_method
+
+    if method != "auto":
+        return method
+    model = model.to(dtype)
+    x1 = torch.as_tensor(x_rows, dtype=dtype)
+    x2 = None if same_inputs else torch.as_tensor(x_cols, dtype=dtype)
+    return chosen_method(model, x1, x2, kind=kind, method=method).value
+
+
 def write_tile_and_flag(flag: str | Path, block: np.ndarray, i: int, j: int, seconds: float,
                         extra: dict | None = None) -> dict:
     """Write the chunk(s) of tile (i, j), then its flag. The flag is written only after write_tile returned,
@@ -69,20 +83,25 @@ def finalize(manifest: str | Path, flags: list[str | Path], inputs: dict | None 
     """Check every flag against the stored chunks and write the manifest; raise naming bad tiles."""
     spath = StorePaths.of(manifest).store
     expected: dict[str, str] = {}
-    timing = {}
+    timing, methods = {}, {}
     for f in flags:
         rec = json.loads(Path(f).read_text())
         expected.update(rec["chunks"])
         timing[f"{rec['tile'][0]}_{rec['tile'][1]}"] = rec["seconds"]
+        methods[f"{rec['tile'][0]}_{rec['tile'][1]}"] = rec.get("method")
     actual = kstore.chunk_checksums(spath)
     missing = sorted(k for k, v in actual.items() if k not in expected)
     bad = sorted(k for k, v in expected.items() if actual.get(k) != v)
     if missing or bad:
         raise RuntimeError(f"{spath}: cannot finalize: tiles without a flag {missing}, "
                            f"tiles whose chunk does not match its flag {bad}")
-    kstore.consolidate(spath)
+    ran = sorted({m for m in methods.values() if m})
+    # The method that ran, from the flags (several when "auto" picked differently for differently shaped
+    # tiles; None when the flags predate this record). Attributes only: no chunk changes.
+    kstore.update_attrs(spath, {"method": "+".join(ran) or None})
     info = kstore.store_info(spath)
     record = {"store": spath.name, "tiles": dict(sorted(expected.items())), "tile_seconds": timing,
+              "tile_methods": dict(sorted(methods.items())),
               "shape": info["shape"], "kind": info["kind"], "dtype": info["dtype"],
               "attrs": {k: v for k, v in info.items() if k not in ("path", "shape", "chunks", "dtype")},
               "inputs": {k: sha256_file(v) for k, v in (inputs or {}).items()}, **provenance()}

@@ -5,8 +5,10 @@ Layout of `{kind}-{rows}-{cols}.zarr`:
     row, col             global data-set indices of the rows / cols        (coordinates)
     row_label, col_label class labels of those examples                    (coordinates)
     out_row, out_col     output indices 0..O-1 (eNTK only)                 (coordinates)
-Group attributes hold kind, method, dtype, tile size, symmetric flag, model, checkpoint sha256,
-data fingerprint and pntk version. `xr.open_zarr(path)["kernel"]` is a labelled DataArray.
+Group attributes hold kind, dtype, tile size, symmetric flag, the method asked for and the one that ran,
+the model (its name in run names, arch or import path, kwargs, whole spec), checkpoint sha256, data
+fingerprint, and the pntk and torch versions (`pntk.store.jobs.store_attrs`). `xr.open_zarr(path)["kernel"]`
+is a labelled DataArray.
 
 A chunk's checksum is the sha256 of its decoded values (C order, stored dtype), so it does not depend on
 the codec; `tile_sha256` is the one definition used by tile jobs, finalize and `pntk verify`.
@@ -228,6 +230,14 @@ def _positions(stored: np.ndarray, wanted: np.ndarray, path, axis: str) -> np.nd
         return np.array([lookup[int(v)] for v in wanted], dtype=np.int64)
     except KeyError as err:
         raise KeyError(f"{path}: data-set index {err.args[0]} is not among the store's {axis}s") from None
+
+
+def update_attrs(path: str | Path, attrs: dict) -> None:
+    """Set attributes on the store's group and its kernel array (as create_store does), then consolidate."""
+    g = zarr.open_group(str(path), mode="r+")
+    g.attrs.update(attrs)
+    g["kernel"].attrs.update(attrs)
+    consolidate(path)
 
 
 def consolidate(path: str | Path) -> None:
