@@ -95,8 +95,8 @@ BAD = [
     ("diagnostics-on-train-runs-without-entk",
      lambda c: _set(_set(c, "diagnostics.train_on", "train"), "kernels.kinds", ["pntk"]), "kernels.kinds"),
     ("diagnostics-on-train-runs-without-sub-test-store",
-     lambda c: _set(_set(c, "diagnostics.train_on", "train"), "kernels.index_sets",
-                    {"entk": [["sub-train", "sub-train"]]}), "kernels.index_sets.entk"),
+     lambda c: _set(_set(_set(c, "diagnostics.train_on", "train"), "kernels.kinds", ["pntk", "entk"]),
+                    "kernels.index_sets", {"entk": [["sub-train", "sub-train"]]}), "kernels.index_sets.entk"),
     ("diagnostics-checkpoint-after-last-epoch-on-D",
      lambda c: _set(c, "diagnostics.checkpoint_epochs", [0, 500]), "diagnostics.checkpoint_epochs"),
     ("diagnostics-per-run-with-per-tile-kernels",
@@ -217,7 +217,8 @@ def test_defaults_are_filled_in():
     assert cfg["models"][0]["parameterization"] == "standard" and cfg["models"][0]["depth"] is None
     assert cfg["train"]["epochs"] == 10 and cfg["train"]["checkpoint_epochs"] == [0, 10]
     assert cfg["train"]["lr_fallback"] == 0.001 and cfg["train"]["loss"] == "cross_entropy"
-    assert cfg["kernels"]["kinds"] == ["pntk", "entk"]
+    assert cfg["kernels"]["kinds"] == ["pntk"]  # the eNTK on D comes with the networks trained on D
+    assert cfg["diagnostics"]["train_on"] == "D" and cfg["diagnostics"]["checkpoint_epochs"] == [0, 50, 100]
     assert cfg["kernels"]["index_sets"]["pntk"] == [["train", "train"], ["test", "train"]]
     assert cfg["kernels"]["index_sets"]["entk"] == [["sub-train", "sub-train"], ["sub-test", "sub-train"]]
     assert cfg["diagnostics"]["enabled"] is True and cfg["regression"]["solver"] == "auto"
@@ -278,7 +279,7 @@ def test_tile_grid_symmetric_and_rectangular():
 
 
 def test_find_store_uses_supersets():
-    cfg = validate_config(base())
+    cfg = validate_config(_set(base(), "kernels.kinds", ["pntk", "entk"]))
     assert C.find_store(cfg, "pntk", "sub-train", "sub-train") == ("train", "train")
     assert C.find_store(cfg, "entk", "sub-train", "sub-train") == ("sub-train", "sub-train")
     assert C.find_store(cfg, "entk", "test", "train") is None

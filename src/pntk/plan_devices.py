@@ -306,8 +306,9 @@ def cpu_profile(threads: int | None = None, *, calibrate: bool = False) -> Devic
     if not calibrate and path.is_file():
         try:
             rec = json.loads(path.read_text())
-            if rec.get("key") == key:  # the label as this version writes it
-                return DeviceProfile(**{**rec["profile"], "label": _cpu_profile_label(threads)})
+            if rec.get("key") == key:  # "1 threads" in a label cached by an older version reads "1 thread"
+                label = str(rec["profile"].get("label", "")).replace(", 1 threads", ", 1 thread")
+                return DeviceProfile(**{**rec["profile"], "label": label})
         except (ValueError, TypeError):
             pass  # unreadable or from another version: measure again
     profile = calibrate_cpu(threads)

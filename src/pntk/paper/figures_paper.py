@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Iterable
 
-import numpy as np
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
@@ -20,6 +19,7 @@ from .figures import (
     Drawn,
     aggregate,
     colors_of,
+    decades_span,
     finite_only,
     labels_of,
     log2_x,
@@ -37,13 +37,6 @@ LOG_SPAN = 1.5  # decades of positive values above which the y axis is logarithm
 POINT = dict(marker="o", ms=4, capsize=3, ls=":", lw=1)
 
 
-def wants_log(values) -> bool:
-    """All values positive and spanning more than LOG_SPAN decades."""
-    v = np.asarray(values, float)
-    v = v[np.isfinite(v)]
-    return v.size > 1 and bool((v > 0).all()) and float(np.log10(v.max() / v.min())) > LOG_SPAN
-
-
 def plot_paper_layout(df: pd.DataFrame, statistic: str, out_stem, ylabel: str | None = None, *,
                       verdicts: pd.DataFrame | None = None, formats: Iterable[str] = FORMATS, dpi: int = 150) -> Drawn:
     """``statistic`` of the diagnostics table: a panel per architecture (epoch on x, line per width, mean ± s.d.
@@ -52,7 +45,8 @@ def plot_paper_layout(df: pd.DataFrame, statistic: str, out_stem, ylabel: str | 
     ok, bad, bad_labels = split_learned(sub, verdicts)
     archs = sorted(sub["arch"].unique())
     x, xlabel = xcol(sub)
-    logy = wants_log(sub["value"])
+    span = decades_span(sub["value"], ratio=10**LOG_SPAN)
+    logy = span is not None
     fig, axes = new_figure(len(archs) + 1, (4.2, 3.4))
     colors = colors_of(sub["width"])
     counts = []
@@ -86,7 +80,7 @@ def plot_paper_layout(df: pd.DataFrame, statistic: str, out_stem, ylabel: str | 
     points = n_text(pd.concat(counts) if counts else pd.DataFrame(columns=["n"]))
     shared_legend(fig, axes[:-1], points)
     if logy:
-        notes.append(f"log y axis: the values span more than {LOG_SPAN} decades")
+        notes.append(f"log y axis: the values span {span:.0f}×, which a linear axis would flatten")
     return Drawn(save_figure(fig, out_stem, formats, dpi), fig, statistic, points, labels_of(sub),
                  None if bad_labels is None else list(bad_labels.values()), notes)
 

@@ -123,7 +123,8 @@ def infinite_width_rows(x: Any, *, widths, seeds, depth: int = 3, num_classes: i
             model = init_model(spec, int(s)).double().eval()
             entk = np.asarray(kernel_fn(model, xt, "entk").detach().cpu(), dtype=np.float64)  # (N, N, O, O)
             pntk = np.asarray(kernel_fn(model, xt, "pntk").detach().cpu(), dtype=np.float64)  # (N, N)
-            stats = {**infinite_distances(ntk, entk=entk, pntk=pntk), **frobenius_distance(entk, pntk)}
+            stats = {**infinite_distances(ntk, entk=entk, pntk=pntk),
+                     "frobenius_distance": frobenius_distance(entk, pntk)["frobenius_distance"]}
             meta = {"dataset": dataset, "arch": "fcn", "width": int(w), "seed": int(s), "epoch": 0}
             rows += tidy_rows(meta, stats)
     return rows
