@@ -201,11 +201,13 @@ def cmd_check(args) -> int:
         if args.results:  # for scripts (the Makefile): the results folder, nothing else
             print(cfg["results"])
             continue
-        runs = pcfg.runs(cfg)
+        runs, on_d = pcfg.runs(cfg), pcfg.runs(cfg, "D")
         n_train, n_test = pcfg.split_sizes(cfg)
         where = f"{cfg['results']}/runs/{cfg['data']['name']}/"
         print(f"{path}: valid. {cfg['data']['name']} ({n_train} train, {n_test} test); {_count(len(runs), 'run')} × "
-              f"{_count(len(cfg['train']['checkpoint_epochs']), 'checkpoint')} into {where}:")
+              f"{_count(len(cfg['train']['checkpoint_epochs']), 'checkpoint')} into {where}"
+              + (f", and the same {_count(len(on_d), 'network')} trained on D (Figs 2–8; folders …-onD) × "
+                 f"{_count(len(pcfg.checkpoint_epochs(cfg, 'D')), 'checkpoint')}" if on_d else "") + ":")
         for m in cfg["models"]:
             names = ", ".join(f"{m['name']}-w{w}-s{s}" for w in m["widths"] for s in cfg["seeds"])
             print(f"  {entry_label(m)}: {names}")

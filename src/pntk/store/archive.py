@@ -55,9 +55,9 @@ LEVEL_STEP_S = 1.0  # between dependency levels (whole seconds: file systems wit
 def configured_stores(config: dict) -> list[tuple[str, str, str, int]]:
     """(key, stem relative to results, run name, epoch) of every store the config computes."""
     out = []
-    for r in pcfg.runs(config):
-        for e in sorted(config["train"]["checkpoint_epochs"]):
-            for k, rows, cols in pcfg.store_specs(config):
+    for r in pcfg.all_runs(config):  # on the train split, then the networks of Figs 2–8 trained on D
+        for e in pcfg.checkpoint_epochs(config, r.trained_on):
+            for k, rows, cols in pcfg.store_specs(config, r.trained_on):
                 paths = StorePaths.in_epoch(r.epoch_dir("", e), k, rows, cols)  # relative to results/
                 out.append((f"{r.name}/epoch{e:03d}/{paths.name}", paths.stem.as_posix(), r.name, e))
     return out
@@ -111,7 +111,7 @@ def pack(config: dict, results: str | Path, out: str | Path, selectors: list[str
         stores.append({"key": key, "stem": stem})
         if run not in runs:
             r = Run.parse(run)
-            cks = [r.checkpoint("", e).as_posix() for e in sorted(config["train"]["checkpoint_epochs"])]
+            cks = [r.checkpoint("", e).as_posix() for e in pcfg.checkpoint_epochs(config, r.trained_on)]
             runs[run] = {"checkpoints": cks, "train_log": r.train_log("").as_posix()}
             missing = [p for p in cks + [runs[run]["train_log"]] if not (results / p).is_file()]
             problems += [f"{key}: outputs of its train job are missing: {missing}"] if missing else []

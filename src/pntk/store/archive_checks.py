@@ -28,9 +28,10 @@ from .paths import SENTINEL, STORE, TILES, StorePaths
 
 # version 2: the data store moved to data/{dataset}/{dataset}.zarr (Snakemake's timestamp beside it, not in it)
 FORMAT, FORMAT_VERSION, MANIFEST = "pntk-archive", 2, "pntk-archive.json"
-CONFIG_KEYS = ("data", "models", "seeds", "train", "kernels")
+CONFIG_KEYS = ("data", "models", "seeds", "train", "kernels", "diagnostics")
 DATA_KEYS = ("name", "train_size", "test_size", "subset_train", "subset_test", "seed")
 KERNEL_KEYS = ("tile_size", "dtype", "method")
+DIAGNOSTICS_KEYS = ("train_on", "epochs", "checkpoint_epochs")  # how the networks trained on D were trained
 RUN_FIELDS = ("model", "width", "seed", "epoch")  # a store's attrs against its path
 # Snakemake reruns a job whose output is older than an input: each level is newer than the ones before.
 LEVELS = ("data", "run", "init", "store", "flag", "manifest")
@@ -120,9 +121,12 @@ def config_differences(man: dict, config: dict) -> list[str]:
     """What in the archive's code-relevant config differs from `config` (empty when they agree)."""
     a, diffs = man["config"], []
     train_keys = sorted((set(a["train"]) | set(config["train"])) - {"device"})
-    for sec, keys in (("data", DATA_KEYS), ("train", train_keys), ("kernels", KERNEL_KEYS)):
-        diffs += [f"{sec}.{k}: archive {a[sec].get(k)}, config {config[sec].get(k)}"
-                  for k in keys if a[sec].get(k) != config[sec].get(k)]
+    sections = [("data", DATA_KEYS), ("train", train_keys), ("kernels", KERNEL_KEYS)]
+    if any(_parse_run(n).trained_on == "D" for n in man["runs"]):  # networks trained on D: how they were trained
+        sections.append(("diagnostics", DIAGNOSTICS_KEYS))
+    for sec, keys in sections:
+        diffs += [f"{sec}.{k}: archive {a.get(sec, {}).get(k)}, config {config[sec].get(k)}"
+                  for k in keys if a.get(sec, {}).get(k) != config[sec].get(k)]
     # Runs are named by the model's name (`{arch}` of the run name; Run.arch), which the models entries carry
     # after validation: the entry of that name must build the same network in both configs.
     models = {m["name"]: m for m in config["models"]}
@@ -141,10 +145,9 @@ def config_differences(man: dict, config: dict) -> list[str]:
             diffs.append(f"width: archive {width}, config {one_of(models[model]['widths'])} (run {name})")
         if seed not in config["seeds"]:
             diffs.append(f"seed: archive {seed}, config {one_of(config['seeds'])} (run {name})")
-    specs = set(pcfg.store_specs(config))
     for s in man["stores"]:
         m = _parse_stem(s["stem"])
-        if (m["kind"], m["rows"], m["cols"]) not in specs:
+        if (m["kind"], m["rows"], m["cols"]) not in set(pcfg.store_specs(config, m["trained_on"])):
             diffs.append(f"kernels: archive store {m['kind']}-{m['rows']}-{m['cols']}, config kinds "
                          f"{config['kernels']['kinds']} index_sets {config['kernels']['index_sets'].get(m['kind'])}")
     return list(dict.fromkeys(diffs))
@@ -203,7 +206,6 @@ def check_contents(zf: zipfile.ZipFile, man: dict, zip_path: Path, config: dict 
     `config` (the importing checkout's), an import-path model's module must be the one the checkpoints were
     trained with (the train rule re-runs on an edit; imported files carry no Snakemake record of it)."""
     fp, ds, files = man["data"]["fingerprint"], man["data"]["dataset"], man["files"]
-    epochs = sorted(man["config"]["train"]["checkpoint_epochs"])
     data_rel = prepared_store("", man["config"]["data"]["name"]).as_posix()
     if man["data"]["path"] != data_rel or ds != man["config"]["data"]["name"] or any(
             level_of(r) == "data" and not r.startswith(data_rel + "/") for r in files):
@@ -212,6 +214,7 @@ def check_contents(zf: zipfile.ZipFile, man: dict, zip_path: Path, config: dict 
     for name, run in man["runs"].items():
         r = _parse_run(name)
         dataset, model, width, seed = r.dataset, r.arch, r.width, r.seed
+        epochs = sorted(man["config"]["diagnostics" if r.trained_on == "D" else "train"]["checkpoint_epochs"])
         want = [r.checkpoint("", e).as_posix() for e in epochs]
         if run["checkpoints"] != want or run["train_log"] != r.train_log("").as_posix() or dataset != ds:
             raise ArchiveError(f"refused: run {name} does not carry exactly the train outputs {want} + train_log.csv")
@@ -235,12 +238,13 @@ def check_contents(zf: zipfile.ZipFile, man: dict, zip_path: Path, config: dict 
     kern = man["config"]["kernels"]
     for s in man["stores"]:
         stem, m = s["stem"], _parse_stem(s["stem"])
-        paths, r = StorePaths(Path(stem)), Run(m["dataset"], m["arch"], m["width"], m["seed"])
+        paths, r = StorePaths(Path(stem)), Run.of_row(m)
         run, ck_rel = r.name, r.checkpoint("", m["epoch"]).as_posix()
         parts = [paths.sentinel.as_posix(), f"{paths.store.as_posix()}/zarr.json", paths.manifest.as_posix(), ck_rel]
         if run not in man["runs"] or any(p not in files for p in parts):
             raise ArchiveError(f"refused: store {stem} comes without its parts or checkpoint ({parts})")
-        exp = {"model": m["arch"], **{k: m[k] for k in RUN_FIELDS[1:] + ("kind", "rows", "cols", "dataset")},
+        exp = {"model": m["arch"], **{k: m[k] for k in RUN_FIELDS[1:] + ("kind", "rows", "cols", "dataset",
+                                                                         "trained_on")},
                "checkpoint": Path(ck_rel).name, "checkpoint_sha256": files[ck_rel]["sha256"],
                "data_fingerprint": fp, "arch": entries.get(m["arch"], {}).get("arch"),
                "tile_size": kern["tile_size"], "dtype": kern["dtype"], "method_requested": kern["method"]}
