@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -306,8 +307,9 @@ def cpu_profile(threads: int | None = None, *, calibrate: bool = False) -> Devic
     if not calibrate and path.is_file():
         try:
             rec = json.loads(path.read_text())
-            if rec.get("key") == key:  # the label as this version writes it
-                return DeviceProfile(**{**rec["profile"], "label": _cpu_profile_label(threads)})
+            if rec.get("key") == key:  # (calibrations cached before said "1 threads")
+                label = re.sub(r"\b1 threads$", "1 thread", rec["profile"]["label"])
+                return DeviceProfile(**{**rec["profile"], "label": label})
         except (ValueError, TypeError):
             pass  # unreadable or from another version: measure again
     profile = calibrate_cpu(threads)
