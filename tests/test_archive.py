@@ -31,8 +31,9 @@ TINY = {
     "data": {"name": "digits", "subset_train": 20, "subset_test": 10, "seed": 0},
     "models": [{"arch": "fcn", "depth": 2, "widths": [16]}],
     "seeds": [0],
-    "train": {"epochs": 1, "checkpoint_epochs": [0, 1], "batch_size": 64},
+    "train": {"epochs": 1, "checkpoint_epochs": [0, 1], "batch_size": 64, "lr": 0.1},
     "kernels": {"kinds": ["pntk", "entk"], "tile_size": 10, "method": "reference", "dtype": "float64",
+                "jobs": "per_tile",  # the tile protocol's own jobs: the targets are two of the four stores
                 "index_sets": {"pntk": [["sub-train", "sub-train"], ["sub-test", "sub-train"]],
                                "entk": [["sub-train", "sub-train"], ["sub-test", "sub-train"]]}},
     "diagnostics": {"enabled": False}, "timing": {"enabled": False}, "infinite": {"enabled": False},
