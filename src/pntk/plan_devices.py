@@ -37,6 +37,9 @@ class DeviceProfile:
     job_start_s: float         # fresh Python process importing torch and pntk (a Snakemake script job)
     threads: int               # CPU threads of a heavy job (--cores locally, cpus_per_gpu on a GPU node)
     source: str                # where the numbers come from
+    kernel_efficiency: float | None = None  # kernel tiles' share of fp32_flops, measured (device_check.sh); else COSTS
+    resident_pass_bps: float | None = None  # bytes/s of a CG product over a resident float32 Θ, measured; else
+    #                                         mem_bandwidth × COSTS.resident_pass_efficiency
 
     def flops(self, dtype: str, threads: int) -> float:
         """Achievable GEMM rate in `dtype` for a job with `threads` CPU threads (GPU: the device)."""
@@ -118,6 +121,12 @@ class Costs:
     # 4.8 s per iteration at N = 50,000 against a 6.1 s zarr pass, since chunk files are read into reused
     # buffers and multiplied in reused float64 strips (it was 4.1 before, with a fresh allocation per chunk).
     iteration_over_decode_pass: float = 0.8
+    # A CG product over Θ(D, D)'s tiles kept in memory (regression resident under memory_cap_gb): bytes of the
+    # stored upper triangle per second, as a share of the copy bandwidth. CPU: the float64 row strips and two
+    # thin GEMMs per strip (BENCHMARKS.md, "Resident regression"); GPU: an assumption until device_check.sh
+    # records the measured rate (then `resident_pass_bps` of the profile is used instead).
+    resident_pass_efficiency_cpu: float = 0.25
+    resident_pass_efficiency_cuda: float = 0.3
     # The randomly pivoted Cholesky sketch (pntk.regression.rpcholesky): n·k² flops of block updates in the
     # factor's precision, n·k² for FᵀF and k³/3 for its Cholesky in float64, at this fraction of the GEMM
     # rates (measured 160 s for n = 50,000, k = 12,000, float32 F, 2 threads, pivot-row reads included: 0.65);
@@ -171,16 +180,45 @@ def check_device_name(name: str) -> str:
 
 
 def gpu_profile(name: str, cpus_per_gpu: int = 8, costs: Costs = COSTS) -> DeviceProfile:
-    """A named GPU's profile; its host side (CPU threads, Zarr rates, job start) from `costs`."""
+    """A named GPU's profile; its host side (CPU threads, Zarr rates, job start) from `costs`. Where
+    benchmarks/device_check.sh recorded measurements for this GPU (``measured_file``), the kernel efficiency
+    and the resident regression's pass rate are those, and `source` says so."""
     key = check_device_name(name)
     if key == "cpu":
         raise ValueError("gpu_profile: 'cpu' is not a GPU; use cpu_profile()")
     label, fp32, fp64, mem, bw = GPUS[key]
-    return DeviceProfile(name=key, kind="cuda", label=label, fp32_flops=fp32, fp64_flops=fp64,
-                         fp32_flops_1t=costs.host_fp32_flops_per_core, fp64_flops_1t=costs.host_fp64_flops_per_core,
-                         memory_bytes=mem, mem_bandwidth=bw, zarr_write_bps=costs.host_zarr_write_bps,
-                         zarr_read_bps=costs.host_zarr_read_bps, job_start_s=costs.host_job_start_s,
-                         threads=cpus_per_gpu, source="NVIDIA datasheet (see pntk/plan_devices.py)")
+    profile = DeviceProfile(name=key, kind="cuda", label=label, fp32_flops=fp32, fp64_flops=fp64,
+                            fp32_flops_1t=costs.host_fp32_flops_per_core, fp64_flops_1t=costs.host_fp64_flops_per_core,
+                            memory_bytes=mem, mem_bandwidth=bw, zarr_write_bps=costs.host_zarr_write_bps,
+                            zarr_read_bps=costs.host_zarr_read_bps, job_start_s=costs.host_job_start_s,
+                            threads=cpus_per_gpu, source="NVIDIA datasheet (see pntk/plan_devices.py)")
+    return with_measurements(profile, measured_file(key))
+
+
+def measured_file(key: str) -> Path:
+    """Where device_check.sh records what it measured on GPU `key` (beside the CPU calibration)."""
+    return _cache_file().parent / f"device-{key}.json"
+
+
+def with_measurements(profile: DeviceProfile, path: Path) -> DeviceProfile:
+    """`profile` with the kernel efficiency and resident pass rate of a device_check record, if there is one
+    (a record that does not parse is ignored, and said in `source`)."""
+    if not path.is_file():
+        return replace(profile, source=profile.source + "; no device_check record (COSTS' assumptions)")
+    try:
+        rec = json.loads(path.read_text())
+        eff = rec.get("kernel_efficiency")
+        bps = rec.get("regression_resident_bps")
+        eff = float(eff) if eff is not None and 0 < float(eff) <= 1 else None
+        bps = float(bps) if bps is not None and float(bps) > 0 else None
+    except (ValueError, TypeError, AttributeError):
+        return replace(profile, source=profile.source + f"; {path} unreadable, ignored")
+    parts = ([f"kernel efficiency {eff:.2f}"] if eff else []) + ([f"resident pass {bps / GB:.0f} GB/s"] if bps else [])
+    if not parts:
+        return profile
+    return replace(profile, kernel_efficiency=eff, resident_pass_bps=bps,
+                   source=profile.source + f"; {', '.join(parts)} measured by device_check.sh on "
+                                           f"{rec.get('date', '?')} ({rec.get('gpu', '?')})")
 
 
 def host_profile(gpu: DeviceProfile) -> DeviceProfile:

@@ -20,6 +20,7 @@ import time
 import numpy as np
 import torch
 
+from .operator import STRIP_BYTES
 from .preconditioners import jacobi, nystrom
 from .rpcholesky import factor_dtype, rp_cholesky
 from .solvers import (
@@ -137,6 +138,24 @@ def nystrom_rank(n: int, rank: int | None, cap: int, landmarks: str = "rpcholesk
     else:
         fit = budget / (2 * 8 * max(n, 1))
     return max(1, min(want, int(fit)))
+
+
+def preconditioner_bytes(n: int, rank: int, landmarks: str, itemsize: int, solver: "Solver") -> float:
+    """What the preconditioner holds: F (n, k) in `itemsize` bytes and a float64 (k, k) (rpcholesky), two
+    float64 (n, ℓ) (uniform), the inverse diagonal (Jacobi CG)."""
+    if solver is Solver.CG:
+        return 8.0 * n
+    if landmarks == "rpcholesky":
+        return float(itemsize) * n * rank + 8.0 * rank * rank
+    return 2 * 8.0 * n * rank
+
+
+def resident_plan(op_bytes: int, n: int, rhs: int, pre_bytes: float, cap: int, workers: int) -> tuple[bool, float]:
+    """(whether Θ(D, D) is kept in memory, the bytes the iterative solve then holds): the stored tiles of one
+    pass (``op_bytes``, the upper triangle of a symmetric store in its dtype), the preconditioner, the CG
+    vectors (6 float64 (n, R)) and each worker's float64 strip, all under the cap; else it streams."""
+    held = op_bytes + pre_bytes + 8.0 * 6 * n * rhs + workers * STRIP_BYTES
+    return held <= cap, held
 
 
 def rank_cut_reason(n: int, landmarks: str, itemsize: int, cap: int) -> str:
@@ -306,6 +325,8 @@ def linearized_predict(k_dd, k_xd, f0_d, f0_x, y_d, *, ridge=0.0, ridge_scale="a
     if choice is Solver.NYSTROM and ctx["rank"] < min(NYSTROM_RANK if rank is None else rank, n):
         emit(log, f"nystrom: rank cut to {ctx['rank']} so that {rank_cut_reason(n, landmarks, itemsize, cap)}",
              logging.WARNING)
+    if choice in (Solver.NYSTROM, Solver.CG):
+        _make_resident_if_it_fits(A, k_dd, n, rhs.shape[1], cap, ctx, itemsize, choice)
     if choice is Solver.EIGH:
         V, coef = SOLVERS[choice](A, rhs, ctx)  # V (n, n), coef (T, n, R)
         n_t, r = coef.shape[0], coef.shape[2]
@@ -323,6 +344,30 @@ def linearized_predict(k_dd, k_xd, f0_d, f0_x, y_d, *, ridge=0.0, ridge_scale="a
         raise FloatingPointError("linearized_predict: non-finite predictions (check the kernel)")
     info["seconds"] = round(time.perf_counter() - t_start, 3)
     return (pred, info) if return_info else pred
+
+
+def _make_resident_if_it_fits(A, k_dd, n, rhs, cap, ctx, itemsize, choice) -> None:
+    """Keep Θ(D, D)'s tiles in memory (host RAM, or the GPU with device=cuda) when they, the preconditioner and
+    the CG vectors fit under the cap: every CG product then multiplies kept tiles instead of reading the store
+    (the same arithmetic: the same predictions). An in-memory kernel already is; a store that does not fit
+    streams, as before."""
+    if isinstance(k_dd, (np.ndarray, torch.Tensor)):
+        ctx["info"].update(resident=True, resident_bytes=0)  # already in memory: nothing to load
+        return
+    pre = preconditioner_bytes(n, ctx["rank"], ctx["landmarks"], itemsize, choice)
+    workers = min(A.threads, len(A.tiles()))
+    fits, held = resident_plan(A.resident_nbytes, n, rhs, pre, cap, workers)
+    what = (f"Θ(D,D) {A.resident_nbytes / 2**30:.2f} GiB as stored + preconditioner {pre / 2**30:.2f} GiB + CG "
+            f"vectors and strips = {held / 2**30:.2f} GiB")
+    if fits:
+        t0 = time.perf_counter()
+        A.make_resident()
+        emit(ctx["log"], f"resident: {what} ≤ cap {cap / 2**30:.2f} GiB; tiles read once in "
+                         f"{time.perf_counter() - t0:.1f} s, every product from memory ({A.device})")
+    else:
+        emit(ctx["log"], f"streaming: {what} > cap {cap / 2**30:.2f} GiB; every product reads the store")
+    ctx["info"].update(resident=fits, resident_bytes=int(A.resident_nbytes) if fits else 0,
+                       resident_needs_bytes=int(held))
 
 
 def _labels(labels) -> np.ndarray:
