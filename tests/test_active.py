@@ -261,3 +261,16 @@ def test_tiny_loop_end_to_end(small_digits_store, tmp_path):
     paths = render_all(csvs, tmp_path / "fig", formats=("png",), table=str(tmp_path / "active.csv"))
     assert sorted(p.name for p in paths) == ["active-accuracy.png", "active-time.png", "active.csv"]
     assert all(p.stat().st_size > 0 for p in paths)
+
+
+def test_flat_entk_is_taken_as_it_is(real_kernels):
+    """The eNTK handed over flat (empirical_kernel(..., layout="flat"), what acquire_mlmoc asks for) gives the
+    same look-ahead as the (P, P, O, O) one, bit for bit; a flat kernel of the wrong size is refused."""
+    k, f0, y = real_kernels["entk"], real_kernels["f0"], real_kernels["y"]
+    p, o = k.shape[0], k.shape[2]
+    flat = k.permute(0, 2, 1, 3).reshape(p * o, p * o)
+    a = LookAhead(k, f0, onehot(y[:8]), 8, ridge=1e-3)
+    b = LookAhead(flat, f0, onehot(y[:8]), 8, ridge=1e-3)
+    assert b.q == o and torch.equal(a.scores(), b.scores()) and torch.equal(a.sigma, b.sigma)
+    with pytest.raises(ValueError, match="expected P = n_l"):
+        LookAhead(flat[:-1, :-1], f0, onehot(y[:8]), 8)

@@ -98,3 +98,21 @@ def test_conv_weight_grad_paths(monkeypatch, conv, patches):
         for r in range(2):
             (gw,) = torch.autograd.grad(m(x[n:n + 1]), m.weight, dy[n:n + 1, r])
             torch.testing.assert_close(got[n, r], gw.reshape(-1), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("batch_size", [None, 12], ids=["one-block", "blocks"])
+@pytest.mark.parametrize("rect", [False, True], ids=["sym", "rect"])
+@pytest.mark.parametrize("method", ["reference", "jacobian", "structured", "auto"])
+def test_flat_layout_is_the_entk_flattened(method, rect, batch_size):
+    """layout="flat": (N1·O, N2·O) with row n·O + a, the same values; a single block comes back without a copy."""
+    model, x1, x2 = model_and_data("convnet")
+    pairs = empirical_kernel(model, x1, x2 if rect else None, kind="entk", method=method, batch_size=batch_size)
+    flat = empirical_kernel(model, x1, x2 if rect else None, kind="entk", method=method, batch_size=batch_size,
+                            layout="flat")
+    n1, n2, o, _ = pairs.shape
+    assert flat.shape == (n1 * o, n2 * o) and flat.is_contiguous()
+    assert torch.equal(flat, pairs.permute(0, 2, 1, 3).reshape(n1 * o, n2 * o))
+    if not rect:
+        assert torch.equal(flat, flat.T)  # K(x, x) exactly symmetric in this layout too
+    assert torch.equal(empirical_kernel(model, x1, kind="pntk", method=method, layout="flat"),
+                       empirical_kernel(model, x1, kind="pntk", method=method))

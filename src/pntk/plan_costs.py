@@ -330,7 +330,7 @@ class CostModel:
                 # float64 LookAhead: Cholesky of A, C⁻¹Θ(L, S), Σ(S, S) = Θ(S, S) − WᵀW, the scores (one per
                 # solve: sequential MLMOC re-scores after each of its `per_cycle` block updates of Σ)
                 solves = acfg["per_cycle"] if strategy.endswith("-seq") else 1
-                lookahead_flops += m ** 3 / 3 + s * m ** 2 + 2.0 * s * s * m
+                lookahead_flops += m ** 3 / 3 + s * m ** 2 + 1.0 * s * s * m  # Σ: its lower triangle only
                 lookahead_flops += solves * 2.0 * s * s + (solves - 1) * 2.0 * s * s * r
                 overhead += (m + s) ** 2 * per_value
         secs = (self.start(dev) + self.compute_s(dev, flops, "float32", 1, "train") + overhead

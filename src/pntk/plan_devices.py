@@ -84,12 +84,12 @@ class Costs:
     # 14:39 (AMD EPYC, beside one other job): eNTK medians 0.14 / 0.21 / 0.32 s, pNTK 0.045 / 0.078 / 0.10 s,
     # ≈ 0.25–0.4 ms per module and pass. (3e-3, measured at load ~16, planned that job 5.4× its time.)
     kernel_call_s_per_module_pass: float = 3e-4
-    # MLMOC's look-ahead beyond its FLOPs: the kernel of [L; S] comes out as (P, P, R, R) float32 blocks and
-    # is flattened to a (P·R, P·R) float64 matrix and sliced (transposing copies, not streaming ones). The
-    # default run of 2026-12-01 14:39 (AMD EPYC): an eNTK acquisition (P = 550–590, R = 10) took 2.1–2.9 s,
-    # of which the Σ(S, S) GEMM (2·(|S|R)²·|L|R flops) ≈ 0.5–1 s at the float64 rate: ≈ 50 ns per kernel value
-    # for the rest. GPU: assumed 1/50 of it.
-    lookahead_s_per_kernel_value_cpu: float = 5e-8
+    # MLMOC's look-ahead beyond its FLOPs: the flat eNTK (P·O, P·O) comes from the engine in the layout the
+    # algebra uses (no transposing copy since issue 27); what is left per kernel value is converting Θ(S, S)'s
+    # lower triangle to float64 and mirroring Σ: 0.64 s of look-ahead for P = 550, O = 10 (digits FCN-3 w64,
+    # |L| = 50, |S| = 500, 1 thread, AMD EPYC at load 2–3, 2026-12-07), 0.31 s of it Σ's GEMM: ≈ 1e-8 s per
+    # value (5e-8 before, with the (P, P, O, O) → (P·O, P·O) float64 transposes). GPU: assumed 1/50 of it.
+    lookahead_s_per_kernel_value_cpu: float = 1e-8
     lookahead_s_per_kernel_value_cuda: float = 1e-9
     # Snakemake's own work around a job (output checks, metadata), between a job's last log line and its
     # "Finished jobid": 0.5–1 s in the cifar10-fcn-cpu run of 2026-12-01 (AMD EPYC, 14 jobs, the light ones

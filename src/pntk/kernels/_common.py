@@ -68,10 +68,10 @@ def result_tail(jrows: JacobianRows) -> tuple[int, ...]:
 
 
 def finish(k: Tensor, jrows: JacobianRows) -> Tensor:
-    """Raw (N1, N2[, R, R]) -> the kind's result (scale, squeeze)."""
+    """Raw (N1, N2[, R, R]) -> the kind's result (scale, squeeze); a flat raw (N1·R, N2·R) keeps its layout."""
     if jrows.scale != 1.0:
         k = k * jrows.scale
-    if jrows.squeeze:
+    if jrows.squeeze and k.dim() == 4:
         k = k[:, :, 0, 0]  # (N1, N2, 1, 1) -> (N1, N2)
     return k
 
@@ -122,6 +122,15 @@ def mirror_lower(k: Tensor) -> Tensor:
     from the lower one (R × R blocks transposed), diagonal entries (K + Kᵀ)/2."""
     n = k.shape[0]
     low = torch.tril(torch.ones(n, n, dtype=torch.bool, device=k.device), -1)  # (n, n): m < n
+    if k.dim() == 4 and k.permute(0, 2, 1, 3).is_contiguous():  # a view of row layout: stay in it
+        r = k.shape[2]
+        flat = k.permute(0, 2, 1, 3).reshape(n * r, n * r)  # (n·R, n·R), no copy
+        mask = low.repeat_interleave(r, 0).repeat_interleave(r, 1)  # (n·R, n·R): sample blocks m < n
+        out = torch.where(mask, flat, flat.T).view(n, r, n, r)  # symmetric K ⟺ flat = flatᵀ
+        idx = torch.arange(n, device=k.device)
+        d = out[idx, :, idx, :]  # (n, R, R) diagonal blocks, as computed
+        out[idx, :, idx, :] = 0.5 * (d + d.transpose(1, 2))
+        return out.permute(0, 2, 1, 3)  # (n, n, R, R) view of the row-layout result
     low = low.view(n, n, *([1] * (k.dim() - 2)))
     out = torch.where(low, k, _mirror(k))  # lower from k, upper from the mirror of its lower
     idx = torch.arange(n, device=k.device)
@@ -187,8 +196,10 @@ def blocked_kernel(
     tail: tuple[int, ...],
     dtype: torch.dtype,
     progress: bool | None = None,
+    flat: bool = False,
 ) -> Tensor:
-    """Assemble K (N1, N2, *tail) from blocks of ``block`` samples per side.
+    """Assemble K (N1, N2, *tail) from blocks of ``block`` samples per side; ``flat`` with tail (R, R): the
+    row layout (N1·R, N2·R) instead (row n·R + r), which the blocks' contractions produce: no transposing copy.
 
     ``featurize(xb)`` maps a block of inputs to features (tensors with samples on dim 0, see ``take``),
     ``contract(f1, f2, lower)`` two feature sets to a (n1, n2, *tail) block; ``lower=True`` (f2 is f1) asks for
@@ -203,7 +214,14 @@ def blocked_kernel(
     pairs = [(i, j) for i in starts1 for j in range(i if sym else 0, n2, block)]
     ticker = Progress(sum(min(block, n1 - i) * min(block, n2 - j) for i, j in pairs),
                       f"kernel {n1}×{n2} in {len(pairs)} block pairs", log, progress)
-    k = None if len(pairs) == 1 else torch.empty(n1, n2, *tail, dtype=dtype, device=x1.device)  # (N1, N2, *tail)
+    flat = flat and len(tail) == 2
+    r = tail[0] if flat else 1
+    k = k_flat = None
+    if len(pairs) > 1 and flat:
+        k_flat = torch.empty(n1 * r, n2 * r, dtype=dtype, device=x1.device)  # (N1·R, N2·R)
+        k = k_flat.view(n1, r, n2, r).permute(0, 2, 1, 3)  # its (N1, N2, R, R) view: blocks written through it
+    elif len(pairs) > 1:
+        k = torch.empty(n1, n2, *tail, dtype=dtype, device=x1.device)  # (N1, N2, *tail)
     try:
         for i in starts1:
             f1 = featurize(x1[i:i + block])
@@ -214,8 +232,8 @@ def blocked_kernel(
                 else:
                     kb = contract(f1, featurize(xb2[j:j + block]), False)  # (b1, b2, *tail)
                 ticker.advance(kb.shape[0] * kb.shape[1])
-                if k is None:  # one block pair is the whole kernel: no copy into a result
-                    return kb.contiguous()
+                if k is None:  # one block pair is the whole kernel: no copy into a result (row layout: a view)
+                    return kb.permute(0, 2, 1, 3).reshape(n1 * r, n2 * r) if flat else kb.contiguous()
                 k[i:i + block, j:j + block] = kb
                 if sym and not same:
                     k[j:j + block, i:i + block] = _mirror(kb)
@@ -223,7 +241,7 @@ def blocked_kernel(
             del f1
     finally:
         ticker.close()
-    return k
+    return k_flat if flat else k
 
 
 @contextmanager

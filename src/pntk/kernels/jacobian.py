@@ -76,7 +76,7 @@ def contract_tensors(j1: list[Tensor], j2: list[Tensor], diagonal: bool, lower: 
 
 
 def kernel(model: nn.Module, x1: Tensor, x2: Tensor | None, *, jrows: JacobianRows,
-           batch_size: int | None, progress: bool | None = None) -> Tensor:
+           batch_size: int | None, progress: bool | None = None, flat: bool = False) -> Tensor:
     """Kernel via per-sample Jacobians; shapes as in :func:`pntk.kernels.empirical_kernel`."""
     params = trainable_parameters(model)
     names = list(params)
@@ -89,5 +89,5 @@ def kernel(model: nn.Module, x1: Tensor, x2: Tensor | None, *, jrows: JacobianRo
         featurize=lambda xb: per_sample_rows(model, xb, jrows, names),  # list of (n, R, P_k)
         contract=lambda a, b, lower: contract_tensors(a, b, jrows.diagonal, lower),
         x1=x1, x2=x2, block=side_block(batch_size, r), tail=result_tail(jrows), dtype=dtype,
-        progress=progress)
+        progress=progress, flat=flat)
     return finish(raw, jrows)

@@ -326,7 +326,7 @@ def contract(f1: Features, f2: Features, diagonal: bool, lower: bool = False) ->
 
 
 def kernel(model: nn.Module, x1: Tensor, x2: Tensor | None, *, jrows: JacobianRows, batch_size: int | None,
-           plan: Plan | None = None, progress: bool | None = None) -> Tensor:
+           plan: Plan | None = None, progress: bool | None = None, flat: bool = False) -> Tensor:
     """Structured kernel; shapes as in :func:`pntk.kernels.empirical_kernel`."""
     plan = plan or make_plan(model, x1, x2, jrows)
     dtype = next(iter(trainable_parameters(model).values())).dtype
@@ -337,10 +337,12 @@ def kernel(model: nn.Module, x1: Tensor, x2: Tensor | None, *, jrows: JacobianRo
         block = side_block(batch_size, jrows.num_rows)
     if not plan.layers and not plan.fallback:  # no parameter reaches the output
         n2 = x1.shape[0] if x2 is None else x2.shape[0]
-        return finish(torch.zeros(x1.shape[0], n2, *result_tail(jrows), dtype=dtype, device=x1.device), jrows)
+        tail = result_tail(jrows)
+        shape = (x1.shape[0] * tail[0], n2 * tail[0]) if flat and tail else (x1.shape[0], n2, *tail)
+        return finish(torch.zeros(shape, dtype=dtype, device=x1.device), jrows)
     raw = blocked_kernel(
         featurize=lambda xb: featurize(model, xb, jrows, plan),
         contract=lambda a, b, lower: contract(a, b, jrows.diagonal, lower),
         x1=x1, x2=x2, block=min(block, n_max), tail=result_tail(jrows), dtype=dtype,
-        progress=progress)
+        progress=progress, flat=flat)
     return finish(raw, jrows)
