@@ -7,7 +7,7 @@ import torch
 
 from pntk.kernels import empirical_kernel
 from pntk.models import FCN
-from pntk.regression import NotConvergedError, linearized_predict
+from pntk.regression import NotConvergedError, linearized, linearized_predict
 from pntk.regression.linearized import resident_plan
 from pntk.regression.solvers import ZarrKernelOperator
 from pntk.store import zarr_store as kstore
@@ -48,13 +48,15 @@ def run(path, kx, y, cap, **kw):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("solver,extra", [("nystrom", dict(rank=40)), ("nystrom", dict(rank=40, landmarks="uniform")),
                                           ("cg", {})], ids=["rpcholesky", "uniform", "jacobi"])
-def test_resident_equals_streaming_bit_for_bit(tmp_path, problem, solver, extra, dtype):
+def test_resident_equals_streaming_bit_for_bit(tmp_path, problem, solver, extra, dtype, monkeypatch):
     k, y = problem["k"], problem["y"][:260]
     path = store(tmp_path / "k.zarr", k, 260, tile=100, dtype=dtype)  # ragged: 100, 100, 60
     kx = k[260:, :260]
     common = dict(solver=solver, tol=1e-10, ridge=0.01, ridge_scale="mean_diagonal", **extra)
-    streamed, s_info, s_log = run(path, kx, y, 2 << 20, **common)  # 2 MiB: the 260² tiles do not fit
     resident, r_info, r_log = run(path, kx, y, 64 << 20, **common)
+    real = linearized.resident_plan  # the same cap (so the same rank, block and workers), the tiles said not to fit
+    monkeypatch.setattr(linearized, "resident_plan", lambda *a: (False, real(*a)[1]))
+    streamed, s_info, s_log = run(path, kx, y, 64 << 20, **common)
     assert not s_info["resident"] and r_info["resident"]
     assert any(m.startswith("streaming: ") for m in s_log) and any(m.startswith("resident: ") for m in r_log)
     assert r_info["resident_bytes"] == (100 * 260 + 100 * 160 + 60 * 60) * np.dtype(dtype).itemsize  # upper tiles
@@ -101,3 +103,23 @@ def test_resident_plan_counts_what_the_solve_holds():
     fits, held = resident_plan(op_bytes=6 * 2**30, n=50_000, rhs=10, pre_bytes=1.0 * 2**30, cap=8 * 2**30, workers=2)
     assert fits and 7 * 2**30 < held < 7.1 * 2**30  # tiles + preconditioner + CG vectors + strips
     assert not resident_plan(6 * 2**30, 50_000, 10, 2.5 * 2**30, 8 * 2**30, 2)[0]
+
+
+def test_the_cap_counts_what_the_streaming_solve_holds(tmp_path, problem):
+    """A tight cap takes fewer tile workers, and a cap below one worker's needs says by how much; the rank is
+    the largest whose preconditioner fits beside the streaming buffers, CG vectors and sketch temporaries."""
+    from pntk.regression.memory import nystrom_rank, preconditioner_bytes, sketch_block, solve_overhead
+
+    path = store(tmp_path / "k.zarr", problem["k"], 260, tile=100)
+    kx, y = problem["k"][260:, :260], problem["y"][:260]
+    _, info, msgs = run(path, kx, y, 7 << 20, solver="nystrom", rank=200, tol=1e-8)  # two 4 MiB strips do not fit
+    assert info["threads"] == 1 and any("streaming on 1 worker(s) instead of 2" in m for m in msgs)
+    assert info["memory_overhead_bytes"] + preconditioner_bytes(260, info["nystrom_rank"], "rpcholesky", 4) <= 7 << 20
+    _, info, msgs = run(path, kx, y, 2 << 20, solver="nystrom", rank=200, tol=1e-8)
+    assert any(m.startswith("memory cap 2 MiB below what streaming this store needs") for m in msgs)
+    n, cap = 50_000, 8 << 30  # the accounting alone, at the CIFAR-10 size
+    overhead = solve_overhead(n, 10, "rpcholesky", True, cap) + 2 * (400e6 + 4e6)
+    k = nystrom_rank(n, 20_000, cap, "rpcholesky", 4, overhead)
+    fits = [preconditioner_bytes(n, r, "rpcholesky", 4) <= cap - overhead for r in (k, k + 1)]
+    assert fits == [True, False]  # the largest rank that fits
+    assert sketch_block(n, cap) == 256 and sketch_block(6000, 64 << 20) < 256

@@ -85,6 +85,7 @@ class ZarrKernelOperator:
         self.raw = RawChunks.of(self.k) if chunks and len(shape) == 2 else None
         self._diagonal = None  # Θ's diagonal once read (without the ridge)
         self.resident: dict[tuple[int, int], torch.Tensor] | None = None  # (r0, c0) → tile, once made resident
+        self._buffers: dict[tuple[str, int], object] = {}  # per-worker tile and strip buffers, kept
         self.passes = 0  # full sweeps over the kernel
         self.read_seconds = 0.0  # summed over workers: time spent reading/decoding tiles
         self.pass_seconds = 0.0  # wall time of all passes
@@ -103,6 +104,18 @@ class ZarrKernelOperator:
         item = np.dtype(getattr(self.k, "dtype", np.float64)).itemsize if not isinstance(self.k, torch.Tensor) \
             else self.k.element_size()
         return item * self.o * self.o * self.tile[0] * self.tile[1]
+
+    def _worker_buffer(self, what: str, w: int):
+        """Worker w's tile buffer (raw chunk reads) or float64 strip buffer, allocated once and kept: a fresh one
+        per pass was freed into glibc's heap and kept there too (a 64 MiB-cap solve peaked 50 MiB higher)."""
+        key = (what, w)
+        if key not in self._buffers:
+            if what == "tile":
+                self._buffers[key] = self.raw.buffer() if self.raw is not None else None
+            else:
+                self._buffers[key] = torch.empty(STRIP_BYTES // 8 + self.tile[1] * self.o, dtype=torch.float64) \
+                    if self.device.type == "cpu" else None
+        return self._buffers[key]
 
     @property
     def resident_nbytes(self) -> int:
@@ -162,7 +175,7 @@ class ZarrKernelOperator:
                 for r0, r1, c0, c1 in tiles[w::n_workers]:
                     work(w, r0, r1, c0, c1, self.resident[(r0, c0)])
                 return
-            buffer = self.raw.buffer() if self.raw is not None else None  # one tile per worker, reused
+            buffer = self._worker_buffer("tile", w)  # one tile per worker, kept across passes
             for r0, r1, c0, c1 in tiles[w::n_workers]:
                 t_read = time.perf_counter()
                 tile = self.read(r0, r1, c0, c1, buffer)
@@ -216,8 +229,7 @@ class ZarrKernelOperator:
         n_workers = min(self.threads, len(self.tiles()))
         outs = [torch.zeros(v.shape[1], self.shape[0], dtype=torch.float64, device=self.device)
                 for _ in range(n_workers)]  # (R, N1·O) each
-        strip_buffers = [torch.empty(STRIP_BYTES // 8 + self.tile[1] * o, dtype=torch.float64)
-                         if self.device.type == "cpu" else None for _ in range(n_workers)]
+        strip_buffers = [self._worker_buffer("strip", w) for w in range(n_workers)]
 
         def work(w, r0, r1, c0, c1, tile):
             out, vt_c = outs[w], vt[:, c0 * o : c1 * o]
