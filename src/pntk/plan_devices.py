@@ -112,10 +112,10 @@ class Costs:
     # workflow's tol 1e-8 may differ either way; the solvers' iteration caps bound it.
     nystrom_iterations: int = 160
     # With a ridge of ≥ 1 % of the mean diagonal (regression.ridge_scale: mean_diagonal), randomly pivoted
-    # Cholesky landmarks, tol 1e-6 (bench_regression.py on the cifar10-fcn-cpu run's FCN-3 w1024 pNTKs,
-    # synthetic CIFAR-10, N = 50,000, 2026-12-01): 28 iterations at init with rank 12,000 (45 at rank 5,000),
-    # 26 after 4 epochs at rank 5,000.
-    nystrom_iterations_with_ridge: int = 28
+    # Cholesky landmarks, tol 1e-6 (the cifar10-fcn-cpu runs' FCN-3 w1024 pNTKs, synthetic CIFAR-10,
+    # N = 50,000): 43 iterations at init and 23 after 4 epochs at rank 5,000 (the config's rank since its
+    # regression runs in memory; fourth run, 2026-12-07), 28 / 14 at rank 12,000 (third run, 2026-12-01).
+    nystrom_iterations_with_ridge: int = 33
     jacobi_cg_iterations: int = 350
     # One CG iteration over the decode pass this machine's calibration measures through zarr (0.82 GB/s):
     # 4.8 s per iteration at N = 50,000 against a 6.1 s zarr pass, since chunk files are read into reused
@@ -125,7 +125,9 @@ class Costs:
     # stored upper triangle per second, as a share of the copy bandwidth. CPU: the float64 row strips and two
     # thin GEMMs per strip (BENCHMARKS.md, "Resident regression"); GPU: an assumption until device_check.sh
     # records the measured rate (then `resident_pass_bps` of the profile is used instead).
-    resident_pass_efficiency_cpu: float = 0.25
+    # (CPU: 2.37 s per iteration over 5.6 GiB of kept float32 tiles at N = 50,000, of which ≈ 1 s is P⁻¹ at rank
+    # 5,000: ≈ 4.6 GB/s, 0.3 of a 15 GB/s copy bandwidth; the fourth cifar10-fcn-cpu run, 2026-12-07.)
+    resident_pass_efficiency_cpu: float = 0.3
     resident_pass_efficiency_cuda: float = 0.3
     # The randomly pivoted Cholesky sketch (pntk.regression.rpcholesky): n·k² flops of block updates in the
     # factor's precision, n·k² for FᵀF and k³/3 for its Cholesky in float64, at this fraction of the GEMM
