@@ -13,7 +13,14 @@ from functools import lru_cache
 
 from .models import ModelSpec, init_model
 from .plan_devices import COSTS, Costs, DeviceProfile
-from .regression.linearized import NYSTROM_MAXITER, Solver, nystrom_rank, preconditioner_bytes, resident_plan
+from .regression.linearized import NYSTROM_MAXITER
+from .regression.memory import (
+    nystrom_rank,
+    preconditioner_bytes,
+    resident_plan,
+    streaming_workers,
+    tiles_of,
+)
 from .regression.operator import STRIP_BYTES
 
 ENGINE_FEATURE_BYTES = 1 << 30  # the kernel engine's per-sample-gradient budget when batch_size is None
@@ -244,13 +251,16 @@ class CostModel:
             else c.jacobi_cg_iterations
         landmarks = rcfg.get("nystrom_landmarks", "rpcholesky")
         itemsize = 4 if kernel_dtype == "float32" and landmarks == "rpcholesky" else 8  # of the factor F
-        rank = nystrom_rank(n, rcfg.get("nystrom_rank"), int(cap), landmarks, itemsize)  # the solver's own cut
-        resident, held, upper = False, 0.0, 0.0
+        resident, held, upper, overhead = False, 0.0, 0.0, 0.0
+        side = min(tile, n) if tile else n
+        if solver in ("nystrom", "cg"):  # pntk.regression.memory: the solver's own accounting
+            tile_bytes = int(store / (n * n) * side * side) if n else 0
+            workers, overhead = streaming_workers(tile_bytes, threads, tiles_of(n, side), n, o, landmarks,
+                                                  solver == "nystrom", int(cap))
+        rank = nystrom_rank(n, rcfg.get("nystrom_rank"), int(cap), landmarks, itemsize, overhead)  # its own cut
         if solver in ("nystrom", "cg"):  # pntk.regression.linearized._make_resident_if_it_fits, by its own rule
-            side = min(tile, n) if tile else n
             upper = store / (n * n) * (n * n + n * side) / 2 if n else 0.0  # the upper tile triangle as stored
-            pre = preconditioner_bytes(n, rank, landmarks, itemsize, Solver(solver))
-            workers = min(threads, math.ceil(n / max(side, 1)) * (math.ceil(n / max(side, 1)) + 1) // 2)
+            pre = preconditioner_bytes(n, rank, landmarks, itemsize, solver == "nystrom")
             resident, held = resident_plan(int(upper), n, o, pre, int(cap), workers)
         flops, secs, dense = self.solve(n, o, m, solver, dev, threads, store, iterations=its, rank=rank,
                                         itemsize=itemsize, resident_bytes=upper if resident else 0.0)
