@@ -396,3 +396,21 @@ def test_comparison_allows_the_logs_one_second_resolution():
     assert within(2.5, [2.0]) and not within(4.6, [2.0])  # ±50 % of [1 s, 3 s]
     assert within(140.0, [100.0]) and not within(152.0, [100.0])  # ±50 % of [99, 101] s
     assert not within(40.0, [100.0])
+
+
+def test_gpu_lines_use_what_device_check_recorded(tmp_path, monkeypatch):
+    """A device-<gpu>.json written by device_check.sh replaces COSTS' kernel efficiency and the resident pass
+    rate for that GPU, and the rates line says so; an unreadable record is ignored and said."""
+    monkeypatch.setenv("PNTK_CACHE_DIR", str(tmp_path))
+    before = plan_devices.gpu_profile("h100")
+    assert before.kernel_efficiency is None and "no device_check record" in before.source
+    slow = CostModel(FIXED_CPU, before).compute_s("cuda", 1e15, "float32", 1, "kernel")
+    (tmp_path / "device-h100.json").write_text(json.dumps({"kernel_efficiency": 0.25, "date": "2026-12-07 03:00",
+                                                           "regression_resident_bps": 2.0e12, "gpu": "NVIDIA H100"}))
+    after = plan_devices.gpu_profile("h100")
+    assert after.kernel_efficiency == 0.25 and after.resident_pass_bps == 2.0e12
+    assert "kernel efficiency 0.25, resident pass 2000 GB/s measured by device_check.sh on 2026-12-07" in after.source
+    measured = CostModel(FIXED_CPU, after).compute_s("cuda", 1e15, "float32", 1, "kernel")
+    assert measured == pytest.approx(2 * slow)  # 0.25 instead of COSTS' 0.5
+    (tmp_path / "device-h100.json").write_text("{not json")
+    assert "unreadable, ignored" in plan_devices.gpu_profile("h100").source
