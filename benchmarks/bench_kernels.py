@@ -1,6 +1,6 @@
 """Kernel engine benchmark: seconds per kernel entry pair and peak memory, every kind x method.
 
-    python benchmarks/bench_kernels.py [--quick] [--device cuda] [--models a,b,c] [--json out.json]
+    python benchmarks/bench_kernels.py [--quick] [--device cuda] [--models a,b,c] [--max-n N] [--json out.json]
 
 Models (float32, x2 = None, so a call computes the symmetric N x N kernel; "per pair" = time / N²):
     a  FCN-3 64→1024→1024→10 (pntk.models fcn, 1×8×8 inputs), N = 256
@@ -130,6 +130,7 @@ def run(args) -> dict:
         for kind in KINDS:
             for method in METHODS:
                 n = min(cfg["n"], cfg["slice"].get((method, kind), cfg["slice"].get(method, cfg["n"])))
+                n = min(n, args.max_n) if args.max_n else n
                 calls.append((key, cfg, model, x[:n], kind, method))
     for key, cfg, model, xs, kind, method in calls:  # phase 1: time
         rates.append(matmul_rate(device, repeats=2))  # the machine is shared: keep the best rate seen
@@ -215,6 +216,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cpu")
     p.add_argument("--quick", action="store_true", help="(c) with N = 16")
+    p.add_argument("--max-n", type=int, default=None, help="at most this many samples per call (smoke tests)")
     p.add_argument("--models", default="a,b,c")
     p.add_argument("--repeats", type=int, default=3, help="at least this many timed calls (best is kept)")
     p.add_argument("--min-time", type=float, default=3.0, help="...and more (up to 50) until this many seconds")

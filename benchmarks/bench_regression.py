@@ -77,18 +77,24 @@ def synthetic_stores(n: int, args, log) -> tuple[Path, Path, np.ndarray]:
 
 
 def timed(fn, repeats: int):
-    """(every wall time, last result)."""
+    """(every wall time, unrounded: a tiny pass can take well under a millisecond; last result)."""
     times, out = [], None
     for _ in range(repeats):
         t0 = time.perf_counter()
         out = fn()
-        times.append(round(time.perf_counter() - t0, 3))
+        times.append(time.perf_counter() - t0)
     return times, out
 
 
 def stats(times: list) -> dict:
     lo = min(times)
-    return dict(all=times, min=lo, spread=round((max(times) - lo) / lo, 3) if lo > 0 else 0.0)
+    return dict(all=[float(f"{t:.4g}") for t in times], min=float(f"{lo:.4g}"),
+                spread=round((max(times) - lo) / lo, 3) if lo > 0 else 0.0)
+
+
+def ratio(a: float, b: float, digits: int = 2) -> float | None:
+    """a / b, or None where b is 0 (a pass below the clock's resolution): never a ZeroDivisionError."""
+    return round(a / b, digits) if b > 0 else None
 
 
 def bench_one(kdd, kxd, labels, n, args, log) -> dict:
@@ -108,7 +114,7 @@ def bench_one(kdd, kxd, labels, n, args, log) -> dict:
     v = torch.from_numpy(y_d)
     product, _ = timed(lambda: op.matmat(v), args.repeats)
     row.update(decode_pass_s=stats(decode), product_pass_s=stats(product),
-               decode_triangle_gb_per_s=round(arr.nbytes / 2 / 1e9 / min(decode), 2))
+               decode_triangle_gb_per_s=ratio(arr.nbytes / 2 / 1e9, min(decode)))
     common = dict(ridge=args.ridge, ridge_scale=args.ridge_scale, device=args.device, log=log, return_info=True,
                   tol=args.tol, threads=args.threads)
 
@@ -125,7 +131,7 @@ def bench_one(kdd, kxd, labels, n, args, log) -> dict:
                residual=info["cg_max_rel_residual"], rank=info["nystrom_rank"], sketch_s=info["nystrom_seconds"],
                lambda_max=info["nystrom_lambda_max"], tail_level=info["nystrom_level"], landmarks=args.landmarks,
                ridge_used=info["ridge"], seconds_total=round(info["seconds"], 1),
-               per_iteration_s=round(per_iter, 3), per_iteration_over_decode=round(per_iter / min(decode), 2),
+               per_iteration_s=round(per_iter, 3), per_iteration_over_decode=ratio(per_iter, min(decode)),
                acc_nystrom=accuracy(p_ny, y_test), iterations_le_30=iters <= 30)
     if n <= args.cg_max:  # plain CG on the same system (no escalation): its iteration count, capped
         t0 = time.perf_counter()
@@ -141,7 +147,7 @@ def bench_one(kdd, kxd, labels, n, args, log) -> dict:
         p_chol, chol = linearized_predict(arr, kxd_arr, None, None, y_d, solver="cholesky",
                                           memory_cap_bytes=1 << 40, **common)
         chol_s = time.perf_counter() - t0
-        row.update(chol_s=round(chol_s, 2), chol_jitter=chol["jitter"], nystrom_over_chol=round(min(solve) / chol_s, 2),
+        row.update(chol_s=round(chol_s, 2), chol_jitter=chol["jitter"], nystrom_over_chol=ratio(min(solve), chol_s),
                    rel_diff_vs_cholesky=float(f"{np.linalg.norm(p_ny - p_chol) / np.linalg.norm(p_chol):.2e}"))
     row["load1"] = round(os.getloadavg()[0], 1)  # the CPU may be shared: say how busy it was
     return row

@@ -451,3 +451,14 @@ def test_naive_strategy_refuses_to_be_random_acquisition(small_digits_store):
     cfg = ALConfig(initial=10, per_cycle=5, cycles=1, pool_subset=20, width=16, epochs=1, naive_pool=5)
     with pytest.raises(ValueError, match="active.naive_pool"):
         run_active_learning(xp.numpy(), yp.numpy(), xt.numpy(), yt.numpy(), "naive", 0, cfg, 10)
+def test_flat_entk_is_taken_as_it_is(real_kernels):
+    """The eNTK handed over flat (empirical_kernel(..., layout="flat"), what acquire_mlmoc asks for) gives the
+    same look-ahead as the (P, P, O, O) one, bit for bit; a flat kernel of the wrong size is refused."""
+    k, f0, y = real_kernels["entk"], real_kernels["f0"], real_kernels["y"]
+    p, o = k.shape[0], k.shape[2]
+    flat = k.permute(0, 2, 1, 3).reshape(p * o, p * o)
+    a = LookAhead(k, f0, onehot(y[:8]), 8, ridge=1e-3)
+    b = LookAhead(flat, f0, onehot(y[:8]), 8, ridge=1e-3)
+    assert b.q == o and torch.equal(a.scores(), b.scores()) and torch.equal(a.sigma, b.sigma)
+    with pytest.raises(ValueError, match="expected P = n_l"):
+        LookAhead(flat[:-1, :-1], f0, onehot(y[:8]), 8)

@@ -219,39 +219,19 @@ def test_inference_mode_inputs():
     assert torch.allclose(k, empirical_kernel(model, x.clone(), method="reference"), rtol=1e-10, atol=0)
 
 
-@pytest.mark.parametrize("jrows", [1, 3])
-def test_symmetric_block_contracts_the_lower_triangle_of_sub_blocks(monkeypatch, jrows):
-    from pntk.kernels import _common
-    from pntk.kernels._common import contract_rows, symmetric_block
-
-    monkeypatch.setattr(_common, "SYM_MIN_ROWS", 256)
-
-    feats = [torch.randn(1100, jrows, 37, dtype=torch.float64), torch.randn(1100, jrows, 5, dtype=torch.float64)]
-    calls = []
-
-    def contract(f1, f2):
-        calls.append((f1[0].shape[0], f2[0].shape[0]))
-        return contract_rows(f1[0], f2[0], False) + contract_rows(f1[1], f2[1], False)  # (n1, n2, R, R)
-
-    k = symmetric_block(contract, feats, 1100)
-    assert len(calls) == 10 and sum(a * b for a, b in calls) < 0.63 * 1100 ** 2  # 10 of 16 sub-blocks
-    torch.testing.assert_close(k, contract(feats, feats), rtol=1e-13, atol=1e-12)
-    assert torch.equal(k, k.transpose(0, 1).transpose(2, 3))  # exactly symmetric, (R, R) transposed too
-
-
 @pytest.mark.parametrize("kind", ["pntk", "entk"])
 @pytest.mark.parametrize("method", ["jacobian", "structured"])
 def test_large_symmetric_kernel_equals_rectangular(monkeypatch, method, kind):
-    """N >= 4 · SYM_MIN_ROWS takes the symmetric sub-block path; x2 = a copy of x1 takes the plain one."""
+    """x2 = None contracts the lower triangle in row chunks (8 or 16 here) and mirrors it; x2 = a copy of x1
+    contracts every pair."""
     from pntk.kernels import _common
 
-    monkeypatch.setattr(_common, "SYM_MIN_ROWS", 256)
-    sliced, take = [], _common.take
-    monkeypatch.setattr(_common, "take", lambda f, jrows: sliced.append(jrows) or take(f, jrows))
+    chunks, real = [], _common.lower_chunks
+    monkeypatch.setattr(_common, "lower_chunks", lambda *a: chunks.append(real(*a)) or chunks[-1])
     model = init_model(ModelSpec("fcn", 6, (1, 2, 2), 3), 0).double()
     x = torch.randn(1100, 1, 2, 2, dtype=torch.float64)
     k = empirical_kernel(model, x, kind=kind, method=method)
-    assert sliced  # the symmetric block was computed in sub-blocks of its features
+    assert chunks and len(chunks[0]) >= 8  # the symmetric block was contracted in row chunks
     torch.testing.assert_close(k, empirical_kernel(model, x, x.clone(), kind=kind, method=method),
                                rtol=1e-12, atol=1e-12)
 

@@ -13,7 +13,14 @@ from functools import lru_cache
 
 from .models import ModelSpec, init_model
 from .plan_devices import COSTS, Costs, DeviceProfile
-from .regression.linearized import NYSTROM_MAXITER, nystrom_rank
+from .regression.linearized import NYSTROM_MAXITER
+from .regression.memory import (
+    nystrom_rank,
+    preconditioner_bytes,
+    resident_plan,
+    streaming_workers,
+    tiles_of,
+)
 from .regression.operator import STRIP_BYTES
 
 ENGINE_FEATURE_BYTES = 1 << 30  # the kernel engine's per-sample-gradient budget when batch_size is None
@@ -119,6 +126,8 @@ class CostModel:
     def compute_s(self, device: str, flops: float, dtype: str, threads: int, efficiency: str) -> float:
         p = self.profile(device)
         eff = getattr(self.costs, f"{efficiency}_efficiency_{p.kind}")
+        if efficiency == "kernel" and p.kernel_efficiency:  # measured on this GPU by device_check.sh
+            eff = p.kernel_efficiency
         return flops / (p.flops(dtype, threads) * eff)
 
     def kind_of(self, device: str) -> str:
@@ -181,10 +190,13 @@ class CostModel:
 
     def solve(self, n: int, rhs: int, m: int, solver: str, device: str, threads: int,
               store_bytes: float = 0.0, iterations: int | None = None, rank: int = 0,
-              itemsize: int = 8) -> tuple[float, float, float]:
+              itemsize: int = 8, resident_bytes: float = 0.0) -> tuple[float, float, float]:
         """(FLOPs, seconds, dense bytes) of an n × n system with `rhs` columns, predicting m rows.
         Dense solvers read the store once; the iterative ones (in memory when store_bytes is 0) stream
-        the upper triangle of Θ(D, D) once per iteration (pntk.regression.ZarrKernelOperator)."""
+        the upper triangle of Θ(D, D) once per iteration (pntk.regression.ZarrKernelOperator), or, with
+        `resident_bytes` (its tiles kept in memory), read it once and multiply the kept tiles: a pass over
+        memory at the device's resident pass rate (measured by device_check.sh on a GPU, else
+        COSTS.resident_pass_efficiency × copy bandwidth)."""
         c, p = self.costs, self.profile(device)
         rate = p.flops("float64", threads)
         predict = 2.0 * m * n * rhs
@@ -196,7 +208,11 @@ class CostModel:
         iterations = iterations or (c.nystrom_iterations if solver == "nystrom" else c.jacobi_cg_iterations)
         flops = iterations * 2.0 * n * n * rhs
         decode = store_bytes / 2 / p.zarr_read_bps  # one pass over the stored upper triangle
-        secs = iterations * max(c.iteration_over_decode_pass * decode, 2.0 * n * n * rhs / rate)
+        if resident_bytes:
+            bps = p.resident_pass_bps or p.mem_bandwidth * getattr(c, f"resident_pass_efficiency_{p.kind}")
+            secs = decode + iterations * max(resident_bytes / bps, 2.0 * n * n * rhs / rate)  # read once, then memory
+        else:
+            secs = iterations * max(c.iteration_over_decode_pass * decode, 2.0 * n * n * rhs / rate)
         if solver == "nystrom":  # pntk.regression.rpcholesky
             # block updates n·k² (in the store's precision), FᵀF n·k² and one Cholesky k³/3 in float64
             update_rate = p.flops("float32" if itemsize == 4 else "float64", threads)
@@ -235,15 +251,29 @@ class CostModel:
             else c.jacobi_cg_iterations
         landmarks = rcfg.get("nystrom_landmarks", "rpcholesky")
         itemsize = 4 if kernel_dtype == "float32" and landmarks == "rpcholesky" else 8  # of the factor F
-        rank = nystrom_rank(n, rcfg.get("nystrom_rank"), int(cap), landmarks, itemsize)  # the solver's own cut
+        resident, held, upper, overhead = False, 0.0, 0.0, 0.0
+        side = min(tile, n) if tile else n
+        if solver in ("nystrom", "cg"):  # pntk.regression.memory: the solver's own accounting
+            tile_bytes = int(store / (n * n) * side * side) if n else 0
+            workers, overhead = streaming_workers(tile_bytes, threads, tiles_of(n, side), n, o, landmarks,
+                                                  solver == "nystrom", int(cap))
+        rank = nystrom_rank(n, rcfg.get("nystrom_rank"), int(cap), landmarks, itemsize, overhead)  # its own cut
+        if solver in ("nystrom", "cg"):  # pntk.regression.linearized._make_resident_if_it_fits, by its own rule
+            upper = store / (n * n) * (n * n + n * side) / 2 if n else 0.0  # the upper tile triangle as stored
+            pre = preconditioner_bytes(n, rank, landmarks, itemsize, solver == "nystrom")
+            resident, held = resident_plan(int(upper), n, o, pre, int(cap), workers)
         flops, secs, dense = self.solve(n, o, m, solver, dev, threads, store, iterations=its, rank=rank,
-                                        itemsize=itemsize)
+                                        itemsize=itemsize, resident_bytes=upper if resident else 0.0)
         p = self.profile(dev)
         notes = [f"solver {solver}"]
         if solver in ("nystrom", "cg"):
             cap_its = NYSTROM_MAXITER if solver == "nystrom" else min(10 * n, 2000)
-            notes = [f"solver {solver}: {its} iterations over the {store / 1e9:.3g} GB store assumed "
-                     f"({secs / its / 60:.3g} min each; the solver stops at {cap_its})"]
+            where = (f"resident: Θ(D,D) read once and kept in {'GPU ' if p.kind == 'cuda' else ''}memory "
+                     f"({upper / 1e9:.3g} GB, {held / 1e9:.3g} GB held ≤ cap)" if resident else
+                     f"streaming: {held / 1e9:.3g} GB to keep it > cap {cap / 1e9:.3g} GB; each iteration reads the "
+                     f"{store / 1e9:.3g} GB store")
+            notes = [f"solver {solver}, {where}: {its} iterations assumed "
+                     f"({secs / its / 60:.3g} min each, all included; the solver stops at {cap_its})"]
         if rcfg["times"]:
             f2, s2, d2 = self.solve(n, o * len(rcfg["times"]), m, "eigh", dev, threads, store)
             flops, secs, dense = flops + f2, secs + s2, max(dense, d2)
@@ -251,7 +281,9 @@ class CostModel:
         fwd = forward_flops * (n + m)
         secs += self.start(dev) + fwd / p.flops("float64", threads) + xd_store / p.zarr_read_bps
         stream = 0.0
-        if solver in ("nystrom", "cg"):  # ZarrKernelOperator.stream: each worker reads into one tile buffer
+        if resident:  # the kept tiles, each worker's float64 strip
+            stream = upper + threads * STRIP_BYTES
+        elif solver in ("nystrom", "cg"):  # ZarrKernelOperator.stream: each worker reads into one tile buffer
             side = min(tile, n) if tile else math.isqrt(int(min(max(cap / 4, 2**20), 256 * 2**20)) // 8)
             store_item = 4 if kernel_dtype == "float32" else 8
             workers = min(threads, math.ceil(n / side) * (math.ceil(n / side) + 1) // 2)
@@ -318,7 +350,7 @@ class CostModel:
                 # float64 LookAhead: Cholesky of A, C⁻¹Θ(L, S), Σ(S, S) = Θ(S, S) − WᵀW, the scores (one per
                 # solve: sequential MLMOC re-scores after each of its `per_cycle` block updates of Σ)
                 solves = acfg["per_cycle"] if strategy.endswith("-seq") else 1
-                lookahead_flops += m ** 3 / 3 + s * m ** 2 + 2.0 * s * s * m
+                lookahead_flops += m ** 3 / 3 + s * m ** 2 + 1.0 * s * s * m  # Σ: its lower triangle only
                 lookahead_flops += solves * 2.0 * s * s + (solves - 1) * 2.0 * s * s * r
                 overhead += (m + s) ** 2 * per_value
                 # block check (batch only): per candidate checked, a Cholesky of Θ(L⁺, L⁺) and f_lin+ on S, and

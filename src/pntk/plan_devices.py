@@ -38,6 +38,9 @@ class DeviceProfile:
     job_start_s: float         # fresh Python process importing torch and pntk (a Snakemake script job)
     threads: int               # CPU threads of a heavy job (--cores locally, cpus_per_gpu on a GPU node)
     source: str                # where the numbers come from
+    kernel_efficiency: float | None = None  # kernel tiles' share of fp32_flops, measured (device_check.sh); else COSTS
+    resident_pass_bps: float | None = None  # bytes/s of a CG product over a resident float32 Θ, measured; else
+    #                                         mem_bandwidth × COSTS.resident_pass_efficiency
 
     def flops(self, dtype: str, threads: int) -> float:
         """Achievable GEMM rate in `dtype` for a job with `threads` CPU threads (GPU: the device)."""
@@ -82,12 +85,12 @@ class Costs:
     # 14:39 (AMD EPYC, beside one other job): eNTK medians 0.14 / 0.21 / 0.32 s, pNTK 0.045 / 0.078 / 0.10 s,
     # ≈ 0.25–0.4 ms per module and pass. (3e-3, measured at load ~16, planned that job 5.4× its time.)
     kernel_call_s_per_module_pass: float = 3e-4
-    # MLMOC's look-ahead beyond its FLOPs: the kernel of [L; S] comes out as (P, P, R, R) float32 blocks and
-    # is flattened to a (P·R, P·R) float64 matrix and sliced (transposing copies, not streaming ones). The
-    # default run of 2026-12-01 14:39 (AMD EPYC): an eNTK acquisition (P = 550–590, R = 10) took 2.1–2.9 s,
-    # of which the Σ(S, S) GEMM (2·(|S|R)²·|L|R flops) ≈ 0.5–1 s at the float64 rate: ≈ 50 ns per kernel value
-    # for the rest. GPU: assumed 1/50 of it.
-    lookahead_s_per_kernel_value_cpu: float = 5e-8
+    # MLMOC's look-ahead beyond its FLOPs: the flat eNTK (P·O, P·O) comes from the engine in the layout the
+    # algebra uses (no transposing copy since issue 27); what is left per kernel value is converting Θ(S, S)'s
+    # lower triangle to float64 and mirroring Σ: 0.64 s of look-ahead for P = 550, O = 10 (digits FCN-3 w64,
+    # |L| = 50, |S| = 500, 1 thread, AMD EPYC at load 2–3, 2026-12-07), 0.31 s of it Σ's GEMM: ≈ 1e-8 s per
+    # value (5e-8 before, with the (P, P, O, O) → (P·O, P·O) float64 transposes). GPU: assumed 1/50 of it.
+    lookahead_s_per_kernel_value_cpu: float = 1e-8
     lookahead_s_per_kernel_value_cuda: float = 1e-9
     # Snakemake's own work around a job (output checks, metadata), between a job's last log line and its
     # "Finished jobid": 0.5–1 s in the cifar10-fcn-cpu run of 2026-12-01 (AMD EPYC, 14 jobs, the light ones
@@ -110,15 +113,23 @@ class Costs:
     # workflow's tol 1e-8 may differ either way; the solvers' iteration caps bound it.
     nystrom_iterations: int = 160
     # With a ridge of ≥ 1 % of the mean diagonal (regression.ridge_scale: mean_diagonal), randomly pivoted
-    # Cholesky landmarks, tol 1e-6 (bench_regression.py on the cifar10-fcn-cpu run's FCN-3 w1024 pNTKs,
-    # synthetic CIFAR-10, N = 50,000, 2026-12-01): 28 iterations at init with rank 12,000 (45 at rank 5,000),
-    # 26 after 4 epochs at rank 5,000.
-    nystrom_iterations_with_ridge: int = 28
+    # Cholesky landmarks, tol 1e-6 (the cifar10-fcn-cpu runs' FCN-3 w1024 pNTKs, synthetic CIFAR-10,
+    # N = 50,000): 43 iterations at init and 23 after 4 epochs at rank 5,000 (the config's rank since its
+    # regression runs in memory; fourth run, 2026-12-07), 28 / 14 at rank 12,000 (third run, 2026-12-01).
+    nystrom_iterations_with_ridge: int = 33
     jacobi_cg_iterations: int = 350
     # One CG iteration over the decode pass this machine's calibration measures through zarr (0.82 GB/s):
     # 4.8 s per iteration at N = 50,000 against a 6.1 s zarr pass, since chunk files are read into reused
     # buffers and multiplied in reused float64 strips (it was 4.1 before, with a fresh allocation per chunk).
     iteration_over_decode_pass: float = 0.8
+    # A CG product over Θ(D, D)'s tiles kept in memory (regression resident under memory_cap_gb): bytes of the
+    # stored upper triangle per second, as a share of the copy bandwidth. CPU: the float64 row strips and two
+    # thin GEMMs per strip (BENCHMARKS.md, "Resident regression"); GPU: an assumption until device_check.sh
+    # records the measured rate (then `resident_pass_bps` of the profile is used instead).
+    # (CPU: 2.37 s per iteration over 5.6 GiB of kept float32 tiles at N = 50,000, of which ≈ 1 s is P⁻¹ at rank
+    # 5,000: ≈ 4.6 GB/s, 0.3 of a 15 GB/s copy bandwidth; the fourth cifar10-fcn-cpu run, 2026-12-07.)
+    resident_pass_efficiency_cpu: float = 0.3
+    resident_pass_efficiency_cuda: float = 0.3
     # The randomly pivoted Cholesky sketch (pntk.regression.rpcholesky): n·k² flops of block updates in the
     # factor's precision, n·k² for FᵀF and k³/3 for its Cholesky in float64, at this fraction of the GEMM
     # rates (measured 160 s for n = 50,000, k = 12,000, float32 F, 2 threads, pivot-row reads included: 0.65);
@@ -172,16 +183,45 @@ def check_device_name(name: str) -> str:
 
 
 def gpu_profile(name: str, cpus_per_gpu: int = 8, costs: Costs = COSTS) -> DeviceProfile:
-    """A named GPU's profile; its host side (CPU threads, Zarr rates, job start) from `costs`."""
+    """A named GPU's profile; its host side (CPU threads, Zarr rates, job start) from `costs`. Where
+    benchmarks/device_check.sh recorded measurements for this GPU (``measured_file``), the kernel efficiency
+    and the resident regression's pass rate are those, and `source` says so."""
     key = check_device_name(name)
     if key == "cpu":
         raise ValueError("gpu_profile: 'cpu' is not a GPU; use cpu_profile()")
     label, fp32, fp64, mem, bw = GPUS[key]
-    return DeviceProfile(name=key, kind="cuda", label=label, fp32_flops=fp32, fp64_flops=fp64,
-                         fp32_flops_1t=costs.host_fp32_flops_per_core, fp64_flops_1t=costs.host_fp64_flops_per_core,
-                         memory_bytes=mem, mem_bandwidth=bw, zarr_write_bps=costs.host_zarr_write_bps,
-                         zarr_read_bps=costs.host_zarr_read_bps, job_start_s=costs.host_job_start_s,
-                         threads=cpus_per_gpu, source="NVIDIA datasheet (see pntk/plan_devices.py)")
+    profile = DeviceProfile(name=key, kind="cuda", label=label, fp32_flops=fp32, fp64_flops=fp64,
+                            fp32_flops_1t=costs.host_fp32_flops_per_core, fp64_flops_1t=costs.host_fp64_flops_per_core,
+                            memory_bytes=mem, mem_bandwidth=bw, zarr_write_bps=costs.host_zarr_write_bps,
+                            zarr_read_bps=costs.host_zarr_read_bps, job_start_s=costs.host_job_start_s,
+                            threads=cpus_per_gpu, source="NVIDIA datasheet (see pntk/plan_devices.py)")
+    return with_measurements(profile, measured_file(key))
+
+
+def measured_file(key: str) -> Path:
+    """Where device_check.sh records what it measured on GPU `key` (beside the CPU calibration)."""
+    return _cache_file().parent / f"device-{key}.json"
+
+
+def with_measurements(profile: DeviceProfile, path: Path) -> DeviceProfile:
+    """`profile` with the kernel efficiency and resident pass rate of a device_check record, if there is one
+    (a record that does not parse is ignored, and said in `source`)."""
+    if not path.is_file():
+        return replace(profile, source=profile.source + "; no device_check record (COSTS' assumptions)")
+    try:
+        rec = json.loads(path.read_text())
+        eff = rec.get("kernel_efficiency")
+        bps = rec.get("regression_resident_bps")
+        eff = float(eff) if eff is not None and 0 < float(eff) <= 1 else None
+        bps = float(bps) if bps is not None and float(bps) > 0 else None
+    except (ValueError, TypeError, AttributeError):
+        return replace(profile, source=profile.source + f"; {path} unreadable, ignored")
+    parts = ([f"kernel efficiency {eff:.2f}"] if eff else []) + ([f"resident pass {bps / GB:.0f} GB/s"] if bps else [])
+    if not parts:
+        return profile
+    return replace(profile, kernel_efficiency=eff, resident_pass_bps=bps,
+                   source=profile.source + f"; {', '.join(parts)} measured by device_check.sh on "
+                                           f"{rec.get('date', '?')} ({rec.get('gpu', '?')})")
 
 
 def host_profile(gpu: DeviceProfile) -> DeviceProfile:

@@ -32,7 +32,9 @@ corrections of the points labelled so far).
 
 Kernels: scalar (N1, N2) — pNTK, first-logit, trace — used one-vs-rest: q = 1, the same scalar
 correction Σ s⁻¹ for all O outputs (ρ has O columns); eNTK (N1, N2, O, O) flattened to (N1·O, N2·O)
-with row n*O+a: q = O, s and Σ(x,x') are O×O blocks and ρ is one column of length O.
+with row n*O+a: q = O, s and Σ(x,x') are O×O blocks and ρ is one column of length O. The eNTK is best
+handed over already flat (``empirical_kernel(..., layout="flat")``, how the engine computes it): then it
+is only converted to float64, not transposed.
 
 Sequential mode: after a query, (x*, y_true) enters L by the same block update of A⁻¹, and Σ, f_lin
 by its posterior form Σ ← Σ − Σ(·,x*) s*⁻¹ Σ(x*,·), f_lin ← f_lin + Σ(·,x*) s*⁻¹ (y_true − f_lin(x*)).
@@ -47,11 +49,14 @@ __all__ = ["flat_kernel", "block_inverse_extend", "LookAhead", "mlmoc_direct", "
 REFERENCES = ("model", "flin")
 
 
-def flat_kernel(k: Tensor) -> tuple[Tensor, int]:
-    """(N1, N2) → itself, q = 1; eNTK (N1, N2, O, O) → (N1·O, N2·O) with row n*O+a, q = O. float64."""
-    k = torch.as_tensor(k).to(torch.float64)
-    if k.ndim == 2:
-        return k, 1
+def flat_kernel(k: Tensor, points: int | None = None, dtype: torch.dtype | None = torch.float64) -> tuple[Tensor, int]:
+    """(N1, N2) → itself, q = 1; eNTK (N1, N2, O, O) → (N1·O, N2·O) with row n*O+a, q = O; in ``dtype`` (None: a
+    2-D kernel as it is). A 2-D kernel over ``points`` samples with ``points·q`` rows is an eNTK already flat."""
+    k = torch.as_tensor(k)
+    k = k.to(torch.float64) if k.ndim != 2 or dtype is not None else k
+    if k.ndim == 2:  # q = 1 unless the rows are a multiple of the points (the caller checks the sizes)
+        flat = points and k.shape[0] > points and k.shape[0] % points == 0
+        return k, k.shape[0] // points if flat else 1
     if k.ndim != 4 or k.shape[2] != k.shape[3]:
         raise ValueError(f"kernel: shape {tuple(k.shape)}, expected (N1, N2) or (N1, N2, O, O)")
     n1, n2, o, _ = k.shape
@@ -84,6 +89,26 @@ def _cholesky(a: Tensor) -> tuple[Tensor, float]:
     return chol, delta
 
 
+def _posterior(k_ss: Tensor, w: Tensor, block: int = 1024, tile: int = 256) -> Tensor:
+    """Σ = Θ(S,S) − WᵀW (n, n) float64 for W (m, n) and Θ(S,S) in any float dtype, exactly symmetric: the lower
+    triangle by column blocks (half the copy and half the GEMM, the largest costs of an eNTK acquisition), the
+    upper one mirrored from it in ``tile``² tiles (whole block columns transpose 5× slower, measured)."""
+    n = k_ss.shape[0]
+    sigma = torch.empty(n, n, dtype=torch.float64, device=w.device)
+    for c0 in range(0, n, block):
+        c1 = min(c0 + block, n)
+        low = sigma[c0:, c0:c1]  # (n − c0, c1 − c0): the block column's lower part
+        low.copy_(k_ss[c0:, c0:c1])  # converted here: the float32 kernel is never copied whole
+        low.addmm_(w[:, c0:].T, w[:, c0:c1], alpha=-1)
+    for c0 in range(0, n, tile):
+        c1 = min(c0 + tile, n)
+        d = sigma[c0:c1, c0:c1]
+        d.copy_(d.tril() + d.tril(-1).T)  # diagonal tile from its lower triangle
+        for r0 in range(c1, n, tile):
+            sigma[c0:c1, r0:r0 + tile] = sigma[r0:r0 + tile, c0:c1].T
+    return sigma
+
+
 class LookAhead:
     """Linearised look-ahead on a labelled set L and candidate set S (which also stands in for U).
 
@@ -98,8 +123,9 @@ class LookAhead:
                  reference: str = "model"):
         if reference not in REFERENCES:
             raise ValueError(f"active.reference: {reference!r}, expected one of {REFERENCES}")
-        kf, q = flat_kernel(k)
-        f0 = torch.as_tensor(f0, dtype=torch.float64, device=kf.device)
+        f0 = torch.as_tensor(f0, dtype=torch.float64)
+        kf, q = flat_kernel(k, points=f0.shape[0], dtype=None)  # a flat kernel stays as computed (float32 too)
+        f0 = f0.to(kf.device)
         y_l = torch.as_tensor(y_l, dtype=torch.float64, device=kf.device)
         p, o = f0.shape
         if kf.shape[0] != p * q or o % q or y_l.shape != (n_l, o) or not 0 < n_l < p:
@@ -109,17 +135,18 @@ class LookAhead:
         self.n_s = p - n_l
         m = n_l * q
         eye = torch.eye(m, dtype=torch.float64, device=kf.device)
-        self.lam = float(ridge) * float(kf[:m, :m].diagonal().mean())
-        chol, jitter = _cholesky(kf[:m, :m] + self.lam * eye)
+        k_l = kf[:m].to(torch.float64)  # (m, P) Θ(L, P): the only rows needed in float64 besides Σ
+        self.lam = float(ridge) * float(k_l[:, :m].diagonal().mean())
+        chol, jitter = _cholesky(k_l[:, :m] + self.lam * eye)
         self.lam += jitter  # the jitter becomes part of the ridge of every later system
         self.a_inv = torch.cholesky_inverse(chol)  # (m, m)  A⁻¹
         self.lab_rows = torch.arange(m, device=kf.device)  # flat rows of L (grows in sequential mode)
         self.resid = (y_l - f0[:n_l]).reshape(m, self.c)  # (n_l·q, c)  r = Y_L − f0(L)
-        w = torch.linalg.solve_triangular(chol, kf[:m, m:], upper=False)  # (m, |S|q)  C⁻¹Θ(L,S)
-        self.sigma = torch.addmm(kf[m:, m:], w.T, w, alpha=-1)  # (|S|q, |S|q)  posterior kernel Σ(S,S)
+        w = torch.linalg.solve_triangular(chol, k_l[:, m:], upper=False)  # (m, |S|q)  C⁻¹Θ(L,S)
+        self.sigma = _posterior(kf[m:, m:], w)  # (|S|q, |S|q)  posterior kernel Σ(S,S)
         alpha = torch.cholesky_solve(self.resid, chol)  # (m, c)  A⁻¹r
         self.f0_s = f0[n_l:]  # (|S|, O)
-        self.f_lin = self.f0_s + (kf[m:, :m] @ alpha).reshape(self.n_s, o)  # (|S|, O)
+        self.f_lin = self.f0_s + (k_l[:, m:].T @ alpha).reshape(self.n_s, o)  # (|S|, O); Θ(S,L) = Θ(L,S)ᵀ
         d0 = self.f_lin - self.f0_s  # f_lin − f_L on S
         self.offset = d0 if reference == "model" else torch.zeros_like(d0)  # (|S|, O)
         self.model_out = self.f0_s.clone()  # current model: f_L + corrections of sequential adds
@@ -175,8 +202,8 @@ class LookAhead:
         q, m0 = self.q, self.k.shape[0] - self.n_s * self.q
         rows_j = m0 + j * q + torch.arange(q, device=self.k.device)  # flat rows of x_j in P
         eye = torch.eye(q, dtype=torch.float64, device=self.k.device)
-        b = self.k[self.lab_rows][:, rows_j]  # (m, q)  Θ(L, x_j)
-        c = self.k[rows_j][:, rows_j] + self.lam * eye  # (q, q)
+        b = self.k[self.lab_rows][:, rows_j].to(torch.float64)  # (m, q)  Θ(L, x_j)
+        c = self.k[rows_j][:, rows_j].to(torch.float64) + self.lam * eye  # (q, q)
         self.a_inv = block_inverse_extend(self.a_inv, b, c)
         self.lab_rows = torch.cat([self.lab_rows, rows_j])
         y = self._onehot(torch.tensor([label]))[0]  # (O,)

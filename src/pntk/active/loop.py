@@ -167,7 +167,7 @@ def acquire_mlmoc(model, x_l, y_l, x_s, k: int, *, kind: str = "pntk", sequentia
     p0 = next(km.parameters())
     x = torch.cat([x_l, x_s]).to(p0.device, p0.dtype)  # (P, *in_shape)
     t0 = time.perf_counter()
-    kern = empirical_kernel(km, x, kind=kind, method=method)  # (P,P) or (P,P,O,O)
+    kern = empirical_kernel(km, x, kind=kind, method=method, layout="flat")  # (P, P) or eNTK (P·O, P·O)
     f0 = outputs(km, x).double()  # (P, O)
     t1 = time.perf_counter()
     o = f0.shape[1]

@@ -7,6 +7,8 @@ Shapes (x1: (N1, *in_shape), x2: (N2, *in_shape), model output (N, O)):
     kind="pntk"        (N1, N2)        NTK of g = Σ_a f_a / √O  (= (1/O) Σ_ab Θ_ab)
     kind="first_logit" (N1, N2)        Θ_00
     kind="trace"       (N1, N2)        (1/O) Σ_a Θ_aa
+    layout="flat" gives the eNTK as (N1·O, N2·O), row n·O + a: the layout its contractions produce (no
+    transposing copy) and the one linear algebra on it wants (kernel regression, look-ahead).
 Methods: "reference" (autograd loop, the oracle), "jacobian" (torch.func vmap+jacrev),
 "structured" (layer-wise Grams, see ``structured.py``), "auto" (structured where cheaper).
 """
@@ -66,19 +68,22 @@ class Method(str, enum.Enum):
     STRUCTURED = "structured"
 
 
-def _reference(model, x1, x2, kind, num_outputs, batch_size, progress):
-    return reference.kernel(model, x1, x2, kind=kind.value, num_outputs=num_outputs, batch_size=batch_size,
-                            progress=progress)
+def _reference(model, x1, x2, kind, num_outputs, batch_size, progress, flat):
+    k = reference.kernel(model, x1, x2, kind=kind.value, num_outputs=num_outputs, batch_size=batch_size,
+                         progress=progress)
+    if flat and k.dim() == 4:  # the oracle builds (N1, N2, O, O) by definition
+        k = k.permute(0, 2, 1, 3).reshape(k.shape[0] * k.shape[2], k.shape[1] * k.shape[3])
+    return k
 
 
-def _jacobian(model, x1, x2, kind, num_outputs, batch_size, progress):
+def _jacobian(model, x1, x2, kind, num_outputs, batch_size, progress, flat):
     jrows = jacobian_rows(kind.value, num_outputs, param_dtype(model), x1.device)
-    return jacobian.kernel(model, x1, x2, jrows=jrows, batch_size=batch_size, progress=progress)
+    return jacobian.kernel(model, x1, x2, jrows=jrows, batch_size=batch_size, progress=progress, flat=flat)
 
 
-def _structured(model, x1, x2, kind, num_outputs, batch_size, progress):
+def _structured(model, x1, x2, kind, num_outputs, batch_size, progress, flat):
     jrows = jacobian_rows(kind.value, num_outputs, param_dtype(model), x1.device)
-    return structured.kernel(model, x1, x2, jrows=jrows, batch_size=batch_size, progress=progress)
+    return structured.kernel(model, x1, x2, jrows=jrows, batch_size=batch_size, progress=progress, flat=flat)
 
 
 def _auto_plan(model, x1, x2, kind, num_outputs):
@@ -86,12 +91,13 @@ def _auto_plan(model, x1, x2, kind, num_outputs):
     return structured.make_plan(model, x1, x2, jacobian_rows(kind.value, num_outputs, param_dtype(model), x1.device))
 
 
-def _auto(model, x1, x2, kind, num_outputs, batch_size, progress):
+def _auto(model, x1, x2, kind, num_outputs, batch_size, progress, flat):
     jrows = jacobian_rows(kind.value, num_outputs, param_dtype(model), x1.device)
     plan = _auto_plan(model, x1, x2, kind, num_outputs)
     if plan.cheaper_than_jacobian:
-        return structured.kernel(model, x1, x2, jrows=jrows, batch_size=batch_size, plan=plan, progress=progress)
-    return jacobian.kernel(model, x1, x2, jrows=jrows, batch_size=batch_size, progress=progress)
+        return structured.kernel(model, x1, x2, jrows=jrows, batch_size=batch_size, plan=plan, progress=progress,
+                                 flat=flat)
+    return jacobian.kernel(model, x1, x2, jrows=jrows, batch_size=batch_size, progress=progress, flat=flat)
 
 
 _IMPLEMENTATIONS: dict[Method, Callable[..., Tensor]] = {
@@ -145,7 +151,7 @@ def _checked_inputs(model: nn.Module, x1, x2) -> tuple[Tensor, Tensor | None, in
 def empirical_kernel(model: nn.Module, x1: Tensor, x2: Tensor | None = None, *,
                      kind: str | Kind = "pntk", method: str | Method = "auto",
                      batch_size: int | None = None, progress: bool | None = None,
-                     allow_tf32: bool = False) -> Tensor:
+                     allow_tf32: bool = False, layout: str = "pairs") -> Tensor:
     """Empirical NTK of ``model`` between x1 (N1, *in_shape) and x2 (N2, *in_shape).
 
     Returns (N1, N2, O, O) for kind "entk", else (N1, N2); ``x2=None`` means x2 = x1 (symmetric).
@@ -158,9 +164,13 @@ def empirical_kernel(model: nn.Module, x1: Tensor, x2: Tensor | None = None, *,
     blocks of the kernel (logger ``pntk.kernels``) and a bar when stderr is a terminal — None: only for
     calls that last more than a few seconds, True: always, False: never. ``allow_tf32``: let CUDA
     matmuls and cuDNN convolutions use TF32 (off by default, also for cuDNN, whose PyTorch default is on).
+    ``layout``: "pairs" (default) or "flat": the eNTK as (N1·O, N2·O) with row n·O + a, as computed (other
+    kinds are (N1, N2) either way).
     """
     kind = _enum(Kind, kind, "kind")
     method = _enum(Method, method, "method")
+    if layout not in ("pairs", "flat"):
+        raise ValueError(f"empirical_kernel: unknown layout {layout!r}; expected 'pairs' or 'flat'")
     if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
         raise ValueError(f"empirical_kernel: batch_size must be a positive int or None, got {batch_size!r}")
     if not isinstance(model, nn.Module):
@@ -168,7 +178,7 @@ def empirical_kernel(model: nn.Module, x1: Tensor, x2: Tensor | None = None, *,
     out_device = x1.device if isinstance(x1, Tensor) else None
     with evaluation_mode(model), torch.enable_grad(), tf32_mode(allow_tf32):
         x1, x2, num_outputs = _checked_inputs(model, x1, x2)
-        k = _IMPLEMENTATIONS[method](model, x1, x2, kind, num_outputs, batch_size, progress)
+        k = _IMPLEMENTATIONS[method](model, x1, x2, kind, num_outputs, batch_size, progress, layout == "flat")
     return k.to(out_device)
 
 

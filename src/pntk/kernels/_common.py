@@ -13,7 +13,6 @@ Every kind is a contraction of Jacobian *rows*: a row r is the gradient of the s
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 from collections.abc import Callable
@@ -69,10 +68,10 @@ def result_tail(jrows: JacobianRows) -> tuple[int, ...]:
 
 
 def finish(k: Tensor, jrows: JacobianRows) -> Tensor:
-    """Raw (N1, N2[, R, R]) -> the kind's result (scale, squeeze)."""
+    """Raw (N1, N2[, R, R]) -> the kind's result (scale, squeeze); a flat raw (N1·R, N2·R) keeps its layout."""
     if jrows.scale != 1.0:
         k = k * jrows.scale
-    if jrows.squeeze:
+    if jrows.squeeze and k.dim() == 4:
         k = k[:, :, 0, 0]  # (N1, N2, 1, 1) -> (N1, N2)
     return k
 
@@ -91,13 +90,53 @@ def flat_rows(j: Tensor, diagonal: bool) -> Tensor:
     return j.reshape(n, r * p) if diagonal else j.reshape(n * r, p)
 
 
-def add_rows(acc: Tensor | None, j1: Tensor, j2: Tensor, diagonal: bool) -> Tensor:
-    """acc (row layout) += inner products of rows j1 (n1, R, P), j2 (n2, R, P); a new acc when None."""
+def add_rows(acc: Tensor | None, j1: Tensor, j2: Tensor, diagonal: bool, lower: bool = False) -> Tensor:
+    """acc (row layout) += inner products of rows j1 (n1, R, P), j2 (n2, R, P); a new acc when None.
+    ``lower``: j2 is j1 and only sample pairs n ≥ m are needed (see ``lower_chunks``; mirror afterwards)."""
     a = flat_rows(j1, diagonal)  # (n1, R·P) or (n1·R, P)
     b = a if j2 is j1 else flat_rows(j2, diagonal)
-    if acc is None:
-        return gram(a, b)  # (n1, n2) or (n1·R, n2·R)
-    return acc.addmm_(a, b.T)  # GEMM accumulating in place: no temporary of the block's size
+    if not lower:
+        if acc is None:
+            return gram(a, b)  # (n1, n2) or (n1·R, n2·R)
+        return acc.addmm_(a, b.T)  # GEMM accumulating in place: no temporary of the block's size
+    per = a.shape[0] // j1.shape[0]  # rows per sample: 1 (diagonal) or R
+    acc = a.new_zeros(a.shape[0], b.shape[0]) if acc is None else acc
+    for s0, s1 in lower_chunks(j1.shape[0], per):
+        acc[s0 * per:s1 * per, :s1 * per].addmm_(a[s0 * per:s1 * per], b[:s1 * per].T)  # rows s0:s1, columns ≤ s1
+    return acc
+
+
+TRI_ROWS = 128  # GEMM rows per chunk of a lower-triangle contraction: smaller GEMMs lose more than they save
+
+
+def lower_chunks(n: int, rows_per_sample: int = 1) -> list[tuple[int, int]]:
+    """Sample ranges (s0, s1) of a symmetric contraction done as row chunks against columns 0:s1: every pair
+    n ≥ m is covered (and the upper part of each diagonal chunk). Up to 16 chunks (≈ 53 % of the full work)."""
+    chunks = max(1, min(16, n * rows_per_sample // TRI_ROWS))
+    edges = [n * c // chunks for c in range(chunks + 1)]
+    return [(edges[c], edges[c + 1]) for c in range(chunks) if edges[c + 1] > edges[c]]
+
+
+def mirror_lower(k: Tensor) -> Tensor:
+    """(n, n[, R, R]) whose pairs n ≥ m are right -> the exactly symmetric kernel: the strict upper triangle
+    from the lower one (R × R blocks transposed), diagonal entries (K + Kᵀ)/2."""
+    n = k.shape[0]
+    low = torch.tril(torch.ones(n, n, dtype=torch.bool, device=k.device), -1)  # (n, n): m < n
+    if k.dim() == 4 and k.permute(0, 2, 1, 3).is_contiguous():  # a view of row layout: stay in it
+        r = k.shape[2]
+        flat = k.permute(0, 2, 1, 3).reshape(n * r, n * r)  # (n·R, n·R), no copy
+        mask = low.repeat_interleave(r, 0).repeat_interleave(r, 1)  # (n·R, n·R): sample blocks m < n
+        out = torch.where(mask, flat, flat.T).view(n, r, n, r)  # symmetric K ⟺ flat = flatᵀ
+        idx = torch.arange(n, device=k.device)
+        d = out[idx, :, idx, :]  # (n, R, R) diagonal blocks, as computed
+        out[idx, :, idx, :] = 0.5 * (d + d.transpose(1, 2))
+        return out.permute(0, 2, 1, 3)  # (n, n, R, R) view of the row-layout result
+    low = low.view(n, n, *([1] * (k.dim() - 2)))
+    out = torch.where(low, k, _mirror(k))  # lower from k, upper from the mirror of its lower
+    idx = torch.arange(n, device=k.device)
+    d = k[idx, idx]  # (n[, R, R])
+    out[idx, idx] = 0.5 * (d + d.transpose(-1, -2)) if k.dim() == 4 else d
+    return out
 
 
 def pair_layout(acc: Tensor, n1: int, n2: int, r: int, diagonal: bool) -> Tensor:
@@ -107,12 +146,14 @@ def pair_layout(acc: Tensor, n1: int, n2: int, r: int, diagonal: bool) -> Tensor
     return acc.view(n1, r, n2, r).permute(0, 2, 1, 3)  # (n1, R, n2, R) -> (n1, n2, R, R)
 
 
-def contract_rows(j1: Tensor, j2: Tensor, diagonal: bool) -> Tensor:
+def contract_rows(j1: Tensor, j2: Tensor, diagonal: bool, lower: bool = False) -> Tensor:
     """Inner products of per-sample gradient rows.
 
-    j1: (n1, R, P), j2: (n2, R, P) -> (n1, n2) if diagonal else (n1, n2, R, R).
+    j1: (n1, R, P), j2: (n2, R, P) -> (n1, n2) if diagonal else (n1, n2, R, R); ``lower``: K(x, x) of j1 = j2
+    from its lower triangle, mirrored (exactly symmetric).
     """
-    return pair_layout(add_rows(None, j1, j2, diagonal), j1.shape[0], j2.shape[0], j1.shape[1], diagonal)
+    k = pair_layout(add_rows(None, j1, j2, diagonal, lower), j1.shape[0], j2.shape[0], j1.shape[1], diagonal)
+    return mirror_lower(k) if lower else k
 
 
 def side_block(batch_size: int, num_rows: int) -> int:
@@ -140,69 +181,31 @@ def default_batch_size(num_params: int, num_rows: int, itemsize: int, device: to
     return max(2 * num_rows, budget // max(1, num_params * itemsize))
 
 
-SYM_CHUNKS = 4  # K(x, x) in 4×4 sub-blocks contracts 10 of 16: 62.5% of the pair work ...
-SYM_MIN_ROWS = 512  # ... when the sub-blocks have this many samples (smaller GEMMs lose more than that)
-
-
-def take(features: Any, jrows: slice) -> Any:
-    """The features of samples ``rows`` of a block: every tensor in them has its samples on dim 0
-    (lists, tuples and dataclasses are sliced member by member, other values kept)."""
-    if isinstance(features, Tensor):
-        return features[jrows]
-    if isinstance(features, (list, tuple)):
-        return type(features)(take(f, jrows) for f in features)
-    if dataclasses.is_dataclass(features):
-        return dataclasses.replace(features, **{f.name: take(getattr(features, f.name), jrows)
-                                                for f in dataclasses.fields(features)})
-    return features
-
-
 def _mirror(t: Tensor) -> Tensor:
     """(a, b[, R, R]) -> (b, a[, R, R]ᵀ): K(x', x) from K(x, x')."""
     t = t.transpose(0, 1)
     return t.transpose(2, 3) if t.dim() == 4 else t
 
 
-def symmetric_block(contract: Callable[[Any, Any], Tensor], f: Any, n: int) -> Tensor:
-    """K(x, x) (n, n, *tail) of one block from its features ``f``, exactly symmetric: the lower triangle
-    of SYM_CHUNKS² sub-blocks is contracted and mirrored, diagonal sub-blocks are symmetrized."""
-    chunks = SYM_CHUNKS if n >= SYM_MIN_ROWS * SYM_CHUNKS else 1
-    edges = [n * c // chunks for c in range(chunks + 1)]
-    out = None
-    for a in range(chunks):
-        ra = slice(edges[a], edges[a + 1])
-        fa = f if chunks == 1 else take(f, ra)
-        for b in range(a + 1):
-            rb = slice(edges[b], edges[b + 1])
-            kb = contract(fa, fa if b == a else take(f, rb))  # (na, nb, *tail)
-            if a == b:
-                kb = torch.add(kb, _mirror(kb)).mul_(0.5)
-            if chunks == 1:
-                return kb
-            out = kb.new_empty(n, n, *kb.shape[2:]) if out is None else out  # (n, n, *tail)
-            out[ra, rb] = kb
-            if a != b:
-                out[rb, ra] = _mirror(kb)
-    return out
-
-
 def blocked_kernel(
     featurize: Callable[[Tensor], Any],
-    contract: Callable[[Any, Any], Tensor],
+    contract: Callable[[Any, Any, bool], Tensor],
     x1: Tensor,
     x2: Tensor | None,
     block: int,
     tail: tuple[int, ...],
     dtype: torch.dtype,
     progress: bool | None = None,
+    flat: bool = False,
 ) -> Tensor:
-    """Assemble K (N1, N2, *tail) from blocks of ``block`` samples per side.
+    """Assemble K (N1, N2, *tail) from blocks of ``block`` samples per side; ``flat`` with tail (R, R): the
+    row layout (N1·R, N2·R) instead (row n·R + r), which the blocks' contractions produce: no transposing copy.
 
     ``featurize(xb)`` maps a block of inputs to features (tensors with samples on dim 0, see ``take``),
-    ``contract(f1, f2)`` two feature sets to a (n1, n2, *tail) block. With ``x2 is None`` only blocks
-    j >= i are computed and mirrored (tail (R, R) is transposed too), and diagonal blocks are computed
-    by ``symmetric_block``. At most two blocks of features are alive at any time. ``progress``: see
-    ``_progress.py``.
+    ``contract(f1, f2, lower)`` two feature sets to a (n1, n2, *tail) block; ``lower=True`` (f2 is f1) asks for
+    the exactly symmetric K(x, x) of one block, computed from its lower triangle. With ``x2 is None`` only
+    blocks j >= i are computed and mirrored (tail (R, R) is transposed too). At most two blocks of features
+    are alive at any time. ``progress``: see ``_progress.py``.
     """
     sym = x2 is None
     xb2 = x1 if sym else x2
@@ -211,19 +214,26 @@ def blocked_kernel(
     pairs = [(i, j) for i in starts1 for j in range(i if sym else 0, n2, block)]
     ticker = Progress(sum(min(block, n1 - i) * min(block, n2 - j) for i, j in pairs),
                       f"kernel {n1}×{n2} in {len(pairs)} block pairs", log, progress)
-    k = None if len(pairs) == 1 else torch.empty(n1, n2, *tail, dtype=dtype, device=x1.device)  # (N1, N2, *tail)
+    flat = flat and len(tail) == 2
+    r = tail[0] if flat else 1
+    k = k_flat = None
+    if len(pairs) > 1 and flat:
+        k_flat = torch.empty(n1 * r, n2 * r, dtype=dtype, device=x1.device)  # (N1·R, N2·R)
+        k = k_flat.view(n1, r, n2, r).permute(0, 2, 1, 3)  # its (N1, N2, R, R) view: blocks written through it
+    elif len(pairs) > 1:
+        k = torch.empty(n1, n2, *tail, dtype=dtype, device=x1.device)  # (N1, N2, *tail)
     try:
         for i in starts1:
             f1 = featurize(x1[i:i + block])
             for j in range(i if sym else 0, n2, block):
                 same = sym and j == i
                 if same:
-                    kb = symmetric_block(contract, f1, min(block, n1 - i))  # (b1, b1, *tail)
+                    kb = contract(f1, f1, True)  # (b1, b1, *tail), exactly symmetric
                 else:
-                    kb = contract(f1, featurize(xb2[j:j + block]))  # (b1, b2, *tail)
+                    kb = contract(f1, featurize(xb2[j:j + block]), False)  # (b1, b2, *tail)
                 ticker.advance(kb.shape[0] * kb.shape[1])
-                if k is None:  # one block pair is the whole kernel: no copy into a result
-                    return kb.contiguous()
+                if k is None:  # one block pair is the whole kernel: no copy into a result (row layout: a view)
+                    return kb.permute(0, 2, 1, 3).reshape(n1 * r, n2 * r) if flat else kb.contiguous()
                 k[i:i + block, j:j + block] = kb
                 if sym and not same:
                     k[j:j + block, i:i + block] = _mirror(kb)
@@ -231,7 +241,7 @@ def blocked_kernel(
             del f1
     finally:
         ticker.close()
-    return k
+    return k_flat if flat else k
 
 
 @contextmanager

@@ -9,8 +9,8 @@ A matmul-like layer (Linear, Conv2d) is written canonically as
 and contributes Σ_g <G1[n, r, g], G2[m, s, g]> to K[n, m, r, s] (+ <b1, b2> with a bias). Modes:
     "gram"      L = 1:  (U1 U2ᵀ [+ 1]) ∘ (D1 D2ᵀ)         two GEMMs, no per-sample gradients
     "explicit"  build G (per-sample gradient, unfold + bmm), contract G1 G2ᵀ
-    "pairs"     Σ_{l,l'} (U1[n,l]·U2[m,l']) (D1[n,r,l]·D2[m,s,l'])   (position pairs, no G; with R > 1
-                rows U1U2ᵀ is first folded into D2, so the cost per pair is L(L·din + L·R·dout + R²·dout))
+    "pairs"     Σ_{l,l'} (U1[n,l]·U2[m,l']) (D1[n,r,l]·D2[m,s,l'])   (position pairs, no G; as GEMMs over
+                all samples of a chunk, see ``_pairs.py``)
 """
 from __future__ import annotations
 
@@ -18,10 +18,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._common import flat_rows, gram
+from . import _common, _pairs
+from ._common import flat_rows
+from ._pairs import Scratch
 
-PAIR_CHUNK_ELEMENTS = 1 << 19  # bound on the per-chunk intermediates of "pairs" (4 MiB in float64): larger
-# chunks are mmap-allocated and freed per chunk by glibc, and their page faults cost as much as the math
+PATCH_ELEMENTS = 1 << 22  # patches unfolded at a time for explicit conv gradients on the CPU (32 MiB in float64)
 
 
 # ----------------------------------------------------------------------------- canonical forms
@@ -50,10 +51,31 @@ def conv_u(m: nn.Conv2d, x: Tensor) -> Tensor:
     return u.view(n, g, -1, u.shape[-1]).transpose(2, 3)  # (n, g, din, L) -> (n, g, L, din)
 
 
+def _from_patches(m: nn.Conv2d, x: Tensor, npos: int) -> bool:
+    """Per-sample conv gradients from unfolded patches (one batched GEMM) rather than a convolution with n·g
+    groups. On the CPU the grouped convolution runs group by group (and float64 has no oneDNN kernel), which
+    loses on small images; on large ones the patches cost more than they save. Measured per layer (1 thread,
+    AMD EPYC, 2026-12-07): patches win at L ≤ 16, and at L ≤ 64 in float64 or with din ≥ 1024 (1.2–1.5×);
+    the grouped convolution wins at L = 256 in float32 and at L = 1024 (2.5×). GPUs: always the convolution."""
+    if x.device.type != "cpu":
+        return False
+    din = m.weight[0].numel()
+    return npos <= 16 or (npos <= 64 and (x.dtype == torch.float64 or din >= 1024))
+
+
 def conv_weight_grad(m: nn.Conv2d, x: Tensor, dy: Tensor) -> Tensor:
-    """Per-sample Conv2d weight gradients without patches: x (n, Cin, H, W), dy (n, R, Cout, Ho, Wo)
-    -> (n, R, Cout·Cin/g·kh·kw), by one weight-backward of a convolution with n·g groups per row."""
+    """Per-sample Conv2d weight gradients: x (n, Cin, H, W), dy (n, R, Cout, Ho, Wo) -> (n, R, Cout·Cin/g·kh·kw),
+    from patches (PATCH_ELEMENTS at a time) or by one weight-backward of a convolution with n·g groups per
+    row, whichever ``_from_patches`` says is faster."""
     n, r = dy.shape[:2]
+    g, npos = m.groups, dy.shape[-1] * dy.shape[-2]
+    if _from_patches(m, x, npos):
+        step = max(1, PATCH_ELEMENTS // (g * npos * m.weight[0].numel()))  # samples whose patches fit
+        parts = []
+        for i in range(0, n, step):
+            u = conv_u(m, x[i:i + step])  # (c, g, L, din)
+            parts.append(weight_grad(u, matmul_d(dy[i:i + step], "conv", g)))  # (c, R, g·dout·din)
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
     x, pad = _padded(m, x)
     xg = x.reshape(1, -1, *x.shape[2:])  # (1, n·Cin, H', W'): samples become groups
     w = x.new_empty(1).expand(n * m.out_channels, *m.weight.shape[1:])  # shape only: (n·Cout, Cin/g, kh, kw)
@@ -114,87 +136,56 @@ def bn_grads(m: nn.modules.batchnorm._BatchNorm, x: Tensor, dy: Tensor, weight: 
 
 
 # ----------------------------------------------------------------------------- contractions
-class Scratch:
-    """Output buffers reused by the layers of one contraction: a fresh (n1, n2) buffer per GEMM would be
-    page-faulted in anew each time, which costs as much as an extra pass over the block."""
-
-    def __init__(self):
-        self._buffers: dict[str, Tensor] = {}
-
-    def get(self, name: str, jrows: int, cols: int, like: Tensor) -> Tensor:
-        buf = self._buffers.get(name)
-        if buf is None or buf.shape != (jrows, cols):
-            buf = self._buffers[name] = like.new_empty(jrows, cols)
-        return buf
-
-
-def gram_accumulate(acc: Tensor | None, u1: Tensor, d1: Tensor, u2: Tensor, d2: Tensor, sw2: float, sb2: float,
-                    diagonal: bool, scratch: Scratch) -> Tensor:
+def gram_accumulate(acc: Tensor, u1: Tensor, d1: Tensor, u2: Tensor, d2: Tensor, sw2: float, sb2: float,
+                    diagonal: bool, lower: bool, scratch: Scratch) -> None:
     """Linear layer with L = 1, y = s_w W x + s_b b: acc += (s_w² U1U2ᵀ + s_b²) ∘ D1D2ᵀ, two GEMMs and one
     fused multiply-add pass. U (n, din), D (n, R, dout); acc in row layout ((n1, n2) diagonal, else
-    (n1·R, n2·R), see ``_common``), a new one when None. The weight is trainable (s_w² > 0); s_b² = 0
-    when the bias is not."""
+    (n1·R, n2·R), see ``_common``). The weight is trainable (s_w² > 0); s_b² = 0 when the bias is not.
+    ``lower``: side 2 is side 1 and only pairs n ≥ m are needed (row chunks against columns 0:s1)."""
     n1, r, _ = d1.shape
-    n2 = d2.shape[0]
     a = flat_rows(d1, diagonal)  # (n1, R·dout) or (n1·R, dout)
     b = a if d2 is d1 else flat_rows(d2, diagonal)
-    dd = gram(a, b, out=scratch.get("dd", a.shape[0], b.shape[0], a))  # D1 D2ᵀ: (n1, n2) or (n1·R, n2·R)
-    uu = gram(u1, u2, out=scratch.get("uu", n1, n2, u1))  # (n1, din) @ (din, n2) -> (n1, n2)
-    if sb2 != 0.0:
-        uu.add_(sb2 / sw2)  # s_w² (UU + s_b²/s_w²) = s_w² UU + s_b²
-    if not diagonal:  # broadcast UU over the row pairs of (n1, R, n2, R)
-        uu, dd = uu.view(n1, 1, n2, 1), dd.view(n1, r, n2, r)
-    if acc is None:
-        out = torch.mul(uu, dd)  # a new accumulator, (n1, n2) or (n1, R, n2, R)
-        out = out if sw2 == 1.0 else out.mul_(sw2)
-        return out if diagonal else out.view(n1 * r, n2 * r)
-    target = acc if diagonal else acc.view(n1, r, n2, r)
-    target.addcmul_(uu, dd, value=sw2)
-    return acc
+    per = a.shape[0] // n1  # rows per sample
+    for s0, s1 in _common.lower_chunks(n1, per) if lower else [(0, n1)]:
+        c1 = s1 if lower else d2.shape[0]  # samples of side 2 in this chunk's columns
+        rows, cols = slice(s0 * per, s1 * per), slice(0, c1 * per)
+        dd = torch.mm(a[rows], b[cols].T, out=scratch.get("dd", ((s1 - s0) * per, c1 * per), a))  # D1D2ᵀ
+        uu = torch.mm(u1[s0:s1], u2[:c1].T, out=scratch.get("uu", (s1 - s0, c1), a))  # (ns, c1)
+        if sb2 != 0.0:
+            uu.add_(sb2 / sw2)  # s_w² (UU + s_b²/s_w²) = s_w² UU + s_b²
+        target = acc[rows, cols]
+        if not diagonal:  # broadcast UU over the row pairs of (ns, R, c1, R)
+            uu, dd, target = uu.view(s1 - s0, 1, c1, 1), dd.view(s1 - s0, r, c1, r), target.view(s1 - s0, r, c1, r)
+        target.addcmul_(uu, dd, value=sw2)
 
 
-def pairs_contract(u1: Tensor, d1: Tensor, u2: Tensor, d2: Tensor, diagonal: bool) -> Tensor:
-    """Weight term by position pairs: U (n, g, L, din), D (n, R, g, L, dout) -> (n1, n2[, R, R])."""
-    n1, g, npos, _ = u1.shape
-    n2, r = u2.shape[0], d1.shape[1]
-    rp = r if diagonal else r * r
-    out = u1.new_zeros((n1, n2) if diagonal else (n1, n2, r, r))
-    # intermediate elements per (n, m) pair: uu and dd, or uu, e and the (R, R) result
-    per_pair = 2 * g * npos * npos if diagonal else g * npos * npos + r * g * npos * d1.shape[-1] + rp
-    chunk = max(1, PAIR_CHUNK_ELEMENTS // max(1, n2 * per_pair))
-    for i in range(0, n1, chunk):
-        uu = torch.einsum("ngld,mgkd->nmglk", u1[i:i + chunk], u2)  # (c, n2, g, L, L)
-        if diagonal:
-            dd = torch.einsum("nrglo,mrgko->nmglk", d1[i:i + chunk], d2)  # (c, n2, g, L, L)
-            out[i:i + chunk] = (uu * dd).sum((2, 3, 4))  # (c, n2)
-        else:
-            # Fold U1U2ᵀ into D2 first, so no (R, R, L, L) intermediate per pair exists:
-            # K[n,m,r,s] = Σ_{g,l,o} D1[n,r,g,l,o] Σ_k UU[n,m,g,l,k] D2[m,s,g,k,o]  (two batched GEMMs).
-            e = torch.einsum("nmglk,msgko->nmsglo", uu, d2)  # (c, n2, R, g, L, dout)
-            out[i:i + chunk] = torch.einsum("nrglo,nmsglo->nmrs", d1[i:i + chunk], e)  # (c, n2, R, R)
-    return out
+def pairs_accumulate(acc: Tensor, u1: Tensor, d1: Tensor, u2: Tensor, d2: Tensor, diagonal: bool, lower: bool,
+                     scratch: Scratch) -> None:
+    """Weight term by position pairs into acc (row layout): U (n, g, L, din), D (n, R, g, L, dout)."""
+    _pairs.accumulate(acc, u1, d1, u2, d2, diagonal, lower, scratch)
 
 
 # ----------------------------------------------------------------------------- FLOP model
 def matmul_costs(pairs: float, n_feat: int, r: int, diagonal: bool, g: int, npos: int, din: int, dout: int,
-                 bias: bool) -> dict[str, tuple[float, float]]:
-    """FLOPs of each mode for one matmul-like layer with a trainable weight: (per-sample features,
-    contraction).
+                 bias: bool) -> dict[str, tuple[float, float, float]]:
+    """FLOPs of each mode for one matmul-like layer with a trainable weight: (per-sample features, contraction,
+    time-weighted contraction: FLOPs divided by the stage's efficiency against a large GEMM — what the modes are
+    chosen by).
 
     ``pairs``: sample pairs contracted (n1·n2, or n(n+1)/2 for a symmetric kernel); ``n_feat``: samples
     featurized. gram: the GEMMs U1U2ᵀ (din) and D1D2ᵀ (Rp·dout per pair) and the Hadamard product
     accumulated (Rp multiply-adds, 1 for diagonal); the bias enters as "+ s_b²", one add per pair.
     explicit: per-sample weight gradients (bmm over L), their Gram and the bias gradients' Gram.
-    pairs: see the module docstring. Forward and backward passes are counted by the caller.
+    pairs: see ``_pairs.py``. Forward and backward passes are counted by the caller.
     """
     rp = r if diagonal else r * r
     bias_gram = 2.0 * pairs * rp * g * dout if bias else 0.0  # Gram of per-sample bias gradients
     costs = {}
     if npos == 1 and g == 1:  # listed first: preferred on ties
-        costs["gram"] = (0.0, 2.0 * pairs * (din + rp * dout + (1 if diagonal else rp)) + (pairs if bias else 0.0))
-    costs["explicit"] = (2.0 * n_feat * r * g * npos * din * dout, 2.0 * pairs * rp * g * din * dout + bias_gram)
-    if diagonal:  # UU and Σ_r D1D2ᵀ per position pair, then their elementwise product
-        costs["pairs"] = (0.0, 2.0 * pairs * g * npos * npos * (din + rp * dout + rp) + bias_gram)
-    else:  # UU, then E = UU·D2 (L·R·dout per l), then D1·E (R²·dout per l)
-        costs["pairs"] = (0.0, 2.0 * pairs * g * npos * (npos * din + npos * r * dout + r * r * dout) + bias_gram)
+        con = 2.0 * pairs * (din + rp * dout + (1 if diagonal else rp)) + (pairs if bias else 0.0)
+        costs["gram"] = (0.0, con, con)
+    con = 2.0 * pairs * rp * g * din * dout + bias_gram
+    costs["explicit"] = (2.0 * n_feat * r * g * npos * din * dout, con, con)
+    con, weighted = _pairs.flops(pairs, r, diagonal, g, npos, din, dout)
+    costs["pairs"] = (0.0, con + bias_gram, weighted + bias_gram)
     return costs

@@ -18,6 +18,7 @@ from ._common import (
     blocked_kernel,
     default_batch_size,
     finish,
+    mirror_lower,
     pair_layout,
     result_tail,
     side_block,
@@ -70,16 +71,18 @@ def _loop_rows(model: nn.Module, xb: Tensor, jrows: JacobianRows, names: list[st
     return [torch.stack(r) for r in out_rows]  # (n, R, P_k)
 
 
-def contract_tensors(j1: list[Tensor], j2: list[Tensor], diagonal: bool) -> Tensor:
-    """Σ over parameter tensors of row inner products -> (n1, n2) or (n1, n2, R, R)."""
+def contract_tensors(j1: list[Tensor], j2: list[Tensor], diagonal: bool, lower: bool = False) -> Tensor:
+    """Σ over parameter tensors of row inner products -> (n1, n2) or (n1, n2, R, R); ``lower``: j2 is j1,
+    K(x, x) from its lower triangle (exactly symmetric)."""
     acc = None
     for a, b in zip(j1, j2):
-        acc = add_rows(acc, a, b, diagonal)  # GEMMs accumulating in place, row layout
-    return pair_layout(acc, j1[0].shape[0], j2[0].shape[0], j1[0].shape[1], diagonal)
+        acc = add_rows(acc, a, a if lower else b, diagonal, lower)  # GEMMs accumulating in place, row layout
+    k = pair_layout(acc, j1[0].shape[0], j2[0].shape[0], j1[0].shape[1], diagonal)
+    return mirror_lower(k) if lower else k
 
 
 def kernel(model: nn.Module, x1: Tensor, x2: Tensor | None, *, jrows: JacobianRows,
-           batch_size: int | None, progress: bool | None = None) -> Tensor:
+           batch_size: int | None, progress: bool | None = None, flat: bool = False) -> Tensor:
     """Kernel via per-sample Jacobians; shapes as in :func:`pntk.kernels.empirical_kernel`."""
     params = trainable_parameters(model)
     names = list(params)
@@ -90,7 +93,7 @@ def kernel(model: nn.Module, x1: Tensor, x2: Tensor | None, *, jrows: JacobianRo
         batch_size = default_batch_size(num_params, r, dtype.itemsize, x1.device)
     raw = blocked_kernel(
         featurize=lambda xb: per_sample_rows(model, xb, jrows, names),  # list of (n, R, P_k)
-        contract=lambda a, b: contract_tensors(a, b, jrows.diagonal),
+        contract=lambda a, b, lower: contract_tensors(a, b, jrows.diagonal, lower),
         x1=x1, x2=x2, block=side_block(batch_size, r), tail=result_tail(jrows), dtype=dtype,
-        progress=progress)
+        progress=progress, flat=flat)
     return finish(raw, jrows)

@@ -9,7 +9,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ._common import blocked_kernel, contract_rows, default_batch_size, side_block, trainable_parameters
+from ._common import (
+    blocked_kernel,
+    contract_rows,
+    default_batch_size,
+    mirror_lower,
+    side_block,
+    trainable_parameters,
+)
 
 
 def per_sample_jacobian(model: nn.Module, xb: Tensor, params: list[Tensor]) -> Tensor:
@@ -42,6 +49,11 @@ def reduce_entk(entk: Tensor, kind: str) -> Tensor:
     raise ValueError(f"unknown kind {kind!r}")
 
 
+def _plain(k: Tensor, lower: bool) -> Tensor:
+    """The oracle contracts every pair; K(x, x) is made exactly symmetric from its lower triangle."""
+    return mirror_lower(k) if lower else k
+
+
 def kernel(model: nn.Module, x1: Tensor, x2: Tensor | None, *, kind: str, num_outputs: int,
            batch_size: int | None, progress: bool | None = None) -> Tensor:
     """Reference kernel of ``kind``; shapes as in :func:`pntk.kernels.empirical_kernel`."""
@@ -53,7 +65,7 @@ def kernel(model: nn.Module, x1: Tensor, x2: Tensor | None, *, kind: str, num_ou
     block = side_block(batch_size, num_outputs)
     entk = blocked_kernel(
         featurize=lambda xb: per_sample_jacobian(model, xb, params),  # (n, O, P)
-        contract=lambda j1, j2: contract_rows(j1, j2, diagonal=False),  # (n1, n2, O, O)
+        contract=lambda j1, j2, lower: _plain(contract_rows(j1, j2, diagonal=False), lower),  # (n1, n2, O, O)
         x1=x1, x2=x2, block=block, tail=(num_outputs, num_outputs), dtype=dtype,
         progress=progress)
     return reduce_entk(entk, kind)

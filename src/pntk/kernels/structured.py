@@ -28,6 +28,7 @@ from ._common import (
     add_rows,
     blocked_kernel,
     finish,
+    mirror_lower,
     pair_layout,
     result_tail,
     side_block,
@@ -78,7 +79,7 @@ class Layer:
 class Plan:
     layers: list[Layer]
     fallback: list[str]        # parameter names handled by explicit per-sample gradients
-    cost_structured: float     # FLOP estimates for the whole kernel
+    cost_structured: float     # time-weighted FLOP estimates for the whole kernel (see _layers.matmul_costs)
     cost_jacobian: float
     values_per_sample: float   # feature values held per sample (for the default block size)
     flops: dict[str, float] = field(default_factory=dict)  # the structured method's FLOPs by stage
@@ -198,13 +199,14 @@ def make_plan(model: nn.Module, x1: Tensor, x2: Tensor | None, jrows: JacobianRo
             flops["backward"] += r * layer_fwd if rec.x_requires_grad else 0.0  # R input-gradient passes
             if layer.weight:
                 costs = L.matmul_costs(pairs, n_feat, r, jrows.diagonal, g, npos, din, dout, layer.bias)
-                layer.mode = min(costs, key=lambda mode: sum(costs[mode]))
-                feat, con = costs[layer.mode]
-                cost_j += sum(costs["explicit"])
+                layer.mode = min(costs, key=lambda mode: costs[mode][0] + costs[mode][2])  # by weighted time
+                feat, con, weighted = costs[layer.mode]
+                cost_j += costs["explicit"][0] + costs["explicit"][1]
             else:  # bias only: per-sample bias gradients
                 layer.mode, feat, con = "explicit", 0.0, 2.0 * pairs * rp * g * dout
+                weighted = con
                 cost_j += con
-            cost_s += feat + con
+            cost_s += feat + weighted
             flops["per_sample_gradients"] += feat
             flops["contraction"] += con
             per_sample += {"gram": din + r * dout, "explicit": r * g * dout * (din + 1),
@@ -302,29 +304,29 @@ def _samples_and_rows(f: Features) -> tuple[int, int]:
     return t.shape[0], t.shape[1]
 
 
-def contract(f1: Features, f2: Features, diagonal: bool) -> Tensor:
+def contract(f1: Features, f2: Features, diagonal: bool, lower: bool = False) -> Tensor:
     """Σ over all terms -> (n1, n2) if diagonal else (n1, n2, R, R).
 
     Terms accumulate in place into one row-layout matrix (see ``_common``): GEMMs of explicit rows add
-    into it directly, Linear Grams through two reused buffers, so a block costs about one block-sized
-    allocation whatever the number of layers."""
+    into it directly, Linear Grams and position pairs through reused buffers, so a block costs about one
+    block-sized allocation whatever the number of layers. ``lower``: f2 is f1; every term computes only the
+    pairs n ≥ m (about half the work) and the result is mirrored, exactly symmetric."""
     (n1, r), (n2, _) = _samples_and_rows(f1), _samples_and_rows(f2)
-    acc, scratch = None, L.Scratch()
+    ref = f1.explicit[0] if f1.explicit else f1.gram[0][0] if f1.gram else f1.pairs[0][0]
+    rows = 1 if diagonal else r
+    acc, scratch = ref.new_zeros(n1 * rows, n2 * rows), L.Scratch()  # row layout
     for (u1, d1, w, b), (u2, d2, _, _) in zip(f1.gram, f2.gram):
-        acc = L.gram_accumulate(acc, u1, d1, u2, d2, w, b, diagonal, scratch)
+        L.gram_accumulate(acc, u1, d1, u2, d2, w, b, diagonal, lower, scratch)
     for a, b in zip(f1.explicit, f2.explicit):
-        acc = add_rows(acc, a, b, diagonal)
+        add_rows(acc, a, a if lower else b, diagonal, lower)
     for (u1, d1), (u2, d2) in zip(f1.pairs, f2.pairs):
-        p = L.pairs_contract(u1, d1, u2, d2, diagonal)  # (n1, n2[, R, R])
-        if acc is None:
-            acc = p if diagonal else p.permute(0, 2, 1, 3).reshape(n1 * r, n2 * r)  # -> row layout
-        else:
-            pair_layout(acc, n1, n2, r, diagonal).add_(p)
-    return pair_layout(acc, n1, n2, r, diagonal)
+        L.pairs_accumulate(acc, u1, d1, u2, d2, diagonal, lower, scratch)
+    k = pair_layout(acc, n1, n2, r, diagonal)
+    return mirror_lower(k) if lower else k
 
 
 def kernel(model: nn.Module, x1: Tensor, x2: Tensor | None, *, jrows: JacobianRows, batch_size: int | None,
-           plan: Plan | None = None, progress: bool | None = None) -> Tensor:
+           plan: Plan | None = None, progress: bool | None = None, flat: bool = False) -> Tensor:
     """Structured kernel; shapes as in :func:`pntk.kernels.empirical_kernel`."""
     plan = plan or make_plan(model, x1, x2, jrows)
     dtype = next(iter(trainable_parameters(model).values())).dtype
@@ -335,10 +337,12 @@ def kernel(model: nn.Module, x1: Tensor, x2: Tensor | None, *, jrows: JacobianRo
         block = side_block(batch_size, jrows.num_rows)
     if not plan.layers and not plan.fallback:  # no parameter reaches the output
         n2 = x1.shape[0] if x2 is None else x2.shape[0]
-        return finish(torch.zeros(x1.shape[0], n2, *result_tail(jrows), dtype=dtype, device=x1.device), jrows)
+        tail = result_tail(jrows)
+        shape = (x1.shape[0] * tail[0], n2 * tail[0]) if flat and tail else (x1.shape[0], n2, *tail)
+        return finish(torch.zeros(shape, dtype=dtype, device=x1.device), jrows)
     raw = blocked_kernel(
         featurize=lambda xb: featurize(model, xb, jrows, plan),
-        contract=lambda a, b: contract(a, b, jrows.diagonal),
+        contract=lambda a, b, lower: contract(a, b, jrows.diagonal, lower),
         x1=x1, x2=x2, block=min(block, n_max), tail=result_tail(jrows), dtype=dtype,
-        progress=progress)
+        progress=progress, flat=flat)
     return finish(raw, jrows)

@@ -14,12 +14,20 @@ from __future__ import annotations
 
 import enum
 import logging
-import math
 import time
 
 import numpy as np
 import torch
 
+from .memory import (
+    NYSTROM_RANK,
+    nystrom_rank,
+    preconditioner_bytes,
+    rank_cut_reason,
+    resident_plan,
+    sketch_block,
+    streaming_workers,
+)
 from .preconditioners import jacobi, nystrom
 from .rpcholesky import factor_dtype, rp_cholesky
 from .solvers import (
@@ -49,7 +57,6 @@ class Solver(str, enum.Enum):
 
 # float64 n×n matrices a dense solver keeps resident: Cholesky K + L; eigh K + V + workspace.
 DENSE_COPIES = {Solver.CHOLESKY: 2, Solver.EIGH: 3}
-NYSTROM_RANK = 1000  # default landmark columns; iterations ≈ 10·√(λ_ℓ/(λ_min + ridge)): see BENCHMARKS.md
 NYSTROM_MAXITER = 500  # default iteration budget of the Nyström-preconditioned CG
 
 
@@ -125,26 +132,6 @@ def _solve_cg(A, rhs, ctx):
     return alpha
 
 
-def nystrom_rank(n: int, rank: int | None, cap: int, landmarks: str = "rpcholesky", itemsize: int = 8) -> int:
-    """Landmark columns: ``rank`` (default NYSTROM_RANK), at most n, and what the preconditioner holds within
-    half the memory cap (the other half streams tiles): for "rpcholesky" the factor F (n, k) in the store's
-    precision (``itemsize`` bytes) and one float64 (k, k) buffer (FᵀF, factored in place); for "uniform"
-    two (n, ℓ) float64 matrices (columns and their factor)."""
-    want = min(NYSTROM_RANK if rank is None else int(rank), n)
-    budget = cap / 2
-    if landmarks == "rpcholesky":  # itemsize·n·k + 8·k² ≤ budget
-        fit = (math.sqrt((itemsize * n) ** 2 + 32.0 * budget) - itemsize * n) / 16.0
-    else:
-        fit = budget / (2 * 8 * max(n, 1))
-    return max(1, min(want, int(fit)))
-
-
-def rank_cut_reason(n: int, landmarks: str, itemsize: int, cap: int) -> str:
-    held = (f"F ({n}, rank) in {itemsize}-byte floats and one (rank, rank) float64 matrix"
-            if landmarks == "rpcholesky" else f"two ({n}, rank) float64 matrices")
-    return f"{held} stay within cap/2 = {cap / 2**21:.0f} MiB"
-
-
 LANDMARKS = ("rpcholesky", "uniform")
 
 
@@ -153,11 +140,12 @@ def _solve_nystrom(A, rhs, ctx):
     mean_diag = max(float(diag.mean()), 1e-300)
     rank = ctx["rank"]
     if ctx["landmarks"] == "rpcholesky":
-        pre = rp_cholesky(A, rank, seed=0, diagonal=diag)
+        pre = rp_cholesky(A, rank, seed=0, diagonal=diag, block=ctx["block"])
         emit(ctx["log"], f"nystrom (randomly pivoted Cholesky): {pre.pivots.size} pivot rows → rank {pre.rank}, "
                          f"λ̂_max {pre.lam_max:.3e}, residual diagonal mean {pre.level:.3e} "
                          f"({pre.level / mean_diag:.1e}·mean diag), {pre.seconds:.1f} s")
         level, lam_max = pre.level, pre.lam_max
+        _release_freed_memory()  # the sketch's per-block temporaries, before CG's tile buffers
     elif ctx["landmarks"] == "uniform":
         pre = nystrom(A, rank, seed=0, diagonal=diag)
         lam = pre.eigenvalues
@@ -238,7 +226,8 @@ def linearized_predict(k_dd, k_xd, f0_d, f0_x, y_d, *, ridge=0.0, ridge_scale="a
             the dense float64 K and its factor (2·8·n² bytes, n = N·O for eNTK, N for pNTK) fit under
             memory_cap_bytes (default: half the available RAM, or 80 % of free GPU memory),
             otherwise "nystrom": CG preconditioned by ``rank`` Nyström landmark columns (default
-            NYSTROM_RANK, fewer if what the preconditioner holds exceeds cap/2: ``nystrom_rank``),
+            NYSTROM_RANK, fewer if the preconditioner does not fit the cap beside the streaming buffers, CG
+            vectors and sketch temporaries: ``pntk.regression.memory``),
             streaming tiles from the store; landmarks "rpcholesky" (default: pivots ∝ the residual
             diagonal, read as rows; F in the store's precision, Woodbury preconditioner σ(Θ̂ + σI)⁻¹) or
             "uniform" (columns drawn uniformly in one pass, FTU form). "cg" is the same CG with a
@@ -287,6 +276,7 @@ def linearized_predict(k_dd, k_xd, f0_d, f0_x, y_d, *, ridge=0.0, ridge_scale="a
     elif ridge_scale != "absolute":
         raise ValueError(f"ridge_scale: expected 'absolute' or 'mean_diagonal', got {ridge_scale!r}")
     A.ridge = float(ridge)
+    _release_freed_memory()  # the symmetry check's and the diagonal's tile reads: freed, but kept by the heap
     Ax = ZarrKernelOperator(k_xd, block_bytes=block_bytes, device=device, threads=threads)
     if A.stored_block_nbytes > block_bytes:
         emit(log, f"one tile ({A.stored_block_nbytes / 2**20:.0f} MiB as stored) exceeds the streaming budget "
@@ -301,11 +291,27 @@ def linearized_predict(k_dd, k_xd, f0_d, f0_x, y_d, *, ridge=0.0, ridge_scale="a
               f"cap {cap / 2**20:.0f} MiB, tiles {A.block_nbytes / 2**20:.1f} MiB in float64 on "
               f"{A.threads} thread{'s' * (A.threads != 1)}) on {device}")
     itemsize = factor_dtype(A).itemsize  # rp_cholesky keeps F in the store's precision
+    overhead = 0.0
+    if choice in (Solver.NYSTROM, Solver.CG) and not isinstance(k_dd, (np.ndarray, torch.Tensor)):
+        workers, overhead = streaming_workers(A.stored_block_nbytes, A.threads, len(A.tiles()), n, rhs.shape[1],
+                                              landmarks, choice is Solver.NYSTROM, cap)
+        if workers < A.threads:
+            emit(log, f"streaming on {workers} worker(s) instead of {A.threads}: each holds a stored tile of "
+                      f"{A.stored_block_nbytes / 2**20:.0f} MiB, within the cap {cap / 2**20:.0f} MiB")
+            A.threads = Ax.threads = workers
+        if overhead > cap:
+            emit(log, f"memory cap {cap / 2**20:.0f} MiB below what streaming this store needs: one stored "
+                      f"tile ({A.stored_block_nbytes / 2**20:.0f} MiB, fixed when the store was written), its float64 "
+                      f"strip, the CG vectors and the sketch's temporaries take {overhead / 2**20:.0f} MiB; the "
+                      f"solve exceeds the cap by that and a rank-1 preconditioner", logging.WARNING)
+        info["memory_overhead_bytes"] = int(overhead)
     ctx = dict(log=log, tol=tol, maxiter=maxiter, times=times, info=info, landmarks=landmarks,
-               rank=nystrom_rank(n, rank, cap, landmarks, itemsize))
+               rank=nystrom_rank(n, rank, cap, landmarks, itemsize, overhead), block=sketch_block(n, cap))
     if choice is Solver.NYSTROM and ctx["rank"] < min(NYSTROM_RANK if rank is None else rank, n):
-        emit(log, f"nystrom: rank cut to {ctx['rank']} so that {rank_cut_reason(n, landmarks, itemsize, cap)}",
-             logging.WARNING)
+        emit(log, f"nystrom: rank cut to {ctx['rank']} so that "
+                  f"{rank_cut_reason(n, landmarks, itemsize, cap, overhead)}", logging.WARNING)
+    if choice in (Solver.NYSTROM, Solver.CG):
+        _make_resident_if_it_fits(A, k_dd, n, rhs.shape[1], cap, ctx, itemsize, choice)
     if choice is Solver.EIGH:
         V, coef = SOLVERS[choice](A, rhs, ctx)  # V (n, n), coef (T, n, R)
         n_t, r = coef.shape[0], coef.shape[2]
@@ -323,6 +329,38 @@ def linearized_predict(k_dd, k_xd, f0_d, f0_x, y_d, *, ridge=0.0, ridge_scale="a
         raise FloatingPointError("linearized_predict: non-finite predictions (check the kernel)")
     info["seconds"] = round(time.perf_counter() - t_start, 3)
     return (pred, info) if return_info else pred
+
+
+def _release_freed_memory() -> None:
+    """Freed buffers of a phase back to the OS before the next (glibc keeps freed blocks of tile size in its
+    heap: 82 MiB of a 64 MiB-cap solve on a 6,000² store was such garbage before the sketch, measured)."""
+    from ..scriptutil import release_freed_memory
+
+    release_freed_memory()
+
+
+def _make_resident_if_it_fits(A, k_dd, n, rhs, cap, ctx, itemsize, choice) -> None:
+    """Keep Θ(D, D)'s tiles in memory (host RAM, or the GPU with device=cuda) when they, the preconditioner and
+    the CG vectors fit under the cap: every CG product then multiplies kept tiles instead of reading the store
+    (the same arithmetic: the same predictions). An in-memory kernel already is; a store that does not fit
+    streams, as before."""
+    if isinstance(k_dd, (np.ndarray, torch.Tensor)):
+        ctx["info"].update(resident=True, resident_bytes=0)  # already in memory: nothing to load
+        return
+    pre = preconditioner_bytes(n, ctx["rank"], ctx["landmarks"], itemsize, choice is Solver.NYSTROM)
+    workers = min(A.threads, len(A.tiles()))
+    fits, held = resident_plan(A.resident_nbytes, n, rhs, pre, cap, workers)
+    what = (f"Θ(D,D) {A.resident_nbytes / 2**30:.2f} GiB as stored + preconditioner {pre / 2**30:.2f} GiB + CG "
+            f"vectors and strips = {held / 2**30:.2f} GiB")
+    if fits:
+        t0 = time.perf_counter()
+        A.make_resident()
+        emit(ctx["log"], f"resident: {what} ≤ cap {cap / 2**30:.2f} GiB; tiles read once in "
+                         f"{time.perf_counter() - t0:.1f} s, every product from memory ({A.device})")
+    else:
+        emit(ctx["log"], f"streaming: {what} > cap {cap / 2**30:.2f} GiB; every product reads the store")
+    ctx["info"].update(resident=fits, resident_bytes=int(A.resident_nbytes) if fits else 0,
+                       resident_needs_bytes=int(held))
 
 
 def _labels(labels) -> np.ndarray:

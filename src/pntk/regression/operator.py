@@ -10,6 +10,11 @@ in float64 row strips that stay in cache, into a private accumulator; the accumu
 worker order, so a result depends on the thread count but not on scheduling. Resident memory is one
 decoded tile per worker plus the operands — never N². ``symmetric=True`` reads only the upper tile
 triangle and uses each off-diagonal tile B_IJ for B_IJ v_J and B_IJᵀ v_I, halving the reads.
+
+``make_resident()`` reads every tile of a pass once more and keeps them, in the stored dtype (float32 stays
+float32), on the operator's device (host RAM or GPU memory): later passes multiply the kept tiles with the
+same workers and the same float64 strips, so their results equal the streaming ones bit for bit, without a
+read. ``resident_nbytes`` says what that holds (the upper tile triangle of a symmetric kernel).
 """
 from __future__ import annotations
 
@@ -79,6 +84,8 @@ class ZarrKernelOperator:
         # Uncompressed local stores: chunk files read straight into per-worker buffers (no allocation per tile)
         self.raw = RawChunks.of(self.k) if chunks and len(shape) == 2 else None
         self._diagonal = None  # Θ's diagonal once read (without the ridge)
+        self.resident: dict[tuple[int, int], torch.Tensor] | None = None  # (r0, c0) → tile, once made resident
+        self._buffers: dict[tuple[str, int], object] = {}  # per-worker tile and strip buffers, kept
         self.passes = 0  # full sweeps over the kernel
         self.read_seconds = 0.0  # summed over workers: time spent reading/decoding tiles
         self.pass_seconds = 0.0  # wall time of all passes
@@ -98,6 +105,37 @@ class ZarrKernelOperator:
             else self.k.element_size()
         return item * self.o * self.o * self.tile[0] * self.tile[1]
 
+    def _worker_buffer(self, what: str, w: int):
+        """Worker w's tile buffer (raw chunk reads) or float64 strip buffer, allocated once and kept: a fresh one
+        per pass was freed into glibc's heap and kept there too (a 64 MiB-cap solve peaked 50 MiB higher)."""
+        key = (what, w)
+        if key not in self._buffers:
+            if what == "tile":
+                self._buffers[key] = self.raw.buffer() if self.raw is not None else None
+            else:
+                self._buffers[key] = torch.empty(STRIP_BYTES // 8 + self.tile[1] * self.o, dtype=torch.float64) \
+                    if self.device.type == "cpu" else None
+        return self._buffers[key]
+
+    @property
+    def resident_nbytes(self) -> int:
+        """Bytes the tiles of one pass take in the stored dtype: what ``make_resident`` keeps."""
+        item = self.stored_block_nbytes // max(1, self.o * self.o * self.tile[0] * self.tile[1])
+        return sum(item * self.o * self.o * (r1 - r0) * (c1 - c0) for r0, r1, c0, c1 in self.tiles())
+
+    def make_resident(self) -> None:
+        """Read every tile of a pass once and keep it (stored dtype, on the device); idempotent."""
+        if self.resident is not None:
+            return
+        tiles: dict[tuple[int, int], torch.Tensor] = {}
+        t0 = time.perf_counter()
+        buffer = self.raw.buffer() if self.raw is not None else None  # chunk files read into it, then copied
+        for r0, r1, c0, c1 in self.tiles():
+            tile = self.read(r0, r1, c0, c1, buffer)
+            tiles[(r0, c0)] = tile.to(self.device, copy=True).contiguous()  # (Δr·O, Δc·O), its own memory
+        self.read_seconds += time.perf_counter() - t0
+        self.resident = tiles
+
     def tiles(self) -> list[tuple[int, int, int, int]]:
         """Sample ranges (r0, r1, c0, c1) of the tiles one pass reads: all, or the upper triangle."""
         (tr, tc), out = self.tile, []
@@ -110,6 +148,10 @@ class ZarrKernelOperator:
         """Samples r0:r1 × c0:c1 as a flat (Δr·O, Δc·O) tensor in the stored dtype, on the CPU
         (in-memory tensors: wherever they are). One zarr chunk per call when the range is one tile;
         with ``buffer`` (from ``self.raw.buffer()``) that chunk's file is read into it and a view returned."""
+        if self.resident is not None and (r0, c0) in self.resident:
+            tile = self.resident[(r0, c0)]
+            if tile.shape == ((r1 - r0) * self.o, (c1 - c0) * self.o):
+                return tile
         if buffer is not None and self.raw is not None and r0 % self.tile[0] == 0 and c0 % self.tile[1] == 0 \
                 and r1 - r0 <= self.tile[0] and c1 - c0 <= self.tile[1]:
             self.raw.read_chunk((r0 // self.tile[0], c0 // self.tile[1]), buffer)
@@ -129,7 +171,11 @@ class ZarrKernelOperator:
         reading = [0.0] * n_workers  # per worker: no shared counter between threads
 
         def worker(w: int) -> None:
-            buffer = self.raw.buffer() if self.raw is not None else None  # one tile per worker, reused
+            if self.resident is not None:  # kept tiles: no read, the same split among the workers
+                for r0, r1, c0, c1 in tiles[w::n_workers]:
+                    work(w, r0, r1, c0, c1, self.resident[(r0, c0)])
+                return
+            buffer = self._worker_buffer("tile", w)  # one tile per worker, kept across passes
             for r0, r1, c0, c1 in tiles[w::n_workers]:
                 t_read = time.perf_counter()
                 tile = self.read(r0, r1, c0, c1, buffer)
@@ -171,28 +217,33 @@ class ZarrKernelOperator:
             yield s, strip  # (≤rows, Δc·O), valid until the next strip
 
     def matmat(self, v: torch.Tensor) -> torch.Tensor:
-        """(N2·O, R) float64 → (N1·O, R), streaming the kernel once."""
+        """(N2·O, R) float64 → (N1·O, R), streaming the kernel once (or multiplying the kept tiles).
+
+        Computed transposed, Vᵀ (R, N2·O) → (R, N1·O): each strip S (Δs rows) adds Vᵀ_c Sᵀ and, mirrored,
+        Vᵀ_rows S — GEMMs with N2-long rows, 4.3× faster than S V_c and Sᵀ V_rows with R = 10 columns (one
+        6,000² float32 tile, one thread: 0.089 against 0.385 s, measured)."""
         if v.shape[0] != self.shape[1]:
             raise ValueError(f"matmat: operand has {v.shape[0]} rows, kernel has {self.shape[1]} columns")
         o, v = self.o, v.to(device=self.device, dtype=torch.float64)
+        vt = v.T.contiguous()  # (R, N2·O)
         n_workers = min(self.threads, len(self.tiles()))
-        outs = [torch.zeros(self.shape[0], v.shape[1], dtype=torch.float64, device=self.device)
-                for _ in range(n_workers)]
-        strip_buffers = [torch.empty(STRIP_BYTES // 8 + self.tile[1] * o, dtype=torch.float64)
-                         if self.device.type == "cpu" else None for _ in range(n_workers)]
+        outs = [torch.zeros(v.shape[1], self.shape[0], dtype=torch.float64, device=self.device)
+                for _ in range(n_workers)]  # (R, N1·O) each
+        strip_buffers = [self._worker_buffer("strip", w) for w in range(n_workers)]
 
         def work(w, r0, r1, c0, c1, tile):
-            out, v_c = outs[w], v[c0 * o : c1 * o]
+            out, vt_c = outs[w], vt[:, c0 * o : c1 * o]
             for s, strip in self._strips(tile, strip_buffers[w]):  # strip (Δs, Δc·O)
                 rows = slice(r0 * o + s, r0 * o + s + strip.shape[0])
-                out[rows].addmm_(strip, v_c)  # in place: no temporary per strip
+                out[:, rows].addmm_(vt_c, strip.T)  # (R, Δs) += (R, Δc·O) @ (Δc·O, Δs); in place
                 if self.symmetric and c0 != r0:  # mirrored tile B_JI = B_IJᵀ
-                    out[c0 * o : c1 * o].addmm_(strip.T, v[rows])
+                    out[:, c0 * o : c1 * o].addmm_(vt[:, rows], strip)  # (R, Δc·O) += (R, Δs) @ (Δs, Δc·O)
 
         self.stream(work)
-        out = outs[0]
+        out_t = outs[0]
         for extra in outs[1:]:
-            out += extra
+            out_t += extra
+        out = out_t.T.contiguous()  # (N1·O, R)
         if self.ridge:
             out += self.ridge * v
         if not bool(torch.isfinite(out).all()) and bool(torch.isfinite(v).all()):
@@ -239,7 +290,9 @@ class ZarrKernelOperator:
         if idx.size and (np.any(np.diff(idx) <= 0) or idx[0] < 0 or idx[-1] >= self.shape[0]):
             raise ValueError(f"rows: indices must be sorted, unique and in [0, {self.shape[0]})")
         o, (tr, tc) = self.o, self.tile
-        if self.raw is not None:  # 2-D store: O = 1
+        if self.resident is not None and self.symmetric:
+            out = self._resident_rows(idx)
+        elif self.raw is not None:  # 2-D store: O = 1
             out = torch.empty(idx.size, self.n2, dtype=torch.float64)
             for r0 in range(0, self.n1, tr):
                 a, b = np.searchsorted(idx, [r0, r0 + tr])
@@ -266,6 +319,24 @@ class ZarrKernelOperator:
         out = out.to(self.device)
         if not bool(torch.isfinite(out).all()):
             raise ValueError(f"{self.where}: kernel contains NaN/inf (unwritten tiles of a store are NaN)")
+        return out
+
+    def _resident_rows(self, idx: np.ndarray) -> torch.Tensor:
+        """Flat rows ``idx`` from the kept upper tiles: tile (I, J) for J ≥ I, the transpose of (J, I) below."""
+        o, (tr, tc) = self.o, self.tile
+        out = torch.empty(idx.size, self.shape[1], dtype=torch.float64, device=self.device)
+        for r0 in range(0, self.n1, tr):
+            a, b = np.searchsorted(idx, [r0 * o, (r0 + tr) * o])
+            if a == b:
+                continue
+            local = torch.as_tensor(idx[a:b] - r0 * o, device=self.device)
+            for c0 in range(0, self.n2, tc):
+                c1 = min(c0 + tc, self.n2)
+                if c0 >= r0:
+                    part = self.resident[(r0, c0)][local]  # (rows, Δc·O)
+                else:
+                    part = self.resident[(c0, r0)][:, local].T  # rows of the mirrored tile
+                out[a:b, c0 * o : c1 * o] = part
         return out
 
     def diagonal(self) -> torch.Tensor:
