@@ -49,7 +49,7 @@ def test_config_decides_the_figures_and_their_inputs(tiny_config):
     assert set(inputs) == set(figure_table.INPUTS)
     assert inputs["timing"] == "results/timing/digits.csv" and inputs["rate"] == "results/tables/rate.csv"
     # the heatmap shows D in a network trained on D (diagnostics.train_on: D)
-    assert inputs["kernel_manifest"].endswith("fcn-w16-s0-onD/epoch003/kernels/pntk-sub-train-sub-train.manifest.json")
+    assert inputs["kernel_manifest"].endswith("fcn-w16-s0-onD/epoch010/kernels/pntk-sub-train-sub-train.manifest.json")
 
     cfg = copy.deepcopy(tiny_config)
     cfg["timing"]["enabled"] = cfg["diagnostics"]["enabled"] = cfg["infinite"]["enabled"] = False

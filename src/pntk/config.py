@@ -230,7 +230,7 @@ def check_semantics(config: dict, *, check_files: bool = True) -> None:
         if diag["train_on"] == "D" and e > diag["epochs"]:
             raise ConfigError(f"diagnostics.checkpoint_epochs: epoch {e} is after the last epoch on D "
                               f"(diagnostics.epochs = {diag['epochs']})")
-    if diag["jobs"] == "per_run" and kern["jobs"] != "per_checkpoint":
+    if diag["jobs"] == "per_run" and kern["jobs"] != "per_checkpoint":  # said outright: not silently split
         raise ConfigError("diagnostics.jobs: per_run computes each checkpoint's stores in its job; it needs "
                           f"kernels.jobs: per_checkpoint (got {kern['jobs']!r})")
     if diag["enabled"] and diag["train_on"] == "train":

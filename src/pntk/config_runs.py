@@ -53,8 +53,13 @@ def diagnostics_on_d(config: dict) -> bool:
 
 
 def d_runs_in_one_job(config: dict) -> bool:
-    """`diagnostics.jobs: per_run` for networks trained on D: one diagnose_on_D job per network."""
-    return diagnostics_on_d(config) and config["diagnostics"]["jobs"] == "per_run"
+    """`diagnostics.jobs: per_run` for networks trained on D: one diagnose_on_D job per network. `auto` picks
+    it where the kernels are one job per checkpoint anyway; with per-tile kernel jobs (clusters) the networks
+    on D get the separate rules, their tiles spread over jobs like every other store's."""
+    jobs = config["diagnostics"]["jobs"]
+    if jobs == "auto":
+        jobs = "per_run" if config["kernels"]["jobs"] == "per_checkpoint" else "separate"
+    return diagnostics_on_d(config) and jobs == "per_run"
 
 
 def analysis_in_one_job(config: dict) -> bool:

@@ -28,8 +28,9 @@ INFINITE_TOLERANCE = 0.2  # the project's rate check: slope within −½ ± this
 def rate_test(log_factor: bool) -> str:
     shape = "Õ(w^-½): the bound's local slope −½ + 1/ln w̄" if log_factor else "O(w^-½): slope −½"
     return (f"least-squares slope on log-log axes against the readout width at epoch 0, a per-seed intercept, 95% "
-            f"t-interval; bound {shape}; holds if the interval lies at or below the bound's slope, does not hold if "
-            "above; the smallest of ≥ 4 widths fitted apart")
+            f"t-interval; bound {shape}; holds if the interval lies at or below the bound's slope, inconclusive if "
+            "above it (an asymptotic bound is not refuted by finite widths), does not hold if above 0 (growth with "
+            "width); the smallest of ≥ 4 widths fitted apart")
 
 
 def rate_claims(diag: pd.DataFrame | str) -> list[dict]:

@@ -163,8 +163,10 @@ def rate(x, y, seeds, *, bound: float = -0.5, log_factor: bool, what: str, asymp
 
     The bound's slope at the fitted widths is `bound` (+ 1/ln x̄ with the log factor, x̄ their geometric mean:
     log x · x^-½ falls as x^(−½ + 1/ln x) locally). Holds when the slope's 95% interval lies at or below it
-    (the data fall at least that fast); does not hold when the interval lies above it (significantly slower
-    than even the bound allows at these widths); else inconclusive. Widths below `asymptotic_from` are
+    (the data fall at least that fast). An interval above it is inconclusive, not a refutation: the bound is
+    asymptotic (w → ∞), and a slower fall over a finite range of widths is what a pre-asymptotic regime
+    looks like; it says so, with the slope. Does not hold only when the quantity significantly GROWS with
+    width (the interval lies above 0), which no convergence allows. Widths below `asymptotic_from` are
     pre-asymptotic: fitted and reported apart, left out of the verdict."""
     x, y, s = (np.asarray(a, float).ravel() for a in (x, y, seeds))
     good = np.isfinite(y) & (y > 0) & (x > 0)
@@ -187,9 +189,13 @@ def rate(x, y, seeds, *, bound: float = -0.5, log_factor: bool, what: str, asymp
         numbers += f"; all widths from {_w(x.min())}: {_slope_text(every, '')}"
     if fit.ci_high <= local:
         return Decision(HOLDS, numbers, f"falls at least as fast as {shape}")
+    if fit.ci_low > 0:
+        return Decision(FAILS, numbers, f"grows significantly with width: no convergence, let alone {shape}")
     if fit.ci_low > local:
-        return Decision(FAILS, numbers, f"falls significantly more slowly than {shape} allows at these widths (if "
-                                        "this slope persisted, the bound would fail at larger widths)")
+        return Decision(INCONCLUSIVE, numbers, f"falls significantly more slowly than {shape} at these widths: "
+                                               "a bound as w → ∞ is not refuted by a finite range, but not shown "
+                                               "either (if this slope persisted, the bound would fail at larger "
+                                               "widths)", "wider widths, where the slope should steepen")
     return Decision(INCONCLUSIVE, numbers, f"the interval contains the bound's slope {local:+.2f}: {shape} can "
                                            "be neither confirmed nor excluded", "more seeds or a wider range of widths")
 
