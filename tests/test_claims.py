@@ -129,6 +129,7 @@ def test_claims_fail_on_data_built_to_contradict_them():
         assert verdict(df, cid) == "does not hold", (cid, df.loc[cid].to_dict())
     assert "opposite trend is significant" in df.loc["fig3-norm-width:fcn", "detail"]
     assert "grows significantly with width" in df.loc["thm1-rate:fcn", "detail"]
+    assert "median change per run +" in df.loc["lambda-min-training:fcn", "numbers"]  # the paired change, signed
 
 
 def test_small_designs_are_inconclusive_with_what_would_decide_them():
