@@ -233,3 +233,20 @@ def test_selectors_and_levels():
                                             f"{stem}.zarr/kernel/c/0/0", f"{stem}.tiles/0_1.json",
                                             f"{stem}.manifest.json")]
     assert levels == list(archive.LEVELS)
+
+
+def test_code_floor_counts_the_working_directory_checkout(tmp_path, monkeypatch):
+    """One venv serving several checkouts: the rule scripts of the checkout in the working directory (the
+    workflow that will read the import) count too, so a fresh clone's newer scripts never look changed."""
+    import os
+    import time
+
+    from pntk.store.archive import _code_floor
+
+    (tmp_path / "scripts").mkdir()
+    script = tmp_path / "scripts" / "train.py"
+    script.write_text("")
+    future = time.time() + 3600
+    os.utime(script, (future, future))
+    monkeypatch.chdir(tmp_path)
+    assert _code_floor() == future

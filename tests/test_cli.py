@@ -95,6 +95,17 @@ def test_verify_good_store_exits_zero(good_root, capsys):
     assert capsys.readouterr().out.startswith("OK")
 
 
+def test_verify_a_folder_checks_every_store_under_it(good_root, tmp_path, capsys):
+    folder = tmp_path / "results"
+    copy_store(good_root, folder / "a" / "kernels" / "one")
+    copy_store(good_root, folder / "b" / "kernels" / "two")
+    assert main(["verify", str(folder)]) == 0
+    assert capsys.readouterr().out.count("OK      ") == 2
+    (tmp_path / "empty").mkdir()
+    assert main(["verify", str(tmp_path / "empty")]) == 1
+    assert "no kernel store there" in capsys.readouterr().out
+
+
 def test_verify_names_corrupted_chunk_and_flag(good_root, tmp_path, capsys):
     stem = copy_store(good_root, tmp_path / "bad")
     arr = zarr.open_group(str(zarr_path(stem)), mode="r+")["kernel"]

@@ -2,7 +2,7 @@
 
     pntk ls [RESULTS] [--verify] [--json]      every data store, run, checkpoint and kernel store, with status
     pntk info STORE [STORE ...] [--json]       shape, kind, tiles written / total, finalized, provenance
-    pntk verify STORE [STORE ...] [--json]     recompute every tile checksum (exit 1 if any store is bad)
+    pntk verify STORE|FOLDER ... [--json]      recompute every tile checksum (exit 1 if any store is bad)
     pntk archive pack --config C -o FILE.zip [--results DIR] [--run SELECTOR ...] [--no-data]
     pntk archive import FILE.zip [--config C] [--results DIR] [--overwrite]
     pntk synth cifar10 --out DIR [--seed S] [--train N --test M] [--overwrite]   synthetic CIFAR-10 files
@@ -68,12 +68,26 @@ def cmd_info(args) -> int:
     return rc
 
 
+def _stores_of(targets: list[str]) -> list[str]:
+    """Each target as given, or, for a folder that is not a store (e.g. results/), every kernel store under it."""
+    from .inventory import kernel_stores_under
+
+    out = []
+    for target in targets:
+        p = Path(target)
+        if p.is_dir() and not (p / "zarr.json").is_file() and not (StorePaths.of(p).store / "zarr.json").is_file():
+            out += [str(s) for s in kernel_stores_under(p)] or [target]  # none: reported as "no kernel store"
+        else:
+            out.append(target)
+    return out
+
+
 def cmd_verify(args) -> int:
     from .inventory import problems
     from .store import tiles
 
     results, ok = [], True
-    for s in args.stores:
+    for s in _stores_of(args.stores):
         zpath = StorePaths.of(s).store
         if not (zpath / "zarr.json").is_file():
             res = {"store": str(zpath), "ok": False, "error": "no kernel store there"}
@@ -260,7 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--json", action="store_true", help="print the summary as JSON")
     q.set_defaults(func=cmd_info)
     q = sub.add_parser("verify", help="recompute tile checksums against the manifest and tile flags")
-    q.add_argument("stores", nargs="+", metavar="STORE")
+    q.add_argument("stores", nargs="+", metavar="STORE",
+                   help="a store (any of its files) or a folder: every store under it")
     q.add_argument("--json", action="store_true", help="print the verification records as JSON")
     q.set_defaults(func=cmd_verify)
     arch = sub.add_parser("archive", help="pack finished results / import them into another checkout")

@@ -260,7 +260,9 @@ def _kernel_jobs(cm: CostModel, config: dict, ms: ModelSpec, o: int, res: dict, 
             job.count = count
             jobs.append(job)
         size = store_bytes(config, kind, rows, cols, o)
-        jobs += [cm.store_bookkeeping("kernel_init", size, n1 + n2), cm.store_bookkeeping("kernel_finalize", size, 0)]
+        inside = kcfg["jobs"] != "per_tile"  # one process per checkpoint: no script setup per step
+        jobs += [cm.store_bookkeeping("kernel_init", size, n1 + n2, inside),
+                 cm.store_bookkeeping("kernel_finalize", size, 0, inside)]
     if kcfg["jobs"] == "per_tile":
         for j in jobs:  # a process per job
             j.seconds += cm.start(kcfg["device"] if j.rule == "kernel_tile" else "cpu")

@@ -181,12 +181,14 @@ class CostModel:
         start = self.costs.torch_free_start_fraction * self.cpu.job_start_s + self.costs.job_finish_s
         return Job(rule, 1, bytes_written=1e6, peak_bytes=PROCESS_BASE_BYTES, seconds=start + seconds)
 
-    def store_bookkeeping(self, rule: str, store_bytes: float, n_coords: int) -> Job:
+    def store_bookkeeping(self, rule: str, store_bytes: float, n_coords: int, in_process: bool = False) -> Job:
         """kernel_init (coordinates, metadata) or kernel_finalize (checksums every chunk: reads the store);
-        seconds without the job start (per_checkpoint runs them inside one process)."""
+        seconds without the job start. `in_process`: a step of a running kernel_checkpoint or diagnose_on_D
+        process, without a job's own script setup."""
         read = store_bytes / self.cpu.zarr_read_bps if rule == "kernel_finalize" else 0.0
+        fixed = self.costs.store_in_process_s if in_process else self.costs.light_job_s
         return Job(rule, 1, bytes_written=n_coords * 16 + 4096, peak_bytes=PROCESS_BASE_BYTES + n_coords * 16,
-                   seconds=self.costs.light_job_s + read)
+                   seconds=fixed + read)
 
     def solve(self, n: int, rhs: int, m: int, solver: str, device: str, threads: int,
               store_bytes: float = 0.0, iterations: int | None = None, rank: int = 0,

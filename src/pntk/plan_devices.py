@@ -144,6 +144,9 @@ class Costs:
     claims_s: float = 1.0
     figures_s: float = 9.0
     light_job_s: float = 1.0
+    # A store's init or finalize inside a running process (kernel_checkpoint, diagnose_on_D): 0.05–0.15 s each
+    # between the log lines of diagnose_on_D jobs (2026-12-07, AMD EPYC); 1 s each overpriced those jobs 1.7–2.5×.
+    store_in_process_s: float = 0.1
     # Host-side rates of a GPU node (its CPUs run prepare_data, diagnostics, tables, figures and Zarr
     # encoding): a server core, AVX2/AVX-512 class; assumptions, not measured.
     host_fp32_flops_per_core: float = 50e9

@@ -265,9 +265,12 @@ def _plan(man: dict, results: Path, overwrite: bool, skip_data: bool) -> tuple[l
 
 
 def _code_floor() -> float:
-    """Newest modification time of this checkout's rule scripts. Snakemake reruns a job whose outputs are
-    not newer than its script ("Code has changed"), and a fresh clone's scripts are as new as the clone."""
-    scripts = (pcfg.REPO_ROOT / "scripts").glob("*.py")
+    """Newest modification time of the rule scripts. Snakemake reruns a job whose outputs are not newer than
+    its script ("Code has changed"), and a fresh clone's scripts are as new as the clone. Both the checkout
+    pntk runs from and the one in the working directory count: one venv may serve several checkouts, and
+    the workflow that reads the import is the one where `pntk archive import` is run."""
+    roots = {pcfg.REPO_ROOT, Path.cwd()}
+    scripts = [p for r in roots for p in (r / "scripts").glob("*.py")]
     return max((os.lstat(p).st_mtime for p in scripts), default=float("-inf"))
 
 
