@@ -55,7 +55,8 @@ def check_acquisition(kernel, q: int, f0, y_l, n_l: int, block_scores, chosen, k
     if budget < k:
         raise ValueError(f"block check: {budget} candidates cannot contain the {k} chosen (active.block_check)")
     chosen = np.asarray(chosen, int)
-    rest = [j for j in np.argsort(-block, kind="stable") if j not in set(chosen.tolist())]
+    picked = set(chosen.tolist())
+    rest = [j for j in np.argsort(-block, kind="stable") if j not in picked]
     checked = np.arange(n_s) if budget >= n_s else np.concatenate([chosen, rest[:budget - len(chosen)]]).astype(int)
     f0 = torch.as_tensor(f0, dtype=torch.float64)
     labels = f0[n_l:].argmax(1)  # y' = argmax f_L(x'), as LookAhead.pseudo_labels

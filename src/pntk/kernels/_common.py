@@ -201,7 +201,7 @@ def blocked_kernel(
     """Assemble K (N1, N2, *tail) from blocks of ``block`` samples per side; ``flat`` with tail (R, R): the
     row layout (N1·R, N2·R) instead (row n·R + r), which the blocks' contractions produce: no transposing copy.
 
-    ``featurize(xb)`` maps a block of inputs to features (tensors with samples on dim 0, see ``take``),
+    ``featurize(xb)`` maps a block of inputs to features (tensors with samples on dim 0),
     ``contract(f1, f2, lower)`` two feature sets to a (n1, n2, *tail) block; ``lower=True`` (f2 is f1) asks for
     the exactly symmetric K(x, x) of one block, computed from its lower triangle. With ``x2 is None`` only
     blocks j >= i are computed and mirrored (tail (R, R) is transposed too). At most two blocks of features

@@ -159,12 +159,6 @@ def gram_accumulate(acc: Tensor, u1: Tensor, d1: Tensor, u2: Tensor, d2: Tensor,
         target.addcmul_(uu, dd, value=sw2)
 
 
-def pairs_accumulate(acc: Tensor, u1: Tensor, d1: Tensor, u2: Tensor, d2: Tensor, diagonal: bool, lower: bool,
-                     scratch: Scratch) -> None:
-    """Weight term by position pairs into acc (row layout): U (n, g, L, din), D (n, R, g, L, dout)."""
-    _pairs.accumulate(acc, u1, d1, u2, d2, diagonal, lower, scratch)
-
-
 # ----------------------------------------------------------------------------- FLOP model
 def matmul_costs(pairs: float, n_feat: int, r: int, diagonal: bool, g: int, npos: int, din: int, dout: int,
                  bias: bool) -> dict[str, tuple[float, float, float]]:

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from . import _layers as L
+from . import _pairs
 from ._common import (
     DEFAULT_MEMORY_BYTES,
     JacobianRows,
@@ -320,7 +321,7 @@ def contract(f1: Features, f2: Features, diagonal: bool, lower: bool = False) ->
     for a, b in zip(f1.explicit, f2.explicit):
         add_rows(acc, a, a if lower else b, diagonal, lower)
     for (u1, d1), (u2, d2) in zip(f1.pairs, f2.pairs):
-        L.pairs_accumulate(acc, u1, d1, u2, d2, diagonal, lower, scratch)
+        _pairs.accumulate(acc, u1, d1, u2, d2, diagonal, lower, scratch)  # U (n, g, L, din), D (n, R, g, L, dout)
     k = pair_layout(acc, n1, n2, r, diagonal)
     return mirror_lower(k) if lower else k
 

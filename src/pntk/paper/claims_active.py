@@ -126,6 +126,7 @@ def active_claims(inp: ClaimInputs) -> list[dict]:
     if verdicts is None:
         raise ValueError("active_claims: needs the active-learning verdicts (pntk.paper.verdicts.active_verdicts)")
     runs = per_run(active)
+    problem = problem_of(runs, (inp.active_meta or {}).get("dataset", ""))  # the same for every claim
     out = []
     for cid, a, b, how, what, statement in CLAIMS:
         missing_ = [n for n in (a, b) if n not in set(runs.name)]
@@ -134,7 +135,6 @@ def active_claims(inp: ClaimInputs) -> list[dict]:
                 f"strategy {' and '.join(missing_)} not in active.strategies", f"add {' and '.join(missing_)}")))
             continue
         both, left_out = paired(runs, verdicts, a, b)
-        problem = problem_of(runs, (inp.active_meta or {}).get("dataset", ""))
         out.append(claim(cid, statement, TESTS[how], decide_pair(both, how, what, a, b, n_test=inp.n_test,
                                                                  problem=problem), left_out))
     return out + extra_claims(inp, verdicts)

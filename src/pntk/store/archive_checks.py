@@ -218,6 +218,7 @@ def check_contents(zf: zipfile.ZipFile, man: dict, zip_path: Path, config: dict 
         want = [r.checkpoint("", e).as_posix() for e in epochs]
         if run["checkpoints"] != want or run["train_log"] != r.train_log("").as_posix() or dataset != ds:
             raise ArchiveError(f"refused: run {name} does not carry exactly the train outputs {want} + train_log.csv")
+        here = ...  # the module's fingerprint (hashes its file): once a run, after its first checkpoint checks out
         for e, rel in zip(epochs, want):
             ck = load_checkpoint_bytes(rel, zf.read(rel))
             got = {"model": ck["spec"].get("name") or ck["spec"].get("arch"),  # the run name of the model
@@ -230,7 +231,8 @@ def check_contents(zf: zipfile.ZipFile, man: dict, zip_path: Path, config: dict 
             if bad:
                 raise ArchiveError(f"refused: checkpoint {rel} does not belong to its path/data/model: "
                                    f"{', '.join(bad)}")
-            here = _model_source(config, model) if config is not None else None
+            if here is ...:
+                here = _model_source(config, model) if config is not None else None
             if here is not None and ck.get("model_source") != here:
                 raise ArchiveError(f"refused: models[{model}] ({ck['spec'].get('arch')}): checkpoint {rel} was trained "
                                    f"with module {ck.get('model_source')}, this checkout has {here}; the runs would "
