@@ -1,5 +1,4 @@
 # Validation (before any job) and the path/target functions every rule file uses.
-import hashlib
 import math
 import os
 import re
@@ -9,6 +8,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))  # the library, also without `pip install`
 
 from pntk import config as pcfg  # noqa: E402
+from pntk.code_closure import closure_digest as _closure_digest  # noqa: E402
 from pntk.data.prepared import prepared_folder  # noqa: E402
 from pntk.paper import figure_table as ftab  # noqa: E402
 from pntk.paper.timing import timing_paths  # noqa: E402
@@ -135,12 +135,10 @@ wildcard_constraints:
     j=r"\d+",
 
 
-def code_digest(*modules):
-    """sha256 of the library modules a cached rule runs (the output cache hashes the script only)."""
-    h = hashlib.sha256()
-    for m in modules:
-        h.update((Path(workflow.basedir) / "src" / "pntk" / f"{m}.py").read_bytes())
-    return h.hexdigest()
+def closure_digest(script):
+    """sha256 of the library code a cached rule's script imports, transitively (the output cache hashes the
+    script and params only; pntk.code_closure)."""
+    return _closure_digest(Path(workflow.basedir) / script, Path(workflow.basedir) / "src")
 
 
 def data_store(wildcards=None):

@@ -13,7 +13,7 @@ rule prepare_data:
         **device_resources(),
     params:
         name=lambda wc: wc.dataset,
-        code=code_digest("data/prepared", "data/datasets", "data/user"),
+        code=closure_digest("scripts/prepare_data.py"),
         root=config["data"]["root"],
         path=config["data"]["path"],
         resize=config["data"]["resize"],

@@ -38,16 +38,6 @@ for ON, SUFFIX in SEPARATE.items():
             model_source=lambda wc: pcfg.model_source(config, wc.arch),
             # The output cache keys on params, not wildcards or library code: name both.
             run=lambda wc: run_of(wc).meta(),
-            code=code_digest(
-                "train",
-                "sgd",
-                "learned",
-                "model_spec",
-                "user_models",
-                "models",
-                "runs",
-                "data/prepared",
-                "data/datasets",
-            ),
+            code=closure_digest("scripts/train.py"),
         script:
             "../../scripts/train.py"
