@@ -30,12 +30,12 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from pntk.active.loop import ALConfig, acquire_mlmoc  # noqa: E402
-from pntk.active.naive import naive_scores  # noqa: E402
-from pntk.active.training import fit  # noqa: E402
-from pntk.data import open_prepared, prepare_dataset  # noqa: E402
-from pntk.models import ModelSpec, init_model  # noqa: E402
-from pntk.provenance import machine_description  # noqa: E402
+from pntk.active.loop import ALConfig, acquire_mlmoc
+from pntk.active.naive import naive_scores
+from pntk.active.training import fit
+from pntk.data import open_prepared, prepare_dataset
+from pntk.models import ModelSpec, init_model
+from pntk.provenance import machine_description
 
 
 def timed(fn, repeats: int) -> tuple[float, list]:

@@ -29,12 +29,12 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_kernels import CNNBench  # noqa: E402
+from bench_kernels import CNNBench
 
-from pntk.kernels import empirical_kernel, flop_count, structured  # noqa: E402
-from pntk.kernels._common import jacobian_rows  # noqa: E402
-from pntk.models import ModelSpec, init_model  # noqa: E402
-from pntk.provenance import machine_description  # noqa: E402
+from pntk.kernels import empirical_kernel, flop_count, structured
+from pntk.kernels._common import jacobian_rows
+from pntk.models import ModelSpec, init_model
+from pntk.provenance import machine_description
 
 _CONVNET = r'''
 import sys, time, torch

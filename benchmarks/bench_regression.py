@@ -37,12 +37,12 @@ import torch
 import zarr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from pntk.models import FCN  # noqa: E402
-from pntk.provenance import machine_description  # noqa: E402
-from pntk.regression import accuracy, linearized_predict  # noqa: E402
-from pntk.regression.solvers import ZarrKernelOperator, cg_solve  # noqa: E402
-from pntk.store import zarr_store as kstore  # noqa: E402
-from pntk.store.tiles import compute_tile  # noqa: E402
+from pntk.models import FCN
+from pntk.provenance import machine_description
+from pntk.regression import accuracy, linearized_predict
+from pntk.regression.solvers import ZarrKernelOperator, cg_solve
+from pntk.store import zarr_store as kstore
+from pntk.store.tiles import compute_tile
 
 
 def synthetic_stores(n: int, args, log) -> tuple[Path, Path, np.ndarray]:

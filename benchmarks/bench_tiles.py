@@ -12,7 +12,7 @@ One run measures, at one fixed torch thread count:
      written, as in a train × train store) computed from a prepared data store as checkpoint_job does —
      compute only; compute + synchronous writes; compute + pntk.store.tile_io.TileWriter (writes overlap the
      next tile) — and the ratios (compute + write) / compute.
-  4. peak RSS of a tile job (pntk.store.jobs.tile_job in a fresh process, its VmHWM) for prepared
+  4. peak RSS of a tile job (pntk.kernel_jobs.tile_job in a fresh process, its VmHWM) for prepared
      data of two sizes N: it should not grow with N.
 Every timing is preceded by a warm-up; every repeat is printed, with min, median and spread
 ((max - min) / min). Data, checkpoint and stores live under --workdir (data sets are kept between runs).
@@ -34,13 +34,13 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from pntk.data import open_images, read_rows  # noqa: E402
-from pntk.kernels import flop_count  # noqa: E402
-from pntk.models import ModelSpec, init_model  # noqa: E402
-from pntk.provenance import machine_description  # noqa: E402
-from pntk.store import tiles  # noqa: E402
-from pntk.store.paths import StorePaths  # noqa: E402
-from pntk.store.tile_io import RowCache, TileWriter, write_now  # noqa: E402
+from pntk.data import open_images, read_rows
+from pntk.kernels import flop_count
+from pntk.models import ModelSpec, init_model
+from pntk.provenance import machine_description
+from pntk.store import tiles
+from pntk.store.paths import StorePaths
+from pntk.store.tile_io import RowCache, TileWriter, write_now
 
 IN_SHAPE = (3, 32, 32)
 SPEC = ModelSpec("fcn", 1024, IN_SHAPE, 10)
@@ -160,7 +160,7 @@ def kernels_cfg(args) -> dict:
 
 
 def init_store(work: Path, name: str, data: Path, ckpt: Path, args) -> Path:
-    from pntk.store.jobs import init_job
+    from pntk.kernel_jobs import init_job
 
     stem = ckpt.parent.parent / "epoch000" / "kernels" / name / "pntk-train-train"
     shutil.rmtree(stem.parent, ignore_errors=True)
@@ -247,7 +247,7 @@ CHILD = """
 import json, sys
 import torch
 torch.set_num_threads(int(sys.argv[1]))
-from pntk.store.jobs import tile_job
+from pntk.kernel_jobs import tile_job
 
 def status(key):  # kB; VmHWM is the peak RSS of this process image (ru_maxrss would include the parent's)
     return int(next(l.split()[1] for l in open("/proc/self/status") if l.startswith(key + ":")))

@@ -30,7 +30,7 @@ def result(key: str, value) -> None:
 
 
 def record(path: str | None, **values) -> None:
-    """Merge ``values`` into the JSON file ``path`` (the measured device profile; see pntk.plan_devices)."""
+    """Merge ``values`` into the JSON file ``path`` (the measured device profile; see pntk.plan.devices)."""
     if not path:
         return
     import json
@@ -76,8 +76,8 @@ def cmd_info(args) -> None:
 
 
 def profile_name(smi: str) -> str:
-    """The pntk.plan_devices GPU matching an nvidia-smi name ("NVIDIA H200, 143771 MiB, ..." → h200)."""
-    from pntk.plan_devices import GPUS
+    """The pntk.plan.devices GPU matching an nvidia-smi name ("NVIDIA H200, 143771 MiB, ..." → h200)."""
+    from pntk.plan.devices import GPUS
 
     name = smi.split(",")[0].lower()
     hits = [k for k in GPUS if k.split("-")[0] in name]
@@ -122,7 +122,7 @@ def cmd_rate(args) -> None:
 
     from pntk.kernels import empirical_kernel, flop_count
     from pntk.models import ModelSpec, init_model
-    from pntk.plan_devices import GPUS
+    from pntk.plan.devices import GPUS
 
     dev = args.device
     model = init_model(ModelSpec("resnet18", 64, (3, 32, 32), 10), 0).to(dev)

@@ -19,11 +19,11 @@ import time
 
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import neural_tangents as nt  # noqa: E402
-import numpy as np  # noqa: E402
-from neural_tangents import stax  # noqa: E402
+import jax
+import jax.numpy as jnp
+import neural_tangents as nt
+import numpy as np
+from neural_tangents import stax
 
 
 def network(w: dict):
@@ -57,7 +57,7 @@ def main() -> None:
         try:
             fn(x[:2], None, params).block_until_ready()  # compile for the small shape, then for the real one
             k = fn(x, None, params).block_until_ready()
-        except Exception as err:  # noqa: BLE001 - report and go on with the other implementations
+        except Exception as err:  # report and go on with the other implementations
             res[str(impl)] = {"error": f"{type(err).__name__}: {err}"[:300]}
             continue
         secs = []

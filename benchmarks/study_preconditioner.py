@@ -29,9 +29,9 @@ import torch
 import zarr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from pntk.regression.operator import ZarrKernelOperator  # noqa: E402
-from pntk.regression.rpcholesky import PivotedCholeskyPreconditioner, from_factor, gram64, rp_cholesky  # noqa: E402
-from pntk.regression.solvers import cg_solve  # noqa: E402
+from pntk.regression.operator import ZarrKernelOperator
+from pntk.regression.rpcholesky import PivotedCholeskyPreconditioner, from_factor, gram64, rp_cholesky
+from pntk.regression.solvers import cg_solve
 
 
 def lanczos_cg(op, apply_p, b: torch.Tensor, tol: float, maxiter: int) -> dict:

@@ -5,11 +5,11 @@ every strategy of its seed in this one process, each exactly as its own job woul
 """
 from pntk.scriptutil import setup
 
-log = setup(snakemake)  # noqa: F821
+log = setup(snakemake)
 
-from pntk.active.loop import ALConfig, run_from_store, write_results  # noqa: E402
+from pntk.active.loop import ALConfig, run_from_store, write_results
 
-sm = snakemake  # noqa: F821
+sm = snakemake
 cfg = ALConfig.from_dict(sm.params.active)
 seed = int(sm.wildcards.seed)
 strategies = list(sm.params.strategies) if "strategies" in sm.params.keys() else [sm.wildcards.strategy]

@@ -1,19 +1,19 @@
 """claims: a verdict per claim of the paper and thesis (claims.csv), and warnings.csv."""
 from pntk.scriptutil import setup
 
-log = setup(snakemake)  # noqa: F821
+log = setup(snakemake)
 
-import json  # noqa: E402
-from pathlib import Path  # noqa: E402
+import json
+from pathlib import Path
 
-import pandas as pd  # noqa: E402
+import pandas as pd
 
-from pntk.data import open_prepared  # noqa: E402
-from pntk.paper import verdicts as V  # noqa: E402
-from pntk.paper.claims import ClaimInputs, absent_tables, claims_table  # noqa: E402
-from pntk.paper.claims_active import active_extras  # noqa: E402
+from pntk.data import open_prepared
+from pntk.report import verdicts as V
+from pntk.report.claims import ClaimInputs, absent_tables, claims_table
+from pntk.report.claims_active import active_extras
 
-sm = snakemake  # noqa: F821
+sm = snakemake
 absent = absent_tables(sm.config)
 data = open_prepared(sm.input.data, lazy=True)
 labels = data.y[data.test_indices]

@@ -6,15 +6,15 @@ from pathlib import Path
 
 from pntk.scriptutil import setup
 
-log = setup(snakemake)  # noqa: F821
+log = setup(snakemake)
 
-from pntk.paper.analysis import write_diagnostics  # noqa: E402
-from pntk.runs import epoch_of  # noqa: E402
-from pntk.store.jobs import checkpoint_job  # noqa: E402
-from pntk.store.paths import StorePaths  # noqa: E402
-from pntk.train_job import train_job  # noqa: E402
+from pntk.analysis import write_diagnostics
+from pntk.kernel_jobs import checkpoint_job
+from pntk.runs import epoch_of
+from pntk.store.paths import StorePaths
+from pntk.train import train_job
 
-sm = snakemake  # noqa: F821
+sm = snakemake
 specs = [tuple(s) for s in sm.params.specs]
 checkpoints = train_job(sm)
 by_epoch = {epoch_of(p): str(p) for p in checkpoints}

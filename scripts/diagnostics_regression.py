@@ -2,10 +2,11 @@
 one process — the same outputs and the same two logs, one process start instead of two."""
 from pntk.scriptutil import log_to, setup
 
-log = setup(snakemake)  # noqa: F821  (logs to log.diagnostics, the first)
+log = setup(snakemake)  # logs to log.diagnostics, the first
 
-from pntk.paper.analysis import diagnostics_job, regression_job  # noqa: E402
+from pntk.analysis import diagnostics_job
+from pntk.regression import regression_job
 
-diagnostics_job(snakemake, snakemake.output.diagnostics)  # noqa: F821
-log_to(snakemake.log.regression)  # noqa: F821
-regression_job(snakemake)  # noqa: F821
+diagnostics_job(snakemake, snakemake.output.diagnostics)
+log_to(snakemake.log.regression)
+regression_job(snakemake)

@@ -6,7 +6,7 @@ from pntk.scriptutil import setup
 
 log = setup(snakemake)
 
-from pntk.paper.figure_set import render_many, write_captions
+from pntk.report.figure_set import render_many, write_captions
 
 sm = snakemake
 records = render_many(sm.params.labels, sm.params.out_dir, dict(sm.input.items()), subsets=sm.params.subsets,

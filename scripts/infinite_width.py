@@ -5,13 +5,13 @@ import pandas as pd
 
 from pntk.scriptutil import setup
 
-log = setup(snakemake)  # noqa: F821
+log = setup(snakemake)
 
-from pntk.data import index_set, open_prepared  # noqa: E402
-from pntk.paper.infinite import infinite_regression, infinite_width_rows  # noqa: E402
-from pntk.provenance import atomic_write_json, provenance  # noqa: E402
+from pntk.analysis import infinite_regression, infinite_width_rows
+from pntk.data import index_set, open_prepared
+from pntk.provenance import atomic_write_json, provenance
 
-sm = snakemake  # noqa: F821
+sm = snakemake
 p, d = sm.params.infinite, sm.params.data
 data = open_prepared(sm.input.data)
 ids = index_set(data, "sub-train", subset_train=min(p["n_points"], len(data.train_indices)),

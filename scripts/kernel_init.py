@@ -1,11 +1,11 @@
 """kernel_init: create the empty Zarr store of one kernel (all NaN) with coordinates and provenance."""
 from pntk.scriptutil import setup
 
-log = setup(snakemake)  # noqa: F821
+log = setup(snakemake)
 
-from pntk.store.jobs import init_job  # noqa: E402
+from pntk.kernel_jobs import init_job
 
-sm = snakemake  # noqa: F821
+sm = snakemake
 init_job(sm.output.sentinel, kind=sm.wildcards.kind, rows=sm.wildcards.rows, cols=sm.wildcards.cols,
          data_path=sm.input.data, checkpoint=sm.input.checkpoint, kernels_cfg=sm.params.kernels,
          data_cfg=sm.params.data)

@@ -1,13 +1,13 @@
 """prepare_data: raw data set → normalised Zarr store with a content fingerprint."""
 from pntk.scriptutil import setup
 
-log = setup(snakemake)  # noqa: F821
+log = setup(snakemake)
 
-from pntk.data import prepare_dataset, store_in  # noqa: E402
+from pntk.data import prepare_dataset, store_in
 
-p = snakemake.params  # noqa: F821
-store = store_in(snakemake.output.folder)  # noqa: F821 (the Zarr store one level below the rule's output)
-attrs = prepare_dataset(snakemake.wildcards.dataset, p.root, store, download=p.download,  # noqa: F821
+p = snakemake.params
+store = store_in(snakemake.output.folder)  # the Zarr store one level below the rule's output
+attrs = prepare_dataset(snakemake.wildcards.dataset, p.root, store, download=p.download,
                         verify_md5=p.verify_md5, train_size=p.train_size, test_size=p.test_size, seed=p.seed,
                         path=p.path, resize=p.resize)
 n_train, n_test = p.expected_sizes

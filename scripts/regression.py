@@ -1,8 +1,8 @@
 """regression: full-data pNTK kernel regression of one run at one checkpoint (paper Figs 9, 11, 12)."""
 from pntk.scriptutil import setup
 
-log = setup(snakemake)  # noqa: F821
+log = setup(snakemake)
 
-from pntk.paper.analysis import regression_job  # noqa: E402
+from pntk.regression import regression_job
 
-regression_job(snakemake)  # noqa: F821
+regression_job(snakemake)

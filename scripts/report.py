@@ -3,7 +3,7 @@ from pntk.scriptutil import setup
 
 log = setup(snakemake)
 
-from pntk.paper.report import write_report
+from pntk.report.html import write_report
 
 sm = snakemake
 claims, warnings = (sm.input.get(k) or [None] for k in ("claims", "warnings"))  # [] when no rule writes it

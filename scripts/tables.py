@@ -1,13 +1,13 @@
 """tables: tidy CSVs of every statistic (each row with its run's `learned` verdict), and the width-rate fit."""
 from pntk.scriptutil import setup
 
-log = setup(snakemake)  # noqa: F821
+log = setup(snakemake)
 
-from pntk import config as pcfg  # noqa: E402
-from pntk.paper import tables  # noqa: E402
-from pntk.paper.verdicts import run_verdicts  # noqa: E402
+from pntk import config as pcfg
+from pntk.report import tables
+from pntk.report.verdicts import run_verdicts
 
-sm = snakemake  # noqa: F821
+sm = snakemake
 rw = pcfg.readout_widths(sm.config)  # read from the models (import-path ones too), not from their names
 verdicts = run_verdicts(list(sm.input.train_logs))
 diag = tables.diagnostics_table(list(sm.input.diagnostics), verdicts, rw)

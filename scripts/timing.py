@@ -1,16 +1,16 @@
 """timing: seconds per pair of inputs for eNTK and pNTK of torchvision ResNets (paper Fig 1)."""
 from pntk.scriptutil import setup
 
-log = setup(snakemake)  # noqa: F821
+log = setup(snakemake)
 
-import torch  # noqa: E402
+import torch
 
 # The rule holds every core (nothing runs beside the measurement); torch uses timing.threads of them,
 # recorded in every row.
-torch.set_num_threads(int(snakemake.params.torch_threads))  # noqa: F821
+torch.set_num_threads(int(snakemake.params.torch_threads))
 
+from pntk.analysis.timing import summarize, time_kernels, timing_warnings
 from pntk.data import open_prepared
-from pntk.paper.timing import summarize, time_kernels, timing_warnings
 from pntk.provenance import atomic_write_text
 
 sm = snakemake

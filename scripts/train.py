@@ -1,8 +1,8 @@
 """train / train_on_D: one run (arch, width, seed) with checkpoints at its checkpoint epochs."""
 from pntk.scriptutil import setup
 
-log = setup(snakemake)  # noqa: F821
+log = setup(snakemake)
 
-from pntk.train_job import train_job  # noqa: E402
+from pntk.train import train_job
 
-train_job(snakemake)  # noqa: F821
+train_job(snakemake)

@@ -340,8 +340,8 @@ def test_tiny_loop_end_to_end(small_digits_store, tmp_path):
     inits = {tuple(json.loads((tmp_path / f"{s}-s0.json").read_text())["selected"][0])
              for s in ("random", "margin", "naive")}
     assert len(inits) == 1
-    from pntk.active.figures import render_all
-    from pntk.paper.claims_active import active_extras
+    from pntk.report.claims_active import active_extras
+    from pntk.report.figures_active import render_all
 
     extras = active_extras(sorted(tmp_path.glob("*-s0.json")))
     assert extras["block"]["cycles"] == 4 and extras["warm_cold"]["seeds"] == [0] and extras["dataset"] == "digits"

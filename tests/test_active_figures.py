@@ -4,8 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pntk.active import figures as af
-from pntk.active.loop import COLUMNS
+from pntk.active.settings import COLUMNS
+from pntk.report import figures_active as af
+from pntk.report.figure_table import ACTIVE_CAPTIONS
 
 
 def _table() -> pd.DataFrame:
@@ -30,5 +31,5 @@ def test_accuracy_bands_are_clipped_to_the_range_of_accuracy(tmp_path):
     for ax, (lo, hi) in ((acc_ax, (0, 1)), (gain_ax, (-1, 1))):
         ys = np.concatenate([c.get_paths()[0].vertices[:, 1] for c in ax.collections])
         assert lo <= ys.min() and ys.max() <= hi
-    assert "clipped" in af.CAPTIONS["accuracy"]
+    assert "clipped" in ACTIVE_CAPTIONS["accuracy"]
     assert af.plot_accuracy(df, tmp_path / "active-accuracy", formats=("png",))[0].stat().st_size > 1000

@@ -19,10 +19,10 @@ import pytest
 import yaml
 from dry_run import job_counts
 
+from pntk import archive
+from pntk.archive import ArchiveError
 from pntk.cli import main
 from pntk.config import REPO_ROOT, validate_config
-from pntk.store import archive
-from pntk.store.archive import ArchiveError
 
 RUN = "digits/fcn-w16-s0"
 STORES = ("pntk-sub-train-sub-train", "entk-sub-test-sub-train")  # symmetric 2 × 2 tiles, 1 × 2 tiles
@@ -241,7 +241,7 @@ def test_code_floor_counts_the_working_directory_checkout(tmp_path, monkeypatch)
     import os
     import time
 
-    from pntk.store.archive import _code_floor
+    from pntk.archive.exchange import _code_floor
 
     (tmp_path / "scripts").mkdir()
     script = tmp_path / "scripts" / "train.py"

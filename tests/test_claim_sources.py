@@ -1,4 +1,4 @@
-"""Every claim quotes its source verbatim: each quote of pntk.paper.claim_sources is found in the reference text."""
+"""Every claim quotes its source verbatim: each quote of pntk.report.claim_sources is found in the reference text."""
 from __future__ import annotations
 
 import re
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pntk.paper.claim_sources import ORIGINS, PROJECT, REFERENCE_FILES, SOURCES, source_of
+from pntk.report.claim_sources import ORIGINS, PROJECT, REFERENCE_FILES, SOURCES, source_of
 
 REFERENCES = Path(__file__).resolve().parents[2] / "shared" / "references"
 

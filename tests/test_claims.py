@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pntk.paper.claim_sources import PROJECT, SOURCES
-from pntk.paper.claims import COLUMNS, ClaimInputs, claims_table, format_claims
+from pntk.report.claim_sources import PROJECT, SOURCES
+from pntk.report.claims import COLUMNS, ClaimInputs, claims_table, format_claims
 
 WIDTHS = [64, 128, 256, 512, 1024]
 N_TEST, N_SUB = 450, 100
@@ -228,7 +228,7 @@ def test_format_claims_aligns_id_verdict_numbers():
 
 def test_cli_prints_claims_then_warnings(tmp_path, capsys):
     from pntk.cli import main
-    from pntk.paper.verdicts import warnings_table
+    from pntk.report.verdicts import warnings_table
 
     path = tmp_path / "claims.csv"
     claims_of().reset_index().to_csv(path, index=False)
@@ -245,7 +245,7 @@ def test_cli_prints_claims_then_warnings(tmp_path, capsys):
 
 def test_absent_tables_follow_the_config():
     from pntk.config import validate_config
-    from pntk.paper.claims import absent_tables
+    from pntk.report.claims import absent_tables
 
     cfg = validate_config({"models": [{"arch": "fcn", "widths": [8]}], "diagnostics": {"enabled": False},
                            "kernels": {"index_sets": {"pntk": [["sub-train", "sub-train"]]}}}, check_files=False)

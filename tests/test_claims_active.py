@@ -1,4 +1,4 @@
-"""The thesis' active-learning claims (pntk.paper.claims_active) on synthetic active.csv tables and JSON extras
+"""The thesis' active-learning claims (pntk.report.claims_active) on synthetic active.csv tables and JSON extras
 built to hold, to fail and to be underpowered (or out of the claim's regime), claim by claim."""
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pntk.paper import decide as dc
-from pntk.paper.claims import ClaimInputs
-from pntk.paper.claims_active import (
+from pntk.report import decide as dc
+from pntk.report.claims import ClaimInputs
+from pntk.report.claims_active import (
     ENTK,
     NAIVE,
     PNTK,
@@ -21,7 +21,7 @@ from pntk.paper.claims_active import (
     active_extras,
     per_run,
 )
-from pntk.paper.verdicts import active_verdicts
+from pntk.report.verdicts import active_verdicts
 
 LABELS = np.repeat(np.arange(10), 45)  # a balanced test split of 450 (chance 0.1)
 DIGITS = {"dataset": "digits", "initial": 50, "per_cycle": 10, "candidates": 500}

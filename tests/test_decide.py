@@ -1,4 +1,4 @@
-"""The decision rules (pntk.paper.decide) and the statistics under them (pntk.paper.claim_tests), on synthetic
+"""The decision rules (pntk.report.decide) and the statistics under them (pntk.report.claim_tests), on synthetic
 inputs built to hold, to fail and to be underpowered: no verdict may say more than its numbers."""
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from pntk.paper import claim_tests as ct
-from pntk.paper import decide as dc
+from pntk.report import claim_tests as ct
+from pntk.report import decide as dc
 
 WIDTHS = [64, 128, 256, 512]
 

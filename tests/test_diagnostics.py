@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from pntk.paper import diagnostics as dg
+from pntk.analysis import diagnostics as dg
 
 # One input, two outputs: Θ = [[2, 1], [1, 2]]; pNTK = (2+1+1+2)/2 = 3.
 ONE = np.array([[2.0, 1.0], [1.0, 2.0]]).reshape(1, 1, 2, 2)

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pntk.paper import figure_set, figure_table
-from pntk.paper.claim_tests import slope_fit
+from pntk.report import figure_set, figure_table
+from pntk.report.claim_tests import slope_fit
 
 REPO = Path(__file__).resolve().parents[1]
 REPORT = REPO / "workflow" / "report"
@@ -99,7 +99,7 @@ def _kernel_store(root: Path, data_path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory, small_digits_store) -> dict[str, str]:
-    from pntk.paper.timing import COLUMNS
+    from pntk.analysis.timing import COLUMNS
 
     root = tmp_path_factory.mktemp("inputs")
     diag = _tidy(WIDTH_STATS)
@@ -179,7 +179,7 @@ def test_width_figure_draws_the_statistic_its_caption_names(inputs, tmp_path):
 
 def test_kernel_heatmap_shows_D_sorted_by_label_as_its_caption_says(inputs, tmp_path):
     from pntk.data import index_set, open_prepared
-    from pntk.paper import figures_data
+    from pntk.report import figures_data
 
     drawn = figures_data.plot_kernel_heatmap(inputs["kernel_manifest"], inputs["data"], tmp_path / "k",
                                              subsets=SUBSETS, formats=("png",), dpi=60)
@@ -198,8 +198,8 @@ def test_kernel_heatmap_shows_D_sorted_by_label_as_its_caption_says(inputs, tmp_
 
 
 def test_heatmap_of_a_run_that_did_not_learn_says_so(inputs, tmp_path):
-    from pntk.paper import figures_data
-    from pntk.paper.run_verdicts import run_verdicts
+    from pntk.report import figures_data
+    from pntk.report.run_verdicts import run_verdicts
 
     training = pd.read_csv(inputs["training"])
     training["learned"] = False
@@ -229,7 +229,7 @@ def test_caption_files_and_index(records, tmp_path):
 @pytest.mark.parametrize("name", ["accuracy", "time"])
 def test_active_caption_file_is_current(name):
     assert (REPORT / f"active-{name}.rst").read_text() == figure_set.active_caption_rst(name), \
-        "run: python -m pntk.paper.figure_set workflow/report"
+        "run: python -m pntk.report.figure_set workflow/report"
 
 
 def test_regularised_regressions_are_said_in_the_caption():

@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pntk.paper import figures as fg
-from pntk.paper import figures_fits, figures_paper, figures_timing
-from pntk.paper.claim_tests import slope_fit
-from pntk.paper.diagnostics import TIDY_COLUMNS
-from pntk.paper.run_verdicts import run_verdicts
+from pntk.analysis.diagnostics import TIDY_COLUMNS
+from pntk.report import figures as fg
+from pntk.report import figures_fits, figures_paper, figures_timing
+from pntk.report.claim_tests import slope_fit
+from pntk.report.run_verdicts import run_verdicts
 
 
 def fit_rate(w, v, s) -> dict:
@@ -187,7 +187,7 @@ def test_epochs_figure_draws_a_run_that_did_not_learn_as_its_own_dashed_line(tid
 
 # ----------------------------------------------------------------------------- Fig 1
 def _timing_rows() -> pd.DataFrame:
-    from pntk.paper.timing import COLUMNS
+    from pntk.analysis.timing import COLUMNS
 
     rng = np.random.default_rng(1)
     rows = [{"dataset": "digits", "arch": f"resnet{d}", "depth": d, "kind": k, "repeat": r,

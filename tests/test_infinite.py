@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
+from pntk.analysis.infinite import infinite_distances, infinite_width_rows, relu_fcn_kernels
 from pntk.models import ModelSpec, init_model
-from pntk.paper.infinite import infinite_distances, infinite_width_rows, relu_fcn_kernels
 
 SW, SB = math.sqrt(2.0), 0.1
 
@@ -136,7 +136,7 @@ def _autograd_kernel(model, x, kind):
 
 
 def test_infinite_width_rows():
-    from pntk.paper.diagnostics import TIDY_COLUMNS
+    from pntk.analysis.diagnostics import TIDY_COLUMNS
 
     x = _inputs()
     rows = infinite_width_rows(x, widths=[16, 1024], seeds=[0, 1], depth=DEPTH, num_classes=3,

@@ -1,4 +1,4 @@
-"""kernels.jobs: per_checkpoint — pntk.store.jobs.checkpoint_job writes, for every store of a checkpoint,
+"""kernels.jobs: per_checkpoint — pntk.kernel_jobs.checkpoint_job writes, for every store of a checkpoint,
 the same store, flags and manifest as the per-tile jobs (bitwise), equals the one-shot kernel, and a
 rerun after a crash recomputes only the tiles without a matching flag."""
 from __future__ import annotations
@@ -11,10 +11,10 @@ import pytest
 import torch
 import zarr
 
+from pntk import kernel_jobs
 from pntk.config import grid_of
 from pntk.data import open_prepared
 from pntk.kernels import empirical_kernel
-from pntk.store import jobs as kernel_jobs
 from pntk.store import tiles
 from pntk.store import zarr_store as S
 from pntk.store.paths import StorePaths

@@ -1,11 +1,12 @@
-"""pntk.learned: the did-it-learn decision on synthetic accuracies (chance, near chance, learned, many classes)."""
+"""pntk.train.learned: the did-it-learn decision on synthetic accuracies (chance, near chance, learned, many
+classes)."""
 from __future__ import annotations
 
 import math
 
 import pytest
 
-from pntk.learned import chance_accuracy, did_learn, learned_threshold, learning_verdict
+from pntk.train.learned import chance_accuracy, did_learn, learned_threshold, learning_verdict
 
 
 @pytest.mark.parametrize("num_classes", [2, 10, 100])

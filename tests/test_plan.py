@@ -18,15 +18,15 @@ from dry_run import job_counts as dry_run_counts
 from torch import nn
 
 from pntk import config as pcfg
-from pntk import plan_devices
+from pntk import kernel_jobs
 from pntk.cli import main
 from pntk.kernels import flop_count
 from pntk.models import ModelSpec, init_model
+from pntk.plan import devices as plan_devices
 from pntk.plan import format_plan, job_counts, plan_workflow, store_bytes
-from pntk.plan_check import compare, job_durations
-from pntk.plan_costs import CostModel, choose_solver, kernel_flops, kernel_flops_of, model_facts
+from pntk.plan.check import compare, job_durations
+from pntk.plan.costs import CostModel, choose_solver, kernel_flops, kernel_flops_of, model_facts
 from pntk.regression import linearized_predict
-from pntk.store import jobs as kernel_jobs
 from pntk.store.paths import StorePaths
 
 REPO = Path(__file__).resolve().parents[1]

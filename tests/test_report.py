@@ -10,7 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pntk.paper import figure_table, report
+from pntk.report import figure_table
+from pntk.report import html as report
 
 SUMMARY = {"dataset": "digits", "models": [{"arch": "fcn", "widths": [16, 32]}], "seeds": [0], "epochs": [0, 2]}
 NUMBERS = ["P4", "09", "03", "01", "P1"]  # deliberately not in section order

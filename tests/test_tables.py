@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pntk.learned import learned_threshold
-from pntk.paper import tables, verdicts
-from pntk.paper.claims import ClaimInputs, claims_table
+from pntk.report import tables, verdicts
+from pntk.report.claims import ClaimInputs, claims_table
 from pntk.runs import Run
 from pntk.train import LOG_FIELDS
+from pntk.train.learned import learned_threshold
 
 LABELS = np.repeat(np.arange(10), 30)  # 300 balanced test labels: chance 0.1
 

@@ -1,4 +1,4 @@
-"""pntk.store.tiles / pntk.store.jobs: a store assembled tile by tile equals the one-shot kernel; verify/finalize."""
+"""pntk.store.tiles / pntk.kernel_jobs: a store assembled tile by tile equals the one-shot kernel; verify/finalize."""
 from __future__ import annotations
 
 import json
@@ -14,9 +14,9 @@ import zarr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pntk import kernel_jobs
 from pntk.kernels import empirical_kernel
 from pntk.models import ModelSpec, init_model
-from pntk.store import jobs as kernel_jobs
 from pntk.store import tiles
 from pntk.store import zarr_store as S
 from pntk.store.paths import StorePaths

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pntk.paper import timing as tm
+from pntk.analysis import timing as tm
 
 
 def _rows(times: dict[tuple[int, str], list[float]], *, threads: int = 1, cpu_factor: float = 1.0) -> pd.DataFrame:

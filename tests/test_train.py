@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import pntk.train as T
+import pntk.train.loop as T
 from pntk.models import ModelSpec, init_model
 from pntk.train import DivergedError, TrainConfig, checkpoint_path, load_checkpoint, train_run
 
@@ -163,7 +163,7 @@ CHILD = textwrap.dedent("""
     import json, logging, sys, time
     import numpy as np, torch
     torch.set_num_threads(1)
-    import pntk.train as T
+    import pntk.train.loop as T
     from pntk.models import ModelSpec
     run_dir, slow, npz, spec, cfg, seed, meta = sys.argv[1:]
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
@@ -431,9 +431,9 @@ def test_progress_bar_only_on_a_terminal(monkeypatch):
 
 @pytest.mark.parametrize("momentum, weight_decay", [(0.9, 1e-4), (0.0, 0.0), (0.5, 0.01)])
 def test_sgd_follows_torch_sgd_bitwise(momentum, weight_decay):
-    """pntk.sgd.SGD (no torch._dynamo import) takes torch.optim.SGD's steps exactly, a parameter without
+    """pntk.train.sgd.SGD (no torch._dynamo import) takes torch.optim.SGD's steps exactly, a parameter without
     a gradient included; its state dict (and torch's) resumes the same trajectory."""
-    from pntk.sgd import SGD
+    from pntk.train.sgd import SGD
 
     def model():
         torch.manual_seed(0)

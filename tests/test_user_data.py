@@ -359,7 +359,7 @@ def test_colour_image_in_greyscale_folder_is_an_error(tmp_path):
 @pytest.mark.parametrize("layout", sorted(LAYOUTS))
 def test_data_samples_figure_draws_any_channel_count(layout, tmp_path):
     """Fig 15 shows user data whatever its channel count (feature vectors are (D, 1, 1))."""
-    from pntk.paper.figures_data import plot_data_samples
+    from pntk.report.figures_data import plot_data_samples
 
     write_npz(tmp_path / "mine.npz", layout)
     D.prepare_dataset("npz", None, tmp_path / "npz.zarr", path=tmp_path / "mine.npz")

@@ -1,4 +1,4 @@
-"""Models named by import path (pntk.user_models): build, validation messages, checkpoints, readout width."""
+"""Models named by import path (pntk.models.imported): build, validation messages, checkpoints, readout width."""
 from __future__ import annotations
 
 import subprocess
@@ -12,8 +12,17 @@ from torch import nn
 
 from pntk import config as C
 from pntk.config import ConfigError, validate_config
-from pntk.models import ModelSpec, init_model, readout_width, readout_width_of
-from pntk.user_models import ModelImportError, check_model, default_name, is_import_path, source_digest
+from pntk.models import (
+    ModelImportError,
+    ModelSpec,
+    check_model,
+    default_name,
+    init_model,
+    is_import_path,
+    readout_width,
+    readout_width_of,
+    source_digest,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"

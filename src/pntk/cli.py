@@ -21,7 +21,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from . import __version__
+from ._version import __version__
 from .inventory import store_summary
 from .store.paths import StorePaths
 
@@ -126,7 +126,7 @@ def _config(path: str, check_files: bool = True) -> dict:
 
 
 def cmd_pack(args) -> int:
-    from .store import archive
+    from . import archive
 
     cfg = _config(args.config)
     results = Path(args.results or cfg["results"])
@@ -143,7 +143,7 @@ def cmd_pack(args) -> int:
 
 
 def cmd_import(args) -> int:
-    from .store import archive
+    from . import archive
 
     cfg = _config(args.config)
     results = Path(args.results or cfg["results"])
@@ -172,7 +172,7 @@ def cmd_synth(args) -> int:
 
 
 def _device_name(text: str) -> str:
-    from .plan_devices import check_device_name
+    from .plan import check_device_name
 
     try:
         return check_device_name(text)
@@ -182,8 +182,7 @@ def _device_name(text: str) -> str:
 
 def cmd_plan(args) -> int:
     from . import config as pcfg
-    from .plan import format_plan, plan_workflow
-    from .plan_devices import device_profile
+    from .plan import device_profile, format_plan, plan_workflow
 
     cfg = _config(args.config, check_files=False)  # planning needs no data files (as `snakemake -n`)
     device = device_profile(args.device, threads=args.cores, calibrate=args.calibrate,
@@ -193,7 +192,7 @@ def cmd_plan(args) -> int:
     for w in pcfg.config_warnings(cfg):
         text += f"\nWARNING: {w}"
     if args.compare:  # a finished run's Snakemake log: planned vs measured time per rule
-        from .plan_check import compare, format_comparison, pick_log
+        from .plan import compare, format_comparison, pick_log
 
         log, why = pick_log([Path(p) for p in args.compare])
         out["comparison"] = compare(plan, log[1])
@@ -208,7 +207,7 @@ def _count(n: int, noun: str) -> str:
 
 def cmd_check(args) -> int:
     from . import config as pcfg
-    from .model_spec import entry_label
+    from .models import entry_label
 
     for path in args.configs:
         cfg = _config(path)
@@ -233,8 +232,8 @@ def cmd_check(args) -> int:
 def cmd_claims(args) -> int:
     import pandas as pd
 
-    from .paper.claims import COLUMNS, format_claims
-    from .paper.verdicts import WARNING_COLUMNS
+    from .report.claims import COLUMNS, format_claims
+    from .report.verdicts import WARNING_COLUMNS
 
     path = Path(args.claims)
     if not path.is_file():
@@ -331,8 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .archive import ArchiveError
     from .config import ConfigError
-    from .store.archive import ArchiveError
 
     args = build_parser().parse_args(argv)
     try:

@@ -6,7 +6,9 @@ rule goes stale the day a module gains an import (train's once missed sgd, learn
 closure cannot. Static: every ``import`` statement counts, function-local ones too, so the key may cover a
 module a given run never imports, never the reverse. Two kinds never run when a job imports a module and are
 skipped: ``if TYPE_CHECKING:`` blocks and a module's ``__getattr__`` (PEP 562 lazy attributes, reached only by
-name, as ``pntk.open_kernel``). Stdlib only: the workflow calls it while parsing.
+name, as ``pntk.open_kernel``). A package face built with ``pntk._lazy.lazy_members`` is the exception: the
+modules of its lazy members count (a job that imports the face may use any of them), so the face names them
+in a literal dict. Stdlib only: the workflow calls it while parsing.
 """
 from __future__ import annotations
 
@@ -54,10 +56,34 @@ def _statements(tree: ast.AST):
         todo.extend(ast.iter_child_nodes(node))
 
 
+def _lazy_modules(tree: ast.Module, node: ast.AST) -> list[str]:
+    """The submodules named by ``__getattr__ = lazy_members(__name__, {member: submodule, ...})`` (the dict
+    inline or bound to a module-level name); [] for any other statement."""
+    if not (isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__getattr__"
+                                                  for t in node.targets)):
+        return []
+    call = node.value
+    func = getattr(call, "func", None)
+    if not (isinstance(call, ast.Call) and getattr(func, "id", getattr(func, "attr", None)) == "lazy_members"):
+        return []
+    members = call.args[1] if len(call.args) > 1 else None
+    if isinstance(members, ast.Name):
+        bound = [n.value for n in tree.body if isinstance(n, ast.Assign)
+                 and any(isinstance(t, ast.Name) and t.id == members.id for t in n.targets)]
+        members = bound[-1] if bound else None
+    if not isinstance(members, ast.Dict) or not all(isinstance(v, ast.Constant) and isinstance(v.value, str)
+                                                    for v in members.values):
+        raise ValueError("lazy_members: give the members as a literal dict of strings, so that the import "
+                         "closure (pntk.code_closure) can read which modules they live in")
+    return sorted({v.value for v in members.values})
+
+
 def _imported_names(tree: ast.AST, here: str | None, is_package: bool) -> set[str]:
     """Dotted names of ``pntk`` modules (or of names inside them) that a parsed file imports."""
     names: set[str] = set()
     for node in _statements(tree):
+        if here is not None and is_package:
+            names.update(f"{here}.{m}" for m in _lazy_modules(tree, node))
         if isinstance(node, ast.Import):
             names.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom):

@@ -14,32 +14,18 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from .data.datasets import SPLIT_SIZES, USER_DATASETS, DataSpec, dataset_spec  # noqa: F401 (SPLIT_SIZES: API)
-from .model_spec import ARCHS, ModelSpec
-from .user_models import TORCHVISION, ModelImportError, check_model, default_name, is_import_path
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
-
-
-# |D| and |X| when data.subset_train/subset_test are null, capped at the split sizes (the paper: 1000 and 500,
-# set in configs/paper-cifar10.yaml).
-SUBSET_DEFAULTS = (200, 100)
-
-
-class ConfigError(ValueError):
-    """A configuration value is invalid; the message starts with the offending key."""
-
-
-# The run lists and store lists of a validated config (pntk.config_runs), here for `pcfg.runs(config)` & co.
-from .config_runs import (  # noqa: E402, F401 (re-exported: pcfg.runs(config) & co.)
+# What a validated config computes (pntk.config_runs: its runs, stores, split sizes), here for `pcfg.runs(config)`
+# & co.; ConfigError lives there too, so that both raise it and config_runs need not import this module.
+from .config_runs import (  # noqa: F401 (re-exported: pcfg.runs(config) & co.)
     DIAGNOSTIC_STORES,
     SUPERSETS,
+    ConfigError,
     active_runs,
     all_runs,
     analysis_in_one_job,
     checkpoint_epochs,
     d_runs_in_one_job,
+    data_spec,
     diagnostic_runs,
     diagnostics_on_d,
     epochs_of,
@@ -51,11 +37,23 @@ from .config_runs import (  # noqa: E402, F401 (re-exported: pcfg.runs(config) &
     model_names,
     model_source,
     model_spec,
+    num_classes,
     readout_widths,
     runs,
+    split_sizes,
     store_specs,
     tile_grid,
 )
+from .data.datasets import SPLIT_SIZES, USER_DATASETS  # noqa: F401 (SPLIT_SIZES: API)
+from .models import ARCHS, TORCHVISION, ModelImportError, ModelSpec, default_name, is_import_path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
+
+
+# |D| and |X| when data.subset_train/subset_test are null, capped at the split sizes (the paper: 1000 and 500,
+# set in configs/paper-cifar10.yaml).
+SUBSET_DEFAULTS = (200, 100)
 
 
 def _with_defaults(validator_cls):
@@ -303,6 +301,8 @@ def check_builtin_entry(key: str, m: dict) -> None:
 @functools.lru_cache(maxsize=256)
 def _check_once(spec_json: str) -> int | None:
     """`check_model` once per process and spec (a module is imported once per process anyway)."""
+    from .models.build import check_model  # torch: imported only when a config names an import-path model
+
     return check_model(ModelSpec.from_dict(json.loads(spec_json)))
 
 
@@ -353,38 +353,9 @@ def check_data_source(data: dict, *, check_files: bool = True) -> None:
                               "(set data.download: true to let torchvision fetch the files)")
 
 
-def data_spec(config: dict) -> DataSpec:
-    """Full split sizes, number of classes and input shape of the configured data set (user data: read
-    from the files' headers, cached while they are unchanged); ConfigError names data.path on bad files."""
-    data = config["data"]
-    try:
-        return dataset_spec(data["name"], data.get("path"), data.get("resize"))
-    except (OSError, ValueError) as err:
-        msg = str(err)
-        raise ConfigError(msg if msg.startswith("data.") else f"data.path: {msg}") from None
-
-
-def num_classes(config: dict) -> int:
-    return data_spec(config).num_classes
-
-
 # Train points from which a CPU regression (out-of-core CG streaming its store) takes every core; below it
 # one core (a dense solve of seconds). The workflow's regression_threads() and pntk plan both read it.
 REGRESSION_ALL_CORES_FROM = 10000
-
-
-def split_sizes(config: dict) -> tuple[int, int]:
-    """(n_train, n_test) after the optional seeded subsampling."""
-    data = config["data"]
-    spec = data_spec(config)
-    full_train, full_test = spec.n_train, spec.n_test
-    n_train = data["train_size"] or full_train
-    n_test = data["test_size"] or full_test
-    if n_train > full_train:
-        raise ConfigError(f"data.train_size: {n_train} exceeds the {full_train} train examples of {data['name']}")
-    if n_test > full_test:
-        raise ConfigError(f"data.test_size: {n_test} exceeds the {full_test} test examples of {data['name']}")
-    return n_train, n_test
 
 
 def load_config(path: str | Path, *, check_files: bool = True) -> dict:

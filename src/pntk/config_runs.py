@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import math
 
+from .data.datasets import DataSpec, dataset_spec
+from .models import ModelSpec, is_import_path, source_digest
 from .runs import Run
 
 # The stores a network trained on D needs for the diagnostics (Figs 2–8): eNTK and pNTK on D × D and X × D.
@@ -13,14 +15,41 @@ DIAGNOSTIC_STORES = [("entk", "sub-train", "sub-train"), ("entk", "sub-test", "s
                      ("pntk", "sub-train", "sub-train"), ("pntk", "sub-test", "sub-train")]
 
 
-def _cfg():
-    from . import config
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message starts with the offending key."""
 
-    return config
+
+def split_sizes(config: dict) -> tuple[int, int]:
+    """(n_train, n_test) after the optional seeded subsampling."""
+    data = config["data"]
+    spec = data_spec(config)
+    full_train, full_test = spec.n_train, spec.n_test
+    n_train = data["train_size"] or full_train
+    n_test = data["test_size"] or full_test
+    if n_train > full_train:
+        raise ConfigError(f"data.train_size: {n_train} exceeds the {full_train} train examples of {data['name']}")
+    if n_test > full_test:
+        raise ConfigError(f"data.test_size: {n_test} exceeds the {full_test} test examples of {data['name']}")
+    return n_train, n_test
+
+
+def data_spec(config: dict) -> DataSpec:
+    """Full split sizes, number of classes and input shape of the configured data set (user data: read
+    from the files' headers, cached while they are unchanged); ConfigError names data.path on bad files."""
+    data = config["data"]
+    try:
+        return dataset_spec(data["name"], data.get("path"), data.get("resize"))
+    except (OSError, ValueError) as err:
+        msg = str(err)
+        raise ConfigError(msg if msg.startswith("data.") else f"data.path: {msg}") from None
+
+
+def num_classes(config: dict) -> int:
+    return data_spec(config).num_classes
 
 
 def index_set_size(config: dict, name: str) -> int:
-    n_train, n_test = _cfg().split_sizes(config)
+    n_train, n_test = split_sizes(config)
     return {"train": n_train, "test": n_test, "sub-train": config["data"]["subset_train"],
             "sub-test": config["data"]["subset_test"]}[name]
 
@@ -116,29 +145,25 @@ def model_entry(config: dict, name: str) -> dict:
     for m in config["models"]:
         if m["name"] == name:
             return m
-    raise _cfg().ConfigError(f"models: no entry named {name!r} (names: {model_names(config)})")
+    raise ConfigError(f"models: no entry named {name!r} (names: {model_names(config)})")
 
 
 def model_spec(config: dict, name: str, width: int):
     """ModelSpec of one run's model, with the data's input shape and number of classes."""
-    from .model_spec import ModelSpec
-
-    spec = _cfg().data_spec(config)
+    spec = data_spec(config)
     return ModelSpec.from_entry(model_entry(config, name), width, spec.in_shape, spec.num_classes,
                                 config["python_path"])
 
 
 def model_source(config: dict, name: str) -> str | None:
     """sha256 of an import-path model's module file (torchvision: its version); None for built-ins."""
-    from .user_models import is_import_path, source_digest
-
     arch = model_entry(config, name)["arch"]
     return source_digest(arch, config["python_path"]) if is_import_path(arch) else None
 
 
 def readout_widths(config: dict) -> dict[str, dict[int, int | None]]:
     """{name: {width: readout width}} read from each model (the w of the pNTK width rate)."""
-    from .models import readout_width_of
+    from .models import readout_width_of  # torch: imported on use (config validation needs no torch)
 
     return {m["name"]: {int(w): readout_width_of(model_spec(config, m["name"], w)) for w in m["widths"]}
             for m in config["models"]}

@@ -9,7 +9,7 @@ import platform
 import subprocess
 from pathlib import Path
 
-from . import __version__
+from ._version import __version__
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

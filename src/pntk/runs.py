@@ -11,7 +11,7 @@ then been used to train the NN using SGD" (paper, Fig 2 caption) — with the su
 Everything that builds or parses these paths (rules, jobs, tables, archives, CLI) asks `Run`. `Run.arch` (the
 `{arch}` wildcard, the tables' `arch` column) is the model's *name*: a models entry's `name:`, else its
 built-in arch or its callable's name. It identifies the model everywhere; what network it stands for is
-the entry's (`pntk.model_spec.entry_identity`), which stores record as `arch`, `model_kwargs`, `model_spec`.
+the entry's (`pntk.models.spec.entry_identity`), which stores record as `arch`, `model_kwargs`, `model_spec`.
 """
 from __future__ import annotations
 

@@ -224,8 +224,8 @@ def test_stores_record_model_method_and_versions(user_run):
     import torch
 
     import pntk
-    from pntk.model_spec import ModelSpec
     from pntk.models import init_model
+    from pntk.models.spec import ModelSpec
 
     seen = {}
     for store in stores_of(user_run):
@@ -250,7 +250,7 @@ def test_stores_record_model_method_and_versions(user_run):
     model.load_state_dict(ck["model"])
 
 
-def StoreManifest(store: Path) -> Path:  # noqa: N802 (reads like the path it returns)
+def StoreManifest(store: Path) -> Path:  # reads like the path it returns
     from pntk.store.paths import StorePaths
 
     return StorePaths.of(store).manifest

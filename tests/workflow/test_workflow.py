@@ -52,7 +52,7 @@ def tiny_run(tmp_path_factory):
 def test_outputs_exist_and_are_readable(tiny_run):
     import xarray as xr
 
-    from pntk.paper.figure_table import FIGURES
+    from pntk.report.figure_table import FIGURES
 
     res = tiny_run / "results"
     cfg = yaml.safe_load(TINY.read_text())
@@ -90,8 +90,8 @@ def test_claims_and_warnings_tables(tiny_run):
     import pandas as pd
 
     from pntk.cli import main
-    from pntk.paper.claims import COLUMNS, VERDICTS
-    from pntk.paper.verdicts import WARNING_COLUMNS
+    from pntk.report.claims import COLUMNS, VERDICTS
+    from pntk.report.verdicts import WARNING_COLUMNS
     from pntk.runs import Run
 
     tables = tiny_run / "results" / "tables"

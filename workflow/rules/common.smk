@@ -8,10 +8,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))  # the library, also without `pip install`
 
 from pntk import config as pcfg  # noqa: E402
+from pntk.analysis.timing import timing_paths  # noqa: E402
 from pntk.code_closure import closure_digest as _closure_digest  # noqa: E402
 from pntk.data.prepared import prepared_folder  # noqa: E402
-from pntk.paper import figure_table as ftab  # noqa: E402
-from pntk.paper.timing import timing_paths  # noqa: E402
+from pntk.report import figure_table as ftab  # noqa: E402
 from pntk.runs import ON_CONSTRAINT, RUN_PATTERN, TRAINED_ON, Run  # noqa: E402
 from pntk.store.paths import StorePaths  # noqa: E402
 
@@ -219,7 +219,7 @@ def diag_manifests(wildcards):
     }
 
 
-# --- figures: the figure table (pntk.paper.figure_table) decides which figures exist and what they read
+# --- figures: the figure table (pntk.report.figure_table) decides which figures exist and what they read
 FIGURES_DIR = f"{R}/figures"
 REPORT = f"{R}/report.html"
 

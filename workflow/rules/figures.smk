@@ -1,6 +1,6 @@
 # Every figure (PNG + PDF) in one job from the tidy tables, each with the caption written from what it drew;
 # then the HTML report that opens on the results. Which figures exist and what they read: the figure table
-# (pntk.paper.figure_table), asked by the functions in common.smk.
+# (pntk.report.figure_table), asked by the functions in common.smk.
 
 
 rule figures:

@@ -68,7 +68,7 @@ def check_acquisition(kernel, q: int, f0, y_l, n_l: int, block_scores, chosen, k
 
 def summarise(records: list[dict], n_candidates: list[int], rtol: float = RTOL) -> dict:
     """The per-run JSON's "block_check" from one :func:`compare` record per acquiring cycle (what
-    pntk.paper.claims_active.active_extras reads: identical_cycles, cycles; the rest says how)."""
+    pntk.report.claims_active.active_extras reads: identical_cycles, cycles; the rest says how)."""
     checked = [r["checked"] for r in records]
     every = all(c == n for c, n in zip(checked, n_candidates))
     return {"identical_cycles": sum(r["identical"] for r in records), "cycles": len(records),

@@ -44,9 +44,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .settings import REFERENCES
+
 __all__ = ["flat_kernel", "block_inverse_extend", "LookAhead", "mlmoc_direct", "direct_scores", "REFERENCES"]
 
-REFERENCES = ("model", "flin")
 
 
 def flat_kernel(k: Tensor, points: int | None = None, dtype: torch.dtype | None = torch.float64) -> tuple[Tensor, int]:

@@ -11,16 +11,13 @@ scoring more candidates than it labels is what makes it a look-ahead, and its ti
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from ..models import ModelSpec
+from .settings import ALConfig
 from .training import fit, outputs, retrain
-
-if TYPE_CHECKING:
-    from .loop import ALConfig
 
 
 def naive_scores(model, x_l, y_l, x_u, cfg: ALConfig, seed: int, spec: ModelSpec | None = None,

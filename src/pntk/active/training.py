@@ -7,19 +7,13 @@ last labelled set ends (cold start). `active.retrain` picks the loop's way (defa
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 from torch import nn
 
 from ..models import ModelSpec, init_model
-from ..sgd import SGD
 from ..train import epoch_order, evaluate, loss_fn
-
-if TYPE_CHECKING:
-    from .loop import ALConfig
-
-RETRAIN = ("warm", "cold")
+from ..train.sgd import SGD
+from .settings import RETRAIN, ALConfig
 
 
 def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: ALConfig, epochs: int, seed: int) -> nn.Module:

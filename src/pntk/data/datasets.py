@@ -26,10 +26,12 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from . import user as user_data
+from .spec import USER_DATASETS, DataSpec, RawSplits
 
 # name -> (number of classes, in_shape [C, H, W])
 SPECS: dict[str, tuple[int, tuple[int, int, int]]] = {
@@ -50,45 +52,18 @@ SPLIT_SIZES: dict[str, tuple[int, int]] = {
     "svhn": (73257, 26032),
 }
 BUILTIN_DATASETS = tuple(SPECS)
-USER_DATASETS = ("npz", "folder")  # read from data.path (pntk.data.user)
 DATASETS = BUILTIN_DATASETS + USER_DATASETS
 
 DIGITS_TEST_FRACTION = 0.25
 
 
-@dataclass(frozen=True)
-class DataSpec:
-    """What planning needs of a data set before it is prepared (full splits, before subsampling)."""
-
-    n_train: int
-    n_test: int
-    num_classes: int
-    in_shape: tuple[int, int, int]  # (C, H, W)
-    digest: str = ""  # user data: sha256 of the files' names, sizes and mtimes ("" for built-in sets)
-
-
 def dataset_spec(name: str, path: str | Path | None = None, resize=None) -> DataSpec:
     """:class:`DataSpec` of ``name``: a table for the built-in sets, the files' headers for user data."""
     if name in USER_DATASETS:
-        from .user import describe
-
-        return describe(name, path, resize)
+        return user_data.describe(name, path, resize)
     if name not in SPECS:
         raise ValueError(f"data.name: unknown data set {name!r}; expected one of {', '.join(DATASETS)}")
     return DataSpec(*SPLIT_SIZES[name], *SPECS[name])
-
-
-@dataclass
-class RawSplits:
-    x_train: np.ndarray  # (N_train, C, H, W) raw pixel values (uint8 for image files)
-    y_train: np.ndarray  # (N_train,) int64
-    x_test: np.ndarray  # (N_test, C, H, W) raw pixel values
-    y_test: np.ndarray  # (N_test,) int64
-    scale: float  # x / scale lies in [0, 1] (255 for uint8 images, 16 for digits)
-    source: str  # human-readable description of where the pixels came from
-    classes: list[str] | None = None
-    num_classes: int | None = None  # None: the built-in table SPECS
-    split_rule: str = "official train/test files"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -294,8 +269,6 @@ def load_splits(name: str, root: str | Path | None, *, download: bool = False, s
                 verify_md5: bool = True, path: str | Path | None = None, resize=None) -> RawSplits:
     """Raw splits of ``name``: built-in sets from ``root`` (digits: sklearn), user data from ``path``."""
     if name in USER_DATASETS:
-        from . import user as user_data
-
         user_data.describe(name, path, resize)  # every cheap check first, naming file and array
         return user_data.load_npz(path) if name == "npz" else user_data.load_folder(path, resize)
     if name not in SPECS:

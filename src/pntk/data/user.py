@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .datasets import USER_DATASETS, DataSpec, RawSplits
+from .spec import USER_DATASETS, DataSpec, RawSplits
 
 __all__ = ["USER_DATASETS", "NPZ_KEYS", "IMG_EXTENSIONS", "describe", "load_npz", "load_folder", "resize_hw"]
 

@@ -74,7 +74,7 @@ def _trace_failure(model: nn.Module, x: Tensor) -> tuple[tuple[str, nn.Module] |
     try:
         with torch.no_grad():
             model(x)
-    except Exception:  # noqa: BLE001 - the failure is what we are tracing
+    except Exception:  # the failure is what we are tracing
         pass
     finally:
         for h in handles:
@@ -140,7 +140,7 @@ def probe_outputs(model: nn.Module, x1: Tensor) -> int:
     try:
         with torch.no_grad():
             out = model(x1[:1])
-    except Exception as err:  # noqa: BLE001 - any forward failure is reported with its cause
+    except Exception as err:  # any forward failure is reported with its cause
         raise forward_failure(model, x1[:1], "x1", err) from err
     if not isinstance(out, Tensor) or out.dim() != 2 or out.shape[0] != 1:
         shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__

@@ -2,7 +2,7 @@
 
 One forward of a block records every handled layer's input A and output; R backward passes of the
 row scalars Σ_n Σ_a C[r, a] f_a(x_n) give the output gradients Δ (n, R, ...). Each layer then adds
-its term (see ``_layers.py``): a Linear layer (A₁A₂ᵀ + 1)∘(Δ₁Δ₂ᵀ) (pntk.models.NTKLinear likewise,
+its term (see ``_layers.py``): a Linear layer (A₁A₂ᵀ + 1)∘(Δ₁Δ₂ᵀ) (pntk.layers.NTKLinear likewise,
 with its constant weight/bias scales); a Conv2d the cheaper (by FLOPs)
 of explicit per-sample gradients or position pairs; an eval-mode BatchNorm its per-channel affine
 gradients. Every other trainable parameter (other modules, parameters used more than once, modules
@@ -21,6 +21,7 @@ from functools import partial
 import torch
 from torch import Tensor, nn
 
+from ..layers import NTKLinear
 from . import _layers as L
 from . import _pairs
 from ._common import (
@@ -42,9 +43,7 @@ _BatchNorm = nn.modules.batchnorm._BatchNorm
 
 
 def _scaled_linear(m: nn.Module) -> bool:
-    """pntk.models.NTKLinear: y = w_scale W x + b_scale b (a Linear rule with constant scales)."""
-    from ..models import NTKLinear
-
+    """pntk.layers.NTKLinear: y = w_scale W x + b_scale b (a Linear rule with constant scales)."""
     return isinstance(m, NTKLinear) and type(m).forward is NTKLinear.forward
 
 

@@ -4,9 +4,12 @@
     solvers: cholesky_solve, eigh_solve, cg_solve (Jacobi or Nyström-preconditioned) with escalation
     operator: ZarrKernelOperator, products with a kernel store read tile by tile on all cores
     preconditioners: jacobi, nystrom (randomized Nyström, Frangella–Tropp–Udell 2021)
+    memory: what a solve holds (read by `pntk plan`); job: the regression rule's work on one checkpoint
 """
+from .job import epoch_regression, model_outputs, regression_job, solver_options
 from .linearized import Solver, accuracy, choose_solver, linearized_predict, regression_summary
 from .solvers import NotConvergedError, ZarrKernelOperator, cg_solve, cholesky_solve, eigh_solve, finite_time_weights
 
 __all__ = ["NotConvergedError", "Solver", "ZarrKernelOperator", "accuracy", "cg_solve", "choose_solver",
-           "cholesky_solve", "eigh_solve", "finite_time_weights", "linearized_predict", "regression_summary"]
+           "cholesky_solve", "eigh_solve", "epoch_regression", "finite_time_weights", "linearized_predict",
+           "model_outputs", "regression_job", "regression_summary", "solver_options"]

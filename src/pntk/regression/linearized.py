@@ -24,6 +24,7 @@ from .memory import (
     nystrom_rank,
     preconditioner_bytes,
     rank_cut_reason,
+    release_freed_memory,
     resident_plan,
     sketch_block,
     streaming_workers,
@@ -145,7 +146,9 @@ def _solve_nystrom(A, rhs, ctx):
                          f"λ̂_max {pre.lam_max:.3e}, residual diagonal mean {pre.level:.3e} "
                          f"({pre.level / mean_diag:.1e}·mean diag), {pre.seconds:.1f} s")
         level, lam_max = pre.level, pre.lam_max
-        _release_freed_memory()  # the sketch's per-block temporaries, before CG's tile buffers
+        # glibc keeps freed blocks of tile size in its heap: 82 MiB of a 64 MiB-cap solve on a 6,000² store
+        # was such garbage before the sketch (measured). Hand them back before CG's tile buffers.
+        release_freed_memory()  # the sketch's per-block temporaries
     elif ctx["landmarks"] == "uniform":
         pre = nystrom(A, rank, seed=0, diagonal=diag)
         lam = pre.eigenvalues
@@ -276,7 +279,7 @@ def linearized_predict(k_dd, k_xd, f0_d, f0_x, y_d, *, ridge=0.0, ridge_scale="a
     elif ridge_scale != "absolute":
         raise ValueError(f"ridge_scale: expected 'absolute' or 'mean_diagonal', got {ridge_scale!r}")
     A.ridge = float(ridge)
-    _release_freed_memory()  # the symmetry check's and the diagonal's tile reads: freed, but kept by the heap
+    release_freed_memory()  # the symmetry check's and the diagonal's tile reads: freed, but kept by the heap
     Ax = ZarrKernelOperator(k_xd, block_bytes=block_bytes, device=device, threads=threads)
     if A.stored_block_nbytes > block_bytes:
         emit(log, f"one tile ({A.stored_block_nbytes / 2**20:.0f} MiB as stored) exceeds the streaming budget "
@@ -329,14 +332,6 @@ def linearized_predict(k_dd, k_xd, f0_d, f0_x, y_d, *, ridge=0.0, ridge_scale="a
         raise FloatingPointError("linearized_predict: non-finite predictions (check the kernel)")
     info["seconds"] = round(time.perf_counter() - t_start, 3)
     return (pred, info) if return_info else pred
-
-
-def _release_freed_memory() -> None:
-    """Freed buffers of a phase back to the OS before the next (glibc keeps freed blocks of tile size in its
-    heap: 82 MiB of a 64 MiB-cap solve on a 6,000² store was such garbage before the sketch, measured)."""
-    from ..scriptutil import release_freed_memory
-
-    release_freed_memory()
 
 
 def _make_resident_if_it_fits(A, k_dd, n, rhs, cap, ctx, itemsize, choice) -> None:

@@ -97,3 +97,19 @@ def tiles_of(n: int, tile: int) -> int:
     """Tiles of the upper triangle of a symmetric n × n store."""
     t = math.ceil(n / max(tile, 1))
     return t * (t + 1) // 2
+
+
+def release_freed_memory() -> bool:
+    """Hand freed heap pages back to the OS (glibc's malloc_trim) before a job's memory-heavy phase.
+    Reading the prepared CIFAR-10 inputs left 0.43 GB of freed but resident heap (measured: 1.08 → 0.66 GB
+    RSS) under the regression's 2.4 GB factor and 1.15 GB Gram. False where there is no glibc."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        trim = ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError, TypeError):  # musl, macOS: no malloc_trim
+        return False
+    trim(0)
+    return True

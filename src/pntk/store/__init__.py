@@ -1,9 +1,9 @@
-"""Kernel stores on disk: the Zarr layout, the tile protocol, the jobs that run it, and archives.
+"""Kernel stores on disk: the Zarr layout and the tile protocol. No config, no training: what a rule runs on
+a store is pntk.kernel_jobs, archives of stores are pntk.archive.
 
     zarr_store      one Zarr v3 group per kernel: create, read/write a tile, checksums, read a block
     tiles           init → tile (chunk + flag) → finalize (manifest); verify
-    jobs            what the kernel rules run (init, one tile, every store of a checkpoint)
-    archive, archive_checks   pack finished stores with their inputs; check and import an archive
+    tile_io         row caches and the tile writer of a job; paths: every file of a store; raw_chunks
 """
 from .tiles import finalize, verify
 from .zarr_store import create_store, read_block, store_info, tile_sha256

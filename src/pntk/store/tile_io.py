@@ -95,7 +95,7 @@ class TileWriter:
             return
         try:  # the body failed: still finish the tile in flight (it is complete), keep the body's error
             self.close()
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("a tile write failed while the job was stopping")
 
     @staticmethod

@@ -7,7 +7,7 @@ Layout of `{kind}-{rows}-{cols}.zarr`:
     out_row, out_col     output indices 0..O-1 (eNTK only)                 (coordinates)
 Group attributes hold kind, dtype, tile size, symmetric flag, the method asked for and the one that ran,
 the model (its name in run names, arch or import path, kwargs, whole spec), checkpoint sha256, data
-fingerprint, and the pntk and torch versions (`pntk.store.jobs.store_attrs`). `xr.open_zarr(path)["kernel"]`
+fingerprint, and the pntk and torch versions (`pntk.kernel_jobs.store_attrs`). `xr.open_zarr(path)["kernel"]`
 is a labelled DataArray.
 
 A chunk's checksum is the sha256 of its decoded values (C order, stored dtype), so it does not depend on
@@ -90,10 +90,16 @@ def kernel_array(path: str | Path) -> zarr.Array:
 
 
 def kernel_dataarray(path: str | Path):
-    """The store's kernel as a labelled xarray.DataArray (lazy: values are read when indexed), with
-    the store's attributes (kind, checkpoint sha256, data fingerprint, ...) plus `store` and `finalized`.
+    """`pntk.open_kernel`: a kernel store as a labelled, lazily read ``xarray.DataArray``.
 
-    `path`: the store, its manifest, sentinel, a tile flag or the common stem (`StorePaths.of`)."""
+    Dims (row, col) or, for the eNTK, (row, col, out_row, out_col); coordinates row/col = data-set
+    indices and row_label/col_label = class labels; attrs = the store's provenance (kind, rows, cols;
+    `method` that ran and `method_requested`; `model` (the name in run names), `arch` (built-in or import
+    path), `model_kwargs` and `model_spec` (``ModelSpec.from_dict`` rebuilds it); width, seed, epoch,
+    checkpoint and its sha256, data fingerprint; pntk_version, torch_version, git_describe) plus
+    `store` (its path) and `finalized` (a manifest exists: every tile checked). `path` may be the
+    `….zarr` store, its `….manifest.json`, `….init.json`, a tile flag, or the common stem.
+    """
     import xarray as xr
 
     from .paths import StorePaths

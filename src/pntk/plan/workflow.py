@@ -1,0 +1,346 @@
+"""`pntk plan`: what a config costs before it runs — per rule: jobs, FLOPs, bytes written, peak memory
+per job, time — on this CPU (calibrated) or a named GPU (datasheet), with totals.
+
+Job counts come from the functions the rules themselves use (`pntk.config`: runs, store_specs,
+tile_grid, has_full_pntk, active_runs, and the enabled flags that common.smk reads); the tests check
+them against `snakemake -n`. Costs per job: `pntk.plan.costs`; rates and constants: `pntk.plan.devices`.
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+
+from .. import config as pcfg
+from ..analysis import torchvision_resnet
+from ..models import ModelSpec
+from ..store.zarr_store import tile_range
+from .costs import CostModel, Job, model_facts
+from .devices import COSTS, DeviceProfile, host_profile
+
+RULES = ("prepare_data", "train", "train_on_D", "diagnose_on_D", "kernel_checkpoint", "kernel_checkpoint_on_D",
+         "kernel_init", "kernel_tile", "kernel_finalize", "diagnostics", "regression", "diagnostics_regression",
+         "timing", "infinite_width", "tables", "claims", "figures", "active_learning", "active_learning_seed",
+         "active_figures", "report", "all")
+
+
+def job_counts(config: dict) -> dict[str, int]:
+    """Jobs per rule of a run from scratch: what `snakemake -n` lists in its job stats."""
+    counts = Counter({"prepare_data": 1})
+    for on, suffix in (("train", ""), ("D", "_on_D")):
+        runs = pcfg.runs(config, on)
+        n_ckpt = len(runs) * len(pcfg.checkpoint_epochs(config, on))
+        if on == "D" and pcfg.d_runs_in_one_job(config):
+            counts["diagnose_on_D"] = len(runs)
+            continue
+        specs = pcfg.store_specs(config, on)
+        counts[f"train{suffix}"] = len(runs)
+        if config["kernels"]["jobs"] == "per_checkpoint":
+            counts[f"kernel_checkpoint{suffix}"] = n_ckpt
+        else:
+            counts["kernel_init"] += n_ckpt * len(specs)
+            counts["kernel_finalize"] += n_ckpt * len(specs)
+            counts["kernel_tile"] += n_ckpt * sum(len(pcfg.tile_grid(config, r, c)) for _, r, c in specs)
+    n_ckpt = len(pcfg.runs(config)) * len(pcfg.checkpoint_epochs(config))
+    n_diag = sum(len(pcfg.checkpoint_epochs(config, r.trained_on)) for r in pcfg.diagnostic_runs(config))
+    if pcfg.analysis_in_one_job(config):
+        counts["diagnostics_regression"] = n_ckpt
+    else:
+        counts["diagnostics"] = 0 if pcfg.d_runs_in_one_job(config) else n_diag
+        counts["regression"] = n_ckpt if pcfg.has_full_pntk(config) else 0
+    counts["timing"] = int(config["timing"]["enabled"])  # figure_inputs of common.smk
+    counts["infinite_width"] = int(config["infinite"]["enabled"])
+    counts["tables"] = counts["claims"] = counts["figures"] = 1
+    n_active = len(pcfg.active_runs(config))
+    if config["active"]["jobs"] == "per_seed":
+        counts["active_learning_seed"] = n_active and len(config["active"]["seeds"])
+    else:
+        counts["active_learning"] = n_active
+    counts["active_figures"] = int(bool(n_active))
+    counts["report"] = counts["all"] = 1
+    return {r: counts[r] for r in RULES if counts.get(r)}
+
+
+@dataclass
+class RulePlan:
+    rule: str
+    jobs: int = 0
+    flops: float = 0.0           # all jobs
+    bytes_written: float = 0.0   # all jobs
+    peak_bytes: float = 0.0      # the largest job
+    job_seconds: float = 0.0     # sum over jobs (device-seconds)
+    max_job_seconds: float = 0.0
+    device: str = "cpu"
+    threads: int = 1
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, job: Job) -> None:
+        self.jobs += job.count
+        self.flops += job.count * job.flops
+        self.bytes_written += job.count * job.bytes_written
+        self.peak_bytes = max(self.peak_bytes, job.peak_bytes)
+        self.job_seconds += job.count * job.seconds
+        self.max_job_seconds = max(self.max_job_seconds, job.seconds)
+        self.device, self.threads = job.device, job.threads
+        self.notes += [n for n in job.notes if n not in self.notes]
+
+
+@dataclass
+class WorkflowPlan:
+    config_name: str
+    device: DeviceProfile
+    cores: int
+    rules: list[RulePlan]
+    store_bytes: float
+    notes: list[str]
+
+    def wall_seconds(self, gpus: int = 1) -> float:
+        """A local run's wall time: stages one after the other, the jobs of a stage spread over the
+        cores (CPU jobs, `threads` each) or GPUs."""
+        total = 0.0
+        for r in self.rules:
+            slots = gpus if r.device == "cuda" else max(1, self.cores // max(1, r.threads))
+            total += max(r.max_job_seconds, r.job_seconds / slots)
+        return total
+
+    def as_dict(self) -> dict:
+        return {"config": self.config_name, "device": asdict(self.device), "cores": self.cores,
+                "rules": [asdict(r) for r in self.rules], "jobs": sum(r.jobs for r in self.rules),
+                "store_bytes": self.store_bytes, "bytes_written": sum(r.bytes_written for r in self.rules),
+                "gpu_hours": sum(r.job_seconds for r in self.rules if r.device == "cuda") / 3600,
+                "cpu_core_hours": sum(r.job_seconds * r.threads for r in self.rules if r.device == "cpu") / 3600,
+                "wall_seconds": self.wall_seconds(), "costs": asdict(COSTS), "notes": self.notes}
+
+
+def plan_workflow(config: dict, device: DeviceProfile, *, cores: int | None = None,
+                  config_name: str = "config") -> WorkflowPlan:
+    """Plan a validated config on `device` (a GPU profile serves the rules whose device is cuda; its
+    host CPU the rest). `cores`: Snakemake's --cores (heavy CPU rules use them all, as in common.smk)."""
+    gpu = device if device.kind == "cuda" else None
+    cm = CostModel(host_profile(device) if gpu else device, gpu)
+    res = config["resources"]
+    heavy = res["cpus_per_gpu"] if gpu else (cores or device.threads)
+    notes = _device_notes(config, gpu)
+    spec = pcfg.data_spec(config)
+    n_train, n_test = pcfg.split_sizes(config)
+    o, in_shape = spec.num_classes, tuple(spec.in_shape)
+    epochs = len(config["train"]["checkpoint_epochs"])
+    seeds = len(config["seeds"])
+    models = [pcfg.model_spec(config, m["name"], w) for m in config["models"] for w in m["widths"]]
+    jobs: list[Job] = [cm.prepare(n_train + n_test, in_shape)]
+    diagnostics = _diagnostics_job(cm, config, o) if config["diagnostics"]["enabled"] else None
+    if pcfg.diagnostics_on_d(config):
+        jobs += _jobs_on_d(cm, config, models, diagnostics, n_test, o, res, heavy)
+    for ms in models:
+        jobs.append(_times(cm.train(ms, n_train, n_test, config["train"], heavy), seeds))
+        jobs += [_times(j, seeds * epochs) for j in _kernel_jobs(cm, config, ms, o, res)]
+        if pcfg.has_full_pntk(config):
+            dd, xd = (store_bytes(config, "pntk", r, "train", o) for r in ("train", "test"))
+            reg_threads = heavy if n_train >= pcfg.REGRESSION_ALL_CORES_FROM else 1  # as common.smk
+            job = cm.regression(n_train, n_test, o, config["regression"], dd, xd, model_facts(ms).forward_flops,
+                                reg_threads, config["kernels"]["dtype"], tile=config["kernels"]["tile_size"],
+                                input_values=math.prod(in_shape))
+            if pcfg.analysis_in_one_job(config):
+                job = _one_process("diagnostics_regression", [job, diagnostics], 1, cm.start("cpu"))
+            jobs.append(_times(job, seeds * epochs))
+    if diagnostics and not pcfg.analysis_in_one_job(config) and not pcfg.diagnostics_on_d(config):
+        jobs.append(_times(diagnostics, len(models) * seeds * epochs))
+    if config["timing"]["enabled"]:
+        jobs.append(cm.timing(_timing_models(config, in_shape[0], o), in_shape, config["timing"],
+                              config["kernels"]["method"], config["timing"]["threads"]))
+    if config["infinite"]["enabled"]:
+        inf = config["infinite"]
+        specs = [ModelSpec("fcn", w, in_shape, o, inf["depth"], "ntk") for w in inf["widths"]]
+        jobs.append(cm.infinite(specs, len(inf["seeds"]), min(inf["n_points"], n_train)))
+    jobs += [cm.light("tables", COSTS.tables_s), cm.light("claims", COSTS.claims_s),
+             cm.light("figures", COSTS.figures_s),
+             cm.light("report", 0.0)]  # reads the PNGs and small tables, writes one page: the start is all
+    a = config["active"]
+    aspec = ModelSpec(a["arch"], a["width"], in_shape, o, a["depth"])
+    active = [cm.active(aspec, a, strategy, n_test) for strategy, _seed in pcfg.active_runs(config)]
+    if a["jobs"] == "per_seed" and active:
+        active = [_one_process("active_learning_seed", active, len(a["seeds"]), cm.start(a["device"]))]
+    jobs += active
+    if a["enabled"]:
+        jobs.append(cm.light("active_figures", COSTS.figures_s / 4))
+    jobs.append(Job("all", 1))
+    rules = {r: RulePlan(r) for r in RULES}
+    for j in jobs:
+        rules[j.rule].add(j)
+    stores = sum(store_bytes(config, k, r, c, o) * len(pcfg.runs(config, on)) * len(pcfg.checkpoint_epochs(config, on))
+                 for on in ("train", "D") for k, r, c in pcfg.store_specs(config, on))
+    return WorkflowPlan(config_name, device, heavy, [r for r in rules.values() if r.jobs], stores, notes)
+
+
+def _jobs_on_d(cm: CostModel, config: dict, models: list, diagnostics: Job, n_test: int, o: int, res: dict,
+               heavy: int) -> list[Job]:
+    """The networks of Figs 2–8 trained on D: training on D, the four stores and the diagnostics of each
+    checkpoint — separate jobs, or one diagnose_on_D process per network (diagnostics.jobs: per_run)."""
+    d_cfg = {**config["train"], "epochs": pcfg.epochs_of(config, "D")}
+    n_d, seeds = config["data"]["subset_train"], len(config["seeds"])
+    epochs = len(pcfg.checkpoint_epochs(config, "D"))
+    one = pcfg.d_runs_in_one_job(config)
+    jobs = []
+    for ms in models:
+        train = cm.train(ms, n_d, n_test, d_cfg, 1 if one else heavy)
+        train.rule = "train_on_D"
+        kernels = _kernel_jobs(cm, config, ms, o, res, "D")
+        for k in kernels:
+            k.rule = k.rule.replace("kernel_checkpoint", "kernel_checkpoint_on_D")
+        if not one:
+            jobs += [_times(train, seeds)] + [_times(k, seeds * epochs) for k in kernels]
+            continue
+        parts = [train] + [_times(k, epochs) for k in kernels] + [_times(_copy(diagnostics), epochs)]
+        jobs.append(_times(_one_process("diagnose_on_D", parts, 1, cm.start(config["train"]["device"])), seeds))
+    if not one:
+        jobs.append(_times(diagnostics, len(models) * seeds * epochs))
+    return jobs
+
+
+def _copy(job: Job) -> Job:
+    from dataclasses import replace
+
+    return replace(job, notes=list(job.notes))
+
+
+def _diagnostics_job(cm: CostModel, config: dict, o: int) -> Job:
+    """One diagnostics job (the same for every run and checkpoint: the subsets have one size)."""
+    d, x = config["data"]["subset_train"], config["data"]["subset_test"]
+    on = "D" if pcfg.diagnostics_on_d(config) else "train"
+    read = sum(store_bytes(config, k, *pcfg.find_store(config, k, r, "sub-train", on), o)
+               for k in ("entk", "pntk") for r in ("sub-train", "sub-test"))
+    cap = config["regression"]["memory_cap_gb"] * 2**30
+    return cm.diagnostics(d, x, o, cap, config["regression"]["solver"], read)
+
+
+def _one_process(rule: str, parts: list[Job], count: int, start_s: float) -> Job:
+    """`count` jobs of `rule`, each doing an equal share of `parts` (Jobs that each pay a process start
+    `start_s`) in one process: their costs add, and every start but one is saved."""
+    share = sum(p.count for p in parts) / count  # parts per process
+    per = lambda attr: sum(p.count * getattr(p, attr) for p in parts) / count  # noqa: E731
+    notes = [n for p in parts for n in p.notes]
+    return Job(rule, count, flops=per("flops"), bytes_written=per("bytes_written"),
+               peak_bytes=max(p.peak_bytes for p in parts), seconds=per("seconds") - (share - 1) * start_s,
+               device=parts[0].device, threads=max(p.threads for p in parts), notes=list(dict.fromkeys(notes)))
+
+
+def _times(job: Job, n: int) -> Job:
+    job.count *= n
+    return job
+
+
+def store_bytes(config: dict, kind: str, rows: str, cols: str, o: int) -> float:
+    """What one kernel store occupies uncompressed: every chunk whole (Zarr pads ragged edge chunks to the
+    chunk shape; float32 stores are written uncompressed, so this is their size on disk) — N1 × N2
+    (× O² for eNTK) values rounded up to whole tiles — plus its int64 coordinates, chunked the same way."""
+    n1, n2 = pcfg.index_set_size(config, rows), pcfg.index_set_size(config, cols)
+    tile = config["kernels"]["tile_size"]
+    item = 8 if config["kernels"]["dtype"] == "float64" else 4
+    outs = o * o if kind == "entk" else 1
+    padded = [math.ceil(n / min(tile, n)) * min(tile, n) for n in (n1, n2)]  # chunk = min(tile, n)
+    coords = 2 * 8 * sum(padded) + (2 * 8 * o if kind == "entk" else 0)  # row/col ids and labels (+ out_row/col)
+    return padded[0] * padded[1] * outs * item + coords
+
+
+def _kernel_jobs(cm: CostModel, config: dict, ms: ModelSpec, o: int, res: dict, trained_on: str = "train"
+                 ) -> list[Job]:
+    """Jobs of one run and checkpoint: per tile (tiles of equal shape share one Job) or one per checkpoint."""
+    kcfg = config["kernels"]
+    threads = res["cpus_per_gpu"] if kcfg["device"].startswith("cuda") else 1  # device_threads of common.smk
+    tile = kcfg["tile_size"]
+    jobs = []
+    for kind, rows, cols in pcfg.store_specs(config, trained_on):
+        n1, n2 = pcfg.index_set_size(config, rows), pcfg.index_set_size(config, cols)
+        sym = rows == cols
+        shapes = Counter((_span(n1, tile, i), _span(n2, tile, j), sym and i == j)
+                         for i, j in pcfg.tile_grid(config, rows, cols))
+        for (r, c, diag), count in shapes.items():
+            job = cm.kernel_tile(ms, kcfg, kind, r, c, chunk=(min(tile, n1), min(tile, n2)), diagonal=diag,
+                                 mirrored=sym, out_values=o * o if kind == "entk" else 1, threads=threads,
+                                 overlap=kcfg["jobs"] == "per_checkpoint")
+            job.count = count
+            jobs.append(job)
+        size = store_bytes(config, kind, rows, cols, o)
+        inside = kcfg["jobs"] != "per_tile"  # one process per checkpoint: no script setup per step
+        jobs += [cm.store_bookkeeping("kernel_init", size, n1 + n2, inside),
+                 cm.store_bookkeeping("kernel_finalize", size, 0, inside)]
+    if kcfg["jobs"] == "per_tile":
+        for j in jobs:  # a process per job
+            j.seconds += cm.start(kcfg["device"] if j.rule == "kernel_tile" else "cpu")
+        return jobs
+    one = Job("kernel_checkpoint", 1, seconds=cm.start(kcfg["device"]), device=jobs[0].device, threads=threads)
+    for j in jobs:  # one process: a single start, the work of every store
+        one.flops += j.count * j.flops
+        one.bytes_written += j.count * j.bytes_written
+        one.seconds += j.count * j.seconds
+        one.peak_bytes = max(one.peak_bytes, j.peak_bytes)
+    return [one]
+
+
+def _span(n: int, tile: int, i: int) -> int:
+    s = tile_range(n, tile, i)
+    return s.stop - s.start
+
+
+def _timing_models(config: dict, in_channels: int, o: int) -> list:
+
+    return [torchvision_resnet(d, in_channels, o) for d in config["timing"]["resnet_depths"]]
+
+
+def _device_notes(config: dict, gpu: DeviceProfile | None) -> list[str]:
+    keys = [k for k in ("train", "kernels", "regression", "timing", "active") if config[k]["device"].startswith("cuda")]
+    if gpu is None and keys:
+        return [f"{', '.join(k + '.device' for k in keys)}: cuda in the config; estimated on this CPU "
+                f"(pass --device a100, h100, ... for a GPU)"]
+    if gpu is not None and not keys:
+        return ["the config runs nothing on cuda: every rule is estimated on the GPU node's host CPU"]
+    return []
+
+
+# ----------------------------------------------------------------------------- output
+def _si(x: float, unit: str) -> str:
+    if x == 0:
+        return "–"
+    exp = min(max(int(math.floor(math.log10(abs(x)) / 3)), 0), 6)
+    return f"{x / 10 ** (3 * exp):.3g} {' kMGTPE'[exp].strip()}{unit}"
+
+
+def human_seconds(s: float) -> str:
+    if s == 0:
+        return "–"
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if s >= 2 * size:
+            return f"{s / size:.3g} {unit}"
+    return f"{s:.3g} s"
+
+
+def format_plan(plan: WorkflowPlan) -> str:
+    """Aligned text table per rule, then totals and notes."""
+    d = plan.device
+    head = ("rule", "jobs", "FLOPs", "written", "peak mem/job", "time/job", "total time", "runs on")
+    rows = [head]
+    for r in plan.rules:
+        where = f"{d.name} GPU" if r.device == "cuda" else f"cpu × {r.threads}"
+        rows.append((r.rule, f"{r.jobs:,}", _si(r.flops, "FLOP"), _si(r.bytes_written, "B"), _si(r.peak_bytes, "B"),
+                     human_seconds(r.max_job_seconds), human_seconds(r.job_seconds), where if r.job_seconds else ""))
+    t = plan.as_dict()
+    rows.append(("total", f"{t['jobs']:,}", _si(sum(r.flops for r in plan.rules), "FLOP"),
+                 _si(t["bytes_written"], "B"), "", "", human_seconds(sum(r.job_seconds for r in plan.rules)), ""))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    lines = [f"pntk plan: {plan.config_name} on {d.name} ({d.label})", f"rates: {d.source}"]
+    for k, row in enumerate(rows):
+        middle = [c.rjust(w) for c, w in zip(row[1:-1], widths[1:-1], strict=True)]
+        cells = [row[0].ljust(widths[0]), *middle, row[-1]]
+        lines.append("  ".join(cells).rstrip())
+        if k == 0 or k == len(rows) - 2:
+            lines.append("  ".join("-" * w for w in widths))
+    gpu = f", {t['gpu_hours']:.3g} GPU-hours on {d.label}" if d.kind == "cuda" else ""
+    lines += ["", f"{plan.config_name}: {_si(plan.store_bytes, 'B')} of kernel stores (uncompressed){gpu}, "
+                  f"{t['cpu_core_hours']:.3g} CPU core-hours",
+              f"wall ≈ {human_seconds(t['wall_seconds'])} on one {'GPU' if d.kind == 'cuda' else 'machine'} with "
+              f"{plan.cores} core{'s' * (plan.cores != 1)} (stages in order, the jobs of a stage side by side)"]
+    too_big = [r.rule for r in plan.rules if r.peak_bytes > (d.memory_bytes if r.device == d.kind else float("inf"))]
+    if too_big:
+        lines.append(f"WARNING: peak memory above the device's {_si(d.memory_bytes, 'B')}: {', '.join(too_big)}")
+    lines += [f"note: {n}" for n in plan.notes + [f"{r.rule}: {n}" for r in plan.rules for n in r.notes]]
+    return "\n".join(lines)
