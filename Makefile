@@ -1,4 +1,5 @@
-# Two commands: `make run` (embedded default workflow) and `make test` (full test suite).
+# Two commands: `make run` (embedded default workflow) and `make test` (full test suite; `make test-fast`:
+# the unit tests only).
 # `make run CONFIG=my.yaml CORES=2` runs another config on 2 cores (CORES: Snakemake's --cores, default all).
 PY      ?= python3
 VENV    ?= .venv
@@ -7,7 +8,7 @@ CORES   ?= all
 CONFIG  ?= config.yaml
 STAMP   := $(VENV)/.installed
 
-.PHONY: run test install lint dry-run report clean
+.PHONY: run test test-fast install lint dry-run report clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -37,11 +38,19 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest tests --durations=15
 
-# ruff (pyproject.toml), snakefmt on the Snakefile and rule files, Snakemake's own linter.
+# Unit tests only: leaves out the tests marked slow (Snakemake runs and dry runs of big configs, SLURM,
+# other long subprocesses); `make test` runs them all.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest tests -m "not slow" --durations=10
+
+# ruff (pyproject.toml), snakefmt on the Snakefile and rule files, Snakemake's own linter; the house's
+# layers (import-linter's contracts in pyproject.toml) and no import circles (tests/house.py, grimp).
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/snakefmt --check Snakefile workflow/rules/
 	$(BIN)/snakemake --lint --configfile config.yaml
+	$(BIN)/lint-imports
+	$(BIN)/python tests/house.py --check
 
 # results/report.html (claims, warnings, every figure with its caption) is the workflow's rule `report`;
 # Snakemake's own report (rule graph, runtimes, the same figures and captions) goes beside it.

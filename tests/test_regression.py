@@ -297,6 +297,7 @@ CHILD = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # 26 s: solves of a 288 MB store in fresh processes, each measuring its peak RSS
 def test_out_of_core_cg_peak_rss(tmp_path):
     """N=6000 float64 kernel (288 MB) on disk, cap 64 MiB, 2 reader threads. Plain CG streams:
     peak RSS ≤ base + cap + 32 MiB. auto picks Nyström-PCG, whose (n, ℓ) columns are held to cap/2
