@@ -301,7 +301,7 @@ _JOB_IMPORTS = ("import torch, numpy, zarr, pntk.store, pntk.kernels\n"
 
 def _job_start_seconds() -> float:
     """A fresh interpreter importing what every job imports (this package from its own source tree)."""
-    path = os.pathsep.join(filter(None, [str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH")]))
+    path = os.pathsep.join(filter(None, [str(Path(__file__).parents[2]), os.environ.get("PYTHONPATH")]))
     t = time.perf_counter()
     subprocess.run([sys.executable, "-c", _JOB_IMPORTS], check=True, env={**os.environ, "PYTHONPATH": path})
     return time.perf_counter() - t
