@@ -10,7 +10,9 @@
     pntk plan --config C [--device cpu|a100|h100|...] [--calibrate] [--cores N] [--json] [--compare LOG ...]
     pntk claims [CLAIMS.csv] [--warnings W.csv]  the paper's claims with their verdicts, then the warnings
 
-STORE is a kernel store `….zarr`, its `….manifest.json` or `….init.json`, or the common stem.
+STORE is a kernel store `….zarr`, its `….manifest.json` or `….init.json`, or the common stem; a local
+path or a URL: `s3://bucket/…` (endpoint and credentials from the AWS environment) or `https://host/…`
+(read only). `pntk ls` and `pntk verify` also take an s3:// prefix and list the stores under it.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from pathlib import Path
 from ._version import __version__
 from .inventory import store_summary
 from .store.paths import StorePaths
+from .store.remote import RemoteStoreError, is_url
 
 
 def format_summary(s: dict) -> str:
@@ -44,18 +47,16 @@ def format_summary(s: dict) -> str:
 
 
 def cmd_info(args) -> int:
-    from .inventory import kernel_stores_under
-
     summaries, texts, rc = [], [], 0
     for target in args.stores:
-        p = Path(target)
-        if p.is_dir() and not (p / "zarr.json").is_file() and not (StorePaths.of(p).store / "zarr.json").is_file():
+        found = _folder_stores(target)
+        if found is not None:
             # A folder (e.g. results/): not a store. Say so, and what it holds.
-            found = kernel_stores_under(p)
+            p = target if is_url(target) else Path(target)
             rc = rc or (0 if found else 2)
             texts.append(f"{p}: a folder, not a kernel store; it holds {len(found)} kernel stores"
                          + (f" (`pntk ls {p}` lists them with their status):\n" + "\n".join(
-                             f"  {s.relative_to(p)}" for s in found) if found else ""))
+                             f"  {_relative(s, p)}" for s in found) if found else ""))
             summaries.append({"folder": str(p), "stores": [str(s) for s in found]})
             continue
         summary = store_summary(target)
@@ -68,15 +69,36 @@ def cmd_info(args) -> int:
     return rc
 
 
-def _stores_of(targets: list[str]) -> list[str]:
-    """Each target as given, or, for a folder that is not a store (e.g. results/), every kernel store under it."""
+def _folder_stores(target: str) -> list | None:
+    """None when `target` is a store (any of its files) or names nothing; for a folder or s3:// prefix
+    that is not a store (e.g. results/), the kernel stores under it."""
     from .inventory import kernel_stores_under
 
+    if is_url(target):
+        from .store import remote
+
+        p = remote.as_path(target)
+        p.check_reachable(write=False)  # a missing bucket or unreachable endpoint, named
+        if (p / "zarr.json").is_file() or (StorePaths.of(p).store / "zarr.json").is_file() or not p.is_dir():
+            return None
+        return remote.kernel_stores_under(p)
+    p = Path(target)
+    if p.is_dir() and not (p / "zarr.json").is_file() and not (StorePaths.of(p).store / "zarr.json").is_file():
+        return kernel_stores_under(p)
+    return None
+
+
+def _relative(store, folder) -> str:
+    return store.relative_to(folder) if not is_url(store) else str(store)[len(str(folder).rstrip("/")) + 1:]
+
+
+def _stores_of(targets: list[str]) -> list[str]:
+    """Each target as given, or, for a folder that is not a store (e.g. results/), every kernel store under it."""
     out = []
     for target in targets:
-        p = Path(target)
-        if p.is_dir() and not (p / "zarr.json").is_file() and not (StorePaths.of(p).store / "zarr.json").is_file():
-            out += [str(s) for s in kernel_stores_under(p)] or [target]  # none: reported as "no kernel store"
+        found = _folder_stores(target)
+        if found is not None:
+            out += [str(s) for s in found] or [target]  # none: reported as "no kernel store"
         else:
             out.append(target)
     return out
@@ -109,6 +131,12 @@ def cmd_verify(args) -> int:
 def cmd_ls(args) -> int:
     from .inventory import format_inventory, inventory
 
+    if is_url(args.results):  # the kernel stores under an s3:// prefix
+        from .store import remote
+
+        rows = remote.inventory(args.results, verify=args.verify)
+        print(json.dumps(rows, indent=2, default=str) if args.json else format_inventory(rows, args.results))
+        return 1 if args.verify and not all(r["ok"] for r in rows) else 0
     results = Path(args.results)
     if not results.is_dir():
         raise FileNotFoundError(f"{results}: no such folder (pntk ls lists a results folder)")
@@ -336,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ArchiveError, ConfigError, FileNotFoundError, FileExistsError) as err:
+    except (ArchiveError, ConfigError, FileNotFoundError, FileExistsError, RemoteStoreError) as err:
         print(f"pntk {args.command}: error: {err}", file=sys.stderr)
         return 2 if not isinstance(err, ArchiveError) else 1
     except BrokenPipeError:

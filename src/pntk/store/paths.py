@@ -5,13 +5,17 @@
     {stem}.tiles/{i}_{j}.json flag of tile (i, j): its chunk checksums and timing, written after the chunk
     {stem}.manifest.json      written by finalize once every flag matches its chunk; rules read this
 with stem = results/runs/{run}/epoch{E}/kernels/{kind}-{rows}-{cols}. A StorePaths built from a pattern
-with Snakemake wildcards (`{kind}`, …) yields patterns, so the rules use it too.
+with Snakemake wildcards (`{kind}`, …) yields patterns, so the rules use it too. A stem that is a URL
+(`s3://bucket/…`, `https://host/…`) gives `pntk.store.remote.RemotePath`s for the same names.
 """
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from .remote import RemotePath, as_path
 
 STORE, SENTINEL, MANIFEST, TILES = ".zarr", ".init.json", ".manifest.json", ".tiles"
 _NAME = re.compile(r"^(?P<kind>[a-z_]+)-(?P<rows>(sub-)?(train|test))-(?P<cols>(sub-)?(train|test))$")
@@ -19,12 +23,15 @@ _NAME = re.compile(r"^(?P<kind>[a-z_]+)-(?P<rows>(sub-)?(train|test))-(?P<cols>(
 
 @dataclass(frozen=True)
 class StorePaths:
-    stem: Path
+    stem: Path | RemotePath
+
+    def __post_init__(self):
+        object.__setattr__(self, "stem", as_path(self.stem))
 
     @classmethod
     def of(cls, path: str | Path) -> StorePaths:
         """From the stem or any file of the store: `.zarr`, `.init.json`, `.manifest.json`, a tile flag."""
-        p = Path(path)
+        p = as_path(path)
         if p.parent.name.endswith(TILES):  # a tile flag (or its log)
             return cls(p.parent.with_name(p.parent.name.removesuffix(TILES)))
         for suffix in (MANIFEST, SENTINEL, STORE, TILES):
@@ -34,7 +41,7 @@ class StorePaths:
 
     @classmethod
     def in_epoch(cls, epoch_dir: str | Path, kind: str, rows: str, cols: str) -> StorePaths:
-        return cls(Path(epoch_dir) / "kernels" / f"{kind}-{rows}-{cols}")
+        return cls(as_path(epoch_dir) / "kernels" / f"{kind}-{rows}-{cols}")
 
     def _with(self, suffix: str) -> Path:
         return self.stem.with_name(self.stem.name + suffix)
@@ -44,14 +51,21 @@ class StorePaths:
     manifest = property(lambda self: self._with(MANIFEST), doc="`{stem}.manifest.json`: written by finalize")
     tiles_dir = property(lambda self: self._with(TILES), doc="`{stem}.tiles/`: one flag per tile")
 
-    def flag(self, i: int | str, j: int | str) -> Path:
+    def flag(self, i: int | str, j: int | str) -> Path | RemotePath:
         return self.tiles_dir / f"{i}_{j}.json"
 
-    def flag_files(self) -> list[Path]:
-        """Tile flags present on disk, sorted."""
+    def flag_files(self) -> list[Path | RemotePath]:
+        """Tile flags present on disk, sorted. Over http(s), where a folder cannot be listed: the flags the
+        manifest names (one per computed tile) that are there."""
+        if isinstance(self.stem, RemotePath) and not self.stem.listable:
+            try:
+                named = json.loads(self.manifest.read_text()).get("tile_seconds", {})
+            except FileNotFoundError:
+                return []
+            return [f for f in sorted(self.flag(*k.split("_")) for k in named) if f.is_file()]
         return sorted(self.tiles_dir.glob("*.json")) if self.tiles_dir.is_dir() else []
 
-    def log(self, step: str) -> Path:
+    def log(self, step: str) -> Path | RemotePath:
         """Job log of `init` or `finalize` (tile logs sit beside their flags)."""
         return self._with(f".{step}.log")
 
@@ -67,10 +81,13 @@ class StorePaths:
             raise ValueError(f"{self.stem}: store name is not {{kind}}-{{rows}}-{{cols}}")
         return m["kind"], m["rows"], m["cols"]
 
-    def files(self) -> list[Path]:
-        """Every file of the store that exists (sentinel, Zarr tree, flags, manifest), for archives."""
+    def files(self) -> list[Path | RemotePath]:
+        """Every file of the store that exists (sentinel, Zarr tree, flags, manifest), for archives. Over
+        http(s) the Zarr tree is its metadata only (chunks cannot be listed there)."""
         out = [p for p in (self.sentinel,) if p.is_file()]
-        if self.store.is_dir():
+        if isinstance(self.stem, RemotePath) and not self.stem.listable:
+            out += [p for p in (self.store / "zarr.json",) if p.is_file()]
+        elif self.store.is_dir():
             out += sorted(p for p in self.store.rglob("*") if p.is_file())
         out += self.flag_files()
         out += [p for p in (self.manifest,) if p.is_file()]

@@ -50,7 +50,9 @@ def tile_ids(store: str | Path, i: int, j: int) -> tuple[np.ndarray, np.ndarray]
     """Global data-set indices of the rows and cols of tile (i, j), read from the store's coordinates."""
     import zarr
 
-    g = zarr.open_group(str(store), mode="r")
+    from .remote import zarr_store
+
+    g = zarr.open_group(zarr_store(store, read_only=True), mode="r")
     rs, cs = kstore.tile_slices(g["kernel"], i, j)
     return np.asarray(g["row"][rs]), np.asarray(g["col"][cs])
 

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..provenance import atomic_write_json, provenance, sha256_file
+from ..provenance import provenance
 from . import zarr_store as kstore
 from .paths import StorePaths
+from .remote import as_path, sha256_of, write_json
 
 
 def init_store(sentinel: str | Path, *, kind: str, row_ids, col_ids, row_labels, col_labels, tile: int,
@@ -29,7 +30,7 @@ def init_store(sentinel: str | Path, *, kind: str, row_ids, col_ids, row_labels,
     kstore.create_store(paths.store, kind=kind, row_ids=row_ids, col_ids=col_ids,
                         row_labels=row_labels, col_labels=col_labels, tile=tile, dtype=dtype,
                         out_dim=out_dim, attrs=attrs)
-    atomic_write_json(sentinel, {"store": paths.store.name, "kind": kind, "tile_size": tile,
+    write_json(sentinel, {"store": paths.store.name, "kind": kind, "tile_size": tile,
                                  "shape": [len(row_ids), len(col_ids)], **provenance()})
 
 
@@ -67,7 +68,7 @@ def tile_method(model, x_rows, x_cols, *, same_inputs: bool, kind: str, method: 
 def write_tile_and_flag(flag: str | Path, block: np.ndarray, i: int, j: int, seconds: float,
                         extra: dict | None = None) -> dict:
     """Write the chunk(s) of tile (i, j), then its flag. The flag is written only after write_tile returned,
-    i.e. after the chunks are fsynced: a crash leaves at worst a chunk without a flag (recomputed)."""
+    i.e. after the chunks are fsynced (or PUT): a crash leaves at worst a chunk without a flag (recomputed)."""
     store = StorePaths.of(flag).store
     t0 = time.perf_counter()
     if not np.isfinite(block).all():
@@ -75,7 +76,7 @@ def write_tile_and_flag(flag: str | Path, block: np.ndarray, i: int, j: int, sec
     sums = kstore.write_tile(store, i, j, block)
     record = {"tile": [i, j], "chunks": sums, "seconds": seconds, "write_seconds": time.perf_counter() - t0,
               "host": platform.node(), "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **(extra or {})}
-    atomic_write_json(flag, record)
+    write_json(flag, record)
     return record
 
 
@@ -85,7 +86,7 @@ def finalize(manifest: str | Path, flags: list[str | Path], inputs: dict | None 
     expected: dict[str, str] = {}
     timing, methods = {}, {}
     for f in flags:
-        rec = json.loads(Path(f).read_text())
+        rec = json.loads(as_path(f).read_text())
         expected.update(rec["chunks"])
         timing[f"{rec['tile'][0]}_{rec['tile'][1]}"] = rec["seconds"]
         methods[f"{rec['tile'][0]}_{rec['tile'][1]}"] = rec.get("method")
@@ -104,8 +105,8 @@ def finalize(manifest: str | Path, flags: list[str | Path], inputs: dict | None 
               "tile_methods": dict(sorted(methods.items())),
               "shape": info["shape"], "kind": info["kind"], "dtype": info["dtype"],
               "attrs": {k: v for k, v in info.items() if k not in ("path", "shape", "chunks", "dtype")},
-              "inputs": {k: sha256_file(v) for k, v in (inputs or {}).items()}, **provenance()}
-    atomic_write_json(manifest, record)
+              "inputs": {k: sha256_of(v) for k, v in (inputs or {}).items()}, **provenance()}
+    write_json(manifest, record)
     return record
 
 
@@ -119,7 +120,7 @@ def verify(store: str | Path, manifest: str | Path | None = None) -> dict:
     """
     paths = StorePaths.of(store)
     spath = paths.store
-    mpath = Path(manifest) if manifest else paths.manifest
+    mpath = as_path(manifest) if manifest else paths.manifest
     actual = kstore.chunk_checksums(spath)
     flags: dict[str, dict | None] = {}
     for f in paths.flag_files():

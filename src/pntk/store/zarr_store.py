@@ -12,6 +12,8 @@ is a labelled DataArray.
 
 A chunk's checksum is the sha256 of its decoded values (C order, stored dtype), so it does not depend on
 the codec; `tile_sha256` is the one definition used by tile jobs, finalize and `pntk verify`.
+
+`path` may be a URL everywhere here: `s3://…` to read and write, `http(s)://…` to read (`.remote`).
 """
 from __future__ import annotations
 
@@ -25,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 import zarr
+
+from .remote import RemotePath, as_path, zarr_store
 
 KINDS_4D = ("entk",)
 
@@ -41,10 +45,13 @@ def create_store(path: str | Path, *, kind: str, row_ids: np.ndarray, col_ids: n
                  row_labels: np.ndarray, col_labels: np.ndarray, tile: int, dtype: str,
                  out_dim: int | None = None, attrs: dict | None = None) -> zarr.Group:
     """Create an empty store (every value NaN) at `path`, replacing whatever was there."""
-    path = Path(path)
-    if path.exists():
+    path = as_path(path)
+    if isinstance(path, RemotePath):
+        path.check_reachable(write=True)  # before anything is deleted: a read-only URL, a missing bucket
+        path.remove_tree()
+    elif path.exists():
         shutil.rmtree(path)
-    g = zarr.open_group(str(path), mode="w", zarr_format=3)
+    g = zarr.open_group(zarr_store(path, read_only=False), mode="w", zarr_format=3)
     shape: tuple[int, ...] = (len(row_ids), len(col_ids))
     # One chunk per tile; a kernel smaller than a tile gets a chunk of its own size, because Zarr encodes
     # whole chunks: a 200 × 200 × 10 × 10 eNTK in 1400² chunks would be padded to 1.6 GB per write.
@@ -81,12 +88,12 @@ def create_store(path: str | Path, *, kind: str, row_ids: np.ndarray, col_ids: n
     # Consolidated from the start (tiles change no metadata): xarray opens even an unfinished store
     # without its "failed to open with consolidated metadata" warning.
     consolidate(path)
-    return zarr.open_group(str(path), mode="r+")
+    return zarr.open_group(zarr_store(path, read_only=False), mode="r+")
 
 
 def kernel_array(path: str | Path) -> zarr.Array:
     """The kernel values of a store as a read-only zarr array (`pntk.open_kernel` gives the labelled view)."""
-    return zarr.open_group(str(path), mode="r")["kernel"]
+    return zarr.open_group(zarr_store(path, read_only=True), mode="r")["kernel"]
 
 
 def kernel_dataarray(path: str | Path):
@@ -105,14 +112,31 @@ def kernel_dataarray(path: str | Path):
     from .paths import StorePaths
 
     paths = StorePaths.of(path)
-    meta = paths.store / "zarr.json"
-    if not meta.is_file():
-        raise FileNotFoundError(f"{paths.store}: no kernel store there (expected a Zarr group with zarr.json)")
-    consolidated = bool(json.loads(meta.read_text()).get("consolidated_metadata"))
-    ds = xr.open_dataset(paths.store, engine="zarr", consolidated=consolidated, chunks=None)
+    if isinstance(paths.store, RemotePath):
+        ds = _open_remote(paths.store)
+    else:
+        meta = paths.store / "zarr.json"
+        if not meta.is_file():
+            raise FileNotFoundError(f"{paths.store}: no kernel store there (expected a Zarr group with zarr.json)")
+        consolidated = bool(json.loads(meta.read_text()).get("consolidated_metadata"))
+        ds = xr.open_dataset(paths.store, engine="zarr", consolidated=consolidated, chunks=None)
     da = ds["kernel"]
     da.attrs = {**ds.attrs, **da.attrs, "store": str(paths.store), "finalized": paths.manifest.is_file()}
     return da
+
+
+def _open_remote(store: RemotePath):
+    """A store at a URL opened with one metadata read: its zarr.json holds the consolidated metadata
+    (written by create_store and again by finalize), so no array's metadata is fetched on its own and no
+    Zarr v2 file is probed. Values are read when indexed, chunk by chunk."""
+    import xarray as xr
+
+    try:
+        return xr.open_dataset(zarr_store(store, read_only=True), engine="zarr", consolidated=True,
+                               zarr_format=3, chunks=None)
+    except (FileNotFoundError, KeyError) as err:
+        raise FileNotFoundError(f"{store}: no kernel store there (expected a Zarr group with consolidated "
+                                f"metadata in zarr.json): {err}") from None
 
 
 def tile_sha256(block: np.ndarray) -> str:
@@ -149,8 +173,9 @@ def write_tile(path: str | Path, i: int, j: int, block: np.ndarray) -> dict[str,
     """Write tile (i, j) and, for a symmetric store, its transpose (j, i); return {"i_j": sha256}.
 
     Returns once the chunk files are durable (fsynced, with their directories), so a flag written after
-    this call never names a chunk that a crash could still lose."""
-    g = zarr.open_group(str(path), mode="r+")
+    this call never names a chunk that a crash could still lose (at a URL: an object store's PUT has
+    returned once the object is durable)."""
+    g = zarr.open_group(zarr_store(path, read_only=False), mode="r+")
     arr = g["kernel"]
     rs, cs = tile_slices(arr, i, j)
     if block.shape[:2] != (rs.stop - rs.start, cs.stop - cs.start):
@@ -167,6 +192,8 @@ def write_tile(path: str | Path, i: int, j: int, block: np.ndarray) -> dict[str,
         arr[cs, rs] = block_t
         sums[f"{j}_{i}"] = tile_sha256(block_t)
         written.append((j, i))
+    if isinstance(as_path(path), RemotePath):
+        return sums
     for ti, tj in written:
         sync_chunk(path, arr, (ti, tj) + (0,) * (arr.ndim - 2))
     return sums
@@ -220,7 +247,7 @@ def _all_nan(block: np.ndarray) -> bool:
 
 def read_block(path: str | Path, row_ids: np.ndarray, col_ids: np.ndarray) -> np.ndarray:
     """Kernel values for global data-set indices (rows × cols), looked up through the coordinates."""
-    g = zarr.open_group(str(path), mode="r")
+    g = zarr.open_group(zarr_store(path, read_only=True), mode="r")
     rpos = _positions(g["row"][:], row_ids, path, "row")
     cpos = _positions(g["col"][:], col_ids, path, "col")
     arr = g["kernel"]
@@ -240,7 +267,7 @@ def _positions(stored: np.ndarray, wanted: np.ndarray, path, axis: str) -> np.nd
 
 def update_attrs(path: str | Path, attrs: dict) -> None:
     """Set attributes on the store's group and its kernel array (as create_store does), then consolidate."""
-    g = zarr.open_group(str(path), mode="r+")
+    g = zarr.open_group(zarr_store(path, read_only=False), mode="r+")
     g.attrs.update(attrs)
     g["kernel"].attrs.update(attrs)
     consolidate(path)
@@ -249,11 +276,11 @@ def update_attrs(path: str | Path, attrs: dict) -> None:
 def consolidate(path: str | Path) -> None:
     with warnings.catch_warnings():  # consolidated metadata is not (yet) in the v3 spec; xarray uses it
         warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
-        zarr.consolidate_metadata(str(path))
+        zarr.consolidate_metadata(zarr_store(path, read_only=False))
 
 
 def store_info(path: str | Path) -> dict:
-    g = zarr.open_group(str(path), mode="r")
+    g = zarr.open_group(zarr_store(path, read_only=True), mode="r")
     arr = g["kernel"]
     return {"path": str(path), "shape": list(arr.shape), "chunks": list(arr.chunks),
             "dtype": str(arr.dtype), **dict(g.attrs)}
