@@ -387,9 +387,12 @@ def test_http_is_read_only(served):
         write_synthetic(url.replace("pntk-train-train", "pntk-test-test"))
 
 
-def test_http_missing_store_is_named(nginx):
+def test_http_missing_store_or_server_is_named(nginx):
     with pytest.raises(FileNotFoundError, match=f"{nginx.url}/nowhere.zarr: no kernel store there"):
         open_kernel(f"{nginx.url}/nowhere.zarr")
+    dead = f"http://127.0.0.1:{free_port()}/k/pntk-train-train.zarr"
+    with pytest.raises(remote.RemoteStoreError, match=f"{dead}: cannot open the store"):
+        open_kernel(dead)
 
 
 def test_local_paths_unchanged(tmp_path):

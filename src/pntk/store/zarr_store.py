@@ -137,6 +137,12 @@ def _open_remote(store: RemotePath):
     except (FileNotFoundError, KeyError) as err:
         raise FileNotFoundError(f"{store}: no kernel store there (expected a Zarr group with consolidated "
                                 f"metadata in zarr.json): {err}") from None
+    except Exception as err:  # noqa: BLE001 (aiohttp, botocore: an unreachable host or a refused request)
+        from .remote import RemoteStoreError, where
+
+        if isinstance(err, RemoteStoreError):
+            raise
+        raise RemoteStoreError(f"{where(str(store))}: cannot open the store: {type(err).__name__}: {err}") from err
 
 
 def tile_sha256(block: np.ndarray) -> str:
