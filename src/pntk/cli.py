@@ -81,7 +81,7 @@ def _folder_stores(target: str) -> list | None:
         p.check_reachable(write=False)  # a missing bucket or unreachable endpoint, named
         if (p / "zarr.json").is_file() or (StorePaths.of(p).store / "zarr.json").is_file() or not p.is_dir():
             return None
-        return remote.kernel_stores_under(p)
+        return kernel_stores_under(p)
     p = Path(target)
     if p.is_dir() and not (p / "zarr.json").is_file() and not (StorePaths.of(p).store / "zarr.json").is_file():
         return kernel_stores_under(p)
@@ -129,12 +129,10 @@ def cmd_verify(args) -> int:
 
 
 def cmd_ls(args) -> int:
-    from .inventory import format_inventory, inventory
+    from .inventory import format_inventory, inventory, remote_inventory
 
     if is_url(args.results):  # the kernel stores under an s3:// prefix
-        from .store import remote
-
-        rows = remote.inventory(args.results, verify=args.verify)
+        rows = remote_inventory(args.results, verify=args.verify)
         print(json.dumps(rows, indent=2, default=str) if args.json else format_inventory(rows, args.results))
         return 1 if args.verify and not all(r["ok"] for r in rows) else 0
     results = Path(args.results)

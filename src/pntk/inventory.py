@@ -99,10 +99,28 @@ def problems(res: dict) -> list[str]:
     return out or ["verification failed without a named tile (see --json)"]
 
 
-def kernel_stores_under(folder: str | Path) -> list[Path]:
-    """Every kernel store (`….zarr` beside its `….init.json`) below `folder`, sorted."""
+def kernel_stores_under(folder) -> list:
+    """Every kernel store (`….zarr` beside its `….init.json`) below `folder` (a path or an s3:// prefix), sorted."""
+    from .store.remote import is_url
+
+    if is_url(folder):
+        return _remote_stores_under(folder)
     return sorted(p for p in Path(folder).rglob("*.zarr")
                   if p.is_dir() and StorePaths.of(p).sentinel.is_file())
+
+
+def _remote_stores_under(url) -> list:
+    """The kernel stores (`….zarr/zarr.json` beside its `….init.json`) below an s3:// prefix, from one listing."""
+    from .store.paths import MANIFEST, SENTINEL, STORE
+    from .store.remote import RemotePath, as_path
+
+    root = as_path(url)
+    if not isinstance(root, RemotePath):
+        raise ValueError(f"{url}: not a URL")
+    keys = {str(p) for p in root.rglob("*")}
+    stems = [k.removesuffix(SENTINEL) for k in keys if k.endswith(SENTINEL)]
+    stems += [k.removesuffix(MANIFEST) for k in keys if k.endswith(MANIFEST)]
+    return sorted(RemotePath(s + STORE) for s in set(stems) if f"{s}{STORE}/zarr.json" in keys)
 
 
 def _size(path: Path) -> int:
@@ -201,3 +219,28 @@ def format_inventory(rows: list[dict], results: str | Path) -> str:
                  f"({sum(r['ok'] for r in stores)} verified, {sum(not r['ok'] for r in stores)} not), "
                  f"{human_size(total)} in {os.fspath(results)}")
     return "\n".join(lines)
+
+
+def remote_inventory(url, *, verify: bool = False) -> list[dict]:
+    """`pntk ls` of an s3:// prefix: one row per kernel store (as `pntk.inventory.inventory` gives for a
+    local results folder; data stores and checkpoints stay local)."""
+    from .store.remote import as_path
+
+    root = as_path(url)
+    rows = []
+    for store in kernel_stores_under(root):
+        rel = store.relative_to(root).split("/")
+        run, epoch = "-", "-"
+        if len(rel) >= 4 and rel[-2] == "kernels" and rel[-3].startswith("epoch"):
+            run, epoch = rel[-4], rel[-3].removeprefix("epoch")
+        name = store.name.removesuffix(".zarr")
+        try:
+            s = store_status(store, verify=verify)
+        except (OSError, ValueError, KeyError) as err:
+            rows.append(_row(run=run, epoch=epoch, item=name, path=store, ok=False, status=f"unreadable: {err}"))
+            continue
+        rows.append(_row(run=run, epoch=epoch, item=name, kind=s["kind"], sets=f"{s['provenance'].get('rows', '-')}"
+                         f" × {s['provenance'].get('cols', '-')}", shape=" × ".join(map(str, s["shape"])),
+                         tiles=f"{s['tiles_written']}/{s['tiles_total']}", size=s["size_bytes"],
+                         status=s["status"], path=store, ok=s["ok"]))
+    return rows

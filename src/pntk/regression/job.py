@@ -128,7 +128,9 @@ def _ordered(store: Path, row_ids: np.ndarray, col_ids: np.ndarray):
     solvers stream it tile by tile: memory bounded by a tile, not by N), else a dense float64 copy."""
     import zarr
 
-    g = zarr.open_group(str(store), mode="r")
+    from ..store.remote import zarr_store
+
+    g = zarr.open_group(zarr_store(store, read_only=True), mode="r")
     if np.array_equal(g["row"][:], row_ids) and np.array_equal(g["col"][:], col_ids):
         return g["kernel"]
     return read_block(store, row_ids, col_ids).astype(np.float64)

@@ -32,12 +32,15 @@ STRIP_BYTES = 4 << 20  # float64 rows converted at a time: small enough to stay 
 
 
 def kernel_operand(k):
-    """A str/PathLike names a Zarr group with array ``kernel``; anything else is returned as is."""
+    """A str/PathLike names a Zarr group with array ``kernel`` (a local path, or an s3:// or http(s):// URL:
+    read lazily, chunk by chunk); anything else is returned as is."""
     if isinstance(k, (str, os.PathLike)):
         import zarr
 
+        from ..store.remote import zarr_store
+
         try:
-            return zarr.open_group(str(k), mode="r")["kernel"]
+            return zarr.open_group(zarr_store(k, read_only=True), mode="r")["kernel"]
         except (KeyError, FileNotFoundError) as e:
             raise ValueError(f"{k}: expected a Zarr group with array 'kernel' ({e})") from e
     if not hasattr(k, "shape") or not hasattr(k, "__getitem__"):

@@ -172,7 +172,7 @@ class RemotePath:
             raise
         except (RemoteStoreError, NotImplementedError):
             raise
-        except Exception as err:  # noqa: BLE001 (botocore, aiohttp and fsspec raise many kinds)
+        except Exception as err:
             raise RemoteStoreError(f"{where(self.url)}: {what} failed: {type(err).__name__}: {err}") from err
 
     def exists(self) -> bool:
@@ -331,41 +331,3 @@ def sha256_of(path) -> str:
 
     return sha256_file(p)
 
-
-def kernel_stores_under(url) -> list[RemotePath]:
-    """Every kernel store (`….zarr/zarr.json` beside its `….init.json`) below an s3:// prefix, from one
-    listing."""
-    from .paths import MANIFEST, SENTINEL, STORE
-
-    root = as_path(url)
-    if not isinstance(root, RemotePath):
-        raise ValueError(f"{url}: not a URL")
-    keys = {str(p) for p in root.rglob("*")}
-    stems = [k.removesuffix(SENTINEL) for k in keys if k.endswith(SENTINEL)]
-    stems += [k.removesuffix(MANIFEST) for k in keys if k.endswith(MANIFEST)]
-    return sorted(RemotePath(s + STORE) for s in set(stems) if f"{s}{STORE}/zarr.json" in keys)
-
-
-def inventory(url, *, verify: bool = False) -> list[dict]:
-    """`pntk ls` of an s3:// prefix: one row per kernel store (as `pntk.inventory.inventory` gives for a
-    local results folder; data stores and checkpoints stay local)."""
-    from ..inventory import _row, store_status
-
-    root = as_path(url)
-    rows = []
-    for store in kernel_stores_under(root):
-        rel = store.relative_to(root).split("/")
-        run, epoch = "-", "-"
-        if len(rel) >= 4 and rel[-2] == "kernels" and rel[-3].startswith("epoch"):
-            run, epoch = rel[-4], rel[-3].removeprefix("epoch")
-        name = store.name.removesuffix(".zarr")
-        try:
-            s = store_status(store, verify=verify)
-        except (OSError, ValueError, KeyError) as err:
-            rows.append(_row(run=run, epoch=epoch, item=name, path=store, ok=False, status=f"unreadable: {err}"))
-            continue
-        rows.append(_row(run=run, epoch=epoch, item=name, kind=s["kind"], sets=f"{s['provenance'].get('rows', '-')}"
-                         f" × {s['provenance'].get('cols', '-')}", shape=" × ".join(map(str, s["shape"])),
-                         tiles=f"{s['tiles_written']}/{s['tiles_total']}", size=s["size_bytes"],
-                         status=s["status"], path=store, ok=s["ok"]))
-    return rows

@@ -137,7 +137,7 @@ def _open_remote(store: RemotePath):
     except (FileNotFoundError, KeyError) as err:
         raise FileNotFoundError(f"{store}: no kernel store there (expected a Zarr group with consolidated "
                                 f"metadata in zarr.json): {err}") from None
-    except Exception as err:  # noqa: BLE001 (aiohttp, botocore: an unreachable host or a refused request)
+    except Exception as err:
         from .remote import RemoteStoreError, where
 
         if isinstance(err, RemoteStoreError):
