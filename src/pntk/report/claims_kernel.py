@@ -212,8 +212,14 @@ def convnet_lambda_min(diag: pd.DataFrame, left_out: str) -> dict:
         d = dc.Decision(dc.FAILS, numbers, f"λmin(Θ) ≥ {LAMBDA_MIN_FLOOR} in every run: the eNTK is not near "
                                            "singular here, though smaller than the pNTK's")
     else:
-        d = dc.Decision(dc.INCONCLUSIVE, numbers, "some runs have λmin(Θ) below the threshold, some above",
-                        "more ConvNet widths or seeds")
+        below = both.assign(z=both.value_e < LAMBDA_MIN_FLOOR).groupby("width").z.agg(["sum", "size"])
+        by_width = ", ".join(f"w={w}: {int(r['sum'])} of {int(r['size'])}" for w, r in below.iterrows())
+        clean = below["sum"].isin([0]) | (below["sum"] == below["size"])
+        why = (f"λmin(Θ) < {LAMBDA_MIN_FLOOR} by width: {by_width}"
+               + ("; it depends on the width, which the quote does not name" if clean.all() and len(below) > 1
+                  else "; runs of one width disagree"))
+        d = dc.Decision(dc.INCONCLUSIVE, numbers, why,
+                        "the ConvNet widths the claim is about" if clean.all() else "more ConvNet seeds")
     return claim("convnet-lambda-min", statement, test, d, left_out)
 
 

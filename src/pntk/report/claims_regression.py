@@ -12,6 +12,7 @@ import pandas as pd
 from . import claim_tests as ct
 from . import decide as dc
 from .claim_rows import ClaimInputs, at_epoch, claim, join, missing, split_learned, width_means
+from .claims_kernel import TRAINED_ACC
 
 FLAT_PER_DOUBLING = 0.01  # Fig 10: "does not significantly improve" = within ±1 point of accuracy per doubling
 LATE_FROM = 0.25  # §5 "even after epoch 50" of 200: a checkpoint at least a quarter into training
@@ -101,6 +102,7 @@ def fig10_width(arch: str, training: pd.DataFrame | str, left_out: str, n_test: 
         return claim(f"fig10-width:{arch}", statement, test,
                      dc.Decision(dc.INCONCLUSIVE, width_means(last), "no residual degree of freedom",
                                  "a further width or seed"), left_out)
+    unfit = unfit_runs(training, last)  # a refutation needs networks that fit their training set
     b, lo, hi = (v * math.log(2) for v in (fit.slope, fit.ci_low, fit.ci_high))  # per e-fold → per doubling
     numbers = f"{width_means(last)}; {b:+.4f} per doubling, 90% interval [{lo:+.4f}, {hi:+.4f}] ({fit.df} df)"
     if n_test and last.value.min() >= 1 - dc.CEILING_POINTS / n_test:
@@ -108,12 +110,29 @@ def fig10_width(arch: str, training: pd.DataFrame | str, left_out: str, n_test: 
                                                   "test points of 1.0", "a harder data set")
     elif -FLAT_PER_DOUBLING < lo and hi < FLAT_PER_DOUBLING:
         d = dc.Decision(dc.HOLDS, numbers)
+    elif lo > FLAT_PER_DOUBLING and unfit:
+        d = dc.Decision(dc.INCONCLUSIVE, numbers, f"improves by more than {FLAT_PER_DOUBLING} per doubling, but "
+                        "undertrained networks are before the claim's regime", "train longer (train.epochs)")
     elif lo > FLAT_PER_DOUBLING:
         d = dc.Decision(dc.FAILS, numbers, f"improves by more than {FLAT_PER_DOUBLING} per doubling")
     else:
         d = dc.Decision(dc.INCONCLUSIVE, numbers, f"the interval reaches beyond ±{FLAT_PER_DOUBLING}",
                         "more seeds or widths")
-    return claim(f"fig10-width:{arch}", statement, test, d, left_out)
+    return claim(f"fig10-width:{arch}", statement, test, d, left_out, unfit)
+
+
+def unfit_runs(training: pd.DataFrame, last: pd.DataFrame) -> str:
+    """'' when every run of `last` (test accuracies at the last epoch) has fit its training set there, else how
+    many have not (train accuracy < TRAINED_ACC), as the diagnostics claims say it; '' without train accuracies."""
+    t = training[(training.statistic == "train_acc") & (training.epoch == int(last.epoch.max()))]
+    if "trained_on" in t.columns:
+        t = t[t.trained_on == "train"]
+    acc = last[KEYS].merge(t[KEYS + ["value"]], on=KEYS, how="inner").value
+    short = acc[acc < TRAINED_ACC]
+    if acc.empty or short.empty:
+        return ""
+    return (f"{len(short)} of {len(acc)} networks have not fit their training set at epoch {int(last.epoch.max())} "
+            f"(train accuracy < {TRAINED_ACC}, lowest {float(acc.min()):.3g})")
 
 
 def fig11_late_change(arch: str, regr: pd.DataFrame, left_out: str) -> dict:
