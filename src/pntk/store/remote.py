@@ -192,6 +192,20 @@ class RemotePath:
         except FileNotFoundError:
             raise FileNotFoundError(f"{self.url}: no such file") from None
 
+    def open(self, mode: str = "rb", *, size: int | None = None):
+        """A file object. Reading: one streamed GET over http(s) (with `size` known, no HEAD first); over S3
+        ranged GETs of s3fs's block size. Writing (S3 only): one PUT at close, or a multipart upload."""
+        if "r" not in mode:
+            self._need_write("write")
+            return self._call("open", lambda: self.fs.open(self.url, mode))
+        kw = {"size": size} if size else {}
+        if self.scheme in ("http", "https"):
+            kw["block_size"] = 0  # streamed: no range requests, nothing held but the current read
+        try:
+            return self._call("open", lambda: self.fs.open(self.url, mode, **kw))
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{self.url}: no such file") from None
+
     def read_text(self, encoding: str = "utf-8") -> str:
         return self.read_bytes().decode(encoding)
 
