@@ -287,3 +287,29 @@ def test_local_paths_unchanged(tmp_path):
     full = write_synthetic(tmp_path / "k" / "pntk-train-train", n=8, tile=4)
     np.testing.assert_array_equal(open_kernel(p.manifest).values, full)
     assert remote.zarr_store(p.store, read_only=True) == str(p.store)
+
+
+def test_open_streams_a_large_file_in_bounded_memory(nginx, s3, tmp_path):
+    """RemotePath.open as a published archive's import reads files: a 40 MiB file over http and from S3 is
+    streamed to disk while hashed, holding a few MiB at most (http: one GET; S3: one GET per 4 MiB)."""
+    import hashlib
+    import tracemalloc
+
+    from pntk.archive.published import fetch
+
+    data = np.random.default_rng(0).bytes(40 << 20)
+    (nginx.root / "big.bin").write_bytes(data)
+    remote.as_path(f"{s3}/big.bin").write_bytes(data)
+    want = (hashlib.sha256(data).hexdigest(), len(data))
+    del data
+    start = nginx.mark()
+    for root in (remote.as_path(nginx.url), remote.as_path(s3)):
+        tracemalloc.start()
+        try:
+            got = fetch(root, "big.bin", tmp_path / "big.bin", want[1])
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert got == want and (tmp_path / "big.bin").stat().st_size == want[1]
+        assert peak < 24 << 20, f"{root}: {peak / 2**20:.1f} MiB held at most"
+    assert [(m, u) for m, u, *_ in nginx.requests()[start:]] == [("GET", "/big.bin")]
