@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from servers import nginx, s3, s3_server  # noqa: F401 (fixtures: moto S3 and nginx, for remote stores and archives)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -250,3 +250,29 @@ def test_code_floor_counts_the_working_directory_checkout(tmp_path, monkeypatch)
     os.utime(script, (future, future))
     monkeypatch.chdir(tmp_path)
     assert _code_floor() == future
+
+
+def test_folder_sources_name_unsafe_entries(tmp_path):
+    """A published archive's staged folder: the same names refused as in a zip, symlinks by what they are."""
+    from pntk.archive.checks import DirSource, unsafe_rel
+
+    assert unsafe_rel("runs/d/fcn-w1-s0/train_log.csv") is None and unsafe_rel(archive.MANIFEST) is None
+    assert unsafe_rel("/etc/passwd") == "absolute path"
+    assert "leaves the target folder" in unsafe_rel("runs/../../x")
+    assert unsafe_rel("elsewhere/x") == "outside data/ and runs/"
+    (tmp_path / "runs" / "d").mkdir(parents=True)
+    (tmp_path / "runs" / "d" / "a.csv").write_text("x")
+    (tmp_path / "runs" / "d" / "link.csv").symlink_to(tmp_path / "runs" / "d" / "a.csv")
+    (tmp_path / "runs" / "dirlink").symlink_to(tmp_path / "runs" / "d")
+    (tmp_path / "other.txt").write_text("y")
+    assert DirSource(tmp_path).entries() == [("other.txt", "outside data/ and runs/"), ("runs/d/a.csv", None),
+                                             ("runs/d/link.csv", "symbolic link"), ("runs/dirlink", "symbolic link")]
+
+
+def test_import_of_a_folder_without_manifest_is_refused(tmp_path):
+    with pytest.raises(ArchiveError, match="not a pntk archive: no pntk-archive.json at"):
+        archive.import_published(tmp_path, tmp_path / "results", validate_config(json.loads(json.dumps(TINY))))
+    (tmp_path / archive.MANIFEST).write_text('{"format": "other"}')
+    with pytest.raises(ArchiveError, match="format 'other' version None"):
+        archive.import_published(tmp_path, tmp_path / "results", validate_config(json.loads(json.dumps(TINY))))
+    assert not (tmp_path / "results").exists()

@@ -4,11 +4,6 @@ stores, real tile jobs, the real `pntk` command line."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import zarr
+from servers import KEY_ID, SECRET, free_port
 
 from pntk import kernel_jobs, open_kernel
 from pntk.cli import main as pntk_main
@@ -24,139 +20,10 @@ from pntk.store import remote, tiles
 from pntk.store import zarr_store as S
 from pntk.store.paths import StorePaths
 
-# Fake, recognisable credentials: the server accepts any; the test greps every written byte for them.
-KEY_ID, SECRET = "AKIAPNTKTESTKEY00042", "pntk-test-secret-do-not-write-9f3a"
 DATA_CFG = {"subset_train": 10, "subset_test": 6, "seed": 0}
 SPECS = [("pntk", "sub-train", "sub-train"), ("entk", "sub-test", "sub-train")]
 
 pytestmark = pytest.mark.timeout(300)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port: int, proc: subprocess.Popen, what: str, log: Path | None = None, timeout: float = 30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode}: "
-                               + (log.read_text()[-2000:] if log and log.exists() else ""))
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"{what} did not listen on port {port} within {timeout} s")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-# -- servers -----------------------------------------------------------------------------------------------
-@pytest.fixture(scope="session")
-def s3_server(tmp_path_factory):
-    """moto's S3-compatible server (`moto[server]`) on a free localhost port; yields its endpoint URL."""
-    pytest.importorskip("moto.server", reason="moto[server] is not installed (pip install -e '.[test]')")
-    pytest.importorskip("s3fs", reason="s3fs is not installed (pip install -e '.[test]')")
-    port = free_port()
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    with open(log, "w") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                                stdout=fh, stderr=subprocess.STDOUT)
-    try:
-        wait_for_port(port, proc, "moto server", log)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop(proc)
-
-
-@pytest.fixture
-def s3(s3_server, monkeypatch, request):
-    """A fresh bucket on the moto server and the AWS environment pointing at it; yields `s3://bucket`."""
-    for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_server)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", KEY_ID)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
-    bucket = "pntk-" + request.node.name.lower().replace("_", "-")[:40].strip("-")
-    fs = remote.RemotePath(f"s3://{bucket}").fs
-    fs.mkdir(bucket)
-    yield f"s3://{bucket}"
-
-
-NGINX_CONF = """
-daemon off;
-master_process off;
-worker_processes 1;
-{user}
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log;
-events {{ worker_connections 64; }}
-http {{
-    default_type application/octet-stream;
-    log_format counted '$request_method $uri $status $body_bytes_sent "$http_range"';
-    access_log {tmp}/access.log counted;
-    client_body_temp_path {tmp}/body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
-    server {{
-        listen 127.0.0.1:{port};
-        root {root};
-        location / {{ autoindex off; }}
-    }}
-}}
-"""
-
-
-class Nginx:
-    def __init__(self, url: str, root: Path, access_log: Path):
-        self.url, self.root, self.access_log = url, root, access_log
-
-    def requests(self) -> list[tuple[str, str, int, int]]:
-        """(method, uri, status, bytes sent) of every request so far."""
-        out = []
-        for line in self.access_log.read_text().splitlines():
-            method, uri, status, sent = line.split(" ")[:4]
-            out.append((method, uri, int(status), int(sent)))
-        return out
-
-    def mark(self) -> int:
-        return len(self.requests())
-
-
-@pytest.fixture(scope="session")
-def nginx(tmp_path_factory):
-    """nginx (Debian's nginx-light; `.ci/run` installs it) serving a temporary folder on a free port."""
-    exe = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.path.exists(p)), None)
-    if exe is None:
-        pytest.skip("nginx is not installed (apt-get install nginx-light; .ci/run does this as root)")
-    tmp = tmp_path_factory.mktemp("nginx")
-    root = tmp / "www"
-    root.mkdir()
-    port = free_port()
-    user = "user root;" if os.geteuid() == 0 else ""  # workers as root read the pytest temp folder (0700)
-    (tmp / "nginx.conf").write_text(NGINX_CONF.format(user=user, tmp=tmp, port=port, root=root))
-    (tmp / "access.log").touch()
-    proc = subprocess.Popen([exe, "-p", str(tmp), "-c", str(tmp / "nginx.conf"), "-e", str(tmp / "error.log")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    try:
-        wait_for_port(port, proc, "nginx", tmp / "error.log")
-        yield Nginx(f"http://127.0.0.1:{port}", root, tmp / "access.log")
-    finally:
-        stop(proc)
 
 
 # -- stores ------------------------------------------------------------------------------------------------
@@ -420,3 +287,29 @@ def test_local_paths_unchanged(tmp_path):
     full = write_synthetic(tmp_path / "k" / "pntk-train-train", n=8, tile=4)
     np.testing.assert_array_equal(open_kernel(p.manifest).values, full)
     assert remote.zarr_store(p.store, read_only=True) == str(p.store)
+
+
+def test_open_streams_a_large_file_in_bounded_memory(nginx, s3, tmp_path):
+    """RemotePath.open as a published archive's import reads files: a 40 MiB file over http and from S3 is
+    streamed to disk while hashed, holding a few MiB at most (http: one GET; S3: one GET per 4 MiB)."""
+    import hashlib
+    import tracemalloc
+
+    from pntk.archive.published import fetch
+
+    data = np.random.default_rng(0).bytes(40 << 20)
+    (nginx.root / "big.bin").write_bytes(data)
+    remote.as_path(f"{s3}/big.bin").write_bytes(data)
+    want = (hashlib.sha256(data).hexdigest(), len(data))
+    del data
+    start = nginx.mark()
+    for root in (remote.as_path(nginx.url), remote.as_path(s3)):
+        tracemalloc.start()
+        try:
+            got = fetch(root, "big.bin", tmp_path / "big.bin", want[1])
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert got == want and (tmp_path / "big.bin").stat().st_size == want[1]
+        assert peak < 24 << 20, f"{root}: {peak / 2**20:.1f} MiB held at most"
+    assert [(m, u) for m, u, *_ in nginx.requests()[start:]] == [("GET", "/big.bin")]

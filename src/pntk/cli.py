@@ -5,6 +5,8 @@
     pntk verify STORE|FOLDER ... [--json]      recompute every tile checksum (exit 1 if any store is bad)
     pntk archive pack --config C -o FILE.zip [--results DIR] [--run SELECTOR ...] [--no-data]
     pntk archive import FILE.zip [--config C] [--results DIR] [--overwrite]
+    pntk archive publish --config C -o DIR|s3://bucket/prefix [--results DIR] [--run SELECTOR ...] [--no-data]
+    pntk archive import DIR|s3://…|https://… [--config C] [--results DIR] [--overwrite]
     pntk synth cifar10 --out DIR [--seed S] [--train N --test M] [--overwrite]   synthetic CIFAR-10 files
     pntk check CONFIG [CONFIG ...]               validate configs (YAML errors with file and line); list their runs
     pntk plan --config C [--device cpu|a100|h100|...] [--calibrate] [--cores N] [--json] [--compare LOG ...]
@@ -168,14 +170,37 @@ def cmd_pack(args) -> int:
     return 0
 
 
+def cmd_publish(args) -> int:
+    from . import archive
+
+    cfg = _config(args.config)
+    results = Path(args.results or cfg["results"])
+    man = archive.publish(cfg, results, args.output, selectors=args.run, with_data=not args.no_data,
+                          overwrite=args.overwrite)
+    size = sum(f["size"] for f in man["files"].values())
+    print(f"published {len(man['stores'])} kernel stores of {len(man['runs'])} runs ({len(man['files'])} files, "
+          f"{size / 2**20:.1f} MiB{', with' if man['data']['included'] else ', without'} the data store) "
+          f"to {args.output} (index: {str(args.output).rstrip('/')}/{archive.MANIFEST})")
+    for s in man["stores"]:
+        print(f"  {s['key']}")
+    if man["not_computed"]:
+        print(f"skipped {len(man['not_computed'])} selected stores that are not computed at all")
+    return 0
+
+
 def cmd_import(args) -> int:
     from . import archive
 
     cfg = _config(args.config)
     results = Path(args.results or cfg["results"])
-    res = archive.import_archive(args.archive, results, cfg, overwrite=args.overwrite)
+    if archive.is_published(args.archive):  # a folder or URL: a published archive
+        res = archive.import_published(args.archive, results, cfg, overwrite=args.overwrite)
+        fetched = (f" ({res['fetched']} files, {res['bytes'] / 2**20:.1f} MiB fetched; {res['staged']} staged "
+                   f"before, {res['linked']} taken from {results})")
+    else:
+        res, fetched = archive.import_archive(args.archive, results, cfg, overwrite=args.overwrite), ""
     print(f"imported {len(res['stores'])} kernel stores of {len(res['runs'])} runs into {results}: "
-          f"{res['written']} files written, {res['unchanged']} already present, data store {res['data']}")
+          f"{res['written']} files written, {res['unchanged']} already present, data store {res['data']}{fetched}")
     for key in res["stores"]:
         print(f"  {key}")
     return 0
@@ -303,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a store (any of its files) or a folder: every store under it")
     q.add_argument("--json", action="store_true", help="print the verification records as JSON")
     q.set_defaults(func=cmd_verify)
-    arch = sub.add_parser("archive", help="pack finished results / import them into another checkout")
+    arch = sub.add_parser("archive", help="pack or publish finished results / import them into another checkout")
     asub = arch.add_subparsers(dest="archive_command", required=True)
     q = asub.add_parser("pack", help="zip finalized kernel stores with the checkpoints and data they need")
     q.add_argument("--config", required=True, help="workflow config (YAML) the results were computed with")
@@ -317,8 +342,20 @@ def build_parser() -> argparse.ArgumentParser:
                         "needs results/data/{dataset}/{dataset}.zarr with the same fingerprint")
     q.add_argument("-o", "--output", required=True, metavar="FILE.zip")
     q.set_defaults(func=cmd_pack)
-    q = asub.add_parser("import", help="check an archive against this checkout's config, then extract it")
-    q.add_argument("archive", metavar="FILE.zip")
+    q = asub.add_parser("publish", help="write finalized kernel stores with the checkpoints and data they need "
+                        "as a browsable folder or s3:// prefix (pntk ls and pntk archive import read it)")
+    q.add_argument("--config", required=True, help="workflow config (YAML) the results were computed with")
+    q.add_argument("--results", help="results folder (default: the config's `results`)")
+    q.add_argument("--run", action="append", default=[], metavar="SELECTOR",
+                   help="as for pack: globs on {dataset}/{arch}-w{W}-s{S}/epoch{EEE}/{kind}-{rows}-{cols}")
+    q.add_argument("--no-data", action="store_true", help="as for pack: leave out the prepared data store")
+    q.add_argument("--overwrite", action="store_true", help="replace a published archive already there")
+    q.add_argument("-o", "--output", required=True, metavar="DIR|s3://bucket/prefix")
+    q.set_defaults(func=cmd_publish)
+    q = asub.add_parser("import", help="check an archive (a zip, or a published folder or URL) against this "
+                        "checkout's config, then extract it")
+    q.add_argument("archive", metavar="FILE.zip|DIR|URL",
+                   help="a zip from pack, or a published archive: a folder, s3://… or http(s)://…")
     q.add_argument("--config", default="config.yaml", help="this checkout's workflow config (default: config.yaml)")
     q.add_argument("--results", help="results folder (default: the config's `results`)")
     q.add_argument("--overwrite", action="store_true", help="replace existing files whose contents differ")

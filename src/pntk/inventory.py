@@ -117,10 +117,22 @@ def _remote_stores_under(url) -> list:
     root = as_path(url)
     if not isinstance(root, RemotePath):
         raise ValueError(f"{url}: not a URL")
+    if (index := published_index(root)) is not None:  # a published archive: its index, no listing
+        return [root / f"{s['stem']}{STORE}" for s in index.get("stores", [])]
     keys = {str(p) for p in root.rglob("*")}
     stems = [k.removesuffix(SENTINEL) for k in keys if k.endswith(SENTINEL)]
     stems += [k.removesuffix(MANIFEST) for k in keys if k.endswith(MANIFEST)]
     return sorted(RemotePath(s + STORE) for s in set(stems) if f"{s}{STORE}/zarr.json" in keys)
+
+
+def published_index(root) -> dict | None:
+    """The manifest of a published archive at `root` (`pntk archive publish`), or None where there is none."""
+    from .archive import MANIFEST
+
+    try:
+        return json.loads((root / MANIFEST).read_text())
+    except (FileNotFoundError, NotADirectoryError, ValueError):
+        return None
 
 
 def _size(path: Path) -> int:

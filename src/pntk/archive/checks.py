@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import io
 import json
+import os
 import pickle
 import re
 import stat
@@ -70,39 +71,129 @@ def _copy(src, dst=None) -> tuple[str, int]:
 # ---------------------------------------------------------------------------------------------- import
 
 
-def unsafe_name(info: zipfile.ZipInfo) -> str | None:
-    """Why entry `info` may not be extracted under the results folder (None when it may)."""
-    name, mode = info.filename, info.external_attr >> 16
+def unsafe_rel(name: str) -> str | None:
+    """Why a file name from an archive (a zip entry, a published tree's manifest) may not be written under
+    the results folder, from the name alone (None when it may)."""
     if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
         return "absolute path"
     if "\\" in name or any(p in ("", ".", "..") for p in name.rstrip("/").split("/")):
         return "path leaves the target folder ('..', '.', '\\' or empty component)"
-    if stat.S_ISLNK(mode):
-        return "symbolic link"
-    if info.is_dir() or stat.S_IFMT(mode) not in (0, stat.S_IFREG):  # 0: no type recorded (Windows, writestr)
-        return "not a regular file"
     if name != MANIFEST and name.split("/")[0] not in ("data", "runs"):
         return "outside data/ and runs/"
     return None
 
 
-def _read_manifest(zf: zipfile.ZipFile) -> dict:
+def unsafe_name(info: zipfile.ZipInfo) -> str | None:
+    """Why entry `info` may not be extracted under the results folder (None when it may)."""
+    name, mode = info.filename, info.external_attr >> 16
+    why = unsafe_rel(name)
+    if why and why != "outside data/ and runs/":
+        return why
+    if stat.S_ISLNK(mode):
+        return "symbolic link"
+    if info.is_dir() or stat.S_IFMT(mode) not in (0, stat.S_IFREG):  # 0: no type recorded (Windows, writestr)
+        return "not a regular file"
+    return why
+
+
+class ZipSource:
+    """The files of a zip archive, read in place (nothing extracted)."""
+
+    movable = False  # its entries are copied out, never moved
+
+    def __init__(self, zf: zipfile.ZipFile, path: Path):
+        self.zf, self.path = zf, Path(path)
+
+    def entries(self) -> list[tuple[str, str | None]]:
+        """(name, why it is unsafe or None) of every entry, duplicates included."""
+        return [(i.filename, unsafe_name(i)) for i in self.zf.infolist()]
+
+    def names(self) -> list[str]:
+        return self.zf.namelist()
+
+    def open(self, rel: str):
+        return self.zf.open(rel)
+
+    def read(self, rel: str) -> bytes:
+        return self.zf.read(rel)
+
+    @contextlib.contextmanager
+    def group(self, path: str):
+        """A zarr group read straight from the zip."""
+        import zarr
+        from zarr.storage import ZipStore
+
+        zs = ZipStore(self.path, mode="r")
+        try:
+            yield zarr.open_group(store=zs, path=path, mode="r")
+        finally:
+            zs.close()
+
+
+class DirSource:
+    """The files of an archive laid out as a folder (a published archive's staged copy): the same reads as
+    a zip. `movable`: its files may be moved (renamed) into the results folder rather than copied."""
+
+    def __init__(self, root: Path, movable: bool = False):
+        self.root, self.movable = Path(root), movable
+
+    def entries(self) -> list[tuple[str, str | None]]:
+        out = []
+        for dirpath, dirnames, names in os.walk(self.root):  # never follows symlinks
+            for n in names + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
+                path = Path(dirpath, n)
+                rel, mode = path.relative_to(self.root).as_posix(), os.lstat(path).st_mode
+                why = unsafe_rel(rel) or ("symbolic link" if stat.S_ISLNK(mode) else
+                                          None if stat.S_ISREG(mode) else "not a regular file")
+                out.append((rel, why))
+        return sorted(out)
+
+    def names(self) -> list[str]:
+        return [n for n, _ in self.entries()]
+
+    def open(self, rel: str):
+        return open(self.root / rel, "rb")
+
+    def read(self, rel: str) -> bytes:
+        try:
+            return (self.root / rel).read_bytes()
+        except FileNotFoundError:
+            raise KeyError(rel) from None
+
+    @contextlib.contextmanager
+    def group(self, path: str):
+        import zarr
+
+        yield zarr.open_group(str(self.root / path), mode="r")
+
+
+def _read_manifest(src) -> dict:
     try:
-        man = json.loads(zf.read(MANIFEST))
+        raw = src.read(MANIFEST)
     except KeyError:
         raise ArchiveError(f"not a pntk archive: no {MANIFEST} at its root") from None
+    return parse_manifest(raw)
+
+
+def parse_manifest(raw: bytes) -> dict:
+    """The manifest's JSON, refused unless it is this pntk's archive format."""
+    try:
+        man = json.loads(raw)
     except ValueError as err:
         raise ArchiveError(f"{MANIFEST} is not valid JSON: {err}") from None
-    if man.get("format") != FORMAT or man.get("format_version") != FORMAT_VERSION:
+    if not isinstance(man, dict) or man.get("format") != FORMAT or man.get("format_version") != FORMAT_VERSION:
+        man = man if isinstance(man, dict) else {}
         raise ArchiveError(f"{MANIFEST}: format {man.get('format')!r} version {man.get('format_version')!r}, "
                            f"this pntk reads {FORMAT!r} version {FORMAT_VERSION}")
     return man
 
 
-def check_entries(zf: zipfile.ZipFile, man: dict) -> None:
-    """Names (safety), the set of entries against the manifest, and the sha256 of every entry."""
-    bad = [f"{i.filename!r}: {why}" for i in zf.infolist() if (why := unsafe_name(i))]
-    names = [i.filename for i in zf.infolist()]
+def check_entries(src, man: dict) -> None:
+    """Names (safety), the set of entries against the manifest, and the sha256 of every entry (`src`: a
+    ZipSource or DirSource)."""
+    entries = src.entries()
+    bad = [f"{name!r}: {why}" for name, why in entries if why]
+    names = [name for name, _ in entries]
     if bad:
         raise ArchiveError("refused: unsafe entries in the archive:\n  " + "\n  ".join(bad))
     dup = sorted(n for n, c in Counter(names).items() if c > 1)
@@ -112,7 +203,7 @@ def check_entries(zf: zipfile.ZipFile, man: dict) -> None:
         raise ArchiveError(f"refused: entries do not match {MANIFEST} (duplicated {dup}, not listed {extra}, "
                            f"listed but absent {absent})")
     for rel, meta in man["files"].items():
-        with zf.open(rel) as fh:
+        with src.open(rel) as fh:
             ok = _copy(fh)[0] == meta["sha256"]
         if not ok:
             raise ArchiveError(f"refused: sha256 of {rel} differs from {MANIFEST} (archive damaged or edited)")
@@ -202,7 +293,7 @@ def _model_source(config: dict, name: str) -> str | None:
         raise ArchiveError(f"refused: models[{name}]: cannot fingerprint its module here: {err}") from None
 
 
-def check_contents(zf: zipfile.ZipFile, man: dict, zip_path: Path, config: dict | None = None) -> None:
+def check_contents(src, man: dict, config: dict | None = None) -> None:
     """Checkpoints, store attrs and tile checksums, data fingerprint: all consistent with one another; with
     `config` (the importing checkout's), an import-path model's module must be the one the checkpoints were
     trained with (the train rule re-runs on an edit; imported files carry no Snakemake record of it)."""
@@ -221,7 +312,7 @@ def check_contents(zf: zipfile.ZipFile, man: dict, zip_path: Path, config: dict 
             raise ArchiveError(f"refused: run {name} does not carry exactly the train outputs {want} + train_log.csv")
         here = ...  # the module's fingerprint (hashes its file): once a run, after its first checkpoint checks out
         for e, rel in zip(epochs, want):
-            ck = load_checkpoint_bytes(rel, zf.read(rel))
+            ck = load_checkpoint_bytes(rel, src.read(rel))
             got = {"model": ck["spec"].get("name") or ck["spec"].get("arch"),  # the run name of the model
                    "width": ck["spec"].get("width"), "seed": ck["seed"],
                    "epoch": ck["epoch"], "dataset": ck["dataset"], "data_fingerprint": ck["data_fingerprint"],
@@ -251,8 +342,8 @@ def check_contents(zf: zipfile.ZipFile, man: dict, zip_path: Path, config: dict 
                "checkpoint": Path(ck_rel).name, "checkpoint_sha256": files[ck_rel]["sha256"],
                "data_fingerprint": fp, "arch": entries.get(m["arch"], {}).get("arch"),
                "tile_size": kern["tile_size"], "dtype": kern["dtype"], "method_requested": kern["method"]}
-        smf = json.loads(zf.read(parts[2]))
-        for source, attrs in (("store attrs", _attrs("", zf.read(parts[1]))),
+        smf = json.loads(src.read(parts[2]))
+        for source, attrs in (("store attrs", _attrs("", src.read(parts[1]))),
                               ("manifest attrs", {**smf.get("attrs", {}), "dtype": smf.get("dtype")})):
             legacy = "model" not in attrs
             attrs = _current_attrs(attrs)
@@ -262,9 +353,9 @@ def check_contents(zf: zipfile.ZipFile, man: dict, zip_path: Path, config: dict 
                 raise ArchiveError(f"refused: {stem}: {source} do not match: {'; '.join(bad)}")
         if smf.get("inputs", {}).get("checkpoint") != files[ck_rel]["sha256"]:
             raise ArchiveError(f"refused: {parts[2]} was finalized from another checkpoint than {ck_rel}")
-        _verify_tiles_in_zip(zf, zip_path, stem, smf.get("tiles", {}))
+        _verify_tiles(src, stem, smf.get("tiles", {}))
     if man["data"]["included"]:
-        _verify_data_in_zip(man, zip_path)
+        _verify_data(src, man)
 
 
 def _current_attrs(attrs: dict) -> dict:
@@ -275,29 +366,20 @@ def _current_attrs(attrs: dict) -> dict:
     return {**attrs, "model": attrs.get("arch"), "method_requested": attrs.get("method")}
 
 
-@contextlib.contextmanager
-def _zip_group(zip_path: Path, path: str):
-    """A zarr group read straight from the zip (nothing extracted)."""
-    import zarr
-    from zarr.storage import ZipStore
-
-    zs = ZipStore(zip_path, mode="r")
-    try:
-        yield zarr.open_group(store=zs, path=path, mode="r")
-    finally:
-        zs.close()
-
-
-def _verify_tiles_in_zip(zf: zipfile.ZipFile, zip_path: Path, stem: str, expected: dict) -> None:
+def _verify_tiles(src, stem: str, expected: dict) -> None:
     flags, paths = {}, StorePaths(Path(stem))
     tiles_dir = paths.tiles_dir.as_posix() + "/"
-    for rel in (n for n in zf.namelist() if n.startswith(tiles_dir) and n.endswith(".json")):
+    for rel in (n for n in src.names() if n.startswith(tiles_dir) and n.endswith(".json")):
         try:
-            flags[Path(rel).name] = dict(json.loads(zf.read(rel))["chunks"])
+            flags[Path(rel).name] = dict(json.loads(src.read(rel))["chunks"])
         except (ValueError, KeyError, TypeError):
             flags[Path(rel).name] = None
-    with _zip_group(zip_path, paths.store.as_posix()) as g:
-        actual = kstore.checksums_of(g["kernel"])
+    try:
+        with src.group(paths.store.as_posix()) as g:
+            actual = kstore.checksums_of(g["kernel"])
+    except Exception as err:  # whatever zarr or a codec raises on a damaged chunk or metadata
+        raise ArchiveError(f"refused: kernel store {paths.store.as_posix()} in the archive is unreadable: "
+                           f"{type(err).__name__}: {err}") from None
     c = tiles.compare_checksums(actual, expected, flags)
     if any(c.values()):
         raise ArchiveError(f"refused: {stem} fails verification: missing tiles {c['missing']}, chunks differing "
@@ -305,10 +387,9 @@ def _verify_tiles_in_zip(zf: zipfile.ZipFile, zip_path: Path, stem: str, expecte
                            f"{c['unflagged']}")
 
 
-def _verify_data_in_zip(man: dict, zip_path: Path) -> None:
-
+def _verify_data(src, man: dict) -> None:
     try:
-        with _zip_group(zip_path, man["data"]["path"]) as g:
+        with src.group(man["data"]["path"]) as g:
             fp, attrs = fingerprint(g["x"][...], g["y"][...], g["split"][...]), dict(g.attrs)
     except Exception as err:  # whatever zarr raises: the store is unusable
         raise ArchiveError(f"refused: data store {man['data']['path']} in the archive is unreadable: {err}") from None

@@ -17,6 +17,7 @@
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -39,6 +40,7 @@ from .checks import (  # noqa: F401 (re-exported: archive.LEVELS & co.)
     LEVELS,
     MANIFEST,
     ArchiveError,
+    ZipSource,
     _attrs,
     _copy,
     _read_manifest,
@@ -87,9 +89,10 @@ def _walk(results: Path, rel_dir: str) -> list[str]:
     return sorted(out)
 
 
-def pack(config: dict, results: str | Path, out: str | Path, selectors: list[str] | None = None,
-         with_data: bool = True) -> dict:
-    """Write the archive `out`; refuse if any chosen store is unfinished or fails verification."""
+def collect(config: dict, results: str | Path, selectors: list[str] | None = None,
+            with_data: bool = True) -> tuple[dict, list[str]]:
+    """(manifest without its `files`' sha256 yet, files relative to `results`) of what `pack` and `publish`
+    write; refuse if any chosen store is unfinished or fails verification."""
     results, selectors = Path(results), list(selectors or [])
     cands = configured_stores(config)
     for sel in selectors:
@@ -128,7 +131,16 @@ def pack(config: dict, results: str | Path, out: str | Path, selectors: list[str
                 "config": {k: config[k] for k in CONFIG_KEYS},
                 "data": {"dataset": config["data"]["name"], "path": data_rel, "included": with_data,
                          "fingerprint": data_attrs.get("fingerprint"), "attrs": data_attrs},
-                "runs": runs, "stores": stores, "files": {}}
+                "runs": runs, "stores": stores, "files": {}, "not_computed": absent}
+    return manifest, files
+
+
+def pack(config: dict, results: str | Path, out: str | Path, selectors: list[str] | None = None,
+         with_data: bool = True) -> dict:
+    """Write the archive `out`; refuse if any chosen store is unfinished or fails verification."""
+    results = Path(results)
+    manifest, files = collect(config, results, selectors, with_data)
+    absent = manifest.pop("not_computed")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
@@ -189,34 +201,53 @@ def import_archive(zip_path: str | Path, results: str | Path, config: dict, over
     except (OSError, zipfile.BadZipFile) as err:
         raise ArchiveError(f"refused: {zip_path} cannot be opened as a zip file: {err}") from None
     with zf:
+        src = ZipSource(zf, zip_path)
+        man = check_all(src, config)
+        return install(src, man, results, overwrite)
+
+
+def check_all(src, config: dict, man: dict | None = None) -> dict:
+    """Every check of an archive (`src`: a ZipSource, or the DirSource of a published archive's staged copy),
+    in the zip import's order: manifest, entries (names, set, sha256), config, contents. Returns the manifest."""
+    try:
+        man = _read_manifest(src) if man is None else man
+        check_entries(src, man)
+        refuse_config(man, config)
+        check_contents(src, man, config)
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise ArchiveError(f"refused: malformed archive ({type(err).__name__}: {err})") from None
+    return man
+
+
+def refuse_config(man: dict, config: dict) -> None:
+    diffs = config_differences(man, config)
+    if diffs:
+        raise ArchiveError("refused: the archive was computed under another config:\n  " + "\n  ".join(diffs))
+
+
+def install(src, man: dict, results: Path, overwrite: bool = False) -> dict:
+    """Write the checked archive's files into `results` in dependency order (the data folder whole or not at
+    all), then order their modification times so that Snakemake schedules none of the imported jobs."""
+    results = Path(results)
+    data_rel = man["data"]["path"]
+    keep_data = _existing_data(man, results)
+    plan, kept = _plan(man, results, overwrite, skip_data=keep_data)
+    folder_rel = Path(data_rel).parent  # prepare_data's output folder, holding the store
+    times, floors = _level_times(results, plan, kept, keep_data, results / folder_rel)
+    if not keep_data:  # the data folder goes to a temp folder renamed into place: absent or complete
+        data, t = results / folder_rel, times["data"]
+        tmp = data.with_name(f".{data.name}.pntk-import-{os.getpid()}")
         try:
-            man = _read_manifest(zf)
-            check_entries(zf, man)
-            diffs = config_differences(man, config)
-            if diffs:
-                raise ArchiveError("refused: the archive was computed under another config:\n  " + "\n  ".join(diffs))
-            check_contents(zf, man, zip_path, config)
-        except (KeyError, TypeError, ValueError, AttributeError) as err:
-            raise ArchiveError(f"refused: malformed archive ({type(err).__name__}: {err})") from None
-        data_rel = man["data"]["path"]
-        keep_data = _existing_data(man, results)
-        plan, kept = _plan(man, results, overwrite, skip_data=keep_data)
-        folder_rel = Path(data_rel).parent  # prepare_data's output folder, holding the store
-        times, floors = _level_times(results, plan, kept, keep_data, results / folder_rel)
-        if not keep_data:  # the data folder goes to a temp folder renamed into place: absent or complete
-            data, t = results / folder_rel, times["data"]
-            tmp = data.with_name(f".{data.name}.pntk-import-{os.getpid()}")
-            try:
-                for rel in (r for r in plan if level_of(r) == "data"):
-                    _extract(zf, rel, tmp / Path(rel).relative_to(folder_rel), man["files"][rel]["sha256"])
-                (tmp / ".snakemake_timestamp").touch()  # Snakemake's modification time of a directory output
-                for f in [*tmp.rglob("*"), tmp]:
-                    os.utime(f, (t, t), follow_symlinks=False)
-                os.replace(tmp, data)
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
-        for rel in sorted((r for r in plan if level_of(r) != "data"), key=lambda r: (LEVELS.index(level_of(r)), r)):
-            _extract(zf, rel, results / rel, man["files"][rel]["sha256"])
+            for rel in (r for r in plan if level_of(r) == "data"):
+                _extract(src, rel, tmp / Path(rel).relative_to(folder_rel), man["files"][rel]["sha256"])
+            (tmp / ".snakemake_timestamp").touch()  # Snakemake's modification time of a directory output
+            for f in [*tmp.rglob("*"), tmp]:
+                os.utime(f, (t, t), follow_symlinks=False)
+            os.replace(tmp, data)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    for rel in sorted((r for r in plan if level_of(r) != "data"), key=lambda r: (LEVELS.index(level_of(r)), r)):
+        _extract(src, rel, results / rel, man["files"][rel]["sha256"])
     stale_kept = [r for r in kept if os.path.getmtime(results / r) <= floors[level_of(r)]]
     for rel in [r for r in plan if level_of(r) != "data"] + stale_kept:
         os.utime(results / rel, (times[level_of(rel)],) * 2, follow_symlinks=False)
@@ -295,13 +326,21 @@ def _level_times(results: Path, plan: list[str], kept: list[str], keep_data: boo
     return times, floors
 
 
-def _extract(zf: zipfile.ZipFile, rel: str, dst: Path, sha: str) -> None:
-    """Write one entry atomically (a temp file renamed over `dst`, never writing through a symlink)."""
+def _extract(src, rel: str, dst: Path, sha: str) -> None:
+    """Write one file atomically (a temp file renamed over `dst`, never writing through a symlink). From a
+    movable source (a staged copy, checked already) the file is renamed into place: no second copy."""
     dst.parent.mkdir(parents=True, exist_ok=True)
+    if src.movable:
+        try:
+            os.replace(src.root / rel, dst)
+            return
+        except OSError as err:
+            if err.errno != errno.EXDEV:  # another file system: copied below
+                raise
     tmp = dst.with_name(f".{dst.name}.pntk-import-{os.getpid()}")
     try:
-        with zf.open(rel) as src, open(tmp, "wb") as out:
-            got = _copy(src, out)[0]
+        with src.open(rel) as fh, open(tmp, "wb") as out:
+            got = _copy(fh, out)[0]
         if got != sha:
             raise ArchiveError(f"{rel}: contents changed while importing (sha256 {got}, expected {sha})")
         os.replace(tmp, dst)

@@ -35,6 +35,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 SCHEMES = ("s3", "http", "https")
+STREAM_BLOCK = 4 << 20  # bytes an S3 read fetches at once in RemotePath.open (memory held: about this much)
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
@@ -189,6 +190,22 @@ class RemotePath:
     def read_bytes(self) -> bytes:
         try:
             return self._call("read", self.fs.cat_file, self.url)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{self.url}: no such file") from None
+
+    def open(self, mode: str = "rb", *, size: int | None = None):
+        """A file object. Reading: one streamed GET over http(s) (with `size` known, no HEAD first); over S3
+        one ranged GET per STREAM_BLOCK. Writing (S3 only): one PUT at close, or a multipart upload."""
+        if "r" not in mode:
+            self._need_write("write")
+            return self._call("open", lambda: self.fs.open(self.url, mode))
+        kw: dict = {"size": size} if size else {}
+        if self.scheme in ("http", "https"):
+            kw["block_size"] = 0  # streamed: no range requests, nothing held but the current read
+        else:
+            kw["block_size"] = STREAM_BLOCK  # s3fs reads ahead one block (its default: 50 MiB)
+        try:
+            return self._call("open", lambda: self.fs.open(self.url, mode, **kw))
         except FileNotFoundError:
             raise FileNotFoundError(f"{self.url}: no such file") from None
 
