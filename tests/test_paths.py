@@ -49,6 +49,23 @@ def test_store_files_lists_what_exists_in_dependency_order(tmp_path):
                      "pntk-train-train.tiles/0_1.json", "pntk-train-train.manifest.json"]
 
 
+def test_store_files_follow_links_into_snakemake_output_cache(tmp_path):
+    """A store taken from Snakemake's output cache is a folder of links into the cache, with Snakemake's
+    .snakemake_timestamp beside them: the files are those behind the links, without the timestamp."""
+    cached = tmp_path / "cache" / "0123_pntk_train_train_zarr.zarr"
+    (cached / "kernel" / "c" / "0").mkdir(parents=True)
+    (cached / "zarr.json").write_text("{}")
+    (cached / "kernel" / "zarr.json").write_text("{}")
+    (cached / "kernel" / "c" / "0" / "0").write_bytes(b"tile")
+    paths = StorePaths(tmp_path / "work" / "pntk-train-train")
+    paths.store.mkdir(parents=True)
+    for entry in cached.iterdir():
+        (paths.store / entry.name).symlink_to(entry)
+    (paths.store / ".snakemake_timestamp").touch()
+    names = [p.relative_to(paths.store).as_posix() for p in paths.files()]
+    assert names == ["kernel/c/0/0", "kernel/zarr.json", "zarr.json"]
+
+
 def test_run_name_round_trip_and_paths():
     run = Run("cifar10", "my-net", 1024, 2)  # a user model name with '-' in it
     assert run.name == "cifar10/my-net-w1024-s2"

@@ -327,3 +327,28 @@ def test_kernel_jobs_end_to_end_read_only_their_rows(small_digits_store, fcn_che
     assert np.abs(stored - expected).max() <= 1e-12 * np.abs(expected).max()
     da = xr.open_zarr(StorePaths(stem).store)["kernel"]
     assert np.array_equal(da["row"], r_ids) and np.array_equal(da["row_label"], full.y[r_ids])
+
+
+def test_detach_links_removes_links_into_a_cache_never_their_targets(tmp_path):
+    """A store taken from Snakemake's output cache (links, or folders of links) is unlinked before a job makes
+    it again: the files in the cache stay as they were; a store of real files is left alone."""
+    cache = tmp_path / "cache"
+    (cache / "z" / "kernel").mkdir(parents=True)
+    (cache / "z" / "zarr.json").write_text("{}")
+    (cache / "t").mkdir()
+    (cache / "t" / "0_0.json").write_text("{}")
+    (cache / "m.json").write_text("{}")
+    paths = StorePaths(tmp_path / "work" / "pntk-train-train")
+    paths.store.mkdir(parents=True)  # a folder of links (Snakemake's fetch) ...
+    for entry in (cache / "z").iterdir():
+        (paths.store / entry.name).symlink_to(entry)
+    paths.tiles_dir.symlink_to(cache / "t")  # ... or a link (the folder that filled the cache)
+    paths.manifest.symlink_to(cache / "m.json")
+    assert tiles.detach_links(paths)
+    assert not any(p.exists() or p.is_symlink() for p in (paths.store, paths.tiles_dir, paths.manifest))
+    assert sorted(p.relative_to(cache).as_posix() for p in cache.rglob("*")) == [
+        "m.json", "t", "t/0_0.json", "z", "z/kernel", "z/zarr.json"]
+    real = StorePaths(tmp_path / "real" / "pntk-train-train")
+    (real.store / "kernel").mkdir(parents=True)
+    real.manifest.write_text("{}")
+    assert not tiles.detach_links(real) and real.manifest.is_file() and (real.store / "kernel").is_dir()

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from .runs import Run, epoch_of
-from .store.paths import StorePaths
+from .store.paths import StorePaths, local_files
 
 # model: the name in run names; arch: the built-in or import path that builds it (with model_kwargs);
 # method: what computed the tiles (method_requested: the config's, e.g. auto)
@@ -138,7 +138,7 @@ def published_index(root) -> dict | None:
 def _size(path: Path) -> int:
     if path.is_file():
         return path.stat().st_size
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    return sum(f.stat().st_size for f in local_files(path))
 
 
 def _learned(train_log: Path) -> str:

@@ -134,6 +134,8 @@ def _checkpoint_store(manifest, spec: tuple[str, str, str], writer: TileWriter, 
     kind, rows, cols = spec
     paths = StorePaths.of(manifest)
     r_ids, c_ids = index_sets_for(data, rows, cols, data_cfg)
+    if tiles.detach_links(paths):  # links into Snakemake's output cache: computed afresh, the cache untouched
+        log.info("%s: was a link into the output cache; computing it here", paths.store)
     if _resumable(paths, checkpoint, data, kind, r_ids, c_ids, kernels_cfg):
         done = chunk_checksums(paths.store)  # {"i_j": sha256 or None}
         log.info("resuming %s: %d tiles written", paths.store, sum(v is not None for v in done.values()))

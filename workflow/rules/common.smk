@@ -174,6 +174,40 @@ def manifests_of(epoch_dir, trained_on="train"):
     return [str(StorePaths.in_epoch(epoch_dir, k, r, c).manifest) for k, r, c in specs]
 
 
+# --cache (any form): the kernel_checkpoint rules go into Snakemake's output cache. The cache moves and
+# restores declared outputs only, so they then declare every file of every store; without it, the
+# manifests only, and a killed job resumes at its first missing tile (Snakemake deletes the declared
+# outputs of an incomplete job).
+CACHE_KERNELS = workflow.workflow_settings.cache is not None
+
+
+def kernel_cache_params(script):
+    """With --cache, the params a kernel job's cache key needs beyond its settings: the output cache keys on
+    params, inputs and the jobs upstream, not on wildcards or library code, and every checkpoint of a run comes
+    from one train job, so name the run, the epoch and the script's import closure. Without --cache none: a
+    new param would re-run every existing store (Snakemake's params trigger)."""
+    if not CACHE_KERNELS:
+        return {}
+    return {"run": lambda wc: run_of(wc).meta(), "epoch": lambda wc: int(wc.epoch), "code": closure_digest(script)}
+
+
+def kernel_checkpoint_outputs(epoch_dir, trained_on):
+    """Outputs of kernel_checkpoint: the manifests (`manifests`), or with --cache the store folder, flag
+    folder, sentinel and manifest of each store, named `{kind}_{rows}_{cols}_{zarr|tiles|init|manifest}`
+    (a cached rule's outputs must all be named; scripts/kernel_checkpoint.py reads both forms)."""
+    if not CACHE_KERNELS:
+        return {"manifests": manifests_of(epoch_dir, trained_on)}
+    out = {}
+    for spec in pcfg.store_specs(config, trained_on):
+        paths = StorePaths.in_epoch(epoch_dir, *spec)
+        key = paths.output_name
+        out[f"{key}_zarr"] = directory(str(paths.store))
+        out[f"{key}_tiles"] = directory(str(paths.tiles_dir))
+        out[f"{key}_init"] = str(paths.sentinel)
+        out[f"{key}_manifest"] = str(paths.manifest)
+    return out
+
+
 def store_manifest(wildcards, kind, rows, cols):
     """Manifest of the store that covers (rows, cols) for this run and epoch."""
     on = run_of(wildcards).trained_on

@@ -1,25 +1,28 @@
 # Tile protocol (src/pntk/store/tiles.py): init → one job per tile → finalize (manifest).
-# kernels.jobs: per_checkpoint runs that protocol for every store of a checkpoint inside one job.
+# kernels.jobs: per_checkpoint runs that protocol for every store of a checkpoint inside one job, which
+# Snakemake's output cache (--cache) can hold: then it declares every file of its stores (CACHE_KERNELS).
+# The per-tile rules are never cached: Snakemake asks its cache only when a cached job is about to run, after
+# every job upstream of it (here the tiles) has run, so a cached finalize would still compute every tile.
 
 if config["kernels"]["jobs"] == "per_checkpoint":
 
     for ON, SUFFIX in SEPARATE.items():
 
         rule:
-            """Every kernel store of one checkpoint in one job: init → tiles → manifest each, resumable."""
+            """Every kernel store of one checkpoint in one job: init → tiles → manifest each, resumable (not with --cache)."""
             name:
                 "kernel_checkpoint" if ON == "train" else "kernel_checkpoint_on_D"
             input:
                 data=data_store,
                 checkpoint=checkpoint_of,
             output:
-                manifests=manifests_of(EPOCH_DIR, ON),
+                **kernel_checkpoint_outputs(EPOCH_DIR, ON),
             log:
                 f"{EPOCH_DIR}/kernels/kernel_checkpoint.log",
-            benchmark:
-                f"{R}/benchmarks/kernel_checkpoint/{RUN_PATTERN}/epoch{{epoch}}.tsv"
+            # No benchmark: a cached rule may not have one (the log's last line, "job usage", has its cost).
             wildcard_constraints:
                 on=re.escape(SUFFIX) or "(?:)",  # this kind of run only ("(?:)": the empty name)
+            cache: "omit-software" if CACHE_KERNELS else False
             priority: PRIORITY["kernels"]
             conda:
                 CONDA_ENV
@@ -31,6 +34,7 @@ if config["kernels"]["jobs"] == "per_checkpoint":
                     mem_mb=max(kernel_mem_mb(k, r, c, tile=True) for k, r, c in pcfg.store_specs(config, ON)),
                 ),
             params:
+                **kernel_cache_params("scripts/kernel_checkpoint.py"),
                 specs=pcfg.store_specs(config, ON),
                 kernels=config["kernels"],
                 data=config["data"],

@@ -32,7 +32,7 @@ from ..data.prepared import prepared_store
 from ..provenance import git_describe, sha256_file
 from ..runs import Run
 from ..store import tiles
-from ..store.paths import StorePaths
+from ..store.paths import SNAKEMAKE_TIMESTAMP, StorePaths
 from .checks import (  # noqa: F401 (re-exported: archive.LEVELS & co.)
     CONFIG_KEYS,
     FORMAT,
@@ -85,7 +85,8 @@ def _walk(results: Path, rel_dir: str) -> list[str]:
     """Regular files below results/rel_dir (following symlinks, e.g. into a Snakemake output cache)."""
     out = []
     for dirpath, _, names in os.walk(results / rel_dir, followlinks=True):
-        out += [Path(dirpath, n).relative_to(results).as_posix() for n in names if ".tmp" not in n]
+        out += [Path(dirpath, n).relative_to(results).as_posix() for n in names
+                if ".tmp" not in n and n != SNAKEMAKE_TIMESTAMP]
     return sorted(out)
 
 

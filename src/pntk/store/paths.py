@@ -11,6 +11,7 @@ with Snakemake wildcards (`{kind}`, …) yields patterns, so the rules use it to
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +75,11 @@ class StorePaths:
         """`{kind}-{rows}-{cols}`."""
         return self.stem.name
 
+    @property
+    def output_name(self) -> str:
+        """`{kind}_{rows}_{cols}`: the name as a Python identifier (the output names of a cached rule)."""
+        return self.name.replace("-", "_")
+
     def index_sets(self) -> tuple[str, str, str]:
         """(kind, rows, cols) parsed from the name; ValueError if it is not `{kind}-{rows}-{cols}`."""
         m = _NAME.match(self.name)
@@ -87,8 +93,22 @@ class StorePaths:
         out = [p for p in (self.sentinel,) if p.is_file()]
         if isinstance(self.stem, RemotePath) and not self.stem.listable:
             out += [p for p in (self.store / "zarr.json",) if p.is_file()]
-        elif self.store.is_dir():
+        elif isinstance(self.store, RemotePath) and self.store.is_dir():
             out += sorted(p for p in self.store.rglob("*") if p.is_file())
+        elif self.store.is_dir():
+            out += local_files(self.store)
         out += self.flag_files()
         out += [p for p in (self.manifest,) if p.is_file()]
         return out
+
+
+# Snakemake touches this file in a declared directory output (a store taken from its output cache): not a
+# file of the store.
+SNAKEMAKE_TIMESTAMP = ".snakemake_timestamp"
+
+
+def local_files(folder: Path) -> list[Path]:
+    """Regular files below a local folder, sorted, following symlinks: a store restored from Snakemake's output
+    cache is a folder of links into the cache (Path.rglob does not enter a linked folder)."""
+    return sorted(Path(d, n) for d, _, names in os.walk(folder, followlinks=True) for n in names
+                  if n != SNAKEMAKE_TIMESTAMP)

@@ -24,9 +24,30 @@ from .paths import StorePaths
 from .remote import as_path, sha256_of, write_json
 
 
+def detach_links(paths: StorePaths) -> bool:
+    """Remove the links a store's files are when they came from Snakemake's output cache (the store, the flag
+    folder, sentinel, manifest: links into the cache, or folders of links), never what they point to, so no
+    job writes into a store other folders share. True if there were any. Local stores only."""
+    import os
+    import shutil
+
+    found = False
+    for p in (paths.store, paths.tiles_dir, paths.sentinel, paths.manifest):
+        if not isinstance(p, Path):
+            continue
+        if p.is_symlink():
+            p.unlink()
+            found = True
+        elif p.is_dir() and any(e.is_symlink() for e in os.scandir(p)):
+            shutil.rmtree(p)  # removes the links, does not follow them
+            found = True
+    return found
+
+
 def init_store(sentinel: str | Path, *, kind: str, row_ids, col_ids, row_labels, col_labels, tile: int,
                dtype: str, out_dim: int | None, attrs: dict) -> None:
     paths = StorePaths.of(sentinel)
+    detach_links(paths)  # a store taken from the output cache is made again here, not written through the links
     kstore.create_store(paths.store, kind=kind, row_ids=row_ids, col_ids=col_ids,
                         row_labels=row_labels, col_labels=col_labels, tile=tile, dtype=dtype,
                         out_dim=out_dim, attrs=attrs)

@@ -1,0 +1,225 @@
+"""Kernel stores in Snakemake's output cache (`kernels.jobs: per_checkpoint`, `SNAKEMAKE_OUTPUT_CACHE`, `--cache`).
+
+Workflow folder A computes the stores of one run of tests/configs/tiny.yaml and fills the cache; folder B,
+whose jobs match, takes them from it: no kernel job computes a tile there and every file of every store is
+bitwise A's. Both directions of the key: a changed kernel setting, data setting, checkpoint (training
+setting) or library module the kernel job imports (however indirectly) gives a new key and the job runs; an
+unchanged copy of the workflow keeps the key. The per-tile rules are never cached (workflow/rules/kernels.smk).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from dry_run import job_counts
+
+REPO = Path(__file__).resolve().parents[2]
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+TINY = REPO / "tests" / "configs" / "tiny.yaml"
+RUN = "results/runs/digits/fcn-w16-s0"
+CACHE_LINE = re.compile(r"Output file (\S+) will be (obtained from|written to) global between-workflow cache")
+
+pytestmark = pytest.mark.slow
+
+
+def _config(path: Path, change=None) -> dict:
+    cfg = yaml.safe_load(TINY.read_text())
+    cfg["kernels"]["jobs"] = "per_checkpoint"
+    if change:
+        change(cfg)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    return cfg
+
+
+def _targets(cfg: dict) -> list[str]:
+    """Every store of the run at each checkpoint, and a regression that reads two of them."""
+    stores = [f"{k}-{r}-{c}" for k, pairs in cfg["kernels"]["index_sets"].items() for r, c in pairs]
+    epochs = cfg["train"]["checkpoint_epochs"]
+    return ([f"{RUN}/epoch{e:03d}/kernels/{s}.manifest.json" for e in epochs for s in stores]
+            + [f"{RUN}/epoch{epochs[-1]:03d}/regression.json"])
+
+
+def snakemake(workdir: Path, cache: Path, *args: str, snakefile: Path = REPO / "Snakefile", timeout: int = 900):
+    """Snakemake with the output cache at `cache`; `--cache` last (it takes rule names: none = the rules that
+    declare `cache:`)."""
+    cmd = [SNAKEMAKE, "-s", str(snakefile), "--directory", str(workdir), "--configfile",
+           str(workdir / "config.yaml"), "--cores", "2", *args, "--cache"]
+    env = {**os.environ, "SNAKEMAKE_OUTPUT_CACHE": str(cache)}
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout,
+                          env=env)
+    if proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-6000:]}")
+    return proc.stdout
+
+
+def cache_plan(dry: str) -> dict[str, str]:
+    """{first output of each cached job: "obtained from" or "written to"} from a dry run."""
+    return dict(CACHE_LINE.findall(dry))
+
+
+def kernel_plan(dry: str) -> set[str]:
+    """What the dry run says of the kernel_checkpoint jobs (their first output is a store under kernels/)."""
+    return {how for out, how in cache_plan(dry).items() if "/kernels/" in out}
+
+
+def store_bytes(work: Path) -> dict[str, bytes]:
+    """Every file of every kernel store under work/results (links into the cache followed), by relative path."""
+    from pntk.store.paths import StorePaths
+
+    out = {}
+    for manifest in sorted((work / "results").glob("runs/*/*/epoch*/kernels/*.manifest.json")):
+        for f in StorePaths.of(manifest).files():
+            out[str(Path(f).relative_to(work))] = Path(f).read_bytes()
+    return out
+
+
+def kernel_logs(work: Path) -> list[str]:
+    return [p.read_text() for p in sorted((work / RUN).glob("epoch*/kernels/kernel_checkpoint.log"))]
+
+
+@pytest.fixture(scope="module")
+def cached_pair(tmp_path_factory):
+    """Folders A then B, the same config and one output cache: A computes, B takes from the cache."""
+    root = tmp_path_factory.mktemp("kernel-cache")
+    cache, a, b = root / "cache", root / "A", root / "B"
+    cache.mkdir()
+    cfg = _config(a)
+    _config(b)
+    targets = _targets(cfg)
+    dry_a = snakemake(a, cache, "-n", *targets)
+    t0 = time.perf_counter()
+    out_a = snakemake(a, cache, *targets)
+    t_a = time.perf_counter() - t0
+    dry_b = snakemake(b, cache, "-n", *targets)
+    t0 = time.perf_counter()
+    out_b = snakemake(b, cache, *targets)
+    t_b = time.perf_counter() - t0
+    print(f"kernel cache: A (computes) {t_a:.1f} s, B (from the cache) {t_b:.1f} s")
+    return {"cache": cache, "a": a, "b": b, "cfg": cfg, "targets": targets, "dry_a": dry_a, "out_a": out_a,
+            "dry_b": dry_b, "out_b": out_b}
+
+
+def test_a_second_folder_takes_the_stores_from_the_cache(cached_pair):
+    from pntk.store import tiles
+    from pntk.store.paths import StorePaths
+
+    p = cached_pair
+    epochs = p["cfg"]["train"]["checkpoint_epochs"]
+    assert job_counts(p["dry_a"])["kernel_checkpoint"] == len(epochs)
+    assert kernel_plan(p["dry_a"]) == {"written to"}
+    assert job_counts(p["dry_b"])["kernel_checkpoint"] == len(epochs)
+    assert kernel_plan(p["dry_b"]) == {"obtained from"} and set(cache_plan(p["dry_b"]).values()) == {"obtained from"}
+    # A computed every tile; in B no kernel job ran its script (Snakemake creates the log, nothing writes it)
+    assert all("computed in" in log for log in kernel_logs(p["a"])) and len(kernel_logs(p["a"])) == len(epochs)
+    assert kernel_logs(p["b"]) == [""] * len(epochs)
+    assert f"{RUN}/epoch{epochs[-1]:03d}/kernels/pntk-train-train.manifest.json from cache" in p["out_b"]
+    ours, theirs = store_bytes(p["b"]), store_bytes(p["a"])
+    n_stores = sum(len(v) for v in p["cfg"]["kernels"]["index_sets"].values()) * len(epochs)
+    assert len(list((p["b"] / RUN).glob("epoch*/kernels/*.manifest.json"))) == n_stores
+    assert ours.keys() == theirs.keys() and len(ours) > 10 * n_stores
+    assert all(ours[k] == theirs[k] for k in ours), [k for k in ours if ours[k] != theirs[k]]
+    for manifest in (p["b"] / RUN).glob("epoch*/kernels/*.manifest.json"):
+        assert tiles.verify(StorePaths.of(manifest).store)["ok"], manifest
+    # the regression downstream read the stores through the links into the cache: A's numbers
+    reg = p["targets"][-1]
+    ra, rb = (json.loads((w / reg).read_text()) for w in (p["a"], p["b"]))
+    assert rb["flin_test_acc"] == ra["flin_test_acc"] and rb["model_test_acc"] == ra["model_test_acc"]
+    assert job_counts(snakemake(p["b"], p["cache"], "-n", *p["targets"])) == {}
+
+
+@pytest.mark.parametrize("what, change, train_too", [
+    ("kernel setting", lambda c: c["kernels"].update(dtype="float32"), False),
+    ("kernel index sets", lambda c: c["kernels"]["index_sets"].update(entk=[["sub-train", "sub-train"]]), False),
+    ("data", lambda c: c["data"].update(seed=1), True),
+    ("checkpoint (training)", lambda c: c["train"].update(lr=0.05), True),
+])
+def test_the_key_changes_with_settings_data_and_checkpoint(cached_pair, tmp_path, what, change, train_too):
+    """A changed setting: new kernel keys (the jobs would be written to the cache, not taken from it); training
+    keeps its key where only kernel settings changed."""
+    cfg = _config(tmp_path, change)
+    dry = snakemake(tmp_path, cached_pair["cache"], "-n", *_targets(cfg))
+    assert kernel_plan(dry) == {"written to"}, (what, dry[-3000:])
+    trains = {how for out, how in cache_plan(dry).items() if "/checkpoints/" in out}
+    assert trains == {"written to" if train_too else "obtained from"}, what
+
+
+def test_a_changed_kernel_setting_runs_the_kernel_jobs(cached_pair, tmp_path):
+    """Not only a new key: the jobs compute (float32 here), training still comes from the cache."""
+    import zarr
+
+    cfg = _config(tmp_path, lambda c: c["kernels"].update(dtype="float32"))
+    targets = [t for t in _targets(cfg) if t.endswith(".manifest.json")]
+    out = snakemake(tmp_path, cached_pair["cache"], *targets)
+    assert "checkpoints/epoch002.pt from cache" in out
+    assert all("computed in" in log for log in kernel_logs(tmp_path)) and kernel_logs(tmp_path)
+    store = f"{RUN}/epoch002/kernels/pntk-train-train.zarr"
+    assert zarr.open_group(str(tmp_path / store), mode="r")["kernel"].dtype == "float32"
+    assert zarr.open_group(str(cached_pair["a"] / store), mode="r")["kernel"].dtype == "float64"
+
+
+def _copy_workflow(dest: Path) -> Path:
+    skip = shutil.ignore_patterns("__pycache__", "*.egg-info")
+    for d in ("workflow", "scripts", "src"):
+        shutil.copytree(REPO / d, dest / d, ignore=skip)
+    shutil.copy(REPO / "Snakefile", dest / "Snakefile")
+    return dest / "Snakefile"
+
+
+def test_a_changed_module_changes_the_key(cached_pair, tmp_path):
+    """The key covers every pntk module the kernel job imports, however indirectly (pntk.code_closure): a copy
+    of the workflow keeps the key; a comment added to the kernel engine's pntk/kernels/_pairs.py (imported
+    through pntk.kernel_jobs → pntk.store.tiles → pntk.kernels) changes it, not training's."""
+    snakefile = _copy_workflow(tmp_path / "checkout")
+    cfg = _config(tmp_path / "work")
+    targets = _targets(cfg)
+    dry = snakemake(tmp_path / "work", cached_pair["cache"], "-n", *targets, snakefile=snakefile)
+    assert kernel_plan(dry) == {"obtained from"}, dry[-3000:]
+    engine = tmp_path / "checkout" / "src" / "pntk" / "kernels" / "_pairs.py"
+    engine.write_text(engine.read_text() + "\n# edited\n")
+    dry = snakemake(tmp_path / "work", cached_pair["cache"], "-n", *targets, snakefile=snakefile)
+    assert kernel_plan(dry) == {"written to"}, dry[-3000:]
+    assert {how for out, how in cache_plan(dry).items() if "/checkpoints/" in out} == {"obtained from"}
+
+
+def test_a_run_without_cache_never_writes_into_the_cache(cached_pair, tmp_path):
+    """A folder whose stores are links into the cache, run again without --cache (the kernel jobs' params then
+    differ: they re-run): the jobs replace the links by stores of their own, the same bitwise, and leave
+    every file in the cache as it was."""
+    def snapshot(folder: Path) -> dict:
+        return {str(f): (f.read_bytes(), f.stat().st_mtime_ns) for f in sorted(folder.rglob("*")) if f.is_file()}
+
+    cfg = _config(tmp_path)
+    targets = [t for t in _targets(cfg) if t.endswith(".manifest.json")]
+    snakemake(tmp_path, cached_pair["cache"], *targets)
+    assert (tmp_path / RUN / "epoch002/kernels/pntk-train-train.manifest.json").is_symlink()
+    before = snapshot(cached_pair["cache"])
+    proc = subprocess.run([SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--configfile",
+                           str(tmp_path / "config.yaml"), "--cores", "2", *targets], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert job_counts(proc.stdout)["kernel_checkpoint"] == len(cfg["train"]["checkpoint_epochs"])
+    assert snapshot(cached_pair["cache"]) == before
+    assert all("output cache; computing it here" in log for log in kernel_logs(tmp_path))
+    kernels = tmp_path / RUN / "epoch002/kernels"
+    assert not [p for p in kernels.rglob("*") if p.is_symlink()]
+    ours, theirs = store_bytes(tmp_path), store_bytes(cached_pair["a"])
+    assert ours.keys() == theirs.keys() and all(ours[k] == theirs[k] for k in ours if "/kernel/c/" in k)
+
+
+def test_per_tile_kernel_rules_are_not_cached(tmp_path):
+    """kernels.jobs: per_tile: Snakemake would ask the cache only once every tile upstream of a cached rule had
+    run, so no kernel rule is cached there; data and training still are."""
+    cfg = _config(tmp_path, lambda c: c["kernels"].update(jobs="per_tile"))
+    dry = snakemake(tmp_path, tmp_path, "-n", *_targets(cfg))
+    assert {"kernel_init", "kernel_tile", "kernel_finalize"} <= set(job_counts(dry))
+    plan = cache_plan(dry)
+    assert not [o for o in plan if "/kernels/" in o] and any("/checkpoints/" in o for o in plan), plan
