@@ -1,5 +1,8 @@
 """Workflow configuration: schema validation with defaults, semantic checks, derived run lists.
 
+The schema is package data (`pntk/schemas/config.schema.yaml`, read with importlib.resources), so an
+installed pntk validates a config exactly as the workflow does.
+
 `workflow/rules/common.smk` calls `validate_config` before any job is scheduled; the same function
 serves tests and the CLI, so a bad config fails identically everywhere, naming the offending key.
 """
@@ -9,6 +12,7 @@ import copy
 import functools
 import json
 import re
+from importlib import resources
 from pathlib import Path
 
 import jsonschema
@@ -48,7 +52,8 @@ from .data.datasets import SPLIT_SIZES, USER_DATASETS  # noqa: F401 (SPLIT_SIZES
 from .models import ARCHS, TORCHVISION, ModelImportError, ModelSpec, default_name, is_import_path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
+# Package data (pyproject [tool.setuptools.package-data]): a wheel or non-editable install validates configs too.
+SCHEMA_RESOURCE = ("schemas", "config.schema.yaml")  # under the package pntk
 
 
 # |D| and |X| when data.subset_train/subset_test are null, capped at the split sizes (the paper: 1000 and 500,
@@ -128,9 +133,14 @@ def config_warnings(config: dict) -> list[str]:
     return out
 
 
+def schema_file():
+    """The config schema shipped in the package (importlib.resources: a path or a file inside a wheel/zip)."""
+    folder, name = SCHEMA_RESOURCE
+    return resources.files("pntk") / folder / name
+
+
 def load_schema() -> dict:
-    with open(SCHEMA_PATH) as fh:
-        return yaml.safe_load(fh)
+    return yaml.safe_load(schema_file().read_text(encoding="utf-8"))
 
 
 # Keys an earlier pntk accepted → what to do now.
