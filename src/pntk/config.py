@@ -34,9 +34,9 @@ from .config_runs import (  # noqa: F401 (re-exported: pcfg.runs(config) & co.)
     diagnostics_on_d,
     epochs_of,
     find_store,
-    grid_of,
     has_full_pntk,
     index_set_size,
+    memory_cap_bytes,
     model_entry,
     model_names,
     model_source,
@@ -45,6 +45,7 @@ from .config_runs import (  # noqa: F401 (re-exported: pcfg.runs(config) & co.)
     readout_widths,
     runs,
     split_sizes,
+    store_grid,
     store_specs,
     tile_grid,
 )
@@ -125,7 +126,7 @@ def config_warnings(config: dict) -> list[str]:
         systems = ([n_train] if has_full_pntk(config) else []) + (
             [config["data"]["subset_train"] * num_classes(config)] if config["diagnostics"]["enabled"] else [])
         need = copies * 8 * max(systems, default=0) ** 2
-        if need > reg["memory_cap_gb"] * 2**30:
+        if need > memory_cap_bytes(reg):
             out.append(f"regression.solver: {reg['solver']} needs ~{need / 2**30:.3g} GiB of dense float64 copies "
                        f"({copies} × 8·n², n = {max(systems)}), above regression.memory_cap_gb = "
                        f"{reg['memory_cap_gb']:g}; it runs anyway, as asked (solver: auto would stay under the cap "
