@@ -43,6 +43,7 @@ from pntk.regression import accuracy, linearized_predict
 from pntk.regression.solvers import ZarrKernelOperator, cg_solve
 from pntk.store import zarr_store as kstore
 from pntk.store.tiles import compute_tile
+from pntk.tiling import TileGrid
 
 
 def synthetic_stores(n: int, args, log) -> tuple[Path, Path, np.ndarray]:
@@ -64,13 +65,12 @@ def synthetic_stores(n: int, args, log) -> tuple[Path, Path, np.ndarray]:
     for path, rows, sym in [(paths[0], ids[:n], True), (paths[1], ids[n:], False)]:
         kstore.create_store(path, kind="pntk", row_ids=rows, col_ids=ids[:n], row_labels=labels[rows],
                             col_labels=labels[:n], tile=args.tile, dtype="float32", attrs={"bench": {}})
-        nt_r, nt_c = kstore.n_tiles(len(rows), args.tile), kstore.n_tiles(n, args.tile)
-        for i in range(nt_r):
-            for j in range(i if sym else 0, nt_c):
-                rs, cs = kstore.tile_range(len(rows), args.tile, i), kstore.tile_range(n, args.tile, j)
-                block = compute_tile(model, x[rows][rs], x[:n][cs], same_inputs=sym and i == j,
-                                     kind="pntk", method="auto", batch_size=None, dtype=torch.float32)
-                kstore.write_tile(path, i, j, block)
+        grid = TileGrid(len(rows), n, args.tile, sym)
+        for i, j in grid.tiles():
+            rs, cs = grid.slices(i, j)
+            block = compute_tile(model, x[rows][rs], x[:n][cs], same_inputs=grid.is_diagonal(i, j),
+                                 kind="pntk", method="auto", batch_size=None, dtype=torch.float32)
+            kstore.write_tile(path, i, j, block)
         zarr.open_group(str(path), mode="r+").attrs["bench"] = params  # complete: reusable
     log(f"built N={n} stores in {time.perf_counter() - t0:.0f} s")
     return paths[0], paths[1], labels

@@ -29,10 +29,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from pntk import open_kernel
-from pntk.config import grid_of
 from pntk.regression import ZarrKernelOperator, cg_solve
 from pntk.store import remote, tiles
 from pntk.store.paths import StorePaths
+from pntk.tiling import TileGrid
 
 NGINX_CONF = """daemon off; master_process off; worker_processes 1; {user}
 pid {tmp}/nginx.pid; error_log {tmp}/error.log;
@@ -73,9 +73,10 @@ def write_store(stem: Path, n: int, tile: int) -> np.ndarray:
     tiles.init_store(paths.sentinel, kind="pntk", row_ids=ids, col_ids=ids, row_labels=ids % 10,
                      col_labels=ids % 10, tile=tile, dtype="float32", out_dim=None, attrs={})
     flags = []
-    for i, j in grid_of(n, n, tile, symmetric=True):
+    grid = TileGrid(n, n, tile, symmetric=True)
+    for i, j in grid.tiles():
         flags.append(paths.flag(i, j))
-        tiles.write_tile_and_flag(flags[-1], full[i * tile:(i + 1) * tile, j * tile:(j + 1) * tile], i, j, 0.0)
+        tiles.write_tile_and_flag(flags[-1], full[grid.slices(i, j)], i, j, 0.0)
     tiles.finalize(paths.manifest, flags)
     return full
 

@@ -172,11 +172,11 @@ def init_store(work: Path, name: str, data: Path, ckpt: Path, args) -> Path:
 # ----------------------------------------------------------------------------- 3: write overhead
 def write_overhead(args, work: Path, data: Path, ckpt: Path, model) -> dict:
     """Tiles (i <= j) of a grid × grid symmetric store, computed as checkpoint_job computes them."""
-    from pntk.config import grid_of
+    from pntk.tiling import TileGrid
 
     x, _ = open_images(data)
     t = args.tile
-    grid = grid_of(args.grid * t, args.grid * t, t, symmetric=True)
+    grid = TileGrid(args.grid * t, args.grid * t, t, symmetric=True).tiles()
     dtype = torch.float32
     out = {}
 

@@ -220,6 +220,7 @@ def cmd_regression(args) -> None:
 
     from pntk.regression import linearized_predict
     from pntk.store import zarr_store as kstore
+    from pntk.tiling import TileGrid
 
     dev, rows = args.device, {}
     for i, n in enumerate(args.sizes):
@@ -248,10 +249,10 @@ def cmd_regression(args) -> None:
                 kstore.create_store(path, kind="pntk", row_ids=ids, col_ids=ids, row_labels=labels, col_labels=labels,
                                     tile=tile, dtype="float32", attrs={})
                 kc = k.cpu()
-                for ti in range(kstore.n_tiles(n, tile)):
-                    for tj in range(ti, kstore.n_tiles(n, tile)):
-                        r, c = kstore.tile_range(n, tile, ti), kstore.tile_range(n, tile, tj)
-                        kstore.write_tile(path, ti, tj, kc[r, c])
+                grid = TileGrid(n, n, tile, symmetric=True)
+                for ti, tj in grid.tiles():
+                    r, c = grid.slices(ti, tj)
+                    kstore.write_tile(path, ti, tj, kc[r, c])
                 del kc
                 sync(dev)
                 t = time.perf_counter()

@@ -15,7 +15,7 @@ import zarr
 from pntk.cli import main, store_summary
 from pntk.store import tiles
 from pntk.store.paths import StorePaths
-from pntk.store.zarr_store import tile_range
+from pntk.tiling import TileGrid
 
 N, TILE = 25, 10  # ragged last tile: 3 × 3 tiles
 STEM = "runs/digits/fcn-w16-s0/epoch001/kernels/pntk-sub-train-sub-train"
@@ -39,7 +39,7 @@ def good_root(tmp_path_factory) -> Path:
     n_t = -(-N // TILE)
     for i in range(n_t):
         for j in range(i, n_t):
-            rs, cs = tile_range(N, TILE, i), tile_range(N, TILE, j)
+            rs, cs = TileGrid(N, N, TILE).slices(i, j)
             flags.append(StorePaths(stem).flag(i, j))
             tiles.write_tile_and_flag(flags[-1], k[rs, cs], i, j, 0.01)
     tiles.finalize(StorePaths(stem).manifest, flags)
@@ -254,8 +254,7 @@ def test_open_kernel_on_every_kind_of_store(kind, rows_set, tmp_path):
     for i in range(n_r):
         for j in range(i if rows_set == "sub-train" else 0, n_c):
             flags.append(paths.flag(i, j))
-            tiles.write_tile_and_flag(flags[-1], full[tile_range(len(rows), 5, i), tile_range(len(cols), 5, j)],
-                                      i, j, 0.0)
+            tiles.write_tile_and_flag(flags[-1], full[TileGrid(len(rows), len(cols), 5).slices(i, j)], i, j, 0.0)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         unfinished = pntk.open_kernel(paths.sentinel)

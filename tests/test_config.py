@@ -402,3 +402,35 @@ def test_pntk_check_names_file_and_line_of_a_yaml_error(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "valid" in out and "fcn-a (fcn): fcn-a-w8-s0, fcn-a-w16-s0" in out
     assert main(["check", "--results", str(path)]) == 0 and capsys.readouterr().out == "results\n"
+
+
+def test_schema_is_package_data():
+    """The schema is read from the installed package (importlib.resources), not from a git checkout; one copy."""
+    from importlib import resources
+
+    shipped = resources.files("pntk") / "schemas" / "config.schema.yaml"
+    assert shipped.is_file()
+    assert C.schema_file() == shipped
+    assert C.load_schema() == yaml.safe_load(shipped.read_text(encoding="utf-8"))
+    copies = [p.relative_to(REPO) for p in REPO.rglob("config.schema.yaml")
+              if not {".venv", ".snakemake", "build", "results"} & set(p.relative_to(REPO).parts)]
+    assert copies == [Path("src/pntk/schemas/config.schema.yaml")]
+
+
+@pytest.mark.slow
+def test_wheel_ships_the_schema(tmp_path):
+    """`pip wheel` of the project holds the schema, byte for byte, where schema_file looks for it."""
+    import shutil
+    import zipfile
+
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    for f in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / f, tree / f)
+    shutil.copytree(REPO / "src", tree / "src", ignore=shutil.ignore_patterns("*.egg-info", "__pycache__"))
+    out = tmp_path / "wheel"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out),
+                    str(tree)], check=True, capture_output=True, timeout=300)
+    (wheel,) = out.glob("pntk-*.whl")
+    with zipfile.ZipFile(wheel) as z:
+        assert z.read("pntk/schemas/config.schema.yaml") == C.schema_file().read_bytes()

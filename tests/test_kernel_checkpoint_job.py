@@ -12,12 +12,12 @@ import torch
 import zarr
 
 from pntk import kernel_jobs
-from pntk.config import grid_of
 from pntk.data import open_prepared
 from pntk.kernels import empirical_kernel
 from pntk.store import tiles
 from pntk.store import zarr_store as S
 from pntk.store.paths import StorePaths
+from pntk.tiling import TileGrid, is_symmetric
 from pntk.train import load_checkpoint
 
 # D = 10 train, X = 6 test examples; tile 6 makes ragged tiles everywhere (80 train → 14 col tiles).
@@ -59,7 +59,7 @@ def test_same_stores_as_per_tile_jobs_and_equal_to_one_shot(small_digits_store, 
                              data_cfg=DATA_CFG)
         r_ids, c_ids = kernel_jobs.index_sets_for(full, rows, cols, DATA_CFG)
         flags = []
-        for i, j in grid_of(len(r_ids), len(c_ids), 6, symmetric=rows == cols):
+        for i, j in TileGrid(len(r_ids), len(c_ids), 6, is_symmetric(rows, cols)).tiles():
             flags.append(StorePaths(stem).flag(i, j))
             kernel_jobs.tile_job(flags[-1], kind=kind, rows=rows, cols=cols, i=i, j=j, data_path=small_digits_store,
                                  checkpoint=fcn_checkpoint, kernels_cfg=kernels_cfg(), data_cfg=DATA_CFG)

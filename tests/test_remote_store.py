@@ -15,10 +15,10 @@ from servers import KEY_ID, SECRET, free_port
 
 from pntk import kernel_jobs, open_kernel
 from pntk.cli import main as pntk_main
-from pntk.config import grid_of
 from pntk.store import remote, tiles
 from pntk.store import zarr_store as S
 from pntk.store.paths import StorePaths
+from pntk.tiling import TileGrid, is_symmetric
 
 DATA_CFG = {"subset_train": 10, "subset_test": 6, "seed": 0}
 SPECS = [("pntk", "sub-train", "sub-train"), ("entk", "sub-test", "sub-train")]
@@ -41,7 +41,7 @@ def write_synthetic(stem, *, n=16, tile=4, symmetric=True, seed=0, dtype="float3
                      col_labels=cols % 10, tile=tile, dtype=dtype, out_dim=None,
                      attrs={"rows": "train", "cols": "train", "method_requested": "test"})
     flags = []
-    for i, j in grid_of(n, n, tile, symmetric=symmetric):
+    for i, j in TileGrid(n, n, tile, symmetric).tiles():
         flags.append(paths.flag(i, j))
         block = full[i * tile:(i + 1) * tile, j * tile:(j + 1) * tile]
         tiles.write_tile_and_flag(flags[-1], block, i, j, 0.01, {"method": "test"})
@@ -67,7 +67,7 @@ def run_jobs(stem, kind, rows, cols, data, checkpoint) -> None:
                          kernels_cfg=cfg, data_cfg=DATA_CFG)
     g = zarr.open_group(remote.zarr_store(paths.store, read_only=True), mode="r")
     flags = []
-    for i, j in grid_of(g["row"].shape[0], g["col"].shape[0], 4, symmetric=rows == cols):
+    for i, j in TileGrid(g["row"].shape[0], g["col"].shape[0], 4, is_symmetric(rows, cols)).tiles():
         flags.append(paths.flag(i, j))
         kernel_jobs.tile_job(flags[-1], kind=kind, rows=rows, cols=cols, i=i, j=j, data_path=data,
                              checkpoint=checkpoint, kernels_cfg=cfg, data_cfg=DATA_CFG)
@@ -93,7 +93,7 @@ def test_tile_jobs_on_s3_equal_the_local_store_bitwise(s3, small_digits_store, f
         assert isinstance(rp.store, remote.RemotePath) and str(rp.store) == url + ".zarr"
         res = tiles.verify(rp.store)
         assert res["ok"], res
-        assert res["n_tiles"] == len(S.all_tiles(S.kernel_array(lp.store)))
+        assert res["n_tiles"] == len(TileGrid.of_store(S.kernel_array(lp.store)).all_tiles())
         # every chunk object is byte for byte the local chunk file
         lchunks = {str(p.relative_to(lp.store)): p.read_bytes() for p in lp.store.rglob("*")
                    if p.is_file() and "/c/" in f"/{p.relative_to(lp.store)}"}

@@ -11,6 +11,7 @@ from pntk.regression import NotConvergedError, linearized, linearized_predict
 from pntk.regression.linearized import resident_plan
 from pntk.regression.solvers import ZarrKernelOperator
 from pntk.store import zarr_store as kstore
+from pntk.tiling import TileGrid
 
 
 @pytest.fixture(scope="module")
@@ -31,10 +32,10 @@ def store(path, k, n, tile, dtype="float32"):
     kstore.create_store(path, kind="entk" if k.ndim == 4 else "pntk", row_ids=ids, col_ids=ids, row_labels=ids % 4,
                         col_labels=ids % 4, tile=tile, dtype=dtype, out_dim=k.shape[2] if k.ndim == 4 else None,
                         attrs={})
-    for i in range(kstore.n_tiles(n, tile)):
-        for j in range(i, kstore.n_tiles(n, tile)):
-            r, c = kstore.tile_range(n, tile, i), kstore.tile_range(n, tile, j)
-            kstore.write_tile(path, i, j, k[r, c].astype(dtype))
+    grid = TileGrid(n, n, tile, symmetric=True)
+    for i, j in grid.tiles():
+        r, c = grid.slices(i, j)
+        kstore.write_tile(path, i, j, k[r, c].astype(dtype))
     return str(path)
 
 

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pntk.store import zarr_store as S
+from pntk.tiling import TileGrid
 
 
 def make_store(path, *, kind="pntk", n_rows=7, n_cols=5, tile=3, out_dim=None, symmetric=False, seed=0,
@@ -43,7 +44,7 @@ def test_create_store_layout(tmp_path):
     assert np.array_equal(g["row_label"][:], row_ids % 10)
     assert dict(g.attrs) == {"kind": "pntk", "dtype": "float64", "tile_size": 3, "symmetric": False, "method": "test"}
     assert S.store_info(p)["shape"] == [7, 5] and S.store_info(p)["chunks"] == [3, 3]
-    assert S.all_tiles(arr) == [(i, j) for i in range(3) for j in range(2)]
+    assert TileGrid.of_store(arr).all_tiles() == [(i, j) for i in range(3) for j in range(2)]
 
 
 def test_axis_shorter_than_a_tile_gets_a_chunk_of_its_length(tmp_path):
@@ -51,8 +52,9 @@ def test_axis_shorter_than_a_tile_gets_a_chunk_of_its_length(tmp_path):
     p = tmp_path / "entk.zarr"
     make_store(p, kind="entk", n_rows=9, n_cols=4, tile=6, out_dim=2, fill=False)
     arr = S.kernel_array(p)
-    assert arr.chunks == (6, 4, 2, 2) and S.all_tiles(arr) == [(0, 0), (1, 0)]
-    assert S.tile_slices(arr, 1, 0) == (slice(6, 9), slice(0, 4))
+    grid = TileGrid.of_store(arr)
+    assert arr.chunks == (6, 4, 2, 2) and grid.all_tiles() == [(0, 0), (1, 0)] and grid.chunks == (6, 4)
+    assert grid.slices(1, 0) == (slice(6, 9), slice(0, 4))
     block = np.arange(3 * 4 * 2 * 2, dtype=np.float64).reshape(3, 4, 2, 2)
     S.write_tile(p, 1, 0, block)
     np.testing.assert_array_equal(S.read_tile(arr, 1, 0), block)

@@ -20,7 +20,7 @@ from pntk.models import ModelSpec, init_model
 from pntk.store import tiles
 from pntk.store import zarr_store as S
 from pntk.store.paths import StorePaths
-from pntk.store.zarr_store import tile_range
+from pntk.tiling import TileGrid
 
 METHOD = "reference"  # the oracle; the property is about tiling, not about the engine's fast paths
 SPEC = ModelSpec(arch="fcn", width=6, in_shape=(1, 2, 2), num_classes=3, depth=3)
@@ -49,7 +49,7 @@ def grid(n_rows: int, n_cols: int, tile: int, symmetric: bool) -> list[tuple[int
 
 def run_tile(stem: Path, net, kind, row_ids, col_ids, tile, i, j, symmetric) -> Path:
     """What one tile job does: compute block (i, j) (x2=None on a symmetric diagonal), write chunk + flag."""
-    rs, cs = tile_range(len(row_ids), tile, i), tile_range(len(col_ids), tile, j)
+    rs, cs = TileGrid(len(row_ids), len(col_ids), tile).slices(i, j)
     block = tiles.compute_tile(net, X_ALL[row_ids[rs]], X_ALL[col_ids[cs]], same_inputs=symmetric and i == j,
                                kind=kind, method=METHOD, batch_size=None, dtype=torch.float64)
     flag = StorePaths(stem).flag(i, j)
@@ -138,7 +138,7 @@ def built(request, tmp_path):
 
 def _corrupt_chunk(stem: Path, i: int, j: int) -> None:
     arr = zarr.open_group(str(StorePaths(stem).store), mode="r+")["kernel"]
-    rs, cs = S.tile_slices(arr, i, j)
+    rs, cs = TileGrid.of_store(arr).slices(i, j)
     arr[rs, cs] = arr[rs, cs] + 1.0
 
 
@@ -312,7 +312,8 @@ def test_kernel_jobs_end_to_end_read_only_their_rows(small_digits_store, fcn_che
         kernel_jobs.tile_job(flag, kind=kind, rows=rows, cols=cols, i=i, j=j, data_path=small_digits_store,
                              checkpoint=checkpoint, kernels_cfg=kernels_cfg, data_cfg=data_cfg)
         rec = recorders[-1]
-        want = np.concatenate([r_ids[tile_range(len(r_ids), tile, i)], c_ids[tile_range(len(c_ids), tile, j)]])
+        rs, cs = TileGrid(len(r_ids), len(c_ids), tile).slices(i, j)
+        want = np.concatenate([r_ids[rs], c_ids[cs]])
         assert np.array_equal(np.concatenate(rec.reads), want)  # exactly this tile's rows and cols, nothing else
         flags.append(flag)
     assert len(recorders) == len(flags)

@@ -1,5 +1,8 @@
 """Workflow configuration: schema validation with defaults, semantic checks, derived run lists.
 
+The schema is package data (`pntk/schemas/config.schema.yaml`, read with importlib.resources), so an
+installed pntk validates a config exactly as the workflow does.
+
 `workflow/rules/common.smk` calls `validate_config` before any job is scheduled; the same function
 serves tests and the CLI, so a bad config fails identically everywhere, naming the offending key.
 """
@@ -9,6 +12,7 @@ import copy
 import functools
 import json
 import re
+from importlib import resources
 from pathlib import Path
 
 import jsonschema
@@ -30,9 +34,9 @@ from .config_runs import (  # noqa: F401 (re-exported: pcfg.runs(config) & co.)
     diagnostics_on_d,
     epochs_of,
     find_store,
-    grid_of,
     has_full_pntk,
     index_set_size,
+    memory_cap_bytes,
     model_entry,
     model_names,
     model_source,
@@ -41,6 +45,7 @@ from .config_runs import (  # noqa: F401 (re-exported: pcfg.runs(config) & co.)
     readout_widths,
     runs,
     split_sizes,
+    store_grid,
     store_specs,
     tile_grid,
 )
@@ -48,7 +53,8 @@ from .data.datasets import SPLIT_SIZES, USER_DATASETS  # noqa: F401 (SPLIT_SIZES
 from .models import ARCHS, TORCHVISION, ModelImportError, ModelSpec, default_name, is_import_path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
+# Package data (pyproject [tool.setuptools.package-data]): a wheel or non-editable install validates configs too.
+SCHEMA_RESOURCE = ("schemas", "config.schema.yaml")  # under the package pntk
 
 
 # |D| and |X| when data.subset_train/subset_test are null, capped at the split sizes (the paper: 1000 and 500,
@@ -120,7 +126,7 @@ def config_warnings(config: dict) -> list[str]:
         systems = ([n_train] if has_full_pntk(config) else []) + (
             [config["data"]["subset_train"] * num_classes(config)] if config["diagnostics"]["enabled"] else [])
         need = copies * 8 * max(systems, default=0) ** 2
-        if need > reg["memory_cap_gb"] * 2**30:
+        if need > memory_cap_bytes(reg):
             out.append(f"regression.solver: {reg['solver']} needs ~{need / 2**30:.3g} GiB of dense float64 copies "
                        f"({copies} × 8·n², n = {max(systems)}), above regression.memory_cap_gb = "
                        f"{reg['memory_cap_gb']:g}; it runs anyway, as asked (solver: auto would stay under the cap "
@@ -128,9 +134,14 @@ def config_warnings(config: dict) -> list[str]:
     return out
 
 
+def schema_file():
+    """The config schema shipped in the package (importlib.resources: a path or a file inside a wheel/zip)."""
+    folder, name = SCHEMA_RESOURCE
+    return resources.files("pntk") / folder / name
+
+
 def load_schema() -> dict:
-    with open(SCHEMA_PATH) as fh:
-        return yaml.safe_load(fh)
+    return yaml.safe_load(schema_file().read_text(encoding="utf-8"))
 
 
 # Keys an earlier pntk accepted → what to do now.

@@ -4,11 +4,10 @@ workflow (common.smk), `pntk plan`, archives and the inventory all ask them, so 
 """
 from __future__ import annotations
 
-import math
-
 from .data.datasets import DataSpec, dataset_spec
 from .models import ModelSpec, is_import_path, source_digest
 from .runs import Run
+from .tiling import TileGrid, is_symmetric
 
 # The stores a network trained on D needs for the diagnostics (Figs 2–8): eNTK and pNTK on D × D and X × D.
 DIAGNOSTIC_STORES = [("entk", "sub-train", "sub-train"), ("entk", "sub-test", "sub-train"),
@@ -178,17 +177,19 @@ def store_specs(config: dict, trained_on: str = "train") -> list[tuple[str, str,
     return [(k, r, c) for k in kern["kinds"] for r, c in kern["index_sets"][k]]
 
 
+def store_grid(config: dict, rows: str, cols: str) -> TileGrid:
+    """The tile grid of a rows × cols store (symmetric when rows and cols are one index set)."""
+    return TileGrid(index_set_size(config, rows), index_set_size(config, cols), config["kernels"]["tile_size"],
+                    symmetric=is_symmetric(rows, cols))
+
+
 def tile_grid(config: dict, rows: str, cols: str) -> list[tuple[int, int]]:
-    """Tile indices (i, j) computed by jobs; for symmetric stores (rows == cols) only i <= j."""
-    return grid_of(index_set_size(config, rows), index_set_size(config, cols), config["kernels"]["tile_size"],
-                   symmetric=rows == cols)
+    """Tile indices (i, j) computed by jobs; for symmetric stores only i <= j."""
+    return store_grid(config, rows, cols).tiles()
 
 
-def grid_of(n_rows: int, n_cols: int, tile: int, *, symmetric: bool) -> list[tuple[int, int]]:
-    """Tiles (i, j) of an n_rows × n_cols kernel; a symmetric one stores only i <= j (mirrored on write)."""
-    nr, nc = math.ceil(n_rows / tile), math.ceil(n_cols / tile)
-    if symmetric:
-        return [(i, j) for i in range(nr) for j in range(i, nc)]
-    return [(i, j) for i in range(nr) for j in range(nc)]
+def memory_cap_bytes(regression_cfg: dict) -> float:
+    """`regression.memory_cap_gb` in bytes (GiB: 2**30)."""
+    return regression_cfg["memory_cap_gb"] * 2**30
 
 

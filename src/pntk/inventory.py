@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .runs import Run, epoch_of
 from .store.paths import StorePaths, local_files
+from .tiling import TileGrid
 
 # model: the name in run names; arch: the built-in or import path that builds it (with model_kwargs);
 # method: what computed the tiles (method_requested: the config's, e.g. auto)
@@ -33,7 +34,7 @@ def store_summary(path: str | Path) -> dict:
         raise FileNotFoundError(f"{zpath}: no kernel store there (expected a Zarr group with zarr.json)")
     info = kstore.store_info(zpath)
     tile = int(info.get("tile_size") or max(info["chunks"][:2]))
-    grid = [kstore.n_tiles(n, tile) for n in info["shape"][:2]]
+    grid = list(TileGrid(*info["shape"][:2], tile).shape)  # tiles along the rows and the cols
     flags, bad_flags = read_flags(paths)
     written = {k for sums in flags.values() if sums for k in sums}
     build = {k: info[k] for k in BUILD_KEYS if k in info}  # the store's own attrs (from init)

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import grid_of
 from .data import PreparedData, index_set, open_images, open_prepared, read_rows
 from .models.spec import ModelSpec
 from .provenance import provenance, sha256_file
@@ -17,7 +16,8 @@ from .runs import checkpoint_meta
 from .store import tiles
 from .store.paths import StorePaths
 from .store.tile_io import RowCache, TileWriter, tile_ids, write_now
-from .store.zarr_store import chunk_checksums, tile_range
+from .store.zarr_store import chunk_checksums
+from .tiling import TileGrid, is_symmetric
 from .train import load_checkpoint
 
 log = logging.getLogger(__name__)
@@ -39,8 +39,9 @@ def store_attrs(kind: str, rows: str, cols: str, kernels_cfg: dict, checkpoint: 
         raise RuntimeError(f"{checkpoint}: its model is named {model['model']!r}, its run folder says "
                            f"{meta['arch']!r}; the checkpoint is not in its own run folder")
     del meta["arch"]  # the folder's model name is `model`; `arch` is what builds it
-    return {"rows": rows, "cols": cols, "symmetric": rows == cols, "method_requested": kernels_cfg["method"],
-            "method": None, "allow_tf32": bool(kernels_cfg.get("allow_tf32", False)),
+    return {"rows": rows, "cols": cols, "symmetric": is_symmetric(rows, cols),
+            "method_requested": kernels_cfg["method"], "method": None,
+            "allow_tf32": bool(kernels_cfg.get("allow_tf32", False)),
             "checkpoint": Path(checkpoint).name, "checkpoint_sha256": sha256_file(checkpoint),
             "data_fingerprint": data.fingerprint, **meta, **model, "dataset": data.attrs["name"], **provenance()}
 
@@ -76,13 +77,14 @@ def tile_job(flag: str | Path, *, kind: str, rows: str, cols: str, i: int, j: in
     r_sel, c_sel = tile_ids(paths.store, i, j)
     model, _ = load_checkpoint(checkpoint, device=kernels_cfg["device"])
     return _run_tile(flag, model, partial(read_rows, x), r_sel, c_sel, i, j, kind=kind,
-                         symmetric=rows == cols, kernels_cfg=kernels_cfg, write=write_now)
+                     same_inputs=is_symmetric(rows, cols) and i == j, kernels_cfg=kernels_cfg, write=write_now)
 
 
 def _run_tile(flag, model, read, r_sel: np.ndarray, c_sel: np.ndarray, i: int, j: int, *, kind: str,
-              symmetric: bool, kernels_cfg: dict, write) -> dict | None:
+              same_inputs: bool, kernels_cfg: dict, write) -> dict | None:
     """Compute tile (i, j) from the images ``read(ids)`` returns (rows ``r_sel``, cols ``c_sel``) and hand
-    it to ``write`` (``write_now``, or a TileWriter's ``submit`` that writes it while the next tile computes)."""
+    it to ``write`` (``write_now``, or a TileWriter's ``submit`` that writes it while the next tile computes).
+    ``same_inputs``: a diagonal tile of a symmetric store (``TileGrid.is_diagonal``), computed as K(x, x)."""
     import torch
 
     dtype = getattr(torch, kernels_cfg["dtype"])
@@ -90,11 +92,10 @@ def _run_tile(flag, model, read, r_sel: np.ndarray, c_sel: np.ndarray, i: int, j
     t0 = time.perf_counter()
     x_rows = torch.as_tensor(read(r_sel), device=device)  # (R, C, H, W)
     x_cols = torch.as_tensor(read(c_sel), device=device)  # (S, C, H, W)
-    same = symmetric and i == j
     # "auto" resolved here and passed on, so the flag names the method that computed this tile
-    method = tiles.tile_method(model, x_rows, x_cols, same_inputs=same, kind=kind, method=kernels_cfg["method"],
+    method = tiles.tile_method(model, x_rows, x_cols, same_inputs=same_inputs, kind=kind, method=kernels_cfg["method"],
                                dtype=dtype)
-    block = tiles.compute_tile(model, x_rows, x_cols, same_inputs=same, kind=kind, method=method,
+    block = tiles.compute_tile(model, x_rows, x_cols, same_inputs=same_inputs, kind=kind, method=method,
                                batch_size=kernels_cfg["batch_size"], dtype=dtype,
                                allow_tf32=kernels_cfg.get("allow_tf32", False))
     seconds = time.perf_counter() - t0
@@ -144,20 +145,20 @@ def _checkpoint_store(manifest, spec: tuple[str, str, str], writer: TileWriter, 
                  kernels_cfg=kernels_cfg, data_cfg=data_cfg, model_spec=model_spec)
         done = {}
     flags = []
-    t = kernels_cfg["tile_size"]
-    grid = grid_of(len(r_ids), len(c_ids), t, symmetric=rows == cols)
+    grid = TileGrid(len(r_ids), len(c_ids), kernels_cfg["tile_size"], symmetric=is_symmetric(rows, cols))
+    tiles_ij = grid.tiles()
     start, computed, read = time.perf_counter(), 0, RowCache(data.x)
-    for n, (i, j) in enumerate(grid, 1):
+    for n, (i, j) in enumerate(tiles_ij, 1):
         flag = paths.flag(i, j)
         if not _flag_matches(flag, done):
-            _run_tile(flag, model, read, r_ids[tile_range(len(r_ids), t, i)],
-                          c_ids[tile_range(len(c_ids), t, j)], i, j, kind=kind, symmetric=rows == cols,
-                          kernels_cfg=kernels_cfg, write=writer.submit)
+            rs, cs = grid.slices(i, j)
+            _run_tile(flag, model, read, r_ids[rs], c_ids[cs], i, j, kind=kind, same_inputs=grid.is_diagonal(i, j),
+                      kernels_cfg=kernels_cfg, write=writer.submit)
             computed += 1
         else:
             log.info("tile (%d,%d) %s: kept (flag matches its chunk)", i, j, kind)
-        eta = (time.perf_counter() - start) / computed * (len(grid) - n) if computed else 0.0
-        log.info("%s: %d/%d tiles, ETA %.0f s", paths.name, n, len(grid), eta)
+        eta = (time.perf_counter() - start) / computed * (len(tiles_ij) - n) if computed else 0.0
+        log.info("%s: %d/%d tiles, ETA %.0f s", paths.name, n, len(tiles_ij), eta)
         flags.append(flag)
     writer.wait()  # every flag of this store is on disk before it is finalized
     record = tiles.finalize(manifest, flags, inputs={"checkpoint": checkpoint, "sentinel": paths.sentinel})

@@ -20,6 +20,6 @@ rule infinite_width:
         infinite=config["infinite"],
         data=config["data"],
         fcn_depths={m["name"]: m["depth"] or 3 for m in config["models"] if m["arch"] == "fcn"},
-        memory_cap_bytes=int(config["regression"]["memory_cap_gb"] * 2**30),
+        memory_cap_bytes=int(pcfg.memory_cap_bytes(config["regression"])),
     script:
         "../../scripts/infinite_width.py"

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from ..config_runs import memory_cap_bytes
 from ..kernels import flop_count
 from ..models import ModelSpec, init_model
 from ..regression import choose_solver as regression_choice
@@ -20,9 +21,9 @@ from ..regression.memory import (
     preconditioner_bytes,
     resident_plan,
     streaming_workers,
-    tiles_of,
 )
 from ..regression.operator import STRIP_BYTES
+from ..tiling import TileGrid
 from .devices import COSTS, Costs, DeviceProfile
 
 ENGINE_FEATURE_BYTES = 1 << 30  # the kernel engine's per-sample-gradient budget when batch_size is None
@@ -247,7 +248,7 @@ class CostModel:
         tile: the stores' tile size (the streaming solvers hold one tile per worker); input_values: per
         example (the prepared inputs are in memory, as float32, while f0 is computed, then released)."""
         c, dev = self.costs, rcfg["device"]
-        cap = rcfg["memory_cap_gb"] * 2**30
+        cap = memory_cap_bytes(rcfg)
         solver = choose_solver(rcfg["solver"], n, cap)
         regularised = rcfg.get("ridge_scale") == "mean_diagonal" and rcfg["ridge"] >= 0.01
         its = (c.nystrom_iterations_with_ridge if regularised else c.nystrom_iterations) if solver == "nystrom" \
@@ -258,7 +259,8 @@ class CostModel:
         side = min(tile, n) if tile else n
         if solver in ("nystrom", "cg"):  # pntk.regression.memory: the solver's own accounting
             tile_bytes = int(store / (n * n) * side * side) if n else 0
-            workers, overhead = streaming_workers(tile_bytes, threads, tiles_of(n, side), n, o, landmarks,
+            n_tiles = TileGrid(n, n, max(side, 1), symmetric=True).n_tiles  # the upper tile triangle
+            workers, overhead = streaming_workers(tile_bytes, threads, n_tiles, n, o, landmarks,
                                                   solver == "nystrom", int(cap))
         rank = nystrom_rank(n, rcfg.get("nystrom_rank"), int(cap), landmarks, itemsize, overhead)  # its own cut
         if solver in ("nystrom", "cg"):  # pntk.regression.linearized._make_resident_if_it_fits, by its own rule

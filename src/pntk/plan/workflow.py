@@ -14,7 +14,6 @@ from dataclasses import asdict, dataclass, field
 from .. import config as pcfg
 from ..analysis import torchvision_resnet
 from ..models import ModelSpec
-from ..store.zarr_store import tile_range
 from .costs import CostModel, Job, model_facts
 from .devices import COSTS, DeviceProfile, host_profile
 
@@ -40,7 +39,7 @@ def job_counts(config: dict) -> dict[str, int]:
         else:
             counts["kernel_init"] += n_ckpt * len(specs)
             counts["kernel_finalize"] += n_ckpt * len(specs)
-            counts["kernel_tile"] += n_ckpt * sum(len(pcfg.tile_grid(config, r, c)) for _, r, c in specs)
+            counts["kernel_tile"] += n_ckpt * sum(pcfg.store_grid(config, r, c).n_tiles for _, r, c in specs)
     n_ckpt = len(pcfg.runs(config)) * len(pcfg.checkpoint_epochs(config))
     n_diag = sum(len(pcfg.checkpoint_epochs(config, r.trained_on)) for r in pcfg.diagnostic_runs(config))
     if pcfg.analysis_in_one_job(config):
@@ -209,7 +208,7 @@ def _diagnostics_job(cm: CostModel, config: dict, o: int) -> Job:
     on = "D" if pcfg.diagnostics_on_d(config) else "train"
     read = sum(store_bytes(config, k, *pcfg.find_store(config, k, r, "sub-train", on), o)
                for k in ("entk", "pntk") for r in ("sub-train", "sub-test"))
-    cap = config["regression"]["memory_cap_gb"] * 2**30
+    cap = pcfg.memory_cap_bytes(config["regression"])
     return cm.diagnostics(d, x, o, cap, config["regression"]["solver"], read)
 
 
@@ -233,11 +232,10 @@ def store_bytes(config: dict, kind: str, rows: str, cols: str, o: int) -> float:
     """What one kernel store occupies uncompressed: every chunk whole (Zarr pads ragged edge chunks to the
     chunk shape; float32 stores are written uncompressed, so this is their size on disk) — N1 × N2
     (× O² for eNTK) values rounded up to whole tiles — plus its int64 coordinates, chunked the same way."""
-    n1, n2 = pcfg.index_set_size(config, rows), pcfg.index_set_size(config, cols)
-    tile = config["kernels"]["tile_size"]
+    grid = pcfg.store_grid(config, rows, cols)
     item = 8 if config["kernels"]["dtype"] == "float64" else 4
     outs = o * o if kind == "entk" else 1
-    padded = [math.ceil(n / min(tile, n)) * min(tile, n) for n in (n1, n2)]  # chunk = min(tile, n)
+    padded = [t * c for t, c in zip(grid.shape, grid.chunks)]  # whole chunks (one tile, or the axis if shorter)
     coords = 2 * 8 * sum(padded) + (2 * 8 * o if kind == "entk" else 0)  # row/col ids and labels (+ out_row/col)
     return padded[0] * padded[1] * outs * item + coords
 
@@ -247,22 +245,19 @@ def _kernel_jobs(cm: CostModel, config: dict, ms: ModelSpec, o: int, res: dict, 
     """Jobs of one run and checkpoint: per tile (tiles of equal shape share one Job) or one per checkpoint."""
     kcfg = config["kernels"]
     threads = res["cpus_per_gpu"] if kcfg["device"].startswith("cuda") else 1  # device_threads of common.smk
-    tile = kcfg["tile_size"]
     jobs = []
     for kind, rows, cols in pcfg.store_specs(config, trained_on):
-        n1, n2 = pcfg.index_set_size(config, rows), pcfg.index_set_size(config, cols)
-        sym = rows == cols
-        shapes = Counter((_span(n1, tile, i), _span(n2, tile, j), sym and i == j)
-                         for i, j in pcfg.tile_grid(config, rows, cols))
+        grid = pcfg.store_grid(config, rows, cols)
+        shapes = Counter((*grid.extent(i, j), grid.is_diagonal(i, j)) for i, j in grid.tiles())
         for (r, c, diag), count in shapes.items():
-            job = cm.kernel_tile(ms, kcfg, kind, r, c, chunk=(min(tile, n1), min(tile, n2)), diagonal=diag,
-                                 mirrored=sym, out_values=o * o if kind == "entk" else 1, threads=threads,
+            job = cm.kernel_tile(ms, kcfg, kind, r, c, chunk=grid.chunks, diagonal=diag,
+                                 mirrored=grid.symmetric, out_values=o * o if kind == "entk" else 1, threads=threads,
                                  overlap=kcfg["jobs"] == "per_checkpoint")
             job.count = count
             jobs.append(job)
         size = store_bytes(config, kind, rows, cols, o)
         inside = kcfg["jobs"] != "per_tile"  # one process per checkpoint: no script setup per step
-        jobs += [cm.store_bookkeeping("kernel_init", size, n1 + n2, inside),
+        jobs += [cm.store_bookkeeping("kernel_init", size, grid.n_rows + grid.n_cols, inside),
                  cm.store_bookkeeping("kernel_finalize", size, 0, inside)]
     if kcfg["jobs"] == "per_tile":
         for j in jobs:  # a process per job
@@ -275,11 +270,6 @@ def _kernel_jobs(cm: CostModel, config: dict, ms: ModelSpec, o: int, res: dict, 
         one.seconds += j.count * j.seconds
         one.peak_bytes = max(one.peak_bytes, j.peak_bytes)
     return [one]
-
-
-def _span(n: int, tile: int, i: int) -> int:
-    s = tile_range(n, tile, i)
-    return s.stop - s.start
 
 
 def _timing_models(config: dict, in_channels: int, o: int) -> list:

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .._version import __version__
+from ..config_runs import memory_cap_bytes
 from ..data import open_prepared
 from ..provenance import atomic_write_json, provenance, sha256_file
 from ..runs import checkpoint_meta
@@ -41,7 +42,7 @@ def solver_options(regression_cfg: dict) -> dict:
     return dict(ridge=regression_cfg["ridge"], ridge_scale=regression_cfg.get("ridge_scale", "absolute"),
                 tol=regression_cfg.get("tol", 1e-8), rank=regression_cfg.get("nystrom_rank"), log=log,
                 landmarks=regression_cfg.get("nystrom_landmarks", "rpcholesky"),
-                memory_cap_bytes=int(regression_cfg["memory_cap_gb"] * 2**30))
+                memory_cap_bytes=int(memory_cap_bytes(regression_cfg)))
 
 
 def epoch_regression(*, data_path, checkpoint, manifest_dd, manifest_xd, regression_cfg: dict,

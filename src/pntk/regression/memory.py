@@ -10,8 +10,6 @@ kept tiles, the preconditioner, the CG vectors and the strips.
 """
 from __future__ import annotations
 
-import math
-
 from .operator import STRIP_BYTES
 from .rpcholesky import BLOCK, PANEL_BYTES
 
@@ -91,12 +89,6 @@ def rank_cut_reason(n: int, landmarks: str, itemsize: int, cap: int, overhead: f
             if landmarks == "rpcholesky" else f"two ({n}, rank) float64 matrices")
     return (f"{held} fit the cap {cap / 2**20:.0f} MiB beside {overhead / 2**20:.0f} MiB of streaming buffers, "
             f"CG vectors and sketch temporaries")
-
-
-def tiles_of(n: int, tile: int) -> int:
-    """Tiles of the upper triangle of a symmetric n × n store."""
-    t = math.ceil(n / max(tile, 1))
-    return t * (t + 1) // 2
 
 
 def release_freed_memory() -> bool:

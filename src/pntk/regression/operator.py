@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from ..store.raw_chunks import RawChunks
+from ..tiling import TileGrid
 
 STRIP_BYTES = 4 << 20  # float64 rows converted at a time: small enough to stay in L2/L3 cache
 
@@ -79,10 +80,12 @@ class ZarrKernelOperator:
         self.where = describe_kernel(self.k)
         chunks = None if isinstance(self.k, (np.ndarray, torch.Tensor)) else getattr(self.k, "chunks", None)
         if chunks:
-            self.tile = (int(chunks[0]), int(chunks[1]))
+            tile = (int(chunks[0]), int(chunks[1]))
         else:  # in memory: virtual square tiles of ≤ block_bytes in float64
             side = max(1, math.isqrt(max(1, block_bytes // (8 * self.o * self.o))))
-            self.tile = (min(side, max(1, self.n1)), min(side, max(1, self.n2)))
+            tile = (min(side, max(1, self.n1)), min(side, max(1, self.n2)))
+        self.grid = TileGrid(self.n1, self.n2, tile[0], symmetric, col_tile=tile[1])  # a pass: grid.tiles()
+        self.tile = (self.grid.tile, self.grid.col_tile)
         self.threads = max(1, int(threads or torch.get_num_threads()))
         # Uncompressed local stores: chunk files read straight into per-worker buffers (no allocation per tile)
         self.raw = RawChunks.of(self.k) if chunks and len(shape) == 2 else None
@@ -141,11 +144,7 @@ class ZarrKernelOperator:
 
     def tiles(self) -> list[tuple[int, int, int, int]]:
         """Sample ranges (r0, r1, c0, c1) of the tiles one pass reads: all, or the upper triangle."""
-        (tr, tc), out = self.tile, []
-        for r0 in range(0, self.n1, tr):
-            for c0 in range(r0 if self.symmetric else 0, self.n2, tc):
-                out.append((r0, min(r0 + tr, self.n1), c0, min(c0 + tc, self.n2)))
-        return out
+        return self.grid.bounds()
 
     def read(self, r0: int, r1: int, c0: int, c1: int, buffer: np.ndarray | None = None) -> torch.Tensor:
         """Samples r0:r1 × c0:c1 as a flat (Δr·O, Δc·O) tensor in the stored dtype, on the CPU
@@ -292,20 +291,22 @@ class ZarrKernelOperator:
         idx = np.asarray(idx, dtype=np.int64)
         if idx.size and (np.any(np.diff(idx) <= 0) or idx[0] < 0 or idx[-1] >= self.shape[0]):
             raise ValueError(f"rows: indices must be sorted, unique and in [0, {self.shape[0]})")
-        o, (tr, tc) = self.o, self.tile
+        o, grid = self.o, self.grid
         if self.resident is not None and self.symmetric:
             out = self._resident_rows(idx)
         elif self.raw is not None:  # 2-D store: O = 1
             out = torch.empty(idx.size, self.n2, dtype=torch.float64)
-            for r0 in range(0, self.n1, tr):
-                a, b = np.searchsorted(idx, [r0, r0 + tr])
+            n_row_tiles, n_col_tiles = grid.shape
+            for i in range(n_row_tiles):
+                rs = grid.row_range(i)
+                a, b = np.searchsorted(idx, [rs.start, rs.stop])
                 if a == b:
                     continue
                 buf = np.empty((b - a, self.raw.chunk_shape[1]), dtype=self.raw.dtype)
-                for c0 in range(0, self.n2, tc):
-                    self.raw.read_rows((r0 // tr, c0 // tc), idx[a:b] - r0, buf)
-                    c1 = min(c0 + tc, self.n2)
-                    out[a:b, c0:c1] = torch.from_numpy(buf[:, : c1 - c0])
+                for j in range(n_col_tiles):
+                    cs = grid.col_range(j)
+                    self.raw.read_rows((i, j), idx[a:b] - rs.start, buf)
+                    out[a:b, cs] = torch.from_numpy(buf[:, : cs.stop - cs.start])
         else:
             samples = np.unique(idx // o)
             k = self.k
@@ -326,16 +327,18 @@ class ZarrKernelOperator:
 
     def _resident_rows(self, idx: np.ndarray) -> torch.Tensor:
         """Flat rows ``idx`` from the kept upper tiles: tile (I, J) for J ≥ I, the transpose of (J, I) below."""
-        o, (tr, tc) = self.o, self.tile
+        o, grid = self.o, self.grid
         out = torch.empty(idx.size, self.shape[1], dtype=torch.float64, device=self.device)
-        for r0 in range(0, self.n1, tr):
-            a, b = np.searchsorted(idx, [r0 * o, (r0 + tr) * o])
+        n_row_tiles, n_col_tiles = grid.shape
+        for i in range(n_row_tiles):
+            r0, r1 = grid.row_range(i).start, grid.row_range(i).stop
+            a, b = np.searchsorted(idx, [r0 * o, r1 * o])
             if a == b:
                 continue
             local = torch.as_tensor(idx[a:b] - r0 * o, device=self.device)
-            for c0 in range(0, self.n2, tc):
-                c1 = min(c0 + tc, self.n2)
-                if c0 >= r0:
+            for j in range(n_col_tiles):
+                c0, c1 = grid.col_range(j).start, grid.col_range(j).stop
+                if j >= i:
                     part = self.resident[(r0, c0)][local]  # (rows, Δc·O)
                 else:
                     part = self.resident[(c0, r0)][:, local].T  # rows of the mirrored tile
@@ -351,9 +354,9 @@ class ZarrKernelOperator:
             # One tile in memory at a time: a list of diagonal *views* kept every tile alive (2 GB at
             # N = 50,000: N·tile values, whatever the tile size), a peak above the solver's own.
             buffer = self.raw.buffer() if self.raw is not None else None
-            parts = [torch.diagonal(self.read(i, min(i + self.tile[0], self.n1), i, min(i + self.tile[0], self.n1),
-                                              buffer)).to(torch.float64, copy=True)
-                     for i in range(0, self.n1, self.tile[0])]
+            diag = [self.grid.row_range(i) for i in range(self.grid.shape[0])]  # tiles (i, i), square
+            parts = [torch.diagonal(self.read(s.start, s.stop, s.start, s.stop, buffer)).to(torch.float64, copy=True)
+                     for s in diag]
             self._diagonal = torch.cat(parts).to(device=self.device)  # (N·O,) float64 of Θ
         return self._diagonal + self.ridge
 

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from ..data import read_rows
+from ..tiling import TileGrid
 from . import tiles
-from . import zarr_store as kstore
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def tile_ids(store: str | Path, i: int, j: int) -> tuple[np.ndarray, np.ndarray]
     from .remote import zarr_store
 
     g = zarr.open_group(zarr_store(store, read_only=True), mode="r")
-    rs, cs = kstore.tile_slices(g["kernel"], i, j)
+    rs, cs = TileGrid.of_store(g["kernel"], symmetric=False).slices(i, j)
     return np.asarray(g["row"][rs]), np.asarray(g["col"][cs])
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import shutil
 import warnings
@@ -28,17 +27,10 @@ from pathlib import Path
 import numpy as np
 import zarr
 
+from ..tiling import TileGrid
 from .remote import RemotePath, as_path, zarr_store
 
 KINDS_4D = ("entk",)
-
-
-def tile_range(n: int, tile: int, i: int) -> slice:
-    return slice(i * tile, min((i + 1) * tile, n))
-
-
-def n_tiles(n: int, tile: int) -> int:
-    return math.ceil(n / tile)
 
 
 def create_store(path: str | Path, *, kind: str, row_ids: np.ndarray, col_ids: np.ndarray,
@@ -55,7 +47,7 @@ def create_store(path: str | Path, *, kind: str, row_ids: np.ndarray, col_ids: n
     shape: tuple[int, ...] = (len(row_ids), len(col_ids))
     # One chunk per tile; a kernel smaller than a tile gets a chunk of its own size, because Zarr encodes
     # whole chunks: a 200 × 200 × 10 × 10 eNTK in 1400² chunks would be padded to 1.6 GB per write.
-    chunks: tuple[int, ...] = (min(tile, max(1, len(row_ids))), min(tile, max(1, len(col_ids))))
+    chunks: tuple[int, ...] = TileGrid(len(row_ids), len(col_ids), tile).chunks
     dims = ["row", "col"]
     if kind in KINDS_4D:
         if not out_dim:
@@ -153,13 +145,8 @@ def tile_sha256(block: np.ndarray) -> str:
     return h.hexdigest()
 
 
-def tile_slices(arr: zarr.Array, i: int, j: int) -> tuple[slice, slice]:
-    """Rows and cols of tile (i, j): chunk sizes per axis (the tile size, or the axis length if smaller)."""
-    return tile_range(arr.shape[0], arr.chunks[0], i), tile_range(arr.shape[1], arr.chunks[1], j)
-
-
 def read_tile(arr: zarr.Array, i: int, j: int) -> np.ndarray:
-    rs, cs = tile_slices(arr, i, j)
+    rs, cs = TileGrid.of_store(arr, symmetric=False).slices(i, j)
     return arr[rs, cs]
 
 
@@ -183,7 +170,8 @@ def write_tile(path: str | Path, i: int, j: int, block: np.ndarray) -> dict[str,
     returned once the object is durable)."""
     g = zarr.open_group(zarr_store(path, read_only=False), mode="r+")
     arr = g["kernel"]
-    rs, cs = tile_slices(arr, i, j)
+    grid = TileGrid.of_store(arr, symmetric=bool(g.attrs.get("symmetric")))
+    rs, cs = grid.slices(i, j)
     if block.shape[:2] != (rs.stop - rs.start, cs.stop - cs.start):
         raise ValueError(f"tile ({i},{j}) of {path}: block shape {block.shape[:2]} does not fit "
                          f"rows {rs} cols {cs}")
@@ -191,7 +179,7 @@ def write_tile(path: str | Path, i: int, j: int, block: np.ndarray) -> dict[str,
     arr[rs, cs] = block
     sums = {f"{i}_{j}": tile_sha256(block)}
     written = [(i, j)]
-    if g.attrs.get("symmetric") and i != j:
+    if grid.symmetric and i != j:
         # Θ(x', x)_{ba} = Θ(x, x')_{ab}: swap samples and, for eNTK, outputs; one contiguous copy
         # serves both the chunk and its checksum.
         block_t = transposed(block)  # (cols, rows[, O, O])
@@ -216,11 +204,6 @@ def sync_chunk(path: str | Path, arr: zarr.Array, coords: tuple[int, ...]) -> No
             os.close(fd)
 
 
-def all_tiles(arr: zarr.Array) -> list[tuple[int, int]]:
-    return [(i, j) for i in range(n_tiles(arr.shape[0], arr.chunks[0]))
-            for j in range(n_tiles(arr.shape[1], arr.chunks[1]))]
-
-
 def chunk_checksums(path: str | Path) -> dict[str, str | None]:
     """sha256 of every tile as stored now; None for a tile that was never written (still NaN)."""
     return checksums_of(kernel_array(path))
@@ -235,10 +218,11 @@ def checksums_of(arr: zarr.Array) -> dict[str, str | None]:
     raw = RawChunks.of(arr) if arr.ndim == 2 else None
     buffer = raw.buffer() if raw is not None else None
     out: dict[str, str | None] = {}
-    for i, j in all_tiles(arr):
+    grid = TileGrid.of_store(arr, symmetric=False)  # every chunk, mirrored ones included
+    for i, j in grid.all_tiles():
         if raw is not None:
-            rs, cs = tile_slices(arr, i, j)
-            block = raw.read_chunk((i, j), buffer)[: rs.stop - rs.start, : cs.stop - cs.start]
+            rows, cols = grid.extent(i, j)
+            block = raw.read_chunk((i, j), buffer)[:rows, :cols]
         else:
             block = read_tile(arr, i, j)
         out[f"{i}_{j}"] = None if _all_nan(block) else tile_sha256(block)
