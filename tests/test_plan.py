@@ -73,6 +73,24 @@ def test_switching_off_stages_removes_their_jobs():
     assert counts["kernel_tile"] == 2 * 2 * (1 + 1 + 1)  # runs × epochs × one tile per store
 
 
+def test_plan_says_what_an_output_cache_hit_saves():
+    """--cache: prepare_data, train (both kinds of run) and, per checkpoint only, the kernel stores come from the
+    cache in a second folder; the per-tile rules never do (Snakemake asks its cache after the tiles ran)."""
+    per_tile = load("tiny")  # kernels.jobs: per_tile
+    hit = plan_workflow(per_tile, FIXED_CPU, cores=2).cache_hit()
+    assert hit["rules"] == ["prepare_data", "train", "train_on_D"]
+    per_ckpt = load("tiny")
+    per_ckpt["kernels"]["jobs"] = "per_checkpoint"
+    plan = plan_workflow(per_ckpt, FIXED_CPU, cores=2)
+    hit, rules = plan.cache_hit(), {r.rule: r for r in plan.rules}
+    assert hit["rules"] == ["prepare_data", "train", "train_on_D", "kernel_checkpoint", "kernel_checkpoint_on_D"]
+    assert hit["jobs"] == sum(rules[r].jobs for r in hit["rules"])
+    assert hit["job_seconds"] == pytest.approx(sum(rules[r].job_seconds for r in hit["rules"]))
+    assert hit["bytes"] > plan.store_bytes > 0  # every store, and the checkpoints and data
+    assert "output cache (--cache): a second workflow folder with the same runs takes " in format_plan(plan)
+    assert plan.as_dict()["cache_hit"] == hit
+
+
 # ----------------------------------------------------------------------------- FLOPs
 class Branchy(nn.Module):
     """A parameter used twice and a module without a layer rule: the engine's fallback path."""

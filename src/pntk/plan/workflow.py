@@ -23,6 +23,11 @@ RULES = ("prepare_data", "train", "train_on_D", "diagnose_on_D", "kernel_checkpo
          "active_figures", "report", "all")
 
 
+# The rules Snakemake's output cache holds (`cache:` in data.smk, train.smk, kernels.smk; the kernel rules only
+# with kernels.jobs: per_checkpoint): what a second workflow folder with the same runs takes from the cache.
+CACHED_RULES = ("prepare_data", "train", "train_on_D", "kernel_checkpoint", "kernel_checkpoint_on_D")
+
+
 def job_counts(config: dict) -> dict[str, int]:
     """Jobs per rule of a run from scratch: what `snakemake -n` lists in its job stats."""
     counts = Counter({"prepare_data": 1})
@@ -102,13 +107,21 @@ class WorkflowPlan:
             total += max(r.max_job_seconds, r.job_seconds / slots)
         return total
 
+    def cache_hit(self) -> dict:
+        """What a second workflow folder whose runs match takes from the output cache (--cache): jobs, job
+        seconds and bytes it does not compute or write (the cache leaves links)."""
+        hit = [r for r in self.rules if r.rule in CACHED_RULES]
+        return {"rules": [r.rule for r in hit], "jobs": sum(r.jobs for r in hit),
+                "job_seconds": sum(r.job_seconds for r in hit), "bytes": sum(r.bytes_written for r in hit)}
+
     def as_dict(self) -> dict:
         return {"config": self.config_name, "device": asdict(self.device), "cores": self.cores,
                 "rules": [asdict(r) for r in self.rules], "jobs": sum(r.jobs for r in self.rules),
                 "store_bytes": self.store_bytes, "bytes_written": sum(r.bytes_written for r in self.rules),
                 "gpu_hours": sum(r.job_seconds for r in self.rules if r.device == "cuda") / 3600,
                 "cpu_core_hours": sum(r.job_seconds * r.threads for r in self.rules if r.device == "cpu") / 3600,
-                "wall_seconds": self.wall_seconds(), "costs": asdict(COSTS), "notes": self.notes}
+                "wall_seconds": self.wall_seconds(), "cache_hit": self.cache_hit(), "costs": asdict(COSTS),
+                "notes": self.notes}
 
 
 def plan_workflow(config: dict, device: DeviceProfile, *, cores: int | None = None,
@@ -329,6 +342,11 @@ def format_plan(plan: WorkflowPlan) -> str:
                   f"{t['cpu_core_hours']:.3g} CPU core-hours",
               f"wall ≈ {human_seconds(t['wall_seconds'])} on one {'GPU' if d.kind == 'cuda' else 'machine'} with "
               f"{plan.cores} core{'s' * (plan.cores != 1)} (stages in order, the jobs of a stage side by side)"]
+    hit = plan.cache_hit()
+    if hit["jobs"]:
+        lines.append(f"output cache (--cache): a second workflow folder with the same runs takes {hit['jobs']:,} jobs "
+                     f"({', '.join(hit['rules'])}) from the cache: {human_seconds(hit['job_seconds'])} of job time "
+                     f"and {_si(hit['bytes'], 'B')} written saved")
     too_big = [r.rule for r in plan.rules if r.peak_bytes > (d.memory_bytes if r.device == d.kind else float("inf"))]
     if too_big:
         lines.append(f"WARNING: peak memory above the device's {_si(d.memory_bytes, 'B')}: {', '.join(too_big)}")
