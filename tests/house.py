@@ -25,6 +25,7 @@ LAYERS = [
     "regression",
     "archive | kernel_jobs",
     "config | train",
+    "layout",
     "config_runs | store",
     "kernels | models",
     "data | runs | provenance | layers",

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from ._version import __version__
 from .inventory import store_summary
+from .layout import CLAIMS, Layout
 from .store.paths import StorePaths
 from .store.remote import RemoteStoreError, is_url
 
@@ -385,8 +386,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--results", action="store_true", help="print only each config's results folder")
     q.set_defaults(func=cmd_check)
     q = sub.add_parser("claims", help="print the claims table (id, verdict, numbers) and the warnings")
-    q.add_argument("claims", nargs="?", default="results/tables/claims.csv", metavar="CLAIMS.csv",
-                   help="default: results/tables/claims.csv")
+    claims_csv = Layout("results").table(CLAIMS)
+    q.add_argument("claims", nargs="?", default=claims_csv, metavar="CLAIMS.csv", help=f"default: {claims_csv}")
     q.add_argument("--warnings", metavar="W.csv", help="default: warnings.csv next to CLAIMS.csv")
     q.set_defaults(func=cmd_claims)
     return p

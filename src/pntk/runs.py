@@ -26,6 +26,12 @@ _EPOCH = re.compile(r"^epoch(?P<epoch>\d{3,})(\.pt)?$")
 # Snakemake wildcards of a run folder: {on} is "" (trained on the train split) or "-onD" (see ON_CONSTRAINT)
 RUN_PATTERN = "{dataset}/{arch}-w{width}-s{seed}{on}"
 ON_CONSTRAINT = "|".join(sorted(TRAINED_ON.values(), reverse=True))  # "-onD|" : the empty match included
+CHECKPOINTS, TRAIN_LOG = "checkpoints", "train_log.csv"  # in a run folder: the checkpoints' folder, the log
+
+
+def checkpoint_name(epoch: int) -> str:
+    """`epoch{E:03d}.pt`: the file name of a checkpoint (in `checkpoints/`, and in the train job's resume state)."""
+    return f"epoch{epoch:03d}.pt"
 
 
 @dataclass(frozen=True)
@@ -60,13 +66,13 @@ class Run:
         return Path(results) / "runs" / self.dataset / self.leaf
 
     def checkpoint(self, results: str | Path, epoch: int) -> Path:
-        return self.dir(results) / "checkpoints" / f"epoch{epoch:03d}.pt"
+        return self.dir(results) / CHECKPOINTS / checkpoint_name(epoch)
 
     def epoch_dir(self, results: str | Path, epoch: int) -> Path:
         return self.dir(results) / f"epoch{epoch:03d}"
 
     def train_log(self, results: str | Path) -> Path:
-        return self.dir(results) / "train_log.csv"
+        return self.dir(results) / TRAIN_LOG
 
     def meta(self) -> dict:
         """{dataset, arch, width, seed, trained_on}: the columns every tidy table carries."""

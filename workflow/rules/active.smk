@@ -1,6 +1,6 @@
 # Active learning (Mohamadi 2023, Ch. 2 and §3.5): one job per strategy × seed (active.jobs: per_strategy)
 # or one per seed running every strategy (per_seed: a process start, ≈ 5 s here, per strategy saved), then
-# two figures. Both write the same files. Path/target functions (ACTIVE_RUN, active_csvs,
+# two figures. Both write the same files. Path/target functions (active_files,
 # active_figure_outputs, active_targets) live in common.smk.
 
 if config["active"]["jobs"] == "per_seed":
@@ -10,10 +10,10 @@ if config["active"]["jobs"] == "per_seed":
         input:
             data=data_store,
         output:
-            csv=[f"{R}/active/{{dataset}}/{s}-s{{seed}}.csv" for s in config["active"]["strategies"]],
-            meta=[f"{R}/active/{{dataset}}/{s}-s{{seed}}.json" for s in config["active"]["strategies"]],
+            csv=[L.active_file("{dataset}", s, "{seed}", "csv") for s in config["active"]["strategies"]],
+            meta=[L.active_file("{dataset}", s, "{seed}", "json") for s in config["active"]["strategies"]],
         log:
-            f"{R}/logs/active/{{dataset}}/s{{seed}}.log",
+            L.log("active", "{dataset}/s{seed}"),
         priority: PRIORITY["active_seed"]
         conda:
             CONDA_ENV
@@ -33,10 +33,10 @@ else:
         input:
             data=data_store,
         output:
-            csv=f"{ACTIVE_RUN}.csv",
-            meta=f"{ACTIVE_RUN}.json",
+            csv=L.active_file("{dataset}", "{strategy}", "{seed}", "csv"),
+            meta=L.active_file("{dataset}", "{strategy}", "{seed}", "json"),
         log:
-            f"{R}/logs/active/{{dataset}}/{{strategy}}-s{{seed}}.log",
+            L.log("active", "{dataset}/{strategy}-s{seed}"),
         wildcard_constraints:
             strategy=r"random|entropy|margin|naive|mlmoc-(pntk|entk|first_logit)(-seq)?",
         conda:
@@ -53,12 +53,12 @@ else:
 rule active_figures:
     """Test accuracy vs labels (mean, 95% CI over seeds) and acquisition wall time per cycle."""
     input:
-        csvs=active_csvs(),
+        csvs=active_files("csv"),
     output:
         **active_figure_outputs(),
-        table=f"{R}/tables/active.csv",
+        table=L.table(lay.ACTIVE),
     log:
-        f"{R}/logs/active_figures.log",
+        L.log("active_figures"),
     priority: PRIORITY["active_figures"]
     conda:
         CONDA_ENV

@@ -8,9 +8,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))  # the library, also without `pip install`
 
 from pntk import config as pcfg  # noqa: E402
-from pntk.analysis.timing import timing_paths  # noqa: E402
 from pntk.code_closure import closure_digest as _closure_digest  # noqa: E402
-from pntk.data.prepared import prepared_folder  # noqa: E402
+from pntk import layout as lay  # noqa: E402
 from pntk.report import figure_table as ftab  # noqa: E402
 from pntk.runs import ON_CONSTRAINT, RUN_PATTERN, TRAINED_ON, Run  # noqa: E402
 from pntk.store.paths import StorePaths  # noqa: E402
@@ -34,6 +33,7 @@ if workflow.is_main_process:  # once, not again in every job's own Snakemake
         logger.warning(f"WARNING: {_warning}")
 
 R = config["results"]
+L = lay.Layout(R)  # every path under results/ (pntk.layout)
 DATASET = config["data"]["name"]
 EPOCHS = pcfg.checkpoint_epochs(config)  # of the runs trained on the train split
 RUNS = pcfg.all_runs(config)  # on the train split, then (diagnostics.train_on: D) on D
@@ -43,9 +43,9 @@ REGIMES = {on: TRAINED_ON[on] for on in ("train", "D") if pcfg.runs(config, on)}
 # The kinds whose steps are separate rules (diagnostics.jobs: per_run gives the networks on D one job each).
 SEPARATE = {on: s for on, s in REGIMES.items() if not (on == "D" and pcfg.d_runs_in_one_job(config))}
 SEPARATE_ON = "|".join(re.escape(s) or "(?:)" for s in SEPARATE.values())  # the {on} of the separate rules
-RUN_DIR = f"{R}/runs/{RUN_PATTERN}"
-EPOCH_DIR = f"{RUN_DIR}/epoch{{epoch}}"
-KERNEL = StorePaths.in_epoch(EPOCH_DIR, "{kind}", "{rows}", "{cols}")  # file patterns of one kernel store
+RUN_DIR = L.run_pattern
+EPOCH_DIR = L.epoch_pattern
+KERNEL = L.store(EPOCH_DIR, "{kind}", "{rows}", "{cols}")  # file patterns of one kernel store
 USES_CUDA = any(config[k]["device"].startswith("cuda") for k in ("train", "kernels", "regression", "timing", "active"))
 CONDA_ENV = "../../envs/pntk-cuda.yaml" if USES_CUDA else "../../envs/pntk.yaml"
 CLUSTER = config["resources"]
@@ -143,7 +143,7 @@ def closure_digest(script):
 
 def data_store(wildcards=None):
     """The prepare_data output folder (scripts open the store inside it with pntk.data.open_prepared)."""
-    return str(prepared_folder(R, DATASET))
+    return L.data_folder(DATASET)
 
 
 def epoch_dir_of(epoch):
@@ -159,8 +159,13 @@ def checkpoint_of(wildcards):
     return str(run_of(wildcards).checkpoint(R, int(wildcards.epoch)))
 
 
-def run_dirs(runs=None):
-    return [str(r.dir(R)) for r in (RUNS if runs is None else runs)]
+def train_logs(runs=None):
+    return [str(L.train_log(r)) for r in (RUNS if runs is None else runs)]
+
+
+def checkpoint_outputs(trained_on):
+    """The checkpoints a train job of `trained_on` runs writes, named `epoch{E:03d}`."""
+    return {f"epoch{e:03d}": L.checkpoint_in(RUN_DIR, e) for e in pcfg.checkpoint_epochs(config, trained_on)}
 
 
 def epoch_dirs(runs=None):
@@ -169,9 +174,14 @@ def epoch_dirs(runs=None):
     return [str(r.epoch_dir(R, e)) for r in runs for e in pcfg.checkpoint_epochs(config, r.trained_on)]
 
 
+def epoch_files(what, runs=None):
+    """`what` (a key of pntk.layout.EPOCH_FILES: diagnostics, regression) of every checkpoint of `runs`."""
+    return [L.epoch_file(d, what) for d in epoch_dirs(runs)]
+
+
 def manifests_of(epoch_dir, trained_on="train"):
     specs = pcfg.store_specs(config, trained_on)
-    return [str(StorePaths.in_epoch(epoch_dir, k, r, c).manifest) for k, r, c in specs]
+    return [str(L.store(epoch_dir, k, r, c).manifest) for k, r, c in specs]
 
 
 # --cache (any form): the kernel_checkpoint rules go into Snakemake's output cache. The cache moves and
@@ -199,7 +209,7 @@ def kernel_checkpoint_outputs(epoch_dir, trained_on):
         return {"manifests": manifests_of(epoch_dir, trained_on)}
     out = {}
     for spec in pcfg.store_specs(config, trained_on):
-        paths = StorePaths.in_epoch(epoch_dir, *spec)
+        paths = L.store(epoch_dir, *spec)
         key = paths.output_name
         out[f"{key}_zarr"] = directory(str(paths.store))
         out[f"{key}_tiles"] = directory(str(paths.tiles_dir))
@@ -214,7 +224,7 @@ def store_manifest(wildcards, kind, rows, cols):
     found = pcfg.find_store(config, kind, rows, cols, on)
     if found is None:
         raise WorkflowError(f"kernels.index_sets.{kind}: no store covers ({rows}, {cols}) for runs trained on {on}")
-    return str(StorePaths.in_epoch(EPOCH_DIR.format(**wildcards), kind, *found).manifest)
+    return str(L.store(EPOCH_DIR.format(**wildcards), kind, *found).manifest)
 
 
 def has_full_pntk():
@@ -228,11 +238,11 @@ def analysis_in_one_job():
 
 def all_targets():
     targets = [data_store()]
-    targets += [f"{d}/train_log.csv" for d in run_dirs()]
+    targets += train_logs()
     targets += [m for r in RUNS for d in epoch_dirs([r]) for m in manifests_of(d, r.trained_on)]
     targets += figure_targets()
     targets += active_targets()
-    targets += [f"{R}/tables/claims.csv", f"{R}/tables/warnings.csv"]  # rule claims (tables.smk)
+    targets += [L.table(lay.CLAIMS), L.table(lay.WARNINGS)]  # rule claims (tables.smk)
     targets.append(REPORT)
     return targets
 
@@ -254,8 +264,8 @@ def diag_manifests(wildcards):
 
 
 # --- figures: the figure table (pntk.report.figure_table) decides which figures exist and what they read
-FIGURES_DIR = f"{R}/figures"
-REPORT = f"{R}/report.html"
+FIGURES_DIR = L.figures
+REPORT = L.report
 
 
 def figure_labels():
@@ -278,13 +288,13 @@ def figure_outputs():
             flagged = report(str(path), caption=caption, category=ftab.SECTIONS[spec.section], labels=labels)
             out[f"fig{n}_{ext}"] = flagged if ext == "png" else str(path)
         out[f"fig{n}_caption"] = str(ftab.caption_file(FIGURES_DIR, n))
-    out["index"] = f"{FIGURES_DIR}/{ftab.INDEX}"
+    out["index"] = L.figures_index
     return out
 
 
 def figure_targets():
-    tables = [ftab.table_path(R, t) for t in ("diagnostics", "regression", "training", "rate")]
-    timing = list(timing_paths(R, DATASET).values()) if config["timing"]["enabled"] else []
+    tables = [L.table(t) for t in lay.TIDY_TABLES]
+    timing = list(L.timing(DATASET).values()) if config["timing"]["enabled"] else []
     return list(figure_outputs().values()) + tables + timing
 
 
@@ -295,12 +305,12 @@ def figure_inputs(wildcards):
 def produced_table(name):
     """results/tables/{name}.csv when a rule of this workflow writes it (claims.csv and warnings.csv come
     from the tables step), else nothing: the report then says on its page that the file is missing."""
-    path = ftab.table_path(R, name)
+    path = L.table(name)
     return [path] if any(str(f) == path for r in workflow.rules for f in r.output) else []
 
 
 def report_inputs(wildcards):
-    inp = {"index": f"{FIGURES_DIR}/{ftab.INDEX}", "figures": [str(f) for f in figure_outputs().values()]}
+    inp = {"index": L.figures_index, "figures": [str(f) for f in figure_outputs().values()]}
     inp["claims"] = produced_table("claims")
     inp["warnings"] = produced_table("warnings")
     inp["active"] = active_targets()
@@ -308,18 +318,16 @@ def report_inputs(wildcards):
 
 
 # --- active learning
-ACTIVE_RUN = f"{R}/active/{{dataset}}/{{strategy}}-s{{seed}}"
-
-
-def active_csvs():
-    return [f"{R}/active/{DATASET}/{s}-s{seed}.csv" for s, seed in pcfg.active_runs(config)]
+def active_files(ext):
+    """The `ext` (csv, json) files of every active-learning job (strategy × seed) of the config."""
+    return [L.active_file(DATASET, s, seed, ext) for s, seed in pcfg.active_runs(config)]
 
 
 def active_figure_outputs():
     out = {}
     for name in ("accuracy", "time"):
         for ext in config["figures"]["formats"]:
-            path = f"{R}/figures/active-{name}.{ext}"
+            path = L.active_figure(name, ext)
             cap = f"{workflow.basedir}/workflow/report/active-{name}.rst"
             out[f"{name}_{ext}"] = report(path, caption=cap, category="Active learning") if ext == "png" else path
     return out
@@ -328,4 +336,4 @@ def active_figure_outputs():
 def active_targets():
     if not config["active"]["enabled"]:
         return []
-    return [f"{R}/tables/active.csv"] + list(active_figure_outputs().values())
+    return [L.table(lay.ACTIVE)] + list(active_figure_outputs().values())

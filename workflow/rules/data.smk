@@ -3,9 +3,9 @@ rule prepare_data:
     data.path), normalise, write Zarr."""
     output:
         # The folder, not the store: Snakemake's .snakemake_timestamp lands beside the Zarr store, not in it.
-        folder=directory(str(prepared_folder(R, "{dataset}"))),
+        folder=directory(L.data_folder("{dataset}")),
     log:
-        f"{R}/logs/prepare_data/{{dataset}}.log",
+        L.log("prepare_data", "{dataset}"),
     cache: "omit-software"
     conda:
         CONDA_ENV

@@ -9,12 +9,12 @@ if pcfg.d_runs_in_one_job(config):
         input:
             data=data_store,
         output:
-            **{f"epoch{e:03d}": f"{RUN_DIR}/checkpoints/epoch{e:03d}.pt" for e in pcfg.checkpoint_epochs(config, "D")},
-            log_csv=f"{RUN_DIR}/train_log.csv",
+            **checkpoint_outputs("D"),
+            log_csv=L.train_log_in(RUN_DIR),
             manifests=[m for e in pcfg.checkpoint_epochs(config, "D") for m in manifests_of(epoch_dir_of(e), "D")],
-            diagnostics=[os.path.join(epoch_dir_of(e), "diagnostics.json") for e in pcfg.checkpoint_epochs(config, "D")],
+            diagnostics=[L.epoch_file(epoch_dir_of(e), "diagnostics") for e in pcfg.checkpoint_epochs(config, "D")],
         log:
-            f"{R}/logs/diagnose_on_D/{RUN_PATTERN}.log",
+            L.log("diagnose_on_D", RUN_PATTERN),
         wildcard_constraints:
             on=re.escape(TRAINED_ON["D"]),
         priority: PRIORITY["train"]
@@ -51,11 +51,11 @@ if not analysis_in_one_job():
             data=data_store,
             checkpoint=checkpoint_of,
         output:
-            json=f"{EPOCH_DIR}/diagnostics.json",
+            json=L.epoch_file(EPOCH_DIR, "diagnostics"),
         log:
-            f"{EPOCH_DIR}/diagnostics.log",
+            L.epoch_log(EPOCH_DIR, "diagnostics"),
         benchmark:
-            f"{R}/benchmarks/diagnostics/{RUN_PATTERN}/epoch{{epoch}}.tsv"
+            L.benchmark("diagnostics", f"{RUN_PATTERN}/epoch{{epoch}}")
         wildcard_constraints:
             on=SEPARATE_ON,
         priority: PRIORITY["per_checkpoint"]

@@ -10,7 +10,7 @@ rule figures:
     output:
         **figure_outputs(),
     log:
-        f"{R}/logs/figures.log",
+        L.log("figures"),
     priority: PRIORITY["figures"]
     conda:
         CONDA_ENV
@@ -36,7 +36,7 @@ rule report:
     output:
         html=REPORT,
     log:
-        f"{R}/logs/report.log",
+        L.log("report"),
     priority: PRIORITY["figures"]
     conda:
         CONDA_ENV

@@ -7,10 +7,10 @@ rule infinite_width:
     input:
         data=data_store,
     output:
-        csv=f"{R}/tables/infinite.csv",
-        regression=f"{R}/tables/infinite_regression.json",
+        csv=L.table(lay.INFINITE),
+        regression=L.table(lay.INFINITE_REGRESSION, "json"),
     log:
-        f"{R}/logs/infinite_width.log",
+        L.log("infinite_width"),
     priority: PRIORITY["fillers"]
     conda:
         CONDA_ENV

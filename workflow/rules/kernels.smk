@@ -18,7 +18,7 @@ if config["kernels"]["jobs"] == "per_checkpoint":
             output:
                 **kernel_checkpoint_outputs(EPOCH_DIR, ON),
             log:
-                f"{EPOCH_DIR}/kernels/kernel_checkpoint.log",
+                L.kernels_log(EPOCH_DIR, "kernel_checkpoint"),
             # No benchmark: a cached rule may not have one (the log's last line, "job usage", has its cost).
             wildcard_constraints:
                 on=re.escape(SUFFIX) or "(?:)",  # this kind of run only ("(?:)": the empty name)
@@ -74,7 +74,7 @@ else:
         log:
             str(KERNEL.flag("{i}", "{j}").with_suffix(".log")),
         benchmark:
-            f"{R}/benchmarks/kernel_tile/{RUN_PATTERN}/epoch{{epoch}}/{{kind}}-{{rows}}-{{cols}}/{{i}}_{{j}}.tsv"
+            L.benchmark("kernel_tile", f"{RUN_PATTERN}/epoch{{epoch}}/{{kind}}-{{rows}}-{{cols}}/{{i}}_{{j}}")
         priority: PRIORITY["kernels"]
         group:
             "tiles"

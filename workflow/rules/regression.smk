@@ -17,14 +17,14 @@ if analysis_in_one_job():
             data=data_store,
             checkpoint=checkpoint_of,
         output:
-            diagnostics=f"{EPOCH_DIR}/diagnostics.json",
-            json=f"{EPOCH_DIR}/regression.json",
-            predictions=f"{EPOCH_DIR}/predictions.nc",
+            diagnostics=L.epoch_file(EPOCH_DIR, "diagnostics"),
+            json=L.epoch_file(EPOCH_DIR, "regression"),
+            predictions=L.epoch_file(EPOCH_DIR, "predictions"),
         log:
-            diagnostics=f"{EPOCH_DIR}/diagnostics.log",
-            regression=f"{EPOCH_DIR}/regression.log",
+            diagnostics=L.epoch_log(EPOCH_DIR, "diagnostics"),
+            regression=L.epoch_log(EPOCH_DIR, "regression"),
         benchmark:
-            f"{R}/benchmarks/diagnostics_regression/{RUN_PATTERN}/epoch{{epoch}}.tsv"
+            L.benchmark("diagnostics_regression", f"{RUN_PATTERN}/epoch{{epoch}}")
         priority: PRIORITY["per_checkpoint"]
         conda:
             CONDA_ENV
@@ -47,12 +47,12 @@ else:
             data=data_store,
             checkpoint=checkpoint_of,
         output:
-            json=f"{EPOCH_DIR}/regression.json",
-            predictions=f"{EPOCH_DIR}/predictions.nc",
+            json=L.epoch_file(EPOCH_DIR, "regression"),
+            predictions=L.epoch_file(EPOCH_DIR, "predictions"),
         log:
-            f"{EPOCH_DIR}/regression.log",
+            L.epoch_log(EPOCH_DIR, "regression"),
         benchmark:
-            f"{R}/benchmarks/regression/{RUN_PATTERN}/epoch{{epoch}}.tsv"
+            L.benchmark("regression", f"{RUN_PATTERN}/epoch{{epoch}}")
         priority: PRIORITY["per_checkpoint"]
         conda:
             CONDA_ENV

@@ -5,16 +5,13 @@
 rule tables:
     """Tidy tables (one row per run × epoch × statistic, `learned` per run) and the width-rate fit."""
     input:
-        diagnostics=[f"{d}/diagnostics.json" for d in epoch_dirs(pcfg.diagnostic_runs(config))],
-        regression=[f"{d}/regression.json" for d in epoch_dirs(pcfg.runs(config))] if has_full_pntk() else [],
-        train_logs=[f"{d}/train_log.csv" for d in run_dirs()],
+        diagnostics=epoch_files("diagnostics", pcfg.diagnostic_runs(config)),
+        regression=epoch_files("regression", pcfg.runs(config)) if has_full_pntk() else [],
+        train_logs=train_logs(),
     output:
-        diagnostics=f"{R}/tables/diagnostics.csv",
-        regression=f"{R}/tables/regression.csv",
-        training=f"{R}/tables/training.csv",
-        rate=f"{R}/tables/rate.csv",
+        **{name: L.table(name) for name in lay.TIDY_TABLES},  # diagnostics, regression, training, rate
     log:
-        f"{R}/logs/tables.log",
+        L.log("tables"),
     priority: PRIORITY["tables"]
     conda:
         CONDA_ENV
@@ -27,22 +24,20 @@ rule tables:
 rule claims:
     """A verdict per claim of the paper and thesis (claims.csv) and every problem the runs found (warnings.csv)."""
     input:
-        diagnostics=f"{R}/tables/diagnostics.csv",
-        regression=f"{R}/tables/regression.csv",
-        training=f"{R}/tables/training.csv",
-        infinite=f"{R}/tables/infinite.csv" if config["infinite"]["enabled"] else [],
-        infinite_regression=f"{R}/tables/infinite_regression.json" if config["infinite"]["enabled"] else [],
-        timing=timing_paths(R, DATASET)["csv"] if config["timing"]["enabled"] else [],
-        active=f"{R}/tables/active.csv" if config["active"]["enabled"] else [],
-        active_json=[f"{R}/active/{DATASET}/{s}-s{seed}.json" for s, seed in pcfg.active_runs(config)],
-        regression_json=[f"{d}/regression.json" for d in epoch_dirs(pcfg.runs(config))] if has_full_pntk() else [],
-        train_logs=[f"{d}/train_log.csv" for d in run_dirs()],
+        **{name: L.table(name) for name in (lay.DIAGNOSTICS, lay.REGRESSION, lay.TRAINING)},
+        infinite=L.table(lay.INFINITE) if config["infinite"]["enabled"] else [],
+        infinite_regression=L.table(lay.INFINITE_REGRESSION, "json") if config["infinite"]["enabled"] else [],
+        timing=L.timing(DATASET)["csv"] if config["timing"]["enabled"] else [],
+        active=L.table(lay.ACTIVE) if config["active"]["enabled"] else [],
+        active_json=active_files("json"),
+        regression_json=epoch_files("regression", pcfg.runs(config)) if has_full_pntk() else [],
+        train_logs=train_logs(),
         data=data_store,
     output:
-        claims=f"{R}/tables/claims.csv",
-        warnings=f"{R}/tables/warnings.csv",
+        claims=L.table(lay.CLAIMS),
+        warnings=L.table(lay.WARNINGS),
     log:
-        f"{R}/logs/claims.log",
+        L.log("claims"),
     priority: PRIORITY["tables"]
     conda:
         CONDA_ENV

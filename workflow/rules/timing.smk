@@ -10,9 +10,9 @@ rule timing:
     input:
         data=data_store,
     output:
-        **timing_paths(R, "{dataset}"),
+        **L.timing("{dataset}"),
     log:
-        f"{R}/logs/timing/{{dataset}}.log",
+        L.log("timing", "{dataset}"),
     priority: PRIORITY["timing"]
     conda:
         CONDA_ENV

@@ -10,10 +10,10 @@ for ON, SUFFIX in SEPARATE.items():
         input:
             data=data_store,
         output:
-            **{f"epoch{e:03d}": f"{RUN_DIR}/checkpoints/epoch{e:03d}.pt" for e in pcfg.checkpoint_epochs(config, ON)},
-            log_csv=f"{RUN_DIR}/train_log.csv",
+            **checkpoint_outputs(ON),
+            log_csv=L.train_log_in(RUN_DIR),
         log:
-            f"{R}/logs/train/{RUN_PATTERN}.log",
+            L.log("train", RUN_PATTERN),
         wildcard_constraints:
             on=re.escape(SUFFIX) or "(?:)",  # this kind of run only ("(?:)": the empty name)
         cache: "omit-software"

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..layout import Layout
 from ..provenance import machine_description
 
 log = logging.getLogger(__name__)
@@ -41,8 +42,8 @@ BUSY_FACTOR = 1.5  # wall-clock min above this × CPU-time min (one thread): the
 
 
 def timing_paths(results: str | Path, dataset: str) -> dict[str, str]:
-    """Per-repeat rows and their summary (the timing rule's outputs)."""
-    return {"csv": f"{results}/timing/{dataset}.csv", "summary": f"{results}/timing/{dataset}.summary.csv"}
+    """Per-repeat rows and their summary (the timing rule's outputs; pntk.layout.Layout.timing)."""
+    return Layout(results).timing(dataset)
 
 
 def torchvision_resnet(depth: int, in_channels: int, num_classes: int):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import config as pcfg
-from ..analysis.timing import timing_paths
+from ..layout import FIGURES_INDEX, Layout
 
 # The sections in report order: key → heading (the paper's, then pntk's own; thesis for active). The figures a
 # section holds are added from those a run drew (`section_title`): a config without Fig P2 names none.
@@ -187,21 +187,21 @@ def labels_for(config: dict) -> list[str]:
 
 
 def table_path(results: str | Path, name: str) -> str:
-    """results/tables/{name}.csv (the tables job writes them)."""
-    return f"{results}/tables/{name}.csv"
+    """results/tables/{name}.csv (the tables job writes them; pntk.layout.Layout.table)."""
+    return Layout(results).table(name)
 
 
 def input_paths(config: dict, data_store: str) -> dict[str, str]:
     """{input name: path} of everything the config's figures read (the figures rule's named input)."""
     results = config["results"]
     where = {name: table_path(results, name) for name in TABLES}
-    where.update(timing=timing_paths(results, config["data"]["name"])["csv"], data=data_store,
+    where.update(timing=Layout(results).timing(config["data"]["name"])["csv"], data=data_store,
                  kernel_manifest=heatmap_manifest(config))
     needed = {name for n in labels_for(config) for name in FIGURES[n].reads}
     return {name: where[name] for name in INPUTS if name in needed}
 
 
-INDEX = "figures.json"  # the figures job's index of what it drew (figure_set.write_captions)
+INDEX = FIGURES_INDEX  # the figures job's index of what it drew (figure_set.write_captions)
 
 
 def figure_files(out_dir: str | Path, n: str, formats) -> list[Path]:

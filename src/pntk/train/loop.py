@@ -33,6 +33,7 @@ from torch import nn
 
 from ..models import ModelSpec, init_model
 from ..provenance import atomic_torch_save, provenance
+from ..runs import CHECKPOINTS, TRAIN_LOG, checkpoint_name
 from .learned import learning_verdict
 from .sgd import SGD
 
@@ -66,7 +67,7 @@ class DivergedError(RuntimeError):
 
 
 def checkpoint_path(run_dir: Path, epoch: int) -> Path:
-    return Path(run_dir) / "checkpoints" / f"epoch{epoch:03d}.pt"
+    return Path(run_dir) / CHECKPOINTS / checkpoint_name(epoch)
 
 
 def loss_fn(kind: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -122,8 +123,8 @@ def train_run(spec: ModelSpec, seed: int, x_train: np.ndarray, y_train: np.ndarr
     """Train one run; returns the checkpoint paths. Resumes from `{run_dir}/.resume` if present."""
     run_dir = Path(run_dir)
     # Outputs of an earlier run must not outlive a failure of this one; they are re-linked at the end.
-    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
-    (run_dir / "train_log.csv").unlink(missing_ok=True)
+    shutil.rmtree(run_dir / CHECKPOINTS, ignore_errors=True)
+    (run_dir / TRAIN_LOG).unlink(missing_ok=True)
     resume = run_dir / ".resume"
     resume.mkdir(parents=True, exist_ok=True)
     # A restart after divergence only makes sense at a smaller step.
@@ -226,9 +227,9 @@ def _train_with_lr(spec, seed, x_train, y_train, x_test, y_test, cfg: TrainConfi
                  lr, train_loss, train_acc, test_loss, test_acc, progress_line(trained_seconds, cfg.epochs - epoch))
         if epoch in cfg.checkpoint_epochs:
             atomic_torch_save({"model": model.state_dict(), "epoch": epoch, **meta, **verdict, "learned": learned},
-                              resume / f"epoch{epoch:03d}.pt")
+                              resume / checkpoint_name(epoch))
         _save_state(resume, model, opt, epoch, lr, rows, key)
-    _write_log(resume / "train_log.csv", rows)
+    _write_log(resume / TRAIN_LOG, rows)
     return rows
 
 
@@ -266,9 +267,9 @@ def _publish(run_dir: Path, cfg: TrainConfig) -> list[Path]:
     for epoch in sorted(cfg.checkpoint_epochs):
         dst = checkpoint_path(run_dir, epoch)
         dst.parent.mkdir(parents=True, exist_ok=True)
-        _link_or_copy(resume / f"epoch{epoch:03d}.pt", dst)
+        _link_or_copy(resume / checkpoint_name(epoch), dst)
         paths.append(dst)
-    _link_or_copy(resume / "train_log.csv", run_dir / "train_log.csv")
+    _link_or_copy(resume / TRAIN_LOG, run_dir / TRAIN_LOG)
     return paths
 
 
