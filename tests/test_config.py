@@ -350,12 +350,14 @@ def _flat(d: dict, pre: str = "") -> dict:
 
 
 def test_a_minimal_config_gets_the_embedded_defaults_settings():
-    """README: config.yaml differs from the schema's defaults only in models, seeds and active.enabled, so a
-    config of one's own that leaves a key out plans what the embedded default does for it."""
+    """README: config.yaml differs from the schema's defaults only in models, seeds, active.enabled and
+    diagnostics.at_init (it names a model), so a config of one's own that leaves a key out plans what the
+    embedded default does for it."""
     shipped = C.load_config(REPO / "config.yaml")
     own = validate_config({"models": copy.deepcopy(shipped["models"])})
     differ = {k for k, v in _flat(shipped).items() if _flat(own).get(k) != v}
-    assert differ == {"seeds", "active.enabled"}, differ
+    assert differ == {"seeds", "active.enabled", "diagnostics.at_init.seeds",
+                      "diagnostics.at_init.widths.convnet"}, differ
 
 
 def test_learning_rates_in_any_float_notation():

@@ -62,8 +62,8 @@ def test_paper_layout_panels_per_arch_then_width(tidy, tmp_path):
     sel = digits[(digits.statistic == "frobenius_distance") & (digits.arch == "fcn") & (digits.width == 32)]
     np.testing.assert_allclose(x, [0, 5, 10])
     np.testing.assert_allclose(y, sel.groupby("epoch").value.mean().to_numpy())
-    assert sorted(_errorbar_lines(axes[2])) == ["fcn, epoch 0", "fcn, epoch 10", "resnet18, epoch 0",
-                                                "resnet18, epoch 10"]
+    assert sorted(_errorbar_lines(axes[2])) == ["fcn, epoch 0 (n=3)", "fcn, epoch 10 (n=3)", "resnet18, epoch 0 (n=3)",
+                                                "resnet18, epoch 10 (n=3)"]
     assert axes[0].get_yscale() == "linear"  # 0.08–0.45: no need for a log axis
     wide = digits.assign(value=digits.value * np.where(digits.width == 128, 100.0, 1.0))
     drawn = figures_paper.plot_paper_layout(wide, "frobenius_distance", tmp_path / "w")
@@ -132,6 +132,23 @@ def _with_verdicts(tidy: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     runs = df[["dataset", "arch", "width", "seed", "learned"]].drop_duplicates()
     training = runs.assign(epoch=10, statistic="test_acc", value=np.where(runs.learned, 0.9, 0.1))
     return df, training
+
+
+def test_paper_layout_draws_networks_at_init_in_the_width_panel_only(tidy, tmp_path):
+    """Networks at initialisation only (trained_on "init") are points of the width panel at epoch 0, with their
+    seeds counted in its legend, never of the epoch panels; the notes say so."""
+    digits = tidy[(tidy.dataset == "digits") & (tidy.statistic == "frobenius_distance")].assign(trained_on="D")
+    extra = digits[(digits.epoch == 0) & (digits.arch == "fcn")].assign(trained_on="init", seed=lambda d: d.seed + 3,
+                                                                          value=lambda d: d.value + 10.0)
+    drawn = figures_paper.plot_paper_layout(pd.concat([digits, extra]), "frobenius_distance", tmp_path / "f")
+    axes = drawn.figure.axes
+    epochs = _errorbar_lines(axes[0])
+    sel = digits[(digits.arch == "fcn") & (digits.width == 32)]
+    np.testing.assert_allclose(epochs["w = 32"][1], sel.groupby("epoch").value.mean().to_numpy())  # init left out
+    width = _errorbar_lines(axes[2])
+    assert "fcn, epoch 0 (n=6)" in width and "fcn, epoch 10 (n=3)" in width
+    assert width["fcn, epoch 0 (n=6)"][1].min() > 5  # the init networks' +10 is in the epoch-0 means
+    assert any("12 networks at initialisation only" in n for n in drawn.notes), drawn.notes
 
 
 def _errorbar_lines(ax) -> dict:

@@ -41,6 +41,7 @@ from .config_runs import (  # noqa: F401 (re-exported: pcfg.runs(config) & co.)
     model_names,
     model_source,
     model_spec,
+    networks_at_init,
     num_classes,
     readout_widths,
     runs,
@@ -239,6 +240,10 @@ def check_semantics(config: dict, *, check_files: bool = True) -> None:
         if diag["train_on"] == "D" and e > diag["epochs"]:
             raise ConfigError(f"diagnostics.checkpoint_epochs: epoch {e} is after the last epoch on D "
                               f"(diagnostics.epochs = {diag['epochs']})")
+    names = {m["name"] for m in config["models"]}
+    for name in (diag.get("at_init") or {}).get("widths", {}):
+        if name not in names:
+            raise ConfigError(f"diagnostics.at_init.widths: {name!r} is not a model's name (models: {sorted(names)})")
     if diag["jobs"] == "per_run" and kern["jobs"] != "per_checkpoint":  # said outright: not silently split
         raise ConfigError("diagnostics.jobs: per_run computes each checkpoint's stores in its job; it needs "
                           f"kernels.jobs: per_checkpoint (got {kern['jobs']!r})")

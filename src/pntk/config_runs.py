@@ -124,6 +124,25 @@ def diagnostic_runs(config: dict) -> list[Run]:
     return runs(config, "D") if diagnostics_on_d(config) else runs(config)
 
 
+def networks_at_init(config: dict) -> dict[tuple[str, int], list[Run]]:
+    """`diagnostics.at_init`: {(model name, width): its networks at initialisation only, as runs with
+    trained_on "init"}, less the networks whose epoch 0 the diagnostics runs already have (the same seed
+    builds the same initial network); cells left without a network are left out."""
+    diag = config["diagnostics"]
+    if not diag["enabled"]:
+        return {}
+    at = diag.get("at_init") or {}
+    have = {(r.arch, r.width, r.seed) for r in diagnostic_runs(config)}
+    cells: dict[tuple[str, int], list[Run]] = {}
+    for name, widths in (at.get("widths") or {}).items():
+        for w in widths:
+            nets = [Run(config["data"]["name"], name, w, s, "init") for s in at.get("seeds", [])
+                    if (name, w, s) not in have]
+            if nets:
+                cells[(name, w)] = nets
+    return cells
+
+
 def checkpoint_epochs(config: dict, trained_on: str = "train") -> list[int]:
     """Sorted checkpoint epochs of the runs trained on `trained_on`."""
     return sorted(config["diagnostics" if trained_on == "D" else "train"]["checkpoint_epochs"])

@@ -103,6 +103,11 @@ class Layout:
         StorePaths.log)."""
         return f"{epoch_dir}/kernels/{step}.log"
 
+    def at_init(self, dataset: str, arch: str, width: int | str) -> str:
+        """`{root}/at_init/{dataset}/{arch}-w{width}.json`: the statistics on D of one model and width's networks
+        at initialisation only (diagnostics.at_init; rule diagnose_at_init)."""
+        return f"{self.root}/at_init/{dataset}/{arch}-w{width}.json"
+
     # --- tables, timing, active learning, figures, report
     def table(self, name: str, ext: str = "csv") -> str:
         """`{root}/tables/{name}.csv` (infinite_regression: ext="json")."""

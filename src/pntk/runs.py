@@ -19,13 +19,15 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-TRAINED_ON = {"train": "", "D": "-onD"}  # what a run was trained on → the suffix of its folder name
+# What a run was trained on → the suffix of its name. "init": a network at initialisation only, never trained
+# (`diagnostics.at_init`): it has table rows at epoch 0 but no run folder, checkpoints or train log.
+TRAINED_ON = {"train": "", "D": "-onD", "init": "-init"}
 # The run folder's name; `arch` may contain '-' (user model names), so width and seed are parsed from the end.
-_LEAF = re.compile(r"^(?P<arch>.+)-w(?P<width>\d+)-s(?P<seed>\d+)(?P<on>-onD)?$")
+_LEAF = re.compile(r"^(?P<arch>.+)-w(?P<width>\d+)-s(?P<seed>\d+)(?P<on>-onD|-init)?$")
 _EPOCH = re.compile(r"^epoch(?P<epoch>\d{3,})(\.pt)?$")
 # Snakemake wildcards of a run folder: {on} is "" (trained on the train split) or "-onD" (see ON_CONSTRAINT)
 RUN_PATTERN = "{dataset}/{arch}-w{width}-s{seed}{on}"
-ON_CONSTRAINT = "|".join(sorted(TRAINED_ON.values(), reverse=True))  # "-onD|" : the empty match included
+ON_CONSTRAINT = "|".join(sorted((TRAINED_ON["train"], TRAINED_ON["D"]), reverse=True))  # "-onD|": run folders
 CHECKPOINTS, TRAIN_LOG = "checkpoints", "train_log.csv"  # in a run folder: the checkpoints' folder, the log
 
 
@@ -100,7 +102,8 @@ class Run:
         m = _LEAF.match(leaf)
         if not dataset or not m or "/" in leaf:
             raise ValueError(f"{name!r} is not a run name of the form {{dataset}}/{{arch}}-w{{width}}-s{{seed}}[-onD]")
-        return cls(dataset, m["arch"], int(m["width"]), int(m["seed"]), "D" if m["on"] else "train")
+        on = next(k for k, v in TRAINED_ON.items() if v == (m["on"] or ""))
+        return cls(dataset, m["arch"], int(m["width"]), int(m["seed"]), on)
 
     @classmethod
     def of_path(cls, path: str | Path) -> Run:

@@ -43,6 +43,7 @@ REGIMES = {on: TRAINED_ON[on] for on in ("train", "D") if pcfg.runs(config, on)}
 # The kinds whose steps are separate rules (diagnostics.jobs: per_run gives the networks on D one job each).
 SEPARATE = {on: s for on, s in REGIMES.items() if not (on == "D" and pcfg.d_runs_in_one_job(config))}
 SEPARATE_ON = "|".join(re.escape(s) or "(?:)" for s in SEPARATE.values())  # the {on} of the separate rules
+AT_INIT = pcfg.networks_at_init(config)  # {(model name, width): networks at initialisation only}
 RUN_DIR = L.run_pattern
 EPOCH_DIR = L.epoch_pattern
 KERNEL = L.store(EPOCH_DIR, "{kind}", "{rows}", "{cols}")  # file patterns of one kernel store
@@ -172,6 +173,11 @@ def epoch_dirs(runs=None):
     """Every checkpoint folder of `runs` (default: every run), each run at its own checkpoint epochs."""
     runs = RUNS if runs is None else runs
     return [str(r.epoch_dir(R, e)) for r in runs for e in pcfg.checkpoint_epochs(config, r.trained_on)]
+
+
+def at_init_files():
+    """The statistics files of diagnostics.at_init: one per model and width with networks left to compute."""
+    return [L.at_init(DATASET, arch, w) for arch, w in AT_INIT]
 
 
 def epoch_files(what, runs=None):

@@ -68,3 +68,32 @@ if not analysis_in_one_job():
             regression=config["regression"],
         script:
             "../../scripts/diagnostics.py"
+
+
+if AT_INIT:
+
+    rule diagnose_at_init:
+        """Networks at initialisation only (diagnostics.at_init), one model and width: eNTK and pNTK on D and
+        their statistics for each seed, the same as epoch 0 of a network trained on D (for the width claims)."""
+        input:
+            data=data_store,
+        output:
+            json=L.at_init("{dataset}", "{arch}", "{width}"),
+        log:
+            L.log("diagnose_at_init", "{dataset}/{arch}-w{width}"),
+        wildcard_constraints:
+            width=r"\d+",
+        priority: PRIORITY["train"]
+        conda:
+            CONDA_ENV
+        threads: 1
+        resources:
+            **device_resources(config["kernels"]["device"]),
+        params:
+            seeds=lambda wc: [r.seed for r in AT_INIT[(wc.arch, int(wc.width))]],
+            model=lambda wc: {k: v for k, v in pcfg.model_entry(config, wc.arch).items() if k != "widths"},
+            python_path=config["python_path"],
+            kernels=config["kernels"],
+            data=config["data"],
+        script:
+            "../../scripts/diagnose_at_init.py"

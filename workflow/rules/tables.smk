@@ -5,7 +5,7 @@
 rule tables:
     """Tidy tables (one row per run × epoch × statistic, `learned` per run) and the width-rate fit."""
     input:
-        diagnostics=epoch_files("diagnostics", pcfg.diagnostic_runs(config)),
+        diagnostics=epoch_files("diagnostics", pcfg.diagnostic_runs(config)) + at_init_files(),
         regression=epoch_files("regression", pcfg.runs(config)) if has_full_pntk() else [],
         train_logs=train_logs(),
     output:

@@ -50,10 +50,7 @@ def epoch_diagnostics(*, data_path, checkpoint, manifests: dict[str, str], data_
     kw = dict(solver_options(regression_cfg), solver=regression_cfg["solver"])
     pred_e = linearized_predict(entk_dd, entk_xd, f0_d, f0_x, y_d, **kw)  # (M, O), eNTK, Eq. 5
     pred_p = linearized_predict(pntk_dd, pntk_xd, f0_d, f0_x, y_d, **kw)  # (M, O), pNTK, Eq. 6
-    stats = {}
-    stats.update(dg.diagonal_ratio(entk_dd))
-    stats.update(dg.frobenius_distance(entk_dd, pntk_dd))
-    stats.update(dg.spectrum_differences(entk_dd, pntk_dd))
+    stats = dg.kernel_statistics(entk_dd, pntk_dd)
     stats.update(dg.prediction_gaps(pred_e, pred_p, data.y[x_ids]))
     stats["model_acc_subtest"] = float((f0_x.argmax(1) == data.y[x_ids]).mean())
     return {"n_train_subset": len(d_ids), "n_test_subset": len(x_ids), "num_outputs": o, "stats": stats}

@@ -157,6 +157,16 @@ def spectrum_differences(entk: Any, pntk: Any) -> dict[str, float]:
     return out
 
 
+def kernel_statistics(entk: Any, pntk: Any) -> dict[str, float]:
+    """Every statistic of the kernels on D alone (Figs 2–5): block structure, distance and norms, spectra — what
+    a checkpoint's diagnostics and a network at initialisation only (pntk.analysis.at_init) both compute."""
+    stats = {}
+    stats.update(diagonal_ratio(entk))
+    stats.update(frobenius_distance(entk, pntk))
+    stats.update(spectrum_differences(entk, pntk))
+    return stats
+
+
 # ----------------------------------------------------------------------------- Figs 7–8
 def prediction_gaps(pred_entk: Any, pred_pntk: Any, labels: Any) -> dict[str, float]:
     """Gap between kernel-regression predictions with the eNTK and with the pNTK (Figs 7–8).

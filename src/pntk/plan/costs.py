@@ -241,6 +241,14 @@ class CostModel:
         peak = PROCESS_BASE_BYTES + DIAGNOSTICS_DENSE_COPIES * 8.0 * (d * o) ** 2
         return Job("diagnostics", 1, flops + eig, 4096, peak, secs)
 
+    def kernel_statistics(self, d: int, o: int) -> Job:
+        """The statistics of Θ(D,D) and Θ̂(D,D) alone (diagnose_at_init): eigvalsh of both, no regression, no
+        store read. Seconds without the job start."""
+        eig = 4.0 / 3.0 * ((d * o) ** 3 + d**3)
+        secs = eig / (self.cpu.flops("float64", 1) * self.costs.eigvalsh_efficiency)
+        peak = PROCESS_BASE_BYTES + DIAGNOSTICS_DENSE_COPIES * 8.0 * (d * o) ** 2
+        return Job("diagnose_at_init", 1, eig, 0.0, peak, secs)
+
     def regression(self, n: int, m: int, o: int, rcfg: dict, store: float, xd_store: float, forward_flops: float,
                    threads: int, kernel_dtype: str = "float64", *, tile: int = 0, input_values: int = 0) -> Job:
         """Full-data pNTK regression with the solver `pntk.regression.choose_solver` picks at this size and

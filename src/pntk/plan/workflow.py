@@ -17,10 +17,10 @@ from ..models import ModelSpec
 from .costs import CostModel, Job, model_facts
 from .devices import COSTS, DeviceProfile, host_profile
 
-RULES = ("prepare_data", "train", "train_on_D", "diagnose_on_D", "kernel_checkpoint", "kernel_checkpoint_on_D",
-         "kernel_init", "kernel_tile", "kernel_finalize", "diagnostics", "regression", "diagnostics_regression",
-         "timing", "infinite_width", "tables", "claims", "figures", "active_learning", "active_learning_seed",
-         "active_figures", "report", "all")
+RULES = ("prepare_data", "train", "train_on_D", "diagnose_on_D", "diagnose_at_init", "kernel_checkpoint",
+         "kernel_checkpoint_on_D", "kernel_init", "kernel_tile", "kernel_finalize", "diagnostics", "regression",
+         "diagnostics_regression", "timing", "infinite_width", "tables", "claims", "figures", "active_learning",
+         "active_learning_seed", "active_figures", "report", "all")
 
 
 # The rules Snakemake's output cache holds (`cache:` in data.smk, train.smk, kernels.smk; the kernel rules only
@@ -45,6 +45,7 @@ def job_counts(config: dict) -> dict[str, int]:
             counts["kernel_init"] += n_ckpt * len(specs)
             counts["kernel_finalize"] += n_ckpt * len(specs)
             counts["kernel_tile"] += n_ckpt * sum(pcfg.store_grid(config, r, c).n_tiles for _, r, c in specs)
+    counts["diagnose_at_init"] = len(pcfg.networks_at_init(config))
     n_ckpt = len(pcfg.runs(config)) * len(pcfg.checkpoint_epochs(config))
     n_diag = sum(len(pcfg.checkpoint_epochs(config, r.trained_on)) for r in pcfg.diagnostic_runs(config))
     if pcfg.analysis_in_one_job(config):
@@ -143,6 +144,7 @@ def plan_workflow(config: dict, device: DeviceProfile, *, cores: int | None = No
     diagnostics = _diagnostics_job(cm, config, o) if config["diagnostics"]["enabled"] else None
     if pcfg.diagnostics_on_d(config):
         jobs += _jobs_on_d(cm, config, models, diagnostics, n_test, o, res, heavy)
+    jobs += _at_init_jobs(cm, config, in_shape, o)
     for ms in models:
         jobs.append(_times(cm.train(ms, n_train, n_test, config["train"], heavy), seeds))
         jobs += [_times(j, seeds * epochs) for j in _kernel_jobs(cm, config, ms, o, res)]
@@ -206,6 +208,25 @@ def _jobs_on_d(cm: CostModel, config: dict, models: list, diagnostics: Job, n_te
         jobs.append(_times(_one_process("diagnose_on_D", parts, 1, cm.start(config["train"]["device"])), seeds))
     if not one:
         jobs.append(_times(diagnostics, len(models) * seeds * epochs))
+    return jobs
+
+
+def _at_init_jobs(cm: CostModel, config: dict, in_shape: tuple, o: int) -> list[Job]:
+    """diagnose_at_init: per model and width, one process computing the eNTK and pNTK on D (one diagonal tile
+    each, as a kernel job would) and their statistics for each of its networks."""
+    kcfg, d = config["kernels"], config["data"]["subset_train"]
+    jobs = []
+    for (name, width), nets in pcfg.networks_at_init(config).items():
+        ms = pcfg.model_spec(config, name, width)
+        parts = [cm.kernel_tile(ms, kcfg, kind, d, d, chunk=(d, d), diagonal=True, mirrored=True,
+                                out_values=o * o if kind == "entk" else 1, threads=1, overlap=False)
+                 for kind in ("entk", "pntk")] + [cm.kernel_statistics(d, o)]
+        job = Job("diagnose_at_init", 1, seconds=cm.start(kcfg["device"]), device=parts[0].device)
+        for p in parts:
+            job.flops += len(nets) * p.flops
+            job.seconds += len(nets) * p.seconds
+            job.peak_bytes = max(job.peak_bytes, p.peak_bytes)
+        jobs.append(job)
     return jobs
 
 

@@ -105,10 +105,12 @@ def width_trend(cid: str, arch: str, rows: pd.DataFrame, what: str, left_out: st
 # ----------------------------------------------------------------------------- the regime of training claims
 def trained_regime(training: pd.DataFrame | str, diag: pd.DataFrame) -> str:
     """'' when every diagnostics run has fit its training set at its last checkpoint, else why not (the
-    regime of the paper's training claims is not reached)."""
+    regime of the paper's training claims is not reached). Networks at initialisation only do not count."""
     if isinstance(training, str) or training.empty:
         return "no train accuracies to tell whether the networks fit their training set"
     keys = ["dataset", "arch", "width", "seed"] + (["trained_on"] if "trained_on" in diag.columns else [])
+    if "trained_on" in diag.columns:  # networks at initialisation only (diagnostics.at_init) were never trained
+        diag = diag[diag.trained_on != "init"]
     last = int(diag.epoch.max())
     t = training[(training.statistic == "train_acc") & (training.epoch == last)]
     runs = diag[keys].drop_duplicates()

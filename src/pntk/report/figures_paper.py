@@ -1,6 +1,7 @@
 """Figs 2–8 in the paper's layout: one panel per architecture with the training epoch on x and a line per width
 (as the paper draws them), and a last panel with width on x at the first and the last checkpoint, where the
-width claims of claims.csv are tested.
+width claims of claims.csv are tested. Networks at initialisation only (trained_on "init", diagnostics.at_init)
+are points of the width panel at epoch 0, never of the epoch panels.
 
 Points are checkpoints: markers joined by thin dotted lines (nothing was measured between them). A statistic whose
 positive values span more than LOG_SPAN decades is drawn on a log axis, so one large value (the ConvNet's λmin)
@@ -50,8 +51,9 @@ def plot_paper_layout(df: pd.DataFrame, statistic: str, out_stem, ylabel: str | 
     fig, axes = new_figure(len(archs) + 1, (4.2, 3.4))
     colors = colors_of(sub["width"])
     counts = []
+    trained = ok[ok["trained_on"] != "init"] if "trained_on" in ok.columns else ok
     for ax, arch in zip(axes, archs, strict=False):
-        d = aggregate(ok[ok["arch"] == arch], ["width", "epoch"])
+        d = aggregate(trained[trained["arch"] == arch], ["width", "epoch"])
         counts.append(d)
         for w, g in d.groupby("width"):
             ax.errorbar(g["epoch"], g["mean"], yerr=g["std"], color=colors[w], label=f"w = {int(w)}", **POINT)
@@ -69,7 +71,7 @@ def plot_paper_layout(df: pd.DataFrame, statistic: str, out_stem, ylabel: str | 
     width_panel = aggregate(ok[ok["epoch"].isin(ends)], ["arch", "epoch", x])
     for (arch, e), g in width_panel.groupby(["arch", "epoch"]):
         ax.errorbar(g[x], g["mean"], yerr=g["std"], marker="o", ms=4, capsize=3, ls=styles[e],
-                    color=arch_colors[arch], label=f"{arch}, epoch {int(e)}")
+                    color=arch_colors[arch], label=f"{arch}, epoch {int(e)} ({_n_range(g['n'])})")
     log2_x(ax, sub[x])
     _axis(ax, logy, ylabel or statistic, "against width")
     ax.set_xlabel(xlabel)
@@ -79,10 +81,21 @@ def plot_paper_layout(df: pd.DataFrame, statistic: str, out_stem, ylabel: str | 
                      label=not_learned_label(list(bad_labels.values())))
     points = n_text(pd.concat(counts) if counts else pd.DataFrame(columns=["n"]))
     shared_legend(fig, axes[:-1], points)
+    if len(trained) < len(ok):
+        at_init = ok[ok["trained_on"] == "init"]
+        notes.append(f"the width panel's epoch 0 also holds {at_init.groupby(['arch', 'width', 'seed']).ngroups} "
+                     "networks at initialisation only (diagnostics.at_init: never trained, so absent from the "
+                     "epoch panels), as the width claims use them")
     if logy:
         notes.append(f"log y axis: the values span {span:.0f}×, which a linear axis would flatten")
     return Drawn(save_figure(fig, out_stem, formats, dpi), fig, statistic, points, labels_of(sub),
                  None if bad_labels is None else list(bad_labels.values()), notes)
+
+
+def _n_range(n: pd.Series) -> str:
+    """'n=2' or 'n=2–6': seeds per point of one line of the width panel."""
+    lo, hi = int(n.min()), int(n.max())
+    return f"n={lo}" if lo == hi else f"n={lo}–{hi}"
 
 
 def _axis(ax, logy: bool, ylabel: str, title: str) -> None:

@@ -1,7 +1,9 @@
 """Tidy tables aggregated over runs: one row per run × epoch × statistic, seed and trained_on as columns.
 
 Every row also carries the readout width and `learned`, its run's verdict (pntk.report.verdicts): whether
-the network learned by the end of training; rate.csv's `learned` says whether every run of the fit did.
+the network learned by the end of training; rate.csv's `learned` says whether every run of the fit did. Rows of
+networks at initialisation only (trained_on "init", diagnostics.at_init) have no training to fail: learned is
+True.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from .verdicts import run_verdicts, with_learned
 RATE_STATISTIC = "frobenius_distance"
 RATE_COLUMNS = ["dataset", "arch", "epoch", "statistic", "readout_widths", "n_seeds", "exponent", "ci_low",
                 "ci_high", "intercept", "n_points", "n_widths", "df", "level", "method", "learned"]
-# of diagnostics, regression and training.csv; trained_on: "train" (the train split) or "D" (pntk.runs.Run)
+# of diagnostics, regression and training.csv; trained_on: "train" (the train split), "D" or "init" (pntk.runs.Run)
 COLUMNS = list(TIDY_COLUMNS) + ["trained_on", "readout_width", "learned"]
 
 
@@ -40,7 +42,8 @@ def diagnostics_table(paths: list[str | Path], verdicts: pd.DataFrame, readout_w
     rows = []
     for p in paths:
         rec = json.loads(Path(p).read_text())
-        rows += tidy_rows(rec["meta"], rec["stats"])
+        for net in rec.get("networks", [rec]):  # a diagnose_at_init file lists its networks
+            rows += tidy_rows(net["meta"], net["stats"])
     return _finish(pd.DataFrame(rows, columns=list(TIDY_COLUMNS) + ["trained_on"]), verdicts, readout_widths)
 
 

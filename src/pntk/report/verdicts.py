@@ -62,6 +62,7 @@ def with_learned(df: pd.DataFrame, verdicts: pd.DataFrame) -> pd.DataFrame:
     if "trained_on" not in df.columns:  # rows of an older pntk: every run was trained on the train split
         df = df.assign(trained_on="train")
     out = df.merge(verdicts[RUN_KEYS + ["learned"]], on=RUN_KEYS, how="left", validate="many_to_one")
+    out.loc[out.trained_on == "init", "learned"] = True  # never trained (diagnostics.at_init): nothing failed
     missing = out[out.learned.isna()]
     if len(missing):
         names = sorted({Run.of_row(r).name for r in missing[RUN_KEYS].itertuples(index=False)})
