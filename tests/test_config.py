@@ -357,7 +357,7 @@ def test_a_minimal_config_gets_the_embedded_defaults_settings():
     own = validate_config({"models": copy.deepcopy(shipped["models"])})
     differ = {k for k, v in _flat(shipped).items() if _flat(own).get(k) != v}
     assert differ == {"seeds", "active.enabled", "diagnostics.at_init.seeds",
-                      "diagnostics.at_init.widths.convnet"}, differ
+                      "diagnostics.at_init.widths.convnet", "diagnostics.at_init.widths.fcn"}, differ
 
 
 def test_learning_rates_in_any_float_notation():
