@@ -131,3 +131,13 @@ def test_networks_at_init_do_not_count_in_the_training_regime():
     assert trained_regime(training, diag) == ""
     training.loc[0, "value"] = 0.9
     assert trained_regime(training, diag).startswith("1 of 1 networks have not fit")
+
+
+def test_readout_widths_cover_the_widths_at_init():
+    """Every width the tables hold has its readout width, or the rate fit (which drops rows without one) and the
+    claims (which fall back to the width parameter) would read different widths."""
+    cfg = _default()
+    cfg["diagnostics"]["at_init"] = {"seeds": [2], "widths": {"convnet": [8, 64]}}
+    rw = pcfg.readout_widths(cfg)
+    assert rw["convnet"] == {8: 8, 16: 16, 32: 32, 64: 64}
+    assert set(rw["fcn"]) == {64, 128, 256, 512, 1024}

@@ -180,10 +180,13 @@ def model_source(config: dict, name: str) -> str | None:
 
 
 def readout_widths(config: dict) -> dict[str, dict[int, int | None]]:
-    """{name: {width: readout width}} read from each model (the w of the pNTK width rate)."""
+    """{name: {width: readout width}} read from each model (the w of the pNTK width rate), for the widths of
+    its runs and of its networks at initialisation only (diagnostics.at_init)."""
     from .models import readout_width_of  # torch: imported on use (config validation needs no torch)
 
-    return {m["name"]: {int(w): readout_width_of(model_spec(config, m["name"], w)) for w in m["widths"]}
+    at_init = (config["diagnostics"].get("at_init") or {}).get("widths") or {}
+    return {m["name"]: {int(w): readout_width_of(model_spec(config, m["name"], w))
+                        for w in sorted({*m["widths"], *at_init.get(m["name"], [])})}
             for m in config["models"]}
 
 
