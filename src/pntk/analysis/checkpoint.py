@@ -14,7 +14,7 @@ import numpy as np
 
 from ..data import PreparedData, index_set, open_prepared
 from ..provenance import atomic_write_json, provenance
-from ..regression import linearized_predict, model_outputs, solver_options
+from ..regression import SolverOptions, linearized_predict, model_outputs
 from ..runs import checkpoint_meta
 from ..store import read_block
 from ..store.paths import StorePaths
@@ -47,9 +47,10 @@ def epoch_diagnostics(*, data_path, checkpoint, manifests: dict[str, str], data_
     f0_x = model_outputs(checkpoint, data.x[x_ids])  # (M, O)
     o = f0_d.shape[1]
     y_d = np.eye(o)[data.y[d_ids]]  # (N, O) one-hot targets
-    kw = dict(solver_options(regression_cfg), solver=regression_cfg["solver"])
-    pred_e = linearized_predict(entk_dd, entk_xd, f0_d, f0_x, y_d, **kw)  # (M, O), eNTK, Eq. 5
-    pred_p = linearized_predict(pntk_dd, pntk_xd, f0_d, f0_x, y_d, **kw)  # (M, O), pNTK, Eq. 6
+    # on the host: the diagnostics jobs hold no GPU (device_resources() in the rules), whatever regression.device
+    options = SolverOptions.from_config(regression_cfg).replace(device="cpu")
+    pred_e = linearized_predict(entk_dd, entk_xd, f0_d, f0_x, y_d, options=options, log=log)  # (M, O), eNTK, Eq. 5
+    pred_p = linearized_predict(pntk_dd, pntk_xd, f0_d, f0_x, y_d, options=options, log=log)  # (M, O), pNTK, Eq. 6
     stats = dg.kernel_statistics(entk_dd, pntk_dd)
     stats.update(dg.prediction_gaps(pred_e, pred_p, data.y[x_ids]))
     stats["model_acc_subtest"] = float((f0_x.argmax(1) == data.y[x_ids]).mean())

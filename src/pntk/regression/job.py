@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 
 from .._version import __version__
-from ..config_runs import memory_cap_bytes
 from ..data import open_prepared
 from ..provenance import atomic_write_json, provenance, sha256_file
 from ..runs import checkpoint_meta
@@ -21,6 +20,7 @@ from ..store.paths import StorePaths
 from ..train import load_checkpoint
 from .linearized import linearized_predict, regression_summary
 from .memory import release_freed_memory
+from .options import SolverOptions
 
 log = logging.getLogger(__name__)
 
@@ -34,15 +34,6 @@ def model_outputs(checkpoint: str | Path, x: np.ndarray, batch: int = 512) -> np
     with torch.no_grad():
         outs = [model(torch.as_tensor(x[s:s + batch], dtype=torch.float64)) for s in range(0, len(x), batch)]
     return torch.cat(outs).numpy()
-
-
-def solver_options(regression_cfg: dict) -> dict:
-    """linearized_predict's keywords from a config's `regression:` section (ridge, its scale, CG
-    tolerance, Nyström rank, memory cap)."""
-    return dict(ridge=regression_cfg["ridge"], ridge_scale=regression_cfg.get("ridge_scale", "absolute"),
-                tol=regression_cfg.get("tol", 1e-8), rank=regression_cfg.get("nystrom_rank"), log=log,
-                landmarks=regression_cfg.get("nystrom_landmarks", "rpcholesky"),
-                memory_cap_bytes=int(memory_cap_bytes(regression_cfg)))
 
 
 def epoch_regression(*, data_path, checkpoint, manifest_dd, manifest_xd, regression_cfg: dict,
@@ -63,9 +54,8 @@ def epoch_regression(*, data_path, checkpoint, manifest_dd, manifest_xd, regress
     k_dd = _ordered(StorePaths.of(manifest_dd).store, tr, tr)  # (N, N), streamed
     k_xd = _ordered(StorePaths.of(manifest_xd).store, te, tr)  # (M, N), streamed: 2 GB of float32 at CIFAR-10
     times = list(regression_cfg["times"])
-    kw = dict(solver_options(regression_cfg), device=regression_cfg["device"])
-    pred, info = linearized_predict(k_dd, k_xd, f0_d, f0_x, y_d, solver=regression_cfg["solver"],
-                                    return_info=True, **kw)
+    options = SolverOptions.from_config(regression_cfg)
+    pred, info = linearized_predict(k_dd, k_xd, f0_d, f0_x, y_d, options=options, return_info=True, log=log)
     summary = regression_summary(pred, labels[te])
     out = {"flin_test_acc": summary["accuracy"], "flin_test_mse": summary["mse"],
            "model_test_acc": float((f0_x.argmax(1) == labels[te]).mean()),
@@ -75,7 +65,8 @@ def epoch_regression(*, data_path, checkpoint, manifest_dd, manifest_xd, regress
     ds = xr.Dataset({"flin": (("test_index", "output"), pred), "f0": (("test_index", "output"), f0_x),
                      "label": (("test_index",), labels[te])}, coords=coords)
     if times:
-        pt = linearized_predict(k_dd, k_xd, f0_d, f0_x, y_d, t=np.asarray(times), solver="eigh", **kw)
+        pt = linearized_predict(k_dd, k_xd, f0_d, f0_x, y_d, t=np.asarray(times),
+                                options=options.replace(solver="eigh"), log=log)
         ds["flin_t"] = (("time", "test_index", "output"), pt)
         ds = ds.assign_coords(time=np.asarray(times, dtype=float))
         out["flin_t_test_acc"] = {str(t): float((pt[k].argmax(1) == labels[te]).mean()) for k, t in enumerate(times)}

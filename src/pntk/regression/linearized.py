@@ -29,6 +29,7 @@ from .memory import (
     sketch_block,
     streaming_workers,
 )
+from .options import SolverOptions
 from .preconditioners import jacobi, nystrom
 from .rpcholesky import factor_dtype, rp_cholesky
 from .solvers import (
@@ -209,9 +210,8 @@ def choose_solver(solver, n: int, cap: int, finite_t: bool, log: LogLike = None)
     return choice
 
 
-def linearized_predict(k_dd, k_xd, f0_d, f0_x, y_d, *, ridge=0.0, ridge_scale="absolute", t=None, solver="auto",
-                       memory_cap_bytes=None, device="cpu", log: LogLike = None, tol=1e-8,
-                       maxiter=None, return_info=False, rank=None, threads=None, landmarks="rpcholesky"):
+def linearized_predict(k_dd, k_xd, f0_d, f0_x, y_d, *, options: SolverOptions | None = None, t=None,
+                       log: LogLike = None, return_info=False, **changes):
     """Predictions of the linearized model at time t (t=None: infinite time), float64 numpy.
 
     f_lin(x) = f0(x) + Θ(x,D) Θ(D,D)^{-1} (Y − f0(D))                      (t=None)
@@ -225,6 +225,9 @@ def linearized_predict(k_dd, k_xd, f0_d, f0_x, y_d, *, ridge=0.0, ridge_scale="a
             ridge_scale="mean_diagonal" a fraction of the mean diagonal of Θ(D,D) (scale-free: the same
             number means the same regularisation for any network), "absolute" (default) as given.
     t: None, a scalar → (M,O), or a 1-D array of times → (len(t),M,O); t=0 gives f0.
+    options: how to solve (SolverOptions: solver, ridge, ridge_scale, tol, maxiter, rank, landmarks,
+            memory_cap_bytes, device, threads; SolverOptions.from_config reads a config's `regression:`); any
+            of them may also be given as a keyword, which replaces that option.
     solver: "cholesky" | "eigh" | "nystrom" | "cg" | "auto". auto: finite t → eigh; else cholesky when
             the dense float64 K and its factor (2·8·n² bytes, n = N·O for eNTK, N for pNTK) fit under
             memory_cap_bytes (default: half the available RAM, or 80 % of free GPU memory),
@@ -244,7 +247,10 @@ def linearized_predict(k_dd, k_xd, f0_d, f0_x, y_d, *, ridge=0.0, ridge_scale="a
     return_info: also return a dict (solver, sizes, jitter, CG iterations/residual, seconds).
     """
     t_start = time.perf_counter()
-    device = torch.device(device)
+    opts = (options or SolverOptions()).replace(**changes)
+    solver, ridge, ridge_scale, tol, maxiter = opts.solver, opts.ridge, opts.ridge_scale, opts.tol, opts.maxiter
+    rank, landmarks, memory_cap_bytes, threads = opts.rank, opts.landmarks, opts.memory_cap_bytes, opts.threads
+    device = torch.device(opts.device)
     k_dd, k_xd = kernel_operand(k_dd), kernel_operand(k_xd)
     n_d, n_x = _check_shapes(k_dd, k_xd)
     entk = len(k_dd.shape) == 4
