@@ -74,3 +74,17 @@ def test_no_rule_file_types_a_results_path(literal):
     typed = [f"{p.name}:{i}" for p in RULES for i, line in enumerate(_code(p).splitlines(), 1)
              if re.search(literal, line)]
     assert not typed, f"{literal!r} typed in {typed}: ask pntk.layout.Layout (L in common.smk)"
+
+
+def test_layout_lists_data_stores_and_run_folders(tmp_path):
+    """`pntk ls` walks results/ through Layout: data stores two levels under data/, folders two under runs/."""
+    from pntk.layout import Layout
+
+    for d in ("data/digits/digits.zarr", "data/digits/notes", "runs/digits/fcn-w8-s0", "runs/digits/fcn-w8-s0-onD"):
+        (tmp_path / d).mkdir(parents=True)
+    (tmp_path / "runs" / "digits" / "README").write_text("a file, not a run folder")
+    lay = Layout(tmp_path)
+    assert lay.data_stores() == [tmp_path / "data" / "digits" / "digits.zarr"]
+    runs = tmp_path / "runs" / "digits"
+    assert lay.run_folders() == [runs / "fcn-w8-s0", runs / "fcn-w8-s0-onD"]
+    assert lay.runs_folder == tmp_path / "runs"

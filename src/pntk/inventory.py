@@ -12,6 +12,7 @@ import json
 import os
 from pathlib import Path
 
+from .layout import Layout
 from .runs import Run, epoch_of
 from .store.paths import StorePaths, local_files
 from .tiling import TileGrid
@@ -158,9 +159,9 @@ def _learned(train_log: Path) -> str:
 
 def inventory(results: str | Path, *, verify: bool = False) -> list[dict]:
     """One row (COLUMNS, plus `path` and `ok`) per data store, train log, checkpoint and kernel store."""
-    results = Path(results)
+    results, layout = Path(results), Layout(results)
     rows = []
-    for store in sorted((results / "data").glob("*/*.zarr")):
+    for store in layout.data_stores():
         attrs = json.loads((store / "zarr.json").read_text()).get("attributes", {}) \
             if (store / "zarr.json").is_file() else {}
         n = int(attrs.get("n_train", 0)) + int(attrs.get("n_test", 0))
@@ -168,7 +169,7 @@ def inventory(results: str | Path, *, verify: bool = False) -> list[dict]:
         rows.append(_row(run="-", epoch="-", item=f"data {store.parent.name}", kind="data", shape=shape,
                          size=_size(store), status=f"fingerprint {str(attrs.get('fingerprint', '?'))[:12]}",
                          path=store, ok=bool(attrs.get("fingerprint"))))
-    for run_dir in sorted(p for p in (results / "runs").glob("*/*") if p.is_dir()):
+    for run_dir in layout.run_folders():
         try:
             run = Run.of_path(run_dir)
         except ValueError:

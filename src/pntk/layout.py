@@ -49,6 +49,19 @@ class Layout:
 
         return str(prepared_folder(self.root, dataset))
 
+    @property
+    def runs_folder(self) -> Path:
+        """`{root}/runs`: every run folder, `{dataset}/{arch}-w{width}-s{seed}[-onD]`, below it."""
+        return Path(self.root, "runs")
+
+    def data_stores(self) -> list[Path]:
+        """Every prepared data store on disk, `{root}/data/{dataset}/*.zarr` (what `pntk ls` lists)."""
+        return sorted(Path(self.root, "data").glob("*/*.zarr"))
+
+    def run_folders(self) -> list[Path]:
+        """Every folder two levels below runs/ (callers keep those `Run.of_path` parses: run folders)."""
+        return sorted(p for p in self.runs_folder.glob("*/*") if p.is_dir())
+
     def run_dir(self, run: Run) -> Path:
         return run.dir(self.root)
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from .. import config as pcfg
 from .._version import __version__
 from ..data.prepared import prepared_store
+from ..layout import Layout
 from ..provenance import git_describe, sha256_file
 from ..runs import Run
 from ..store import tiles
@@ -126,7 +127,7 @@ def collect(config: dict, results: str | Path, selectors: list[str] | None = Non
                            "or leave them out with --run):\n  " + "\n  ".join(problems))
     if not stores:
         raise ArchiveError(f"nothing to pack: none of the {len(absent)} selected kernel stores is computed under "
-                           f"{results / 'runs'} (e.g. {absent[0] if absent else '-'})")
+                           f"{Layout(results).runs_folder} (e.g. {absent[0] if absent else '-'})")
     manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "pntk_version": __version__,
                 "git_describe": git_describe(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "config": {k: config[k] for k in CONFIG_KEYS},
