@@ -88,6 +88,9 @@ def test_networks_at_init_leave_out_what_the_diagnostics_runs_have():
     cfg["diagnostics"]["at_init"]["seeds"] = [0, 1]
     cfg["diagnostics"]["at_init"]["widths"] = {"convnet": [8, 16]}
     assert pcfg.networks_at_init(cfg) == {}
+    cfg["diagnostics"]["checkpoint_epochs"] = [50, 100]  # no epoch 0 on D: the trained runs do not have it
+    assert {k: [r.seed for r in v] for k, v in pcfg.networks_at_init(cfg).items()} == {("convnet", 8): [0, 1],
+                                                                                      ("convnet", 16): [0, 1]}
     cfg["diagnostics"]["enabled"] = False
     cfg["diagnostics"]["at_init"] = {"seeds": [5], "widths": {"convnet": [64]}}
     assert pcfg.networks_at_init(cfg) == {}

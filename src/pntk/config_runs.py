@@ -126,13 +126,13 @@ def diagnostic_runs(config: dict) -> list[Run]:
 
 def networks_at_init(config: dict) -> dict[tuple[str, int], list[Run]]:
     """`diagnostics.at_init`: {(model name, width): its networks at initialisation only, as runs with
-    trained_on "init"}, less the networks whose epoch 0 the diagnostics runs already have (the same seed
-    builds the same initial network); cells left without a network are left out."""
+    trained_on "init"}, less the networks whose epoch 0 the diagnostics runs already have (a checkpoint at
+    epoch 0: the same seed builds the same initial network); cells left without a network are left out."""
     diag = config["diagnostics"]
     if not diag["enabled"]:
         return {}
     at = diag.get("at_init") or {}
-    have = {(r.arch, r.width, r.seed) for r in diagnostic_runs(config)}
+    have = {(r.arch, r.width, r.seed) for r in diagnostic_runs(config) if 0 in checkpoint_epochs(config, r.trained_on)}
     cells: dict[tuple[str, int], list[Run]] = {}
     for name, widths in (at.get("widths") or {}).items():
         for w in widths:

@@ -1,12 +1,12 @@
 """Networks at initialisation only (`diagnostics.at_init`): the statistics of Θ(D,D) and Θ̂(D,D) at epoch 0.
 
-The width claims of claims.csv are tested at epoch 0 (Figs 2–5, Theorems 1 and 5, Remark 3.3.3, the ConvNet's
+The width claims of claims.csv are tested at epoch 0 (Figs 2–6, Theorems 1 and 5, Remark 3.3.3, the ConvNet's
 λmin), where a network trained on D is still its initialisation. Deciding them takes more seeds and widths than
 training each network on D affords (benchmarks/BENCHMARKS.md, ConvNet width claims), so these networks are built
 from their seed, never trained, and only the kernels on D are computed: the same engine, method and dtype as a
 kernel job, the same statistics as a checkpoint's diagnostics (`pntk.analysis.diagnostics.kernel_statistics`),
-in memory (no store: nothing else reads these kernels). Statistics that need X or a trained network (Figs 6–8
-and 10–12, Theorem 6) come from the trained runs only.
+in memory (no store: nothing else reads these kernels). Statistics that need X or a trained network (Figs 7–12,
+Theorem 6) come from the trained runs only.
 """
 from __future__ import annotations
 
