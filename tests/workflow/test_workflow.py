@@ -157,6 +157,30 @@ def test_adding_a_width_schedules_only_that_width(tiny_run, tmp_path):
     assert {"tables", "figures"} <= set(counts)
 
 
+def test_networks_at_init_join_the_epoch_zero_rows(tiny_run, tmp_path):
+    """diagnostics.at_init on a finished run: only diagnose_at_init jobs and the aggregating ones are scheduled
+    (one per width left with a network: seed 0 of w16/w32 is the trained runs' epoch 0), and the diagnostics
+    table gets their epoch-0 rows (trained_on init, learned) with readout widths, which the rate fit reads."""
+    import pandas as pd
+
+    work = tmp_path / "w"
+    shutil.copytree(tiny_run, work, symlinks=True)  # copy2: mtimes kept, so nothing upstream is out of date
+    cfg = yaml.safe_load(TINY.read_text())
+    cfg["diagnostics"]["at_init"] = {"seeds": [0, 1], "widths": {"fcn": [16, 64]}}
+    (work / "config.yaml").write_text(yaml.safe_dump(cfg))
+    tables = ["results/tables/diagnostics.csv", "results/tables/rate.csv"]
+    counts = job_counts(snakemake(work, "-n", *tables).stdout)
+    assert counts == {"diagnose_at_init": 2, "tables": 1}, counts
+    snakemake(work, *tables)
+    diag = pd.read_csv(work / tables[0])
+    init = diag[diag.trained_on == "init"]
+    assert sorted({(int(w), int(s)) for w, s in zip(init.width, init.seed)}) == [(16, 1), (64, 0), (64, 1)]
+    assert set(init.epoch) == {0} and init.learned.all() and init.readout_width.notna().all()
+    assert "pred_rel_diff" not in set(init.statistic)  # statistics on D only: no X, no regression
+    rate = pd.read_csv(work / tables[1])
+    assert rate[rate.arch == "fcn"].readout_widths.iloc[0] == "16 32 64"
+
+
 def _small_tile_config(path: Path) -> Path:
     cfg = yaml.safe_load(TINY.read_text())
     cfg["kernels"]["tile_size"] = 16  # 60 train examples: 4 ragged row tiles, 10 tile jobs (i <= j)
