@@ -101,7 +101,7 @@ def _verdict_sentence(not_learned: list[str] | None, one_run: bool) -> str:
         return (f"Runs that did not learn (drawn hollow or grey dashed, left out of the means): "
                 f"{_values(not_learned)}.")
     return "This run learned (learned column of the tables)." if one_run else \
-        "Every run drawn here learned (learned column of the tables)."
+        "Every trained run drawn here learned (learned column of the tables)."
 
 
 def compose_caption(spec: FigureSpec, drawn: Drawn, reads: dict[str, str]) -> str:
