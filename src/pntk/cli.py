@@ -26,27 +26,10 @@ import sys
 from pathlib import Path
 
 from ._version import __version__
-from .inventory import store_summary
+from .inventory import format_summary, store_summary
 from .layout import CLAIMS, Layout
 from .store.paths import StorePaths
 from .store.remote import RemoteStoreError, is_url
-
-
-def format_summary(s: dict) -> str:
-    complete = s["tiles_written"] == s["tiles_total"]
-    lines = [("store", s["store"]),
-             ("kind", f"{s['kind']}{' (symmetric)' if s['symmetric'] else ''}"),
-             ("shape", " × ".join(map(str, s["shape"]))),
-             ("dtype", s["dtype"]),
-             ("tile size", f"{s['tile_size']} ({s['tile_grid'][0]} × {s['tile_grid'][1]} tiles)"),
-             ("completeness", f"{s['tiles_written']}/{s['tiles_total']} tiles written"
-                              f"{' (complete)' if complete else ''}"
-                              + (f", unreadable flags {s['unreadable_flags']}" if s["unreadable_flags"] else "")),
-             ("finalized", f"yes ({s['manifest']})" if s["finalized"] else "no (no manifest)")]
-    lines += [(k.replace("_", " "), v) for k, v in s["provenance"].items()]
-    lines += [(k.replace("_", " "), v) for k, v in s["build"].items()]
-    width = max(len(k) for k, _ in lines)
-    return "\n".join(f"{k:<{width}}  {v}" for k, v in lines)
 
 
 def cmd_info(args) -> int:
@@ -154,39 +137,35 @@ def _config(path: str, check_files: bool = True) -> dict:
     return pcfg.load_config(path, check_files=check_files)
 
 
-def cmd_pack(args) -> int:
-    from . import archive
-
-    cfg = _config(args.config)
-    results = Path(args.results or cfg["results"])
-    man = archive.pack(cfg, results, args.output, selectors=args.run, with_data=not args.no_data)
+def _report_packed(man: dict, verb: str, where: str) -> int:
+    """What pack and publish print: how much went where, then the stores, then what was not computed."""
     size = sum(f["size"] for f in man["files"].values())
-    print(f"packed {len(man['stores'])} kernel stores of {len(man['runs'])} runs ({len(man['files'])} files, "
-          f"{size / 2**20:.1f} MiB{', with' if man['data']['included'] else ', without'} the data store) "
-          f"into {args.output}")
+    print(f"{verb} {len(man['stores'])} kernel stores of {len(man['runs'])} runs ({len(man['files'])} files, "
+          f"{size / 2**20:.1f} MiB{', with' if man['data']['included'] else ', without'} the data store) {where}")
     for s in man["stores"]:
         print(f"  {s['key']}")
     if man["not_computed"]:
         print(f"skipped {len(man['not_computed'])} selected stores that are not computed at all")
     return 0
+
+
+def cmd_pack(args) -> int:
+    from . import archive
+
+    cfg = _config(args.config)
+    man = archive.pack(cfg, Path(args.results or cfg["results"]), args.output, selectors=args.run,
+                       with_data=not args.no_data)
+    return _report_packed(man, "packed", f"into {args.output}")
 
 
 def cmd_publish(args) -> int:
     from . import archive
 
     cfg = _config(args.config)
-    results = Path(args.results or cfg["results"])
-    man = archive.publish(cfg, results, args.output, selectors=args.run, with_data=not args.no_data,
-                          overwrite=args.overwrite)
-    size = sum(f["size"] for f in man["files"].values())
-    print(f"published {len(man['stores'])} kernel stores of {len(man['runs'])} runs ({len(man['files'])} files, "
-          f"{size / 2**20:.1f} MiB{', with' if man['data']['included'] else ', without'} the data store) "
-          f"to {args.output} (index: {str(args.output).rstrip('/')}/{archive.MANIFEST})")
-    for s in man["stores"]:
-        print(f"  {s['key']}")
-    if man["not_computed"]:
-        print(f"skipped {len(man['not_computed'])} selected stores that are not computed at all")
-    return 0
+    man = archive.publish(cfg, Path(args.results or cfg["results"]), args.output, selectors=args.run,
+                          with_data=not args.no_data, overwrite=args.overwrite)
+    return _report_packed(man, "published", f"to {args.output} (index: {str(args.output).rstrip('/')}/"
+                                             f"{archive.MANIFEST})")
 
 
 def cmd_import(args) -> int:
@@ -308,6 +287,19 @@ def cmd_claims(args) -> int:
     return 0
 
 
+def _archive_selection(q: argparse.ArgumentParser) -> None:
+    """The options pack and publish share: the config, the results folder, which stores, with or without data."""
+    q.add_argument("--config", required=True, help="workflow config (YAML) the results were computed with")
+    q.add_argument("--results", help="results folder (default: the config's `results`)")
+    q.add_argument("--run", action="append", default=[], metavar="SELECTOR",
+                   help="glob on {dataset}/{arch}-w{W}-s{S}/epoch{EEE}/{kind}-{rows}-{cols}, matching whole "
+                        "components (e.g. fcn-w64-s0, epoch003, 'pntk-*'); repeatable; default: every "
+                        "finished store")
+    q.add_argument("--no-data", action="store_true",
+                   help="leave out the prepared data store (only its fingerprint is kept); the importer then "
+                        "needs results/data/{dataset}/{dataset}.zarr with the same fingerprint")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pntk", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -332,24 +324,12 @@ def build_parser() -> argparse.ArgumentParser:
     arch = sub.add_parser("archive", help="pack or publish finished results / import them into another checkout")
     asub = arch.add_subparsers(dest="archive_command", required=True)
     q = asub.add_parser("pack", help="zip finalized kernel stores with the checkpoints and data they need")
-    q.add_argument("--config", required=True, help="workflow config (YAML) the results were computed with")
-    q.add_argument("--results", help="results folder (default: the config's `results`)")
-    q.add_argument("--run", action="append", default=[], metavar="SELECTOR",
-                   help="glob on {dataset}/{arch}-w{W}-s{S}/epoch{EEE}/{kind}-{rows}-{cols}, matching whole "
-                        "components (e.g. fcn-w64-s0, epoch003, 'pntk-*'); repeatable; default: every "
-                        "finished store")
-    q.add_argument("--no-data", action="store_true",
-                   help="leave out the prepared data store (only its fingerprint is kept); the importer then "
-                        "needs results/data/{dataset}/{dataset}.zarr with the same fingerprint")
+    _archive_selection(q)
     q.add_argument("-o", "--output", required=True, metavar="FILE.zip")
     q.set_defaults(func=cmd_pack)
     q = asub.add_parser("publish", help="write finalized kernel stores with the checkpoints and data they need "
                         "as a browsable folder or s3:// prefix (pntk ls and pntk archive import read it)")
-    q.add_argument("--config", required=True, help="workflow config (YAML) the results were computed with")
-    q.add_argument("--results", help="results folder (default: the config's `results`)")
-    q.add_argument("--run", action="append", default=[], metavar="SELECTOR",
-                   help="as for pack: globs on {dataset}/{arch}-w{W}-s{S}/epoch{EEE}/{kind}-{rows}-{cols}")
-    q.add_argument("--no-data", action="store_true", help="as for pack: leave out the prepared data store")
+    _archive_selection(q)
     q.add_argument("--overwrite", action="store_true", help="replace a published archive already there")
     q.add_argument("-o", "--output", required=True, metavar="DIR|s3://bucket/prefix")
     q.set_defaults(func=cmd_publish)

@@ -51,6 +51,24 @@ def store_summary(path: str | Path) -> dict:
             "provenance": {k: info[k] for k in PROVENANCE_KEYS if k in info}, "build": build}
 
 
+def format_summary(s: dict) -> str:
+    """`pntk info`'s text for one store_summary: a key–value block, provenance and build last."""
+    complete = s["tiles_written"] == s["tiles_total"]
+    lines = [("store", s["store"]),
+             ("kind", f"{s['kind']}{' (symmetric)' if s['symmetric'] else ''}"),
+             ("shape", " × ".join(map(str, s["shape"]))),
+             ("dtype", s["dtype"]),
+             ("tile size", f"{s['tile_size']} ({s['tile_grid'][0]} × {s['tile_grid'][1]} tiles)"),
+             ("completeness", f"{s['tiles_written']}/{s['tiles_total']} tiles written"
+                              f"{' (complete)' if complete else ''}"
+                              + (f", unreadable flags {s['unreadable_flags']}" if s["unreadable_flags"] else "")),
+             ("finalized", f"yes ({s['manifest']})" if s["finalized"] else "no (no manifest)")]
+    lines += [(k.replace("_", " "), v) for k, v in s["provenance"].items()]
+    lines += [(k.replace("_", " "), v) for k, v in s["build"].items()]
+    width = max(len(k) for k, _ in lines)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in lines)
+
+
 def read_flags(paths: StorePaths) -> tuple[dict[str, dict | None], list[str]]:
     """({flag file name: its chunk checksums, None if unreadable}, [unreadable flag names])."""
     flags: dict[str, dict | None] = {}
