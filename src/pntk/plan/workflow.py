@@ -144,7 +144,7 @@ def plan_workflow(config: dict, device: DeviceProfile, *, cores: int | None = No
     diagnostics = _diagnostics_job(cm, config, o) if config["diagnostics"]["enabled"] else None
     if pcfg.diagnostics_on_d(config):
         jobs += _jobs_on_d(cm, config, models, diagnostics, n_test, o, res, heavy)
-    jobs += _at_init_jobs(cm, config, in_shape, o)
+    jobs += _at_init_jobs(cm, config, o)
     for ms in models:
         jobs.append(_times(cm.train(ms, n_train, n_test, config["train"], heavy), seeds))
         jobs += [_times(j, seeds * epochs) for j in _kernel_jobs(cm, config, ms, o, res)]
@@ -211,9 +211,9 @@ def _jobs_on_d(cm: CostModel, config: dict, models: list, diagnostics: Job, n_te
     return jobs
 
 
-def _at_init_jobs(cm: CostModel, config: dict, in_shape: tuple, o: int) -> list[Job]:
+def _at_init_jobs(cm: CostModel, config: dict, o: int) -> list[Job]:
     """diagnose_at_init: per model and width, one process computing the eNTK and pNTK on D (one diagonal tile
-    each, as a kernel job would) and their statistics for each of its networks."""
+    each, as a kernel job would, but kept in memory: nothing written) and their statistics for each network."""
     kcfg, d = config["kernels"], config["data"]["subset_train"]
     jobs = []
     for (name, width), nets in pcfg.networks_at_init(config).items():
@@ -221,13 +221,21 @@ def _at_init_jobs(cm: CostModel, config: dict, in_shape: tuple, o: int) -> list[
         parts = [cm.kernel_tile(ms, kcfg, kind, d, d, chunk=(d, d), diagonal=True, mirrored=True,
                                 out_values=o * o if kind == "entk" else 1, threads=1, overlap=False)
                  for kind in ("entk", "pntk")] + [cm.kernel_statistics(d, o)]
-        job = Job("diagnose_at_init", 1, seconds=cm.start(kcfg["device"]), device=parts[0].device)
         for p in parts:
-            job.flops += len(nets) * p.flops
-            job.seconds += len(nets) * p.seconds
-            job.peak_bytes = max(job.peak_bytes, p.peak_bytes)
-        jobs.append(job)
+            p.count, p.bytes_written = len(nets), 0.0
+        jobs.append(_one_start("diagnose_at_init", parts, cm.start(kcfg["device"]), parts[0].device, 1))
     return jobs
+
+
+def _one_start(rule: str, parts: list[Job], start_s: float, device: str, threads: int) -> Job:
+    """One job of `rule` doing all of `parts` (Jobs without a start, each `count` times) after a single start."""
+    one = Job(rule, 1, seconds=start_s, device=device, threads=threads)
+    for j in parts:
+        one.flops += j.count * j.flops
+        one.bytes_written += j.count * j.bytes_written
+        one.seconds += j.count * j.seconds
+        one.peak_bytes = max(one.peak_bytes, j.peak_bytes)
+    return one
 
 
 def _copy(job: Job) -> Job:
@@ -297,13 +305,8 @@ def _kernel_jobs(cm: CostModel, config: dict, ms: ModelSpec, o: int, res: dict, 
         for j in jobs:  # a process per job
             j.seconds += cm.start(kcfg["device"] if j.rule == "kernel_tile" else "cpu")
         return jobs
-    one = Job("kernel_checkpoint", 1, seconds=cm.start(kcfg["device"]), device=jobs[0].device, threads=threads)
-    for j in jobs:  # one process: a single start, the work of every store
-        one.flops += j.count * j.flops
-        one.bytes_written += j.count * j.bytes_written
-        one.seconds += j.count * j.seconds
-        one.peak_bytes = max(one.peak_bytes, j.peak_bytes)
-    return [one]
+    # one process: a single start, the work of every store
+    return [_one_start("kernel_checkpoint", jobs, cm.start(kcfg["device"]), jobs[0].device, threads)]
 
 
 def _timing_models(config: dict, in_channels: int, o: int) -> list:
