@@ -14,12 +14,13 @@ import logging
 import time
 from pathlib import Path
 
-from ..data import index_set, open_prepared
+from ..data import open_prepared
 from ..models import ModelSpec, init_model
 from ..provenance import atomic_write_json, provenance
 from ..runs import Run
 from ..store import tiles
 from . import diagnostics as dg
+from .checkpoint import subsets
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,7 @@ def at_init_job(out_json: str | Path, networks: list[Run], *, data_path, data_cf
     import torch
 
     data = open_prepared(data_path)
-    d_ids = index_set(data, "sub-train", subset_train=data_cfg["subset_train"], subset_test=data_cfg["subset_test"],
-                      seed=data_cfg["seed"])
+    d_ids, _ = subsets(data, data_cfg)  # D, as the diagnostics of a checkpoint read it
     x_d = torch.as_tensor(data.x[d_ids], device=kernels_cfg["device"])  # (N, C, H, W)
     records = []
     for net in networks:

@@ -29,7 +29,8 @@ def load_manifest_block(manifest: str | Path, row_ids: np.ndarray, col_ids: np.n
     return read_block(StorePaths.of(manifest).store, row_ids, col_ids).astype(np.float64), rec
 
 
-def _subsets(data: PreparedData, data_cfg: dict) -> tuple[np.ndarray, np.ndarray]:
+def subsets(data: PreparedData, data_cfg: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Row ids of D (sub-train) and X (sub-test) of the config's `data:` section."""
     kw = dict(subset_train=data_cfg["subset_train"], subset_test=data_cfg["subset_test"], seed=data_cfg["seed"])
     return index_set(data, "sub-train", **kw), index_set(data, "sub-test", **kw)
 
@@ -38,7 +39,7 @@ def epoch_diagnostics(*, data_path, checkpoint, manifests: dict[str, str], data_
                       regression_cfg: dict) -> dict:
     """Figs 2–8 on D = sub-train and X = sub-test. `manifests` keys: entk_dd, entk_xd, pntk_dd, pntk_xd."""
     data = open_prepared(data_path)
-    d_ids, x_ids = _subsets(data, data_cfg)
+    d_ids, x_ids = subsets(data, data_cfg)
     entk_dd, _ = load_manifest_block(manifests["entk_dd"], d_ids, d_ids)  # (N, N, O, O)
     entk_xd, _ = load_manifest_block(manifests["entk_xd"], x_ids, d_ids)  # (M, N, O, O)
     pntk_dd, _ = load_manifest_block(manifests["pntk_dd"], d_ids, d_ids)  # (N, N)
