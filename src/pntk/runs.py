@@ -23,7 +23,8 @@ from pathlib import Path
 # (`diagnostics.at_init`): it has table rows at epoch 0 but no run folder, checkpoints or train log.
 TRAINED_ON = {"train": "", "D": "-onD", "init": "-init"}
 # The run folder's name; `arch` may contain '-' (user model names), so width and seed are parsed from the end.
-_LEAF = re.compile(r"^(?P<arch>.+)-w(?P<width>\d+)-s(?P<seed>\d+)(?P<on>-onD|-init)?$")
+_SUFFIXES = "|".join(re.escape(v) for v in TRAINED_ON.values() if v)  # "-onD|-init"
+_LEAF = re.compile(rf"^(?P<arch>.+)-w(?P<width>\d+)-s(?P<seed>\d+)(?P<on>{_SUFFIXES})?$")
 _EPOCH = re.compile(r"^epoch(?P<epoch>\d{3,})(\.pt)?$")
 # Snakemake wildcards of a run folder: {on} is "" (trained on the train split) or "-onD" (see ON_CONSTRAINT)
 RUN_PATTERN = "{dataset}/{arch}-w{width}-s{seed}{on}"
