@@ -25,8 +25,11 @@ def table(name: str):
 
 active = table("active")
 active_v = V.active_verdicts(active, data.num_classes, labels) if isinstance(active, pd.DataFrame) else None
-infinite_regression = (json.loads(Path(sm.input.infinite_regression).read_text())["test_acc"]
-                       if sm.input.get("infinite_regression") else "no infinite-width regression (infinite.enabled)")
+if sm.input.get("infinite_regression"):  # {arch: test accuracy, or why it was skipped}
+    _inf = json.loads(Path(sm.input.infinite_regression).read_text())
+    infinite_regression = {**_inf.get("skipped", {}), **_inf["test_acc"]}
+else:
+    infinite_regression = "no infinite-width regression (infinite.enabled)"
 claims = claims_table(ClaimInputs(
     diagnostics=table("diagnostics"), regression=table("regression"), infinite=table("infinite"), active=active,
     active_verdicts=active_v, training=pd.read_csv(sm.input.training), infinite_regression=infinite_regression,

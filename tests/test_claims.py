@@ -221,12 +221,20 @@ def test_the_convnet_lambda_min_reads_the_papers_threshold():
     assert verdict(claims_of(diag=singular_pntk), "convnet-lambda-min") == "does not hold"
 
 
-def test_the_convnet_has_no_analytic_ntk_here():
+def test_the_convnet_is_compared_with_its_analytic_ntk_and_other_archs_say_why_not():
     diag = pd.concat([diag_table(), diag_table(widths=[16, 32], arch="convnet")])
-    regr = pd.concat([regr_table(), regr_table(widths=[16, 32]).assign(arch="convnet")])
-    df = claims_of(diag=diag, regr=regr)
-    assert verdict(df, "sec5-infinite:convnet") == "not testable"
-    assert "CNTK" in df.loc["sec5-infinite:convnet", "detail"]
+    regr = pd.concat([regr_table(), regr_table(widths=[16, 32]).assign(arch="convnet"),
+                      regr_table(widths=[16, 32]).assign(arch="resnet18")])
+    df = claims_of(diag=diag, regr=regr, infinite_regression={"fcn": 0.95, "convnet": 0.99})
+    assert verdict(df, "sec5-infinite:convnet") == "holds"
+    assert "NTK∞ 0.99" in df.loc["sec5-infinite:convnet", "numbers"]
+    assert verdict(df, "sec5-infinite:resnet18") == "not testable"
+    assert "no analytic infinite-width NTK of resnet18" in df.loc["sec5-infinite:resnet18", "detail"]
+    skipped = claims_of(diag=diag, regr=regr, infinite_regression={
+        "fcn": 0.95, "convnet": "≈ 3e+04 CPU-hours, above infinite.max_cntk_cpu_hours (1)"})
+    assert verdict(skipped, "sec5-infinite:convnet") == "not testable"
+    assert "skipped: ≈ 3e+04 CPU-hours" in skipped.loc["sec5-infinite:convnet", "detail"]
+    assert "infinite.max_cntk_cpu_hours" in skipped.loc["sec5-infinite:convnet", "detail"]
 
 
 def test_every_row_cites_its_source_and_the_projects_own_are_labelled():

@@ -10,6 +10,8 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))  # the library, also wit
 from pntk import config as pcfg  # noqa: E402
 from pntk.code_closure import closure_digest as _closure_digest  # noqa: E402
 from pntk import layout as lay  # noqa: E402
+from pntk.analysis.infinite import ANALYTIC_ARCHS  # noqa: E402
+from pntk.models import DEFAULT_DEPTH  # noqa: E402
 from pntk.report import figure_table as ftab  # noqa: E402
 from pntk.runs import ON_CONSTRAINT, RUN_PATTERN, TRAINED_ON, Run  # noqa: E402
 from pntk.store.paths import StorePaths  # noqa: E402

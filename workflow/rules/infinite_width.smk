@@ -1,9 +1,9 @@
 # The project's Figs P1–P2: finite-width eNTK/pNTK of NTK-parameterised FCNs against the analytic NTK; and the
-# paper's §5 comparison: full-data regression with the analytic NTK of each configured FCN's depth.
+# paper's §5 comparison: full-data regression with the analytic NTK of each configured FCN and ConvNet.
 
 
 rule infinite_width:
-    """Analytic NTK of a ReLU FCN (NTK parameterization) vs finite-width eNTK and pNTK at init."""
+    """Analytic NTK of a ReLU FCN (NTK parameterization) vs finite-width eNTK and pNTK at init; §5 regressions."""
     input:
         data=data_store,
     output:
@@ -19,7 +19,11 @@ rule infinite_width:
     params:
         infinite=config["infinite"],
         data=config["data"],
-        fcn_depths={m["name"]: m["depth"] or 3 for m in config["models"] if m["arch"] == "fcn"},
+        analytic={
+            m["name"]: (m["arch"], m["depth"] or DEFAULT_DEPTH[m["arch"]])
+            for m in config["models"]
+            if m["arch"] in ANALYTIC_ARCHS
+        },
         memory_cap_bytes=int(pcfg.memory_cap_bytes(config["regression"])),
     script:
         "../../scripts/infinite_width.py"

@@ -1,4 +1,4 @@
-"""Analytic infinite-width NNGP and NTK of the ReLU FCN in NTK parameterization.
+"""Analytic infinite-width NNGP and NTK of the ReLU FCN in NTK parameterization (the ConvNet's: .cntk).
 
 Matches ``pntk.models.FCN`` with ``parameterization="ntk"`` (``NTKLinear``: W, b ~ N(0, 1),
 h = σ_w/√fan_in · W x + σ_b · b), ``depth`` = number of Linear layers, ReLU after every layer but
@@ -131,22 +131,47 @@ def infinite_width_rows(x: Any, *, widths, seeds, depth: int = 3, num_classes: i
     return rows
 
 
+ANALYTIC_ARCHS = ("fcn", "convnet")  # the built-in architectures with an analytic infinite-width NTK here
+
+
+def analytic_ntk(arch: str, depth: int, x1: Any, x2: Any = None, log=None) -> np.ndarray:
+    """The infinite-width NTK (N1, N2) of the built-in `arch` of `depth` (its layer count as the zoo counts it):
+    :func:`relu_fcn_kernels` for "fcn", :func:`pntk.analysis.cntk.relu_cnn_gap_kernels` for "convnet"."""
+    if arch == "fcn":
+        return relu_fcn_kernels(x1, x2, depth=depth)[1]
+    if arch == "convnet":
+        from .cntk import relu_cnn_gap_kernels
+
+        return relu_cnn_gap_kernels(x1, x2, depth=depth, log=log)[1]
+    raise ValueError(f"analytic_ntk: no analytic infinite-width NTK of {arch!r}; have {ANALYTIC_ARCHS}")
+
+
 def infinite_regression(x_train: Any, y_train: Any, x_test: Any, y_test: Any, *, depth: int, num_classes: int,
-                        memory_cap_bytes: int, log=None) -> dict:
-    """Kernel regression with the analytic NTK of the depth-`depth` ReLU FCN (NTK parameterization, the FCN's
-    infinite-width counterpart; prior mean 0, one-hot targets, t = ∞) on the whole train split, scored on the
-    test split: the paper §5's "NTKs of infinite-width counterparts". Returns {test_acc, n_train, n_test, depth,
-    solver}. ValueError when the train×train kernel and its factor (2 · 8 · N² bytes) exceed the memory cap."""
+                        memory_cap_bytes: int, arch: str = "fcn", max_cpu_hours: float = math.inf,
+                        log=None) -> dict:
+    """Kernel regression with the analytic NTK of `arch` at `depth` (NTK parameterization: the network's
+    infinite-width counterpart; prior mean 0, one-hot targets, t = ∞) on the whole train split, scored on the test
+    split: the paper §5's "NTKs of infinite-width counterparts". Returns {test_acc, n_train, n_test, arch, depth,
+    solver}. ValueError when the train×train kernel and its factor (2 · 8 · N² bytes) exceed the memory cap, or
+    when the ConvNet's kernels would take more than `max_cpu_hours` of one core (:func:`.cntk.cpu_seconds`)."""
     from ..regression import linearized_predict
 
     n = len(x_train)
     if 16 * n * n > memory_cap_bytes:
         raise ValueError(f"infinite regression on {n} train points needs {16 * n * n / 2**30:.1f} GiB for a dense "
                          f"solve, above regression.memory_cap_gb ({memory_cap_bytes / 2**30:.1f} GiB)")
-    _, k_dd = relu_fcn_kernels(x_train, depth=depth)  # (N, N)
-    _, k_xd = relu_fcn_kernels(x_test, x_train, depth=depth)  # (M, N)
+    if arch == "convnet":
+        from .cntk import regression_cpu_hours
+
+        shape = tuple(np.shape(x_train)[1:])
+        hours = regression_cpu_hours(n, len(x_test), shape, depth)
+        if hours > max_cpu_hours:
+            raise ValueError(f"the ConvNet's analytic NTK on {n} + {len(x_test)} images of {shape} would take "
+                             f"≈ {hours:.3g} CPU-hours, above infinite.max_cntk_cpu_hours ({max_cpu_hours:g})")
+    k_dd = analytic_ntk(arch, depth, x_train, log=log)  # (N, N)
+    k_xd = analytic_ntk(arch, depth, x_test, x_train, log=log)  # (M, N)
     y = np.eye(num_classes)[np.asarray(y_train)]  # (N, O) one-hot
     pred, info = linearized_predict(k_dd, k_xd, None, None, y, solver="cholesky", return_info=True, log=log)
     acc = float((pred.argmax(1) == np.asarray(y_test)).mean())
-    return {"test_acc": acc, "n_train": n, "n_test": len(x_test), "depth": depth,
+    return {"test_acc": acc, "n_train": n, "n_test": len(x_test), "arch": arch, "depth": depth,
             "solver": {k: v for k, v in info.items() if isinstance(v, (int, float, str, bool))}}

@@ -17,15 +17,16 @@ from .imported import (
     source_digest,
     split_import_path,
 )
-from .spec import ARCHS, ENTRY_KEYS, ModelSpec, entry_identity, entry_label, is_import_path
+from .spec import ARCHS, DEFAULT_DEPTH, ENTRY_KEYS, ModelSpec, entry_identity, entry_label, is_import_path
 
 _HEAVY = {"build_model": "build", "check_model": "build", "init_model": "build", "readout_width": "build",
           "readout_width_of": "build", "build_imported": "imported", "FCN": "zoo", "ConvNet": "zoo",
-          "ResNet18": "zoo", "WideResNet16": "zoo", "he_relu_": "zoo", "lecun_readout_": "zoo",
-          "NTKLinear": "zoo"}
+          "convnet_strides": "zoo", "ResNet18": "zoo", "WideResNet16": "zoo", "he_relu_": "zoo",
+          "lecun_readout_": "zoo", "NTKLinear": "zoo"}
 __getattr__ = lazy_members(__name__, _HEAVY)
 
-__all__ = ["ARCHS", "ENTRY_KEYS", "FCN", "TORCHVISION", "ConvNet", "ModelImportError", "ModelSpec", "NTKLinear",
-           "ResNet18", "WideResNet16", "add_python_path", "build_imported", "build_model", "check_model",
-           "default_name", "entry_identity", "entry_label", "he_relu_", "init_model", "is_import_path",
-           "lecun_readout_", "readout_width", "readout_width_of", "source_digest", "split_import_path"]
+__all__ = ["ARCHS", "DEFAULT_DEPTH", "ENTRY_KEYS", "FCN", "TORCHVISION", "ConvNet", "ModelImportError", "ModelSpec",
+           "NTKLinear", "ResNet18", "WideResNet16", "add_python_path", "build_imported", "build_model", "check_model",
+           "convnet_strides", "default_name", "entry_identity", "entry_label", "he_relu_", "init_model",
+           "is_import_path", "lecun_readout_", "readout_width", "readout_width_of", "source_digest",
+           "split_import_path"]

@@ -10,7 +10,7 @@ from torch import nn
 
 from ..layers import NTKLinear
 from .imported import TORCHVISION, TORCHVISION_HINT, ModelImportError, build_imported
-from .spec import ModelSpec
+from .spec import DEFAULT_DEPTH, ModelSpec
 from .zoo import FCN, ConvNet, ResNet18, WideResNet16
 
 
@@ -21,12 +21,12 @@ def build_model(spec: ModelSpec) -> nn.Module:
         return build_imported(spec)
     c, h, w = spec.in_shape
     if spec.arch == "fcn":
-        return FCN(c * h * w, spec.width, spec.num_classes, spec.depth or 3, spec.parameterization)
+        return FCN(c * h * w, spec.width, spec.num_classes, spec.depth or DEFAULT_DEPTH["fcn"], spec.parameterization)
     if spec.arch == "convnet":
-        return ConvNet(spec.in_shape, spec.width, spec.num_classes, spec.depth or 8)
+        return ConvNet(spec.in_shape, spec.width, spec.num_classes, spec.depth or DEFAULT_DEPTH["convnet"])
     if spec.arch == "resnet18":
         return ResNet18(c, spec.width, spec.num_classes)
-    return WideResNet16(c, spec.width, spec.num_classes, spec.depth or 16)
+    return WideResNet16(c, spec.width, spec.num_classes, spec.depth or DEFAULT_DEPTH["wrn16"])
 
 
 def init_model(spec: ModelSpec, seed: int) -> nn.Module:

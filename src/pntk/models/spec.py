@@ -19,6 +19,7 @@ IMPORT_PATH = re.compile(rf"^(?P<module>{_IDENT}(\.{_IDENT})*):(?P<attr>{_IDENT}
 # entry's `name:`, else the built-in arch or the callable's name); these keys of its `models:` entry say
 # which network that name stands for. Archives compare them between two configs; stores record them.
 ENTRY_KEYS = ("arch", "depth", "parameterization", "kwargs", "width_arg")
+DEFAULT_DEPTH = {"fcn": 3, "convnet": 8, "wrn16": 16}  # `depth:` left out (resnet18 has one depth)
 
 
 def is_import_path(arch: str) -> bool:

@@ -81,6 +81,17 @@ class FCN(nn.Module):
         return self.readout(h)
 
 
+def convnet_strides(height: int, depth: int) -> list[int]:
+    """Strides of the ConvNet's `depth` convs on images of `height`: 2 at the layers depth//3 and 2*depth//3
+    while the height is above 4, else 1 (the analytic CNTK, pntk.analysis.cntk, walks the same geometry)."""
+    down_at = {depth // 3, 2 * depth // 3} if depth >= 3 else set()
+    strides = []
+    for i in range(depth):
+        strides.append(2 if (i in down_at and height > 4) else 1)
+        height = (height - 1) // strides[-1] + 1  # 3×3, padding 1
+    return strides
+
+
 class ConvNet(nn.Module):
     """Fully convolutional: `depth` 3×3 convs of `width` channels, global average pool, readout.
 
@@ -94,11 +105,7 @@ class ConvNet(nn.Module):
         super().__init__()
         c, h, _ = in_shape
         layers: list[nn.Module] = []
-        down_at = {depth // 3, 2 * depth // 3} if depth >= 3 else set()
-        for i in range(depth):
-            stride = 2 if (i in down_at and h > 4) else 1
-            if stride == 2:
-                h = (h + 1) // 2
+        for i, stride in enumerate(convnet_strides(h, depth)):
             layers += [nn.Conv2d(c if i == 0 else width, width, 3, stride=stride, padding=1), nn.ReLU()]
         self.features = nn.Sequential(*layers)
         self.readout = nn.Linear(width, num_classes)

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from ..analysis.cntk import regression_cpu_hours
 from ..config_runs import memory_cap_bytes
 from ..kernels import flop_count
 from ..models import ModelSpec, init_model
@@ -324,10 +325,13 @@ class CostModel:
         secs = self.start(dev) + self.compute_s(dev, flops, "float32", threads, "kernel") + overhead
         return Job("timing", 1, flops, 4096, self._base(dev) + 2**30, secs, self.kind_of(dev), threads)
 
-    def infinite(self, specs: list[ModelSpec], n_seeds: int, n_points: int) -> Job:
-        """Fig 14: eNTK and pNTK (float64, symmetric) of NTK-parameterised FCNs per width × seed."""
+    def infinite(self, specs: list[ModelSpec], n_seeds: int, n_points: int, cntk_depths: list[int] = (),
+                 n_train: int = 0, n_test: int = 0, in_shape=(1, 1, 1)) -> Job:
+        """Figs P1–P2: eNTK and pNTK (float64, symmetric) of NTK-parameterised FCNs per width × seed; §5: the
+        analytic NTK of each ConvNet entry (`cntk_depths`) on the train and test splits (the FCN's is negligible)."""
         flops = n_seeds * sum(kernel_flops_of(s, k, n_points, None) for s in specs for k in ("entk", "pntk"))
         secs = self.start("cpu") + self.compute_s("cpu", flops, "float64", 1, "kernel")
+        secs += 3600 * sum(regression_cpu_hours(n_train, n_test, tuple(in_shape), d) for d in cntk_depths)
         o = specs[0].num_classes if specs else 1
         return Job("infinite_width", 1, flops, 4096, PROCESS_BASE_BYTES + 4 * 8.0 * (n_points * o) ** 2, secs)
 

@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass, field
 
 from .. import config as pcfg
 from ..analysis import torchvision_resnet
-from ..models import ModelSpec
+from ..analysis.cntk import regression_cpu_hours
+from ..models import DEFAULT_DEPTH, ModelSpec
 from .costs import CostModel, Job, model_facts
 from .devices import COSTS, DeviceProfile, host_profile
 
@@ -165,7 +166,11 @@ def plan_workflow(config: dict, device: DeviceProfile, *, cores: int | None = No
     if config["infinite"]["enabled"]:
         inf = config["infinite"]
         specs = [ModelSpec("fcn", w, in_shape, o, inf["depth"], "ntk") for w in inf["widths"]]
-        jobs.append(cm.infinite(specs, len(inf["seeds"]), min(inf["n_points"], n_train)))
+        cntk = [m["depth"] or DEFAULT_DEPTH["convnet"] for m in config["models"] if m["arch"] == "convnet"]
+        cntk = [d for d in cntk  # as the job: beyond the budget it is skipped
+                if regression_cpu_hours(n_train, n_test, tuple(in_shape), d) <= inf["max_cntk_cpu_hours"]]
+        jobs.append(cm.infinite(specs, len(inf["seeds"]), min(inf["n_points"], n_train), cntk, n_train, n_test,
+                                in_shape))
     jobs += [cm.light("tables", COSTS.tables_s), cm.light("claims", COSTS.claims_s),
              cm.light("figures", COSTS.figures_s),
              cm.light("report", 0.0)]  # reads the PNGs and small tables, writes one page: the start is all

@@ -24,7 +24,8 @@ class ClaimInputs:
     active: pd.DataFrame | str
     active_verdicts: pd.DataFrame | None = None  # pntk.report.verdicts.active_verdicts of `active`
     training: pd.DataFrame | str = "no training table"
-    infinite_regression: dict | str = "no infinite-width regression"  # {arch: test accuracy of NTK∞ regression}
+    infinite_regression: dict | str = "no infinite-width regression"  # {arch: NTK∞ regression's test accuracy,
+    #                                                                     or why it was skipped}
     timing: pd.DataFrame | str = "timing disabled (timing.enabled)"
     n_test: int = 0  # test examples of the full-data regression (Figs 9–12)
     n_test_subset: int = 0  # test examples of X (Figs 7–8)
