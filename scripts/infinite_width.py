@@ -27,7 +27,8 @@ for name, (arch, depth) in sm.params.analytic.items():
     try:
         res = infinite_regression(data.x[tr], data.y[tr], data.x[te], data.y[te], arch=arch, depth=depth,
                                   num_classes=data.num_classes, memory_cap_bytes=sm.params.memory_cap_bytes,
-                                  max_cpu_hours=p["max_cntk_cpu_hours"], log=log)
+                                  max_cpu_hours=p["max_cntk_cpu_hours"], cntk_dtype=p["cntk_dtype"],
+                                  workers=sm.threads, log=log)
     except ValueError as err:
         why[name] = str(err)
         log.warning("infinite-width regression of %s skipped: %s", name, err)

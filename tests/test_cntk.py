@@ -11,54 +11,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from pntk.analysis.cntk import cpu_seconds, entries_per_pair, relu_cnn_gap_kernels
+from pntk.analysis.cntk_reference import reference_kernels
 from pntk.analysis.infinite import analytic_ntk, infinite_regression
 from pntk.kernels import empirical_kernel
 from pntk.models import ConvNet, convnet_strides
-
-
-# ----------------------------------------------------------------------------- the reference: every position pair
-def _shift_pairs(t, s, ho, wo):
-    """Σ over the 3×3 joint shifts of (B, H, W, H, W), zero padding 1, stride s → (B, ho, wo, ho, wo)."""
-    tp = F.pad(t, (1, 1) * 4)
-    return sum(tp[:, d1:d1 + s * (ho - 1) + 1:s, d2:d2 + s * (wo - 1) + 1:s,
-                  d1:d1 + s * (ho - 1) + 1:s, d2:d2 + s * (wo - 1) + 1:s] for d1 in range(3) for d2 in range(3))
-
-
-def _shift_diag(v, s, ho, wo):
-    vp = F.pad(v, (1, 1, 1, 1))
-    return sum(vp[:, d1:d1 + s * (ho - 1) + 1:s, d2:d2 + s * (wo - 1) + 1:s] for d1 in range(3) for d2 in range(3))
-
-
-def reference(x1, x2, depth, sw2=2.0, sr2=1.0):
-    """The CNTK-GAP recursion written out over all (H·W)² position pairs, no pruning, no separability."""
-    c, h, w = x1.shape[1:]
-    n1, n2 = len(x1), len(x2)
-    t = torch.einsum("achw,bcij->abhwij", x1, x2).reshape(n1 * n2, h, w, h, w)
-    v1, v2 = (x1 * x1).sum(1), (x2 * x2).sum(1)
-    same = (x1.reshape(n1, -1)[:, None] == x2.reshape(n2, -1)[None]).all(-1).reshape(-1, 1, 1, 1, 1)
-
-    def relu(k, v1, v2, ho, wo):
-        norm = (v1[:, None, :, :, None, None] * v2[None, :, None, None, :, :]).sqrt().reshape(k.shape)
-        live = norm > 0
-        rho = torch.where(live, k / torch.where(live, norm, 1.0), 0.0).clamp(-1, 1)
-        eye = torch.eye(ho * wo, dtype=torch.bool).reshape(1, ho, wo, ho, wo)
-        rho = torch.where(same & eye, 1.0, rho)  # an image with itself at one position: ρ = 1
-        phi = torch.arccos(rho)
-        return (torch.where(live, norm * (torch.sin(phi) + (math.pi - phi) * rho) / (2 * math.pi), 0.0),
-                torch.where(live, (math.pi - phi) / (2 * math.pi), 0.0))
-
-    e = e_dot = theta = None
-    for i, s in enumerate(convnet_strides(h, depth)):
-        ho, wo = (h - 1) // s + 1, (w - 1) // s + 1
-        f = sw2 / (9 * (c if i == 0 else 1))
-        k = _shift_pairs(t if i == 0 else e, s, ho, wo) * f
-        theta = k.clone() if i == 0 else k + _shift_pairs(e_dot * theta, s, ho, wo) * f
-        v1, v2 = _shift_diag(v1, s, ho, wo) * f, _shift_diag(v2, s, ho, wo) * f
-        e, e_dot = relu(k, v1, v2, ho, wo)
-        v1, v2, h, w = v1 / 2, v2 / 2, ho, wo
-    nngp = sr2 * e.mean(dim=(1, 2, 3, 4))
-    ntk = nngp + sr2 * (e_dot * theta).mean(dim=(1, 2, 3, 4))
-    return nngp.reshape(n1, n2).numpy(), ntk.reshape(n1, n2).numpy()
 
 
 def images(n, shape, seed, zero_rows=0):
@@ -72,8 +28,8 @@ def images(n, shape, seed, zero_rows=0):
 def test_the_pruned_recursion_equals_the_one_over_every_position_pair(shape, depth):
     x1, x2 = images(5, shape, 0, zero_rows=2), images(3, shape, 1)
     x2[0] = x1[1]  # one image on both sides
-    for got, want in ((relu_cnn_gap_kernels(x1, x2, depth=depth, block=2), reference(x1, x2, depth)),
-                      (relu_cnn_gap_kernels(x1, depth=depth, block=2), reference(x1, x1, depth))):
+    for got, want in ((relu_cnn_gap_kernels(x1, x2, depth=depth, block=2), reference_kernels(x1, x2, depth)),
+                      (relu_cnn_gap_kernels(x1, depth=depth, block=2), reference_kernels(x1, x1, depth))):
         for g, w in zip(got, want):
             np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-14 * np.abs(w).max())
 
@@ -83,6 +39,9 @@ def test_symmetric_blocks_and_working_precision():
     nngp, ntk = relu_cnn_gap_kernels(x, depth=8, block=3)
     assert np.array_equal(ntk, ntk.T) and np.array_equal(nngp, nngp.T)
     np.testing.assert_allclose(relu_cnn_gap_kernels(x, x, depth=8, block=7)[1], ntk, rtol=1e-13)
+    threads = torch.get_num_threads()
+    assert np.array_equal(relu_cnn_gap_kernels(x, depth=8, block=3, workers=2)[1], ntk)  # blocks on two threads
+    assert torch.get_num_threads() == threads
     assert np.linalg.eigvalsh(ntk).min() > 0
     f32 = relu_cnn_gap_kernels(x, depth=8, dtype=torch.float32)[1]
     np.testing.assert_allclose(f32, ntk, rtol=1e-4)

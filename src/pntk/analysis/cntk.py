@@ -25,6 +25,7 @@ digits (depth 8) that is 1,024 of 4,096 pairs at the two 8×8 layers.
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -180,55 +181,71 @@ def entries_per_pair(shape: tuple[int, int, int], depth: int) -> int:
     return sum(len(r) * len(c) for r, c in zip(rows.pairs, cols.pairs))
 
 
-# CPU seconds per kept position pair and image pair, one thread, float64 (the whole recursion: shifts, moments):
-# 96 µs for the 3,584 of 8×8 digits at depth 8 in blocks of 16 × 16 images, AMD EPYC, 2026-12-07.
-SECONDS_PER_ENTRY = 2.7e-8
+# CPU seconds per kept position pair and image pair on one thread (the whole recursion: shifts, moments), 8×8
+# digits at depth 8 (3,584 kept pairs) in blocks of 16 × 16 images, AMD EPYC, 2026-12-07: 41 µs per image pair
+# in float32, 100 µs in float64 (benchmarks/bench_cntk.py). A second worker thread gains 1.3× (float32) to 1.5×.
+SECONDS_PER_ENTRY = {"float32": 1.15e-8, "float64": 2.8e-8}
+SECOND_WORKER_GAIN = 0.3
 
 
-def cpu_seconds(n1: int, n2: int | None, shape: tuple[int, int, int], depth: int) -> float:
+def cpu_seconds(n1: int, n2: int | None, shape: tuple[int, int, int], depth: int, dtype: str = "float32") -> float:
     """Estimated one-thread CPU seconds of :func:`relu_cnn_gap_kernels` for N1 × N2 images (n2 None: symmetric)."""
     pairs = n1 * (n1 + 1) / 2 if n2 is None else n1 * n2
-    return pairs * entries_per_pair(shape, depth) * SECONDS_PER_ENTRY
+    return pairs * entries_per_pair(shape, depth) * SECONDS_PER_ENTRY[dtype]
 
 
-def regression_cpu_hours(n_train: int, n_test: int, shape: tuple[int, int, int], depth: int) -> float:
+def regression_cpu_hours(n_train: int, n_test: int, shape: tuple[int, int, int], depth: int,
+                         dtype: str = "float32") -> float:
     """Estimated one-core hours of the kernels a regression needs: train × train (symmetric) and test × train."""
-    return (cpu_seconds(n_train, None, shape, depth) + cpu_seconds(n_test, n_train, shape, depth)) / 3600
+    return (cpu_seconds(n_train, None, shape, depth, dtype) + cpu_seconds(n_test, n_train, shape, depth, dtype)) / 3600
 
 
 def relu_cnn_gap_kernels(x1: Any, x2: Any = None, *, depth: int = 8, sigma_w: float = math.sqrt(2.0),
-                         sigma_readout: float = 1.0, block: int = 16, dtype: torch.dtype = torch.float64,
-                         log=None) -> tuple[np.ndarray, np.ndarray]:
-    """Infinite-width (NNGP, NTK) of the zoo's ConvNet of `depth` conv layers, each of shape (N1, N2).
+                         sigma_readout: float = 1.0, block: int = 16, dtype: torch.dtype | str = torch.float64,
+                         workers: int = 1, log=None) -> tuple[np.ndarray, np.ndarray]:
+    """Infinite-width (NNGP, NTK) of the zoo's ConvNet of `depth` conv layers, each of shape (N1, N2), float64.
 
     ``x1`` (N1, C, H, W), ``x2`` (N2, C, H, W) or None for x2 = x1 (then only blocks on and above the diagonal are
-    computed). Images are taken ``block`` at a time per side; ``dtype`` is the working precision.
+    computed). Images are taken ``block`` at a time per side; ``dtype`` is the working precision (float32: the
+    default regression's kernels within 5e-7 of float64's, its 450 predictions the same). ``workers``
+    threads take blocks in turn, each with one torch thread (torch's own threads gain nothing at these sizes; the
+    thread count is restored afterwards).
     """
+    dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
     a = torch.as_tensor(np.asarray(x1.detach().cpu() if hasattr(x1, "detach") else x1), dtype=dtype)
     b = a if x2 is None else torch.as_tensor(np.asarray(x2.detach().cpu() if hasattr(x2, "detach") else x2),
                                              dtype=dtype)
     if a.ndim != 4 or b.ndim != 4 or a.shape[1:] != b.shape[1:]:
         raise ValueError(f"relu_cnn_gap_kernels: x1 and x2 must be (N, C, H, W) of one image shape, got "
                          f"{tuple(a.shape)} and {tuple(b.shape)}")
-    if depth < 1:
-        raise ValueError(f"relu_cnn_gap_kernels: depth must be >= 1, got {depth}")
+    if depth < 1 or workers < 1:
+        raise ValueError(f"relu_cnn_gap_kernels: depth and workers must be >= 1, got {depth} and {workers}")
     plan = _Plan(tuple(a.shape[1:]), depth, sigma_w**2, sigma_readout**2, dtype)
     sa = [plan.side(a[i:i + block], 0) for i in range(0, len(a), block)]  # (p, q): a at p, b at q
     sb = [plan.side(b[j:j + block], 1) for j in range(0, len(b), block)]
     nngp = np.empty((len(a), len(b)))
     ntk = np.empty((len(a), len(b)))
-    for i, ai in enumerate(sa):
-        for j, bj in enumerate(sb):
-            if x2 is None and j < i:
-                continue
-            k, t = plan.block(ai, bj)
-            if x2 is None and j == i:  # exactly symmetric: (a, b) and (b, a) round differently within a block
-                k, t = (k + k.T) / 2, (t + t.T) / 2
-            rs = slice(i * block, i * block + ai["flat"].shape[0])
-            cs = slice(j * block, j * block + bj["flat"].shape[0])
-            nngp[rs, cs], ntk[rs, cs] = k.numpy(), t.numpy()
-            if x2 is None and j > i:
-                nngp[cs, rs], ntk[cs, rs] = k.numpy().T, t.numpy().T
-        if log is not None and (i + 1) % max(1, len(sa) // 10) == 0:
-            log.info("CNTK-GAP (depth %d): %d of %d row blocks", depth, i + 1, len(sa))
+    todo = [(i, j) for i in range(len(sa)) for j in range(len(sb)) if x2 is not None or j >= i]
+
+    def one(ij: tuple[int, int]) -> None:
+        i, j = ij
+        k, t = plan.block(sa[i], sb[j])
+        if x2 is None and j == i:  # exactly symmetric: (a, b) and (b, a) round differently within a block
+            k, t = (k + k.T) / 2, (t + t.T) / 2
+        rs = slice(i * block, i * block + sa[i]["flat"].shape[0])
+        cs = slice(j * block, j * block + sb[j]["flat"].shape[0])
+        nngp[rs, cs], ntk[rs, cs] = k.numpy(), t.numpy()
+        if x2 is None and j > i:
+            nngp[cs, rs], ntk[cs, rs] = k.numpy().T, t.numpy().T
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(workers) as pool:
+            for n, _ in enumerate(pool.map(one, todo), 1):
+                if log is not None and n % max(1, len(todo) // 10) == 0:
+                    log.info("CNTK-GAP (depth %d): %d of %d blocks of %d × %d images", depth, n, len(todo), block,
+                             block)
+    finally:
+        torch.set_num_threads(threads)
     return nngp, ntk

@@ -134,26 +134,29 @@ def infinite_width_rows(x: Any, *, widths, seeds, depth: int = 3, num_classes: i
 ANALYTIC_ARCHS = ("fcn", "convnet")  # the built-in architectures with an analytic infinite-width NTK here
 
 
-def analytic_ntk(arch: str, depth: int, x1: Any, x2: Any = None, log=None) -> np.ndarray:
+def analytic_ntk(arch: str, depth: int, x1: Any, x2: Any = None, *, dtype: str = "float32", workers: int = 1,
+                 log=None) -> np.ndarray:
     """The infinite-width NTK (N1, N2) of the built-in `arch` of `depth` (its layer count as the zoo counts it):
-    :func:`relu_fcn_kernels` for "fcn", :func:`pntk.analysis.cntk.relu_cnn_gap_kernels` for "convnet"."""
+    :func:`relu_fcn_kernels` for "fcn" (float64), :func:`pntk.analysis.cntk.relu_cnn_gap_kernels` for "convnet"
+    (working precision `dtype`, `workers` threads)."""
     if arch == "fcn":
         return relu_fcn_kernels(x1, x2, depth=depth)[1]
     if arch == "convnet":
         from .cntk import relu_cnn_gap_kernels
 
-        return relu_cnn_gap_kernels(x1, x2, depth=depth, log=log)[1]
+        return relu_cnn_gap_kernels(x1, x2, depth=depth, dtype=dtype, workers=workers, log=log)[1]
     raise ValueError(f"analytic_ntk: no analytic infinite-width NTK of {arch!r}; have {ANALYTIC_ARCHS}")
 
 
 def infinite_regression(x_train: Any, y_train: Any, x_test: Any, y_test: Any, *, depth: int, num_classes: int,
                         memory_cap_bytes: int, arch: str = "fcn", max_cpu_hours: float = math.inf,
-                        log=None) -> dict:
+                        cntk_dtype: str = "float32", workers: int = 1, log=None) -> dict:
     """Kernel regression with the analytic NTK of `arch` at `depth` (NTK parameterization: the network's
     infinite-width counterpart; prior mean 0, one-hot targets, t = ∞) on the whole train split, scored on the test
     split: the paper §5's "NTKs of infinite-width counterparts". Returns {test_acc, n_train, n_test, arch, depth,
     solver}. ValueError when the train×train kernel and its factor (2 · 8 · N² bytes) exceed the memory cap, or
-    when the ConvNet's kernels would take more than `max_cpu_hours` of one core (:func:`.cntk.cpu_seconds`)."""
+    when the ConvNet's kernels (working precision `cntk_dtype`, `workers` threads) would take more than
+    `max_cpu_hours` of one core (:func:`.cntk.cpu_seconds`)."""
     from ..regression import linearized_predict
 
     n = len(x_train)
@@ -164,12 +167,13 @@ def infinite_regression(x_train: Any, y_train: Any, x_test: Any, y_test: Any, *,
         from .cntk import regression_cpu_hours
 
         shape = tuple(np.shape(x_train)[1:])
-        hours = regression_cpu_hours(n, len(x_test), shape, depth)
+        hours = regression_cpu_hours(n, len(x_test), shape, depth, cntk_dtype)
         if hours > max_cpu_hours:
             raise ValueError(f"the ConvNet's analytic NTK on {n} + {len(x_test)} images of {shape} would take "
                              f"≈ {hours:.3g} CPU-hours, above infinite.max_cntk_cpu_hours ({max_cpu_hours:g})")
-    k_dd = analytic_ntk(arch, depth, x_train, log=log)  # (N, N)
-    k_xd = analytic_ntk(arch, depth, x_test, x_train, log=log)  # (M, N)
+    opts = {"dtype": cntk_dtype, "workers": workers, "log": log}
+    k_dd = analytic_ntk(arch, depth, x_train, **opts)  # (N, N)
+    k_xd = analytic_ntk(arch, depth, x_test, x_train, **opts)  # (M, N)
     y = np.eye(num_classes)[np.asarray(y_train)]  # (N, O) one-hot
     pred, info = linearized_predict(k_dd, k_xd, None, None, y, solver="cholesky", return_info=True, log=log)
     acc = float((pred.argmax(1) == np.asarray(y_test)).mean())
