@@ -11,10 +11,10 @@ rule infinite_width:
         regression=L.table(lay.INFINITE_REGRESSION, "json"),
     log:
         L.log("infinite_width"),
-    threads: HEAVY_CPU if any(m["arch"] == "convnet" for m in config["models"]) else 1  # the CNTK's blocks
     priority: PRIORITY["fillers"]
     conda:
         CONDA_ENV
+    threads: HEAVY_CPU if any(m["arch"] == "convnet" for m in config["models"]) else 1  # the CNTK's blocks
     resources:
         **device_resources(),
     params:
