@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from ..analysis.cntk import SECOND_WORKER_GAIN, regression_cpu_hours
+from ..analysis.cntk import SECOND_WORKER_GAIN
 from ..config_runs import memory_cap_bytes
 from ..kernels import flop_count
 from ..models import ModelSpec, init_model
@@ -325,16 +325,13 @@ class CostModel:
         secs = self.start(dev) + self.compute_s(dev, flops, "float32", threads, "kernel") + overhead
         return Job("timing", 1, flops, 4096, self._base(dev) + 2**30, secs, self.kind_of(dev), threads)
 
-    def infinite(self, specs: list[ModelSpec], n_seeds: int, n_points: int, cntk_depths: list[int] = (),
-                 n_train: int = 0, n_test: int = 0, in_shape=(1, 1, 1), cntk_dtype: str = "float32",
+    def infinite(self, specs: list[ModelSpec], n_seeds: int, n_points: int, cntk_cpu_s: float = 0.0,
                  threads: int = 1) -> Job:
         """Figs P1–P2: eNTK and pNTK (float64, symmetric) of NTK-parameterised FCNs per width × seed; §5: the
-        analytic NTK of each ConvNet entry (`cntk_depths`) on the train and test splits on `threads` worker threads
-        (the FCN's is negligible)."""
+        ConvNets' analytic NTKs (`cntk_cpu_s` of one core) on `threads` worker threads (the FCN's is negligible)."""
         flops = n_seeds * sum(kernel_flops_of(s, k, n_points, None) for s in specs for k in ("entk", "pntk"))
         secs = self.start("cpu") + self.compute_s("cpu", flops, "float64", 1, "kernel")
-        cntk_s = 3600 * sum(regression_cpu_hours(n_train, n_test, tuple(in_shape), d, cntk_dtype) for d in cntk_depths)
-        secs += cntk_s / (1 + SECOND_WORKER_GAIN * (threads - 1))
+        secs += cntk_cpu_s / (1 + SECOND_WORKER_GAIN * (threads - 1))
         o = specs[0].num_classes if specs else 1
         return Job("infinite_width", 1, flops, 4096, PROCESS_BASE_BYTES + 4 * 8.0 * (n_points * o) ** 2, secs,
                    threads=threads)

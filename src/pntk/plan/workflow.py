@@ -166,13 +166,11 @@ def plan_workflow(config: dict, device: DeviceProfile, *, cores: int | None = No
     if config["infinite"]["enabled"]:
         inf = config["infinite"]
         specs = [ModelSpec("fcn", w, in_shape, o, inf["depth"], "ntk") for w in inf["widths"]]
-        cntk = [m["depth"] or DEFAULT_DEPTH["convnet"] for m in config["models"] if m["arch"] == "convnet"]
-        threads = heavy if cntk else 1  # as infinite_width.smk
-        cntk = [d for d in cntk  # as the job: beyond the budget it is skipped
-                if regression_cpu_hours(n_train, n_test, tuple(in_shape), d, inf["cntk_dtype"])
-                <= inf["max_cntk_cpu_hours"]]
-        jobs.append(cm.infinite(specs, len(inf["seeds"]), min(inf["n_points"], n_train), cntk, n_train, n_test,
-                                in_shape, inf["cntk_dtype"], threads))
+        hours = [regression_cpu_hours(n_train, n_test, tuple(in_shape), m["depth"] or DEFAULT_DEPTH["convnet"],
+                                      inf["cntk_dtype"]) for m in config["models"] if m["arch"] == "convnet"]
+        cntk_s = 3600 * sum(h for h in hours if h <= inf["max_cntk_cpu_hours"])  # as the job: beyond, skipped
+        jobs.append(cm.infinite(specs, len(inf["seeds"]), min(inf["n_points"], n_train), cntk_s,
+                                heavy if hours else 1))  # threads as infinite_width.smk
     jobs += [cm.light("tables", COSTS.tables_s), cm.light("claims", COSTS.claims_s),
              cm.light("figures", COSTS.figures_s),
              cm.light("report", 0.0)]  # reads the PNGs and small tables, writes one page: the start is all
