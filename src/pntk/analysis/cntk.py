@@ -113,7 +113,7 @@ class _Plan:
         c, h, w = shape
         self.strides = convnet_strides(h, depth)
         self.rows, self.cols = _axis(h, self.strides), _axis(w, self.strides)
-        self.channels, self.sw2, self.sr2, self.dtype = c, sw2, sr2, dtype
+        self.channels, self.sw2, self.sr2 = c, sw2, sr2
         self.a_h = [torch.as_tensor(a, dtype=dtype) for a in self.rows.shift]  # (r_l, r_{l-1})
         self.a_wt = [torch.as_tensor(a.T.copy(), dtype=dtype) for a in self.cols.shift]  # (c_{l-1}, c_l)
         self.same_position = [torch.as_tensor((ph[:, 0] == ph[:, 1])[:, None, None] & (pw[:, 0] == pw[:, 1]))
@@ -200,6 +200,10 @@ def regression_cpu_hours(n_train: int, n_test: int, shape: tuple[int, int, int],
     return (cpu_seconds(n_train, None, shape, depth, dtype) + cpu_seconds(n_test, n_train, shape, depth, dtype)) / 3600
 
 
+def _numpy(x: Any) -> np.ndarray:
+    return np.asarray(x.detach().cpu() if hasattr(x, "detach") else x)
+
+
 def relu_cnn_gap_kernels(x1: Any, x2: Any = None, *, depth: int = 8, sigma_w: float = math.sqrt(2.0),
                          sigma_readout: float = 1.0, block: int = 16, dtype: torch.dtype | str = torch.float64,
                          workers: int = 1, log=None) -> tuple[np.ndarray, np.ndarray]:
@@ -212,9 +216,8 @@ def relu_cnn_gap_kernels(x1: Any, x2: Any = None, *, depth: int = 8, sigma_w: fl
     thread count is restored afterwards).
     """
     dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
-    a = torch.as_tensor(np.asarray(x1.detach().cpu() if hasattr(x1, "detach") else x1), dtype=dtype)
-    b = a if x2 is None else torch.as_tensor(np.asarray(x2.detach().cpu() if hasattr(x2, "detach") else x2),
-                                             dtype=dtype)
+    a = torch.as_tensor(_numpy(x1), dtype=dtype)  # (N1, C, H, W)
+    b = a if x2 is None else torch.as_tensor(_numpy(x2), dtype=dtype)  # (N2, C, H, W)
     if a.ndim != 4 or b.ndim != 4 or a.shape[1:] != b.shape[1:]:
         raise ValueError(f"relu_cnn_gap_kernels: x1 and x2 must be (N, C, H, W) of one image shape, got "
                          f"{tuple(a.shape)} and {tuple(b.shape)}")

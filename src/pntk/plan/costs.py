@@ -325,16 +325,14 @@ class CostModel:
         secs = self.start(dev) + self.compute_s(dev, flops, "float32", threads, "kernel") + overhead
         return Job("timing", 1, flops, 4096, self._base(dev) + 2**30, secs, self.kind_of(dev), threads)
 
-    def infinite(self, specs: list[ModelSpec], n_seeds: int, n_points: int, cntk_cpu_s: float = 0.0,
-                 threads: int = 1) -> Job:
+    def infinite(self, specs: list[ModelSpec], n_seeds: int, n_points: int, cntk_cpu_s=0.0, threads=1) -> Job:
         """Figs P1–P2: eNTK and pNTK (float64, symmetric) of NTK-parameterised FCNs per width × seed; §5: the
-        ConvNets' analytic NTKs (`cntk_cpu_s` of one core) on `threads` worker threads (the FCN's is negligible)."""
+        ConvNets' analytic NTKs (`cntk_cpu_s` of one core) on `threads` threads (the FCN's is negligible)."""
         flops = n_seeds * sum(kernel_flops_of(s, k, n_points, None) for s in specs for k in ("entk", "pntk"))
-        secs = self.start("cpu") + self.compute_s("cpu", flops, "float64", 1, "kernel")
-        secs += cntk_cpu_s / (1 + SECOND_WORKER_GAIN * (threads - 1))
-        o = specs[0].num_classes if specs else 1
-        return Job("infinite_width", 1, flops, 4096, PROCESS_BASE_BYTES + 4 * 8.0 * (n_points * o) ** 2, secs,
-                   threads=threads)
+        secs = self.start("cpu") + self.compute_s("cpu", flops, "float64", 1, "kernel") + cntk_cpu_s / (
+            1 + SECOND_WORKER_GAIN * (threads - 1))
+        peak = PROCESS_BASE_BYTES + 4 * 8.0 * (n_points * (specs[0].num_classes if specs else 1)) ** 2
+        return Job("infinite_width", 1, flops, 4096, peak, secs, threads=threads)
 
     def active(self, spec: ModelSpec, acfg: dict, strategy: str, n_test: int) -> Job:
         """One strategy × seed: a fit per cycle, plus the acquisition (MLMOC kernel + look-ahead and its block
