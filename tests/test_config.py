@@ -215,7 +215,7 @@ def test_defaults_are_filled_in():
     assert cfg["seeds"] == [0]
     assert cfg["data"]["name"] == "digits" and cfg["data"]["root"] is None and cfg["data"]["subset_train"] == 200
     assert cfg["models"][0]["parameterization"] == "standard" and cfg["models"][0]["depth"] is None
-    assert cfg["train"]["epochs"] == 10 and cfg["train"]["checkpoint_epochs"] == [0, 10]
+    assert cfg["train"]["epochs"] == 10 and cfg["train"]["checkpoint_epochs"] == [0, 3, 10]
     assert cfg["train"]["lr_fallback"] == 0.001 and cfg["train"]["loss"] == "cross_entropy"
     assert cfg["kernels"]["kinds"] == ["pntk"]  # the eNTK on D comes with the networks trained on D
     assert cfg["diagnostics"]["train_on"] == "D" and cfg["diagnostics"]["checkpoint_epochs"] == [0, 50, 100]

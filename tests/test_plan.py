@@ -465,3 +465,10 @@ def test_gpu_lines_use_what_device_check_recorded(tmp_path, monkeypatch):
     assert measured == pytest.approx(2 * slow)  # 0.25 instead of COSTS' 0.5
     (tmp_path / "device-h100.json").write_text("{not json")
     assert "unreadable, ignored" in plan_devices.gpu_profile("h100").source
+
+
+def test_sizes_that_round_up_take_the_next_prefix():
+    from pntk.plan.workflow import _si
+
+    assert _si(999.6e6, "B") == "1 GB" and _si(999.4e6, "B") == "999 MB"  # not "1e+03 MB"
+    assert _si(1234, "B") == "1.23 kB" and _si(0, "B") == "–"

@@ -334,6 +334,8 @@ def _si(x: float, unit: str) -> str:
     if x == 0:
         return "–"
     exp = min(max(int(math.floor(math.log10(abs(x)) / 3)), 0), 6)
+    if exp < 6 and abs(float(f"{x / 10 ** (3 * exp):.3g}")) >= 1000:  # 999.6 MB prints as 1 GB, not 1e+03 MB
+        exp += 1
     return f"{x / 10 ** (3 * exp):.3g} {' kMGTPE'[exp].strip()}{unit}"
 
 
