@@ -197,6 +197,17 @@ def manifests_of(epoch_dir, trained_on="train"):
 # manifests only, and a killed job resumes at its first missing tile (Snakemake deletes the declared
 # outputs of an incomplete job).
 CACHE_KERNELS = workflow.workflow_settings.cache is not None
+# A default storage provider (`--default-storage-provider s3 …`: the cloud and Kubernetes executors, no shared
+# filesystem) uploads declared outputs only and fetches declared inputs only: every job then declares every
+# file of the stores it writes, and a job that reads a store (by its manifest) declares the store as well.
+REMOTE_STORAGE = workflow.storage_settings.default_storage_provider is not None
+DECLARE_STORES = CACHE_KERNELS or REMOTE_STORAGE
+if REMOTE_STORAGE and config["kernels"]["jobs"] == "per_tile":
+    raise WorkflowError(
+        "kernels.jobs: per_tile writes each kernel store from many jobs into one folder, which needs a shared "
+        "filesystem; with a default storage provider set kernels.jobs: per_checkpoint (one job per checkpoint "
+        "writes and declares every file of its stores)"
+    )
 
 
 def kernel_cache_params(script):
@@ -210,19 +221,52 @@ def kernel_cache_params(script):
 
 
 def kernel_checkpoint_outputs(epoch_dir, trained_on):
-    """Outputs of kernel_checkpoint: the manifests (`manifests`), or with --cache the store folder, flag
-    folder, sentinel and manifest of each store, named `{kind}_{rows}_{cols}_{zarr|tiles|init|manifest}`
-    (a cached rule's outputs must all be named; scripts/kernel_checkpoint.py reads both forms)."""
-    if not CACHE_KERNELS:
+    """Outputs of kernel_checkpoint: the manifests (`manifests`), or with --cache or a default storage provider
+    every file of each store (store_outputs; a cached rule's outputs must all be named;
+    scripts/kernel_checkpoint.py reads both forms)."""
+    if not DECLARE_STORES:
         return {"manifests": manifests_of(epoch_dir, trained_on)}
     out = {}
     for spec in pcfg.store_specs(config, trained_on):
-        paths = L.store(epoch_dir, *spec)
-        key = paths.output_name
-        out[f"{key}_zarr"] = directory(str(paths.store))
-        out[f"{key}_tiles"] = directory(str(paths.tiles_dir))
-        out[f"{key}_init"] = str(paths.sentinel)
-        out[f"{key}_manifest"] = str(paths.manifest)
+        out.update(store_outputs(L.store(epoch_dir, *spec)))
+    return out
+
+
+def store_outputs(paths):
+    """Every file of one store as named outputs `{kind}_{rows}_{cols}_{zarr|tiles|init|manifest}`: the store
+    folder, the flag folder, the sentinel and the manifest."""
+    key = paths.output_name
+    return {
+        f"{key}_zarr": directory(str(paths.store)),
+        f"{key}_tiles": directory(str(paths.tiles_dir)),
+        f"{key}_init": str(paths.sentinel),
+        f"{key}_manifest": str(paths.manifest),
+    }
+
+
+def on_d_store_outputs():
+    """diagnose_on_D under a default storage provider: every file of its stores but the manifests (its output
+    `manifests`), named `e{epoch}_{kind}_{rows}_{cols}_{zarr|tiles|init}`; elsewhere none."""
+    if not REMOTE_STORAGE:
+        return {}
+    out = {}
+    for e in pcfg.checkpoint_epochs(config, "D"):
+        for spec in pcfg.store_specs(config, "D"):
+            files = store_outputs(L.store(epoch_dir_of(e), *spec))
+            out.update({f"e{e:03d}_{k}": v for k, v in files.items() if not k.endswith("_manifest")})
+    return out
+
+
+def with_stores(inputs):
+    """Named inputs with, under a default storage provider, the store folder of each manifest among them
+    (`{name}_store`): the job's machine fetches what it reads. Elsewhere the inputs unchanged."""
+    if not REMOTE_STORAGE:
+        return inputs
+    out = dict(inputs)
+    for name, value in inputs.items():
+        for k, path in enumerate([value] if isinstance(value, str) else list(value)):
+            if str(path).endswith(".manifest.json"):
+                out[f"{name}_store{k or ''}"] = str(StorePaths.of(path).store)
     return out
 
 
@@ -263,12 +307,24 @@ def tile_flags(wildcards):
 
 # --- diagnostics
 def diag_manifests(wildcards):
-    return {
-        "entk_dd": store_manifest(wildcards, "entk", "sub-train", "sub-train"),
-        "entk_xd": store_manifest(wildcards, "entk", "sub-test", "sub-train"),
-        "pntk_dd": store_manifest(wildcards, "pntk", "sub-train", "sub-train"),
-        "pntk_xd": store_manifest(wildcards, "pntk", "sub-test", "sub-train"),
-    }
+    return with_stores(
+        {
+            "entk_dd": store_manifest(wildcards, "entk", "sub-train", "sub-train"),
+            "entk_xd": store_manifest(wildcards, "entk", "sub-test", "sub-train"),
+            "pntk_dd": store_manifest(wildcards, "pntk", "sub-train", "sub-train"),
+            "pntk_xd": store_manifest(wildcards, "pntk", "sub-test", "sub-train"),
+        }
+    )
+
+
+def regression_stores(wildcards):
+    """The regression's two pNTK stores (train × train, test × train) by manifest (with_stores)."""
+    return with_stores(
+        {
+            "dd": store_manifest(wildcards, "pntk", "train", "train"),
+            "xd": store_manifest(wildcards, "pntk", "test", "train"),
+        }
+    )
 
 
 # --- figures: the figure table (pntk.report.figure_table) decides which figures exist and what they read
@@ -307,7 +363,7 @@ def figure_targets():
 
 
 def figure_inputs(wildcards):
-    return ftab.input_paths(config, data_store())
+    return with_stores(ftab.input_paths(config, data_store()))
 
 
 def produced_table(name):

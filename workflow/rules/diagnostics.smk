@@ -10,6 +10,7 @@ if pcfg.d_runs_in_one_job(config):
             data=data_store,
         output:
             **checkpoint_outputs("D"),
+            **on_d_store_outputs(),
             log_csv=L.train_log_in(RUN_DIR),
             manifests=[m for e in pcfg.checkpoint_epochs(config, "D") for m in manifests_of(epoch_dir_of(e), "D")],
             diagnostics=[L.epoch_file(epoch_dir_of(e), "diagnostics") for e in pcfg.checkpoint_epochs(config, "D")],

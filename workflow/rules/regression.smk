@@ -12,8 +12,7 @@ if analysis_in_one_job():
         """Rule diagnostics, then rule regression, in one process: the same files, one start."""
         input:
             unpack(diag_manifests),
-            dd=lambda wc: store_manifest(wc, "pntk", "train", "train"),
-            xd=lambda wc: store_manifest(wc, "pntk", "test", "train"),
+            unpack(regression_stores),
             data=data_store,
             checkpoint=checkpoint_of,
         output:
@@ -42,8 +41,7 @@ else:
     rule regression:
         """Figs 9, 11, 12: kernel regression with the full-data pNTK (one-vs-rest, prior mean f0)."""
         input:
-            dd=lambda wc: store_manifest(wc, "pntk", "train", "train"),
-            xd=lambda wc: store_manifest(wc, "pntk", "test", "train"),
+            unpack(regression_stores),
             data=data_store,
             checkpoint=checkpoint_of,
         output:
