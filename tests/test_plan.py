@@ -91,6 +91,25 @@ def test_plan_says_what_an_output_cache_hit_saves():
     assert plan.as_dict()["cache_hit"] == hit
 
 
+def test_plan_says_what_goes_to_the_bucket_and_what_jobs_fetch():
+    """A default storage provider: every output to the bucket; each job fetches its inputs — a regression its
+    two pNTK stores, the data and its checkpoint; a kernel job the data and the checkpoint. Per-tile kernel jobs
+    are refused there (common.smk), and the plan says so."""
+    cfg = load("tiny")
+    cfg["kernels"]["jobs"] = "per_checkpoint"
+    plan = plan_workflow(cfg, FIXED_CPU, cores=2)
+    rules, t, o = {r.rule: r for r in plan.rules}, plan.as_dict(), 10
+    data = rules["prepare_data"].bytes_written
+    ckpt = rules["train"].bytes_written / rules["train"].jobs / len(cfg["train"]["checkpoint_epochs"])
+    stores = store_bytes(cfg, "pntk", "train", "train", o) + store_bytes(cfg, "pntk", "test", "train", o)
+    assert rules["regression"].bytes_read == pytest.approx(rules["regression"].jobs * (stores + data + ckpt))
+    assert rules["kernel_checkpoint"].bytes_read == pytest.approx(rules["kernel_checkpoint"].jobs * (data + ckpt))
+    assert rules["prepare_data"].bytes_read == 0 and rules["train"].bytes_read == rules["train"].jobs * data
+    assert t["bytes_read"] == pytest.approx(sum(r.bytes_read for r in plan.rules)) and t["bytes_read"] > stores
+    assert "no shared filesystem (--default-storage-provider): " in format_plan(plan)
+    assert "refused with kernels.jobs: per_tile" in format_plan(plan_workflow(load("tiny"), FIXED_CPU, cores=2))
+
+
 # ----------------------------------------------------------------------------- FLOPs
 class Branchy(nn.Module):
     """A parameter used twice and a module without a layer rule: the engine's fallback path."""
@@ -468,7 +487,7 @@ def test_gpu_lines_use_what_device_check_recorded(tmp_path, monkeypatch):
 
 
 def test_sizes_that_round_up_take_the_next_prefix():
-    from pntk.plan.workflow import _si
+    from pntk.plan.text import _si
 
     assert _si(999.6e6, "B") == "1 GB" and _si(999.4e6, "B") == "999 MB"  # not "1e+03 MB"
     assert _si(1234, "B") == "1.23 kB" and _si(0, "B") == "–"

@@ -23,6 +23,9 @@ import yaml
 from dry_run import job_counts
 from servers import SECRET
 
+from pntk import config as pcfg
+from pntk.plan import device_profile, plan_workflow
+
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 TINY = REPO / "tests" / "configs" / "tiny.yaml"
@@ -101,6 +104,9 @@ def test_two_folders_sharing_only_the_bucket_run_the_whole_workflow(remote_run):
         assert any(k.startswith(f"{stem}.tiles/") for k in objects), stem
     regressions = [json.loads(v) for k, v in objects.items() if k.endswith("/regression.json")]
     assert len(regressions) == 4 and all(0.0 <= x["flin_test_acc"] <= 1.0 for x in regressions)
+    planned = plan_workflow(pcfg.load_config(r["b"] / "config.yaml"), device_profile("cpu"), cores=2)
+    sent = sum(len(v) for v in objects.values())
+    assert 0.5 < planned.as_dict()["bytes_written"] / sent < 1.5, (planned.as_dict()["bytes_written"], sent)
     secret = SECRET.encode()
     assert not [k for k, v in objects.items() if secret in v]  # no object holds the credentials
     local = [p for p in r["root"].rglob("*") if p.is_file() and secret in p.read_bytes()]

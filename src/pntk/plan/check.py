@@ -13,7 +13,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from .workflow import WorkflowPlan, human_seconds
+from .text import human_seconds
+from .workflow import WorkflowPlan
 
 _STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$")
 _START = re.compile(r"^(?:local)?(?:rule|checkpoint) (\w+):$")

@@ -29,9 +29,8 @@ from .devices import COSTS, Costs, DeviceProfile
 
 ENGINE_FEATURE_BYTES = 1 << 30  # the kernel engine's per-sample-gradient budget when batch_size is None
 PROCESS_BASE_BYTES = 4e8        # RSS of a Python process with torch, numpy and zarr imported
-# Matrices of D·O × D·O float64 alive at the diagnostics' peak (pntk.analysis.checkpoint.epoch_diagnostics):
-# the eNTK block, its NO×NO copy, the symmetrised copy and eigvalsh's work copy (spectrum_differences),
-# or the block, Θ̂⊗I and their difference (frobenius_distance): 4–5.
+# D·O × D·O float64 matrices alive at the diagnostics' peak (analysis.checkpoint.epoch_diagnostics): the eNTK block,
+# its NO×NO, symmetrised and eigvalsh work copies (spectrum_differences), or block, Θ̂⊗I, difference: 4–5.
 DIAGNOSTICS_DENSE_COPIES = 5
 
 
@@ -48,6 +47,7 @@ class Job:
     device: str = "cpu"          # where its heavy work runs: "cpu" | "cuda"
     threads: int = 1
     notes: list[str] = field(default_factory=list)
+    bytes_read: float = 0.0      # its inputs, fetched before it runs where there is no shared filesystem
 
 
 @dataclass(frozen=True)

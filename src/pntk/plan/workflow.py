@@ -73,6 +73,7 @@ class RulePlan:
     jobs: int = 0
     flops: float = 0.0           # all jobs
     bytes_written: float = 0.0   # all jobs
+    bytes_read: float = 0.0      # all jobs: their inputs, fetched where there is no shared filesystem
     peak_bytes: float = 0.0      # the largest job
     job_seconds: float = 0.0     # sum over jobs (device-seconds)
     max_job_seconds: float = 0.0
@@ -84,6 +85,7 @@ class RulePlan:
         self.jobs += job.count
         self.flops += job.count * job.flops
         self.bytes_written += job.count * job.bytes_written
+        self.bytes_read += job.count * job.bytes_read
         self.peak_bytes = max(self.peak_bytes, job.peak_bytes)
         self.job_seconds += job.count * job.seconds
         self.max_job_seconds = max(self.max_job_seconds, job.seconds)
@@ -99,6 +101,11 @@ class WorkflowPlan:
     rules: list[RulePlan]
     store_bytes: float
     notes: list[str]
+
+    @property
+    def remote_ok(self) -> bool:
+        """Whether the workflow runs with a default storage provider: not with per-tile kernel jobs (common.smk)."""
+        return not any(r.rule == "kernel_tile" for r in self.rules)
 
     def wall_seconds(self, gpus: int = 1) -> float:
         """A local run's wall time: stages one after the other, the jobs of a stage spread over the
@@ -120,6 +127,7 @@ class WorkflowPlan:
         return {"config": self.config_name, "device": asdict(self.device), "cores": self.cores,
                 "rules": [asdict(r) for r in self.rules], "jobs": sum(r.jobs for r in self.rules),
                 "store_bytes": self.store_bytes, "bytes_written": sum(r.bytes_written for r in self.rules),
+                "bytes_read": sum(r.bytes_read for r in self.rules),
                 "gpu_hours": sum(r.job_seconds for r in self.rules if r.device == "cuda") / 3600,
                 "cpu_core_hours": sum(r.job_seconds * r.threads for r in self.rules if r.device == "cpu") / 3600,
                 "wall_seconds": self.wall_seconds(), "cache_hit": self.cache_hit(), "costs": asdict(COSTS),
@@ -142,43 +150,48 @@ def plan_workflow(config: dict, device: DeviceProfile, *, cores: int | None = No
     seeds = len(config["seeds"])
     models = [pcfg.model_spec(config, m["name"], w) for m in config["models"] for w in m["widths"]]
     jobs: list[Job] = [cm.prepare(n_train + n_test, in_shape)]
+    data_b = jobs[0].bytes_written  # what a job that reads the prepared data fetches without a shared filesystem
     diagnostics = _diagnostics_job(cm, config, o) if config["diagnostics"]["enabled"] else None
     if pcfg.diagnostics_on_d(config):
-        jobs += _jobs_on_d(cm, config, models, diagnostics, n_test, o, res, heavy)
-    jobs += _at_init_jobs(cm, config, o)
+        jobs += _jobs_on_d(cm, config, models, diagnostics, n_test, o, res, heavy, data_b)
+    jobs += [_reads(j, data_b) for j in _at_init_jobs(cm, config, o)]
     for ms in models:
-        jobs.append(_times(cm.train(ms, n_train, n_test, config["train"], heavy), seeds))
-        jobs += [_times(j, seeds * epochs) for j in _kernel_jobs(cm, config, ms, o, res)]
+        train = _reads(cm.train(ms, n_train, n_test, config["train"], heavy), data_b)
+        ckpt_b = train.bytes_written / epochs  # one checkpoint (its share of the train log too)
+        jobs.append(_times(train, seeds))
+        jobs += [_times(_reads(j, data_b + ckpt_b), seeds * epochs) for j in _kernel_jobs(cm, config, ms, o, res)]
         if pcfg.has_full_pntk(config):
             dd, xd = (store_bytes(config, "pntk", r, "train", o) for r in ("train", "test"))
             reg_threads = heavy if n_train >= pcfg.REGRESSION_ALL_CORES_FROM else 1  # as common.smk
             job = cm.regression(n_train, n_test, o, config["regression"], dd, xd, model_facts(ms).forward_flops,
                                 reg_threads, config["kernels"]["dtype"], tile=config["kernels"]["tile_size"],
                                 input_values=math.prod(in_shape))
+            job.bytes_read = dd + xd + data_b + ckpt_b
             if pcfg.analysis_in_one_job(config):
                 job = _one_process("diagnostics_regression", [job, diagnostics], 1, cm.start("cpu"))
+                job.bytes_read += diagnostics.bytes_read  # the subsets' stores too (data and checkpoint: once)
             jobs.append(_times(job, seeds * epochs))
     if diagnostics and not pcfg.analysis_in_one_job(config) and not pcfg.diagnostics_on_d(config):
-        jobs.append(_times(diagnostics, len(models) * seeds * epochs))
+        jobs.append(_times(_reads(diagnostics, diagnostics.bytes_read + data_b + ckpt_b), len(models) * seeds * epochs))
     if config["timing"]["enabled"]:
-        jobs.append(cm.timing(_timing_models(config, in_shape[0], o), in_shape, config["timing"],
-                              config["kernels"]["method"], config["timing"]["threads"]))
+        jobs.append(_reads(cm.timing(_timing_models(config, in_shape[0], o), in_shape, config["timing"],
+                                     config["kernels"]["method"], config["timing"]["threads"]), data_b))
     if config["infinite"]["enabled"]:
         inf = config["infinite"]
         specs = [ModelSpec("fcn", w, in_shape, o, inf["depth"], "ntk") for w in inf["widths"]]
         hours = [regression_cpu_hours(n_train, n_test, tuple(in_shape), m["depth"] or DEFAULT_DEPTH["convnet"],
                                       inf["cntk_dtype"]) for m in config["models"] if m["arch"] == "convnet"]
         cntk_s = 3600 * sum(h for h in hours if h <= inf["max_cntk_cpu_hours"])  # as the job: beyond, skipped
-        jobs.append(cm.infinite(specs, len(inf["seeds"]), min(inf["n_points"], n_train), cntk_s,
-                                heavy if hours else 1))  # threads as infinite_width.smk
+        jobs.append(_reads(cm.infinite(specs, len(inf["seeds"]), min(inf["n_points"], n_train), cntk_s,
+                                       heavy if hours else 1), data_b))  # threads as infinite_width.smk
     jobs += [cm.light("tables", COSTS.tables_s), cm.light("claims", COSTS.claims_s),
-             cm.light("figures", COSTS.figures_s),
+             _reads(cm.light("figures", COSTS.figures_s), _heatmap_bytes(config, o)),
              cm.light("report", 0.0)]  # reads the PNGs and small tables, writes one page: the start is all
     a = config["active"]
     aspec = ModelSpec(a["arch"], a["width"], in_shape, o, a["depth"])
-    active = [cm.active(aspec, a, strategy, n_test) for strategy, _seed in pcfg.active_runs(config)]
+    active = [_reads(cm.active(aspec, a, strategy, n_test), data_b) for strategy, _seed in pcfg.active_runs(config)]
     if a["jobs"] == "per_seed" and active:
-        active = [_one_process("active_learning_seed", active, len(a["seeds"]), cm.start(a["device"]))]
+        active = [_reads(_one_process("active_learning_seed", active, len(a["seeds"]), cm.start(a["device"])), data_b)]
     jobs += active
     if a["enabled"]:
         jobs.append(cm.light("active_figures", COSTS.figures_s / 4))
@@ -192,7 +205,7 @@ def plan_workflow(config: dict, device: DeviceProfile, *, cores: int | None = No
 
 
 def _jobs_on_d(cm: CostModel, config: dict, models: list, diagnostics: Job, n_test: int, o: int, res: dict,
-               heavy: int) -> list[Job]:
+               heavy: int, data_b: float) -> list[Job]:
     """The networks of Figs 2–8 trained on D: training on D, the four stores and the diagnostics of each
     checkpoint — separate jobs, or one diagnose_on_D process per network (diagnostics.jobs: per_run)."""
     d_cfg = {**config["train"], "epochs": pcfg.epochs_of(config, "D")}
@@ -201,18 +214,20 @@ def _jobs_on_d(cm: CostModel, config: dict, models: list, diagnostics: Job, n_te
     one = pcfg.d_runs_in_one_job(config)
     jobs = []
     for ms in models:
-        train = cm.train(ms, n_d, n_test, d_cfg, 1 if one else heavy)
+        train = _reads(cm.train(ms, n_d, n_test, d_cfg, 1 if one else heavy), data_b)
         train.rule = "train_on_D"
-        kernels = _kernel_jobs(cm, config, ms, o, res, "D")
+        ckpt_b = train.bytes_written / epochs
+        kernels = [_reads(k, data_b + ckpt_b) for k in _kernel_jobs(cm, config, ms, o, res, "D")]
         for k in kernels:
             k.rule = k.rule.replace("kernel_checkpoint", "kernel_checkpoint_on_D")
         if not one:
             jobs += [_times(train, seeds)] + [_times(k, seeds * epochs) for k in kernels]
             continue
         parts = [train] + [_times(k, epochs) for k in kernels] + [_times(_copy(diagnostics), epochs)]
-        jobs.append(_times(_one_process("diagnose_on_D", parts, 1, cm.start(config["train"]["device"])), seeds))
+        one_job = _one_process("diagnose_on_D", parts, 1, cm.start(config["train"]["device"]))
+        jobs.append(_times(_reads(one_job, data_b), seeds))  # the rest it computes itself
     if not one:
-        jobs.append(_times(diagnostics, len(models) * seeds * epochs))
+        jobs.append(_times(_reads(diagnostics, diagnostics.bytes_read + data_b + ckpt_b), len(models) * seeds * epochs))
     return jobs
 
 
@@ -256,7 +271,7 @@ def _diagnostics_job(cm: CostModel, config: dict, o: int) -> Job:
     read = sum(store_bytes(config, k, *pcfg.find_store(config, k, r, "sub-train", on), o)
                for k in ("entk", "pntk") for r in ("sub-train", "sub-test"))
     cap = pcfg.memory_cap_bytes(config["regression"])
-    return cm.diagnostics(d, x, o, cap, config["regression"]["solver"], read)
+    return _reads(cm.diagnostics(d, x, o, cap, config["regression"]["solver"], read), read)  # + data, checkpoint
 
 
 def _one_process(rule: str, parts: list[Job], count: int, start_s: float) -> Job:
@@ -268,6 +283,21 @@ def _one_process(rule: str, parts: list[Job], count: int, start_s: float) -> Job
     return Job(rule, count, flops=per("flops"), bytes_written=per("bytes_written"),
                peak_bytes=max(p.peak_bytes for p in parts), seconds=per("seconds") - (share - 1) * start_s,
                device=parts[0].device, threads=max(p.threads for p in parts), notes=list(dict.fromkeys(notes)))
+
+
+def _reads(job: Job, nbytes: float) -> Job:
+    """`job` with `bytes_read` set: the inputs it fetches where there is no shared filesystem."""
+    job.bytes_read = nbytes
+    return job
+
+
+def _heatmap_bytes(config: dict, o: int) -> float:
+    """The store Fig P4 (figures job) reads (figure_table.heatmap_manifest): pNTK over D × D, or its superset."""
+    for on in ("D", "train"):
+        found = pcfg.find_store(config, "pntk", "sub-train", "sub-train", on) if pcfg.runs(config, on) else None
+        if found is not None:
+            return store_bytes(config, "pntk", *found, o)
+    return 0.0
 
 
 def _times(job: Job, n: int) -> Job:
@@ -327,59 +357,3 @@ def _device_notes(config: dict, gpu: DeviceProfile | None) -> list[str]:
     if gpu is not None and not keys:
         return ["the config runs nothing on cuda: every rule is estimated on the GPU node's host CPU"]
     return []
-
-
-# ----------------------------------------------------------------------------- output
-def _si(x: float, unit: str) -> str:
-    if x == 0:
-        return "–"
-    exp = min(max(int(math.floor(math.log10(abs(x)) / 3)), 0), 6)
-    if exp < 6 and abs(float(f"{x / 10 ** (3 * exp):.3g}")) >= 1000:  # 999.6 MB prints as 1 GB, not 1e+03 MB
-        exp += 1
-    return f"{x / 10 ** (3 * exp):.3g} {' kMGTPE'[exp].strip()}{unit}"
-
-
-def human_seconds(s: float) -> str:
-    if s == 0:
-        return "–"
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if s >= 2 * size:
-            return f"{s / size:.3g} {unit}"
-    return f"{s:.3g} s"
-
-
-def format_plan(plan: WorkflowPlan) -> str:
-    """Aligned text table per rule, then totals and notes."""
-    d = plan.device
-    head = ("rule", "jobs", "FLOPs", "written", "peak mem/job", "time/job", "total time", "runs on")
-    rows = [head]
-    for r in plan.rules:
-        where = f"{d.name} GPU" if r.device == "cuda" else f"cpu × {r.threads}"
-        rows.append((r.rule, f"{r.jobs:,}", _si(r.flops, "FLOP"), _si(r.bytes_written, "B"), _si(r.peak_bytes, "B"),
-                     human_seconds(r.max_job_seconds), human_seconds(r.job_seconds), where if r.job_seconds else ""))
-    t = plan.as_dict()
-    rows.append(("total", f"{t['jobs']:,}", _si(sum(r.flops for r in plan.rules), "FLOP"),
-                 _si(t["bytes_written"], "B"), "", "", human_seconds(sum(r.job_seconds for r in plan.rules)), ""))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
-    lines = [f"pntk plan: {plan.config_name} on {d.name} ({d.label})", f"rates: {d.source}"]
-    for k, row in enumerate(rows):
-        middle = [c.rjust(w) for c, w in zip(row[1:-1], widths[1:-1], strict=True)]
-        cells = [row[0].ljust(widths[0]), *middle, row[-1]]
-        lines.append("  ".join(cells).rstrip())
-        if k == 0 or k == len(rows) - 2:
-            lines.append("  ".join("-" * w for w in widths))
-    gpu = f", {t['gpu_hours']:.3g} GPU-hours on {d.label}" if d.kind == "cuda" else ""
-    lines += ["", f"{plan.config_name}: {_si(plan.store_bytes, 'B')} of kernel stores (uncompressed){gpu}, "
-                  f"{t['cpu_core_hours']:.3g} CPU core-hours",
-              f"wall ≈ {human_seconds(t['wall_seconds'])} on one {'GPU' if d.kind == 'cuda' else 'machine'} with "
-              f"{plan.cores} core{'s' * (plan.cores != 1)} (stages in order, the jobs of a stage side by side)"]
-    hit = plan.cache_hit()
-    if hit["jobs"]:
-        lines.append(f"output cache (--cache): a second workflow folder with the same runs takes {hit['jobs']:,} jobs "
-                     f"({', '.join(hit['rules'])}) from the cache: {human_seconds(hit['job_seconds'])} of job time "
-                     f"and {_si(hit['bytes'], 'B')} written saved")
-    too_big = [r.rule for r in plan.rules if r.peak_bytes > (d.memory_bytes if r.device == d.kind else float("inf"))]
-    if too_big:
-        lines.append(f"WARNING: peak memory above the device's {_si(d.memory_bytes, 'B')}: {', '.join(too_big)}")
-    lines += [f"note: {n}" for n in plan.notes + [f"{r.rule}: {n}" for r in plan.rules for n in r.notes]]
-    return "\n".join(lines)
