@@ -18,7 +18,10 @@ sm = snakemake
 specs = [tuple(s) for s in sm.params.specs]
 checkpoints = train_job(sm)
 by_epoch = {epoch_of(p): str(p) for p in checkpoints}
-for out in sm.output.diagnostics:
+# The diagnostics files: a list, or with --cache or a default storage provider (every file declared) named per epoch.
+diagnostics = (list(sm.output.diagnostics) if "diagnostics" in sm.output.keys()
+               else [sm.output[k] for k in sm.output.keys() if k.endswith("_diagnostics")])
+for out in diagnostics:
     epoch_dir = Path(out).parent
     checkpoint = by_epoch[epoch_of(epoch_dir)]
     manifests = [str(StorePaths.in_epoch(epoch_dir, *s).manifest) for s in specs]

@@ -223,3 +223,39 @@ def test_per_tile_kernel_rules_are_not_cached(tmp_path):
     assert {"kernel_init", "kernel_tile", "kernel_finalize"} <= set(job_counts(dry))
     plan = cache_plan(dry)
     assert not [o for o in plan if "/kernels/" in o] and any("/checkpoints/" in o for o in plan), plan
+
+
+def test_the_networks_on_d_come_from_the_cache_whole(tmp_path):
+    """diagnostics.jobs: per_run: one diagnose_on_D job per network trained on D (training, its stores, its
+    diagnostics) is cached whole: a second folder runs none of it and gets every file bitwise; a changed kernel
+    setting gives it a new key."""
+    cache, a, b = tmp_path / "cache", tmp_path / "A", tmp_path / "B"
+    cache.mkdir()
+    per_run = lambda c: c["diagnostics"].update(jobs="auto")  # noqa: E731 (per_run with per_checkpoint kernels)
+    cfg = _config(a, per_run)
+    _config(b, per_run)
+    on_d = "results/runs/digits/fcn-w16-s0-onD"
+    last = cfg["diagnostics"]["checkpoint_epochs"][-1]
+    target = f"{on_d}/epoch{last:03d}/diagnostics.json"
+    assert job_counts(snakemake(a, cache, "-n", target)) == {"prepare_data": 1, "diagnose_on_D": 1}
+    snakemake(a, cache, target)
+    dry = snakemake(b, cache, "-n", target)
+    assert {how for out, how in cache_plan(dry).items() if "-onD/" in out} == {"obtained from"}, dry[-3000:]
+    snakemake(b, cache, target)
+    assert (b / "results/logs/diagnose_on_D/digits/fcn-w16-s0-onD.log").read_text() == ""  # its script never ran
+    def files(w: Path) -> dict[str, bytes]:  # every file of the run, links into the cache followed
+        out = {}
+        for root, _dirs, names in os.walk(w / on_d, followlinks=True):
+            for n in names:
+                f = Path(root) / n
+                if ".resume" not in f.parts and n != ".snakemake_timestamp":
+                    out[str(f.relative_to(w))] = f.read_bytes()
+        return out
+
+    ours, theirs = files(b), files(a)
+    assert ours.keys() == theirs.keys() and any(k.endswith("/kernel/zarr.json") for k in ours)
+    assert all(ours[k] == theirs[k] for k in ours), [k for k in ours if ours[k] != theirs[k]]
+    changed = tmp_path / "C"
+    _config(changed, lambda c: (per_run(c), c["kernels"].update(dtype="float32")))
+    dry = snakemake(changed, cache, "-n", target)
+    assert {how for out, how in cache_plan(dry).items() if "-onD/" in out} == {"written to"}, dry[-3000:]

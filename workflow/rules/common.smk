@@ -244,17 +244,28 @@ def store_outputs(paths):
     }
 
 
-def on_d_store_outputs():
-    """diagnose_on_D under a default storage provider: every file of its stores but the manifests (its output
-    `manifests`), named `e{epoch}_{kind}_{rows}_{cols}_{zarr|tiles|init}`; elsewhere none."""
-    if not REMOTE_STORAGE:
-        return {}
+def on_d_outputs():
+    """Outputs of diagnose_on_D besides the checkpoints and train log: the manifests and diagnostics files of its
+    checkpoints (lists `manifests`, `diagnostics`), or with --cache or a default storage provider every file of its
+    stores and each diagnostics file, named `e{epoch}_…` (a cached rule's outputs are single named files;
+    scripts/diagnose_on_D.py reads both forms)."""
+    epochs = pcfg.checkpoint_epochs(config, "D")
+    if not DECLARE_STORES:
+        return {
+            "manifests": [m for e in epochs for m in manifests_of(epoch_dir_of(e), "D")],
+            "diagnostics": [L.epoch_file(epoch_dir_of(e), "diagnostics") for e in epochs],
+        }
     out = {}
-    for e in pcfg.checkpoint_epochs(config, "D"):
+    for e in epochs:
         for spec in pcfg.store_specs(config, "D"):
-            files = store_outputs(L.store(epoch_dir_of(e), *spec))
-            out.update({f"e{e:03d}_{k}": v for k, v in files.items() if not k.endswith("_manifest")})
+            out.update({f"e{e:03d}_{k}": v for k, v in store_outputs(L.store(epoch_dir_of(e), *spec)).items()})
+        out[f"e{e:03d}_diagnostics"] = L.epoch_file(epoch_dir_of(e), "diagnostics")
     return out
+
+
+def run_cache_params(script):
+    """kernel_cache_params for a job that writes a whole run (diagnose_on_D): the run and the import closure."""
+    return {"run": lambda wc: run_of(wc).meta(), "code": closure_digest(script)} if CACHE_KERNELS else {}
 
 
 def with_stores(inputs):

@@ -10,14 +10,13 @@ if pcfg.d_runs_in_one_job(config):
             data=data_store,
         output:
             **checkpoint_outputs("D"),
-            **on_d_store_outputs(),
+            **on_d_outputs(),
             log_csv=L.train_log_in(RUN_DIR),
-            manifests=[m for e in pcfg.checkpoint_epochs(config, "D") for m in manifests_of(epoch_dir_of(e), "D")],
-            diagnostics=[L.epoch_file(epoch_dir_of(e), "diagnostics") for e in pcfg.checkpoint_epochs(config, "D")],
         log:
             L.log("diagnose_on_D", RUN_PATTERN),
         wildcard_constraints:
             on=re.escape(TRAINED_ON["D"]),
+        cache: "omit-software" if CACHE_KERNELS else False
         priority: PRIORITY["train"]
         conda:
             CONDA_ENV
@@ -25,6 +24,7 @@ if pcfg.d_runs_in_one_job(config):
         resources:
             **device_resources(config["train"]["device"], runtime=CLUSTER["train_runtime_min"]),
         params:
+            **run_cache_params("scripts/diagnose_on_D.py"),
             train={
                 **config["train"],
                 "epochs": pcfg.epochs_of(config, "D"),

@@ -24,9 +24,9 @@ RULES = ("prepare_data", "train", "train_on_D", "diagnose_on_D", "diagnose_at_in
          "active_learning_seed", "active_figures", "report", "all")
 
 
-# The rules Snakemake's output cache holds (`cache:` in data.smk, train.smk, kernels.smk; the kernel rules only
-# with kernels.jobs: per_checkpoint): what a second workflow folder with the same runs takes from the cache.
-CACHED_RULES = ("prepare_data", "train", "train_on_D", "kernel_checkpoint", "kernel_checkpoint_on_D")
+# The rules Snakemake's output cache holds (`cache:` in data.smk, train.smk, kernels.smk, diagnostics.smk; the
+# kernel rules only with kernels.jobs: per_checkpoint): what a second workflow folder with the same runs takes.
+CACHED_RULES = ("prepare_data", "train", "train_on_D", "diagnose_on_D", "kernel_checkpoint", "kernel_checkpoint_on_D")
 
 
 def job_counts(config: dict) -> dict[str, int]:
