@@ -94,7 +94,7 @@ def test_plan_says_what_an_output_cache_hit_saves():
 def test_plan_says_what_goes_to_the_bucket_and_what_jobs_fetch():
     """A default storage provider: every output to the bucket; each job fetches its inputs — a regression its
     two pNTK stores, the data and its checkpoint; a kernel job the data and the checkpoint. Per-tile kernel jobs
-    are refused there (common.smk), and the plan says so."""
+    are refused there (declared.smk), and the plan says so."""
     cfg = load("tiny")
     cfg["kernels"]["jobs"] = "per_checkpoint"
     plan = plan_workflow(cfg, FIXED_CPU, cores=2)

@@ -104,7 +104,7 @@ class WorkflowPlan:
 
     @property
     def remote_ok(self) -> bool:
-        """Whether the workflow runs with a default storage provider: not with per-tile kernel jobs (common.smk)."""
+        """Whether the workflow runs with a default storage provider: not with per-tile kernel jobs (declared.smk)."""
         return not any(r.rule == "kernel_tile" for r in self.rules)
 
     def wall_seconds(self, gpus: int = 1) -> float:
