@@ -35,6 +35,7 @@ from .config_runs import (  # noqa: F401 (re-exported: pcfg.runs(config) & co.)
     epochs_of,
     find_store,
     has_full_pntk,
+    heatmap_store,
     index_set_size,
     memory_cap_bytes,
     model_entry,

@@ -69,6 +69,16 @@ def find_store(config: dict, kind: str, rows: str, cols: str, trained_on: str = 
     return None
 
 
+def heatmap_store(config: dict) -> tuple[Run, int, tuple[str, str]] | None:
+    """Fig P4's store: the pNTK store covering D × D of the first run at its last checkpoint — a network trained on
+    D when the diagnostics train there, else one of the train split — as (run, epoch, (rows, cols)); None: none."""
+    for candidates in (runs(config, "D"), runs(config)):
+        found = find_store(config, "pntk", "sub-train", "sub-train", candidates[0].trained_on) if candidates else None
+        if found is not None:
+            return candidates[0], checkpoint_epochs(config, candidates[0].trained_on)[-1], found
+    return None
+
+
 def has_full_pntk(config: dict) -> bool:
     """Full-data pNTK stores (train × train and test × train) exist: the regression rule runs."""
     return (find_store(config, "pntk", "train", "train") == ("train", "train")

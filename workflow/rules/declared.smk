@@ -25,9 +25,7 @@ def kernel_cache_params(script):
     params, inputs and the jobs upstream, not on wildcards or library code, and every checkpoint of a run comes
     from one train job, so name the run, the epoch and the script's import closure. Without --cache none: a
     new param would re-run every existing store (Snakemake's params trigger)."""
-    if not CACHE_KERNELS:
-        return {}
-    return {"run": lambda wc: run_of(wc).meta(), "epoch": lambda wc: int(wc.epoch), "code": closure_digest(script)}
+    return {**run_cache_params(script), "epoch": lambda wc: int(wc.epoch)} if CACHE_KERNELS else {}
 
 
 def kernel_checkpoint_outputs(epoch_dir, trained_on):
@@ -83,9 +81,9 @@ def with_stores(inputs):
     (`{name}_store`): the job's machine fetches what it reads. Elsewhere the inputs unchanged."""
     if not REMOTE_STORAGE:
         return inputs
-    out = dict(inputs)
-    for name, value in inputs.items():
-        for k, path in enumerate([value] if isinstance(value, str) else list(value)):
-            if str(path).endswith(".manifest.json"):
-                out[f"{name}_store{k or ''}"] = str(StorePaths.of(path).store)
-    return out
+    stores = {
+        f"{name}_store": str(StorePaths.of(path).store)
+        for name, path in inputs.items()
+        if str(path).endswith(".manifest.json")
+    }
+    return {**inputs, **stores}

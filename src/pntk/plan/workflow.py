@@ -149,8 +149,9 @@ def plan_workflow(config: dict, device: DeviceProfile, *, cores: int | None = No
     epochs = len(config["train"]["checkpoint_epochs"])
     seeds = len(config["seeds"])
     models = [pcfg.model_spec(config, m["name"], w) for m in config["models"] for w in m["widths"]]
-    jobs: list[Job] = [cm.prepare(n_train + n_test, in_shape)]
-    data_b = jobs[0].bytes_written  # what a job that reads the prepared data fetches without a shared filesystem
+    prepare = cm.prepare(n_train + n_test, in_shape)
+    jobs: list[Job] = [prepare]
+    data_b = prepare.bytes_written  # what a job that reads the prepared data fetches without a shared filesystem
     diagnostics = _diagnostics_job(cm, config, o) if config["diagnostics"]["enabled"] else None
     if pcfg.diagnostics_on_d(config):
         jobs += _jobs_on_d(cm, config, models, diagnostics, n_test, o, res, heavy, data_b)
@@ -171,8 +172,8 @@ def plan_workflow(config: dict, device: DeviceProfile, *, cores: int | None = No
                 job = _one_process("diagnostics_regression", [job, diagnostics], 1, cm.start("cpu"))
                 job.bytes_read += diagnostics.bytes_read  # the subsets' stores too (data and checkpoint: once)
             jobs.append(_times(job, seeds * epochs))
-    if diagnostics and not pcfg.analysis_in_one_job(config) and not pcfg.diagnostics_on_d(config):
-        jobs.append(_times(_reads(diagnostics, diagnostics.bytes_read + data_b + ckpt_b), len(models) * seeds * epochs))
+        if diagnostics and not pcfg.analysis_in_one_job(config) and not pcfg.diagnostics_on_d(config):
+            jobs.append(_times(_with_inputs(diagnostics, data_b + ckpt_b), seeds * epochs))
     if config["timing"]["enabled"]:
         jobs.append(_reads(cm.timing(_timing_models(config, in_shape[0], o), in_shape, config["timing"],
                                      config["kernels"]["method"], config["timing"]["threads"]), data_b))
@@ -222,12 +223,12 @@ def _jobs_on_d(cm: CostModel, config: dict, models: list, diagnostics: Job, n_te
             k.rule = k.rule.replace("kernel_checkpoint", "kernel_checkpoint_on_D")
         if not one:
             jobs += [_times(train, seeds)] + [_times(k, seeds * epochs) for k in kernels]
+            if diagnostics:
+                jobs.append(_times(_with_inputs(diagnostics, data_b + ckpt_b), seeds * epochs))
             continue
         parts = [train] + [_times(k, epochs) for k in kernels] + [_times(_copy(diagnostics), epochs)]
         one_job = _one_process("diagnose_on_D", parts, 1, cm.start(config["train"]["device"]))
         jobs.append(_times(_reads(one_job, data_b), seeds))  # the rest it computes itself
-    if not one:
-        jobs.append(_times(_reads(diagnostics, diagnostics.bytes_read + data_b + ckpt_b), len(models) * seeds * epochs))
     return jobs
 
 
@@ -292,12 +293,14 @@ def _reads(job: Job, nbytes: float) -> Job:
 
 
 def _heatmap_bytes(config: dict, o: int) -> float:
-    """The store Fig P4 (figures job) reads (figure_table.heatmap_manifest): pNTK over D × D, or its superset."""
-    for on in ("D", "train"):
-        found = pcfg.find_store(config, "pntk", "sub-train", "sub-train", on) if pcfg.runs(config, on) else None
-        if found is not None:
-            return store_bytes(config, "pntk", *found, o)
-    return 0.0
+    """The store Fig P4 (figures job) reads (pcfg.heatmap_store)."""
+    where = pcfg.heatmap_store(config)
+    return store_bytes(config, "pntk", *where[2], o) if where else 0.0
+
+
+def _with_inputs(job: Job, nbytes: float) -> Job:
+    """A copy of `job` that fetches `nbytes` more (the shared diagnostics Job: its stores, plus data and checkpoint)."""
+    return _reads(_copy(job), job.bytes_read + nbytes)
 
 
 def _times(job: Job, n: int) -> Job:

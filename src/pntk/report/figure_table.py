@@ -163,12 +163,11 @@ def heatmap_manifest(config: dict) -> str | None:
     when the diagnostics train there, else one of the train split (None: no such store)."""
     from ..store.paths import StorePaths  # pntk.store imports zarr: only the heatmap's input needs it
 
-    for runs in (pcfg.runs(config, "D"), pcfg.runs(config)):
-        found = pcfg.find_store(config, "pntk", "sub-train", "sub-train", runs[0].trained_on) if runs else None
-        if found is not None:
-            last = pcfg.checkpoint_epochs(config, runs[0].trained_on)[-1]
-            return str(StorePaths.in_epoch(runs[0].epoch_dir(config["results"], last), "pntk", *found).manifest)
-    return None
+    where = pcfg.heatmap_store(config)
+    if where is None:
+        return None
+    run, last, found = where
+    return str(StorePaths.in_epoch(run.epoch_dir(config["results"], last), "pntk", *found).manifest)
 
 
 REQUIREMENTS = {
