@@ -110,6 +110,18 @@ def test_plan_says_what_goes_to_the_bucket_and_what_jobs_fetch():
     assert "refused with kernels.jobs: per_tile" in format_plan(plan_workflow(load("tiny"), FIXED_CPU, cores=2))
 
 
+def test_one_process_analysis_fetches_both_jobs_inputs():
+    """regression.jobs: with_diagnostics: one diagnostics_regression job per checkpoint fetches the regression's
+    stores, data and checkpoint and the diagnostics' stores (a bug dropped the first three)."""
+    cfg = load("tiny")
+    cfg["kernels"]["jobs"], cfg["diagnostics"]["train_on"] = "per_checkpoint", "train"
+    cfg["regression"]["jobs"] = "with_diagnostics"
+    plan = plan_workflow(cfg, FIXED_CPU, cores=2)
+    one = {r.rule: r for r in plan.rules}["diagnostics_regression"]
+    stores = store_bytes(cfg, "pntk", "train", "train", 10) + store_bytes(cfg, "pntk", "test", "train", 10)
+    assert one.bytes_read / one.jobs > stores
+
+
 # ----------------------------------------------------------------------------- FLOPs
 class Branchy(nn.Module):
     """A parameter used twice and a module without a layer rule: the engine's fallback path."""

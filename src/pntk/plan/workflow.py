@@ -168,9 +168,9 @@ def plan_workflow(config: dict, device: DeviceProfile, *, cores: int | None = No
                                 reg_threads, config["kernels"]["dtype"], tile=config["kernels"]["tile_size"],
                                 input_values=math.prod(in_shape))
             job.bytes_read = dd + xd + data_b + ckpt_b
-            if pcfg.analysis_in_one_job(config):
-                job = _one_process("diagnostics_regression", [job, diagnostics], 1, cm.start("cpu"))
-                job.bytes_read += diagnostics.bytes_read  # the subsets' stores too (data and checkpoint: once)
+            if pcfg.analysis_in_one_job(config):  # the subsets' stores too (data and checkpoint: once)
+                job = _reads(_one_process("diagnostics_regression", [job, diagnostics], 1, cm.start("cpu")),
+                             job.bytes_read + diagnostics.bytes_read)
             jobs.append(_times(job, seeds * epochs))
         if diagnostics and not pcfg.analysis_in_one_job(config) and not pcfg.diagnostics_on_d(config):
             jobs.append(_times(_with_inputs(diagnostics, data_b + ckpt_b), seeds * epochs))
