@@ -117,9 +117,14 @@ def test_one_process_analysis_fetches_both_jobs_inputs():
     cfg["kernels"]["jobs"], cfg["diagnostics"]["train_on"] = "per_checkpoint", "train"
     cfg["regression"]["jobs"] = "with_diagnostics"
     plan = plan_workflow(cfg, FIXED_CPU, cores=2)
-    one = {r.rule: r for r in plan.rules}["diagnostics_regression"]
+    rules = {r.rule: r for r in plan.rules}
+    one = rules["diagnostics_regression"]
     stores = store_bytes(cfg, "pntk", "train", "train", 10) + store_bytes(cfg, "pntk", "test", "train", 10)
-    assert one.bytes_read / one.jobs > stores
+    subsets = sum(store_bytes(cfg, k, *pcfg.find_store(cfg, k, r, "sub-train"), 10)
+                  for k in ("entk", "pntk") for r in ("sub-train", "sub-test"))
+    data = rules["prepare_data"].bytes_written
+    ckpt = rules["train"].bytes_written / rules["train"].jobs / len(cfg["train"]["checkpoint_epochs"])
+    assert one.bytes_read / one.jobs == pytest.approx(stores + data + ckpt + subsets)
 
 
 # ----------------------------------------------------------------------------- FLOPs
