@@ -1,11 +1,18 @@
-"""kernel_finalize: verify every tile flag against its chunk and write the store's manifest."""
+"""kernel_finalize: verify every tile flag against its chunk and write the store's manifest (under --cache with
+kernels.jobs: per_tile: then deposit the store in the store cache, or on a hit link the cached manifest)."""
 from pntk.scriptutil import setup
 
 log = setup(snakemake)
 
+from pntk.kernel_jobs import finalize_job
 from pntk.store.tiles import finalize
 
 sm = snakemake
-rec = finalize(sm.output.manifest, list(sm.input.flags),
-               inputs={"checkpoint": sm.input.checkpoint, "sentinel": sm.input.sentinel})
-log.info("finalized %s: %d tiles", rec["store"], len(rec["tiles"]))
+if "record" in sm.input.keys():  # --cache: kernel_lookup ran first
+    inputs = {"checkpoint": sm.input.checkpoint, "sentinel": sm.input.sentinel} if "sentinel" in sm.input.keys() else {}
+    finalize_job(sm.output.manifest, list(sm.input.get("flags", [])), record=sm.input.record,
+                 cache_root=sm.params.cache_root, inputs=inputs)
+else:
+    rec = finalize(sm.output.manifest, list(sm.input.flags),
+                   inputs={"checkpoint": sm.input.checkpoint, "sentinel": sm.input.sentinel})
+    log.info("finalized %s: %d tiles", rec["store"], len(rec["tiles"]))

@@ -74,11 +74,14 @@ def test_switching_off_stages_removes_their_jobs():
 
 
 def test_plan_says_what_an_output_cache_hit_saves():
-    """--cache: prepare_data, train (both kinds of run) and, per checkpoint only, the kernel stores come from the
-    cache in a second folder; the per-tile rules never do (Snakemake asks its cache after the tiles ran)."""
+    """--cache: prepare_data, train (both kinds of run) and the kernel stores come from the cache in a second
+    folder: per checkpoint from Snakemake's, per tile from pntk's store cache (no init or tile job is run; the
+    lookup and finalize jobs are)."""
     per_tile = load("tiny")  # kernels.jobs: per_tile
-    hit = plan_workflow(per_tile, FIXED_CPU, cores=2).cache_hit()
-    assert hit["rules"] == ["prepare_data", "train", "train_on_D"]
+    plan = plan_workflow(per_tile, FIXED_CPU, cores=2)
+    hit = plan.cache_hit()
+    assert hit["rules"] == ["prepare_data", "train", "train_on_D", "kernel_init", "kernel_tile"]
+    assert hit["jobs"] == sum(r.jobs for r in plan.rules if r.rule in hit["rules"])
     per_ckpt = load("tiny")
     per_ckpt["kernels"]["jobs"] = "per_checkpoint"
     plan = plan_workflow(per_ckpt, FIXED_CPU, cores=2)

@@ -1,6 +1,7 @@
 """What the kernel rules do, as plain functions: shared by scripts/kernel_*.py, the CLI and the tests."""
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -11,9 +12,9 @@ import numpy as np
 
 from .data import PreparedData, index_set, open_images, open_prepared, read_rows
 from .models.spec import ModelSpec
-from .provenance import provenance, sha256_file
+from .provenance import atomic_write_json, provenance, sha256_file
 from .runs import checkpoint_meta
-from .store import tiles
+from .store import shared_cache, tiles
 from .store.paths import StorePaths
 from .store.tile_io import RowCache, TileWriter, tile_ids, write_now
 from .store.zarr_store import chunk_checksums
@@ -72,6 +73,7 @@ def tile_job(flag: str | Path, *, kind: str, rows: str, cols: str, i: int, j: in
     """Compute tile (i, j). Memory is bounded by the tile: its row/col indices come from the store's
     coordinates, only its rows of the images are read, and no per-example array (labels, split) is loaded."""
     paths = StorePaths.of(flag)
+    tiles.materialize_links(paths)  # a tile job never writes into a store that other folders share
     x, fingerprint = open_images(data_path)  # x stays on disk: only this tile's rows are read
     _check_inputs(paths, checkpoint, fingerprint)
     r_sel, c_sel = tile_ids(paths.store, i, j)
@@ -209,3 +211,47 @@ def _check_inputs(paths: StorePaths, checkpoint, data_fingerprint: str) -> None:
                            "initialised with; rerun kernel_init")
     if attrs.get("data_fingerprint") != data_fingerprint:
         raise RuntimeError(f"{paths.store}: initialised for other data (fingerprint differs)")
+
+
+# --- kernels.jobs: per_tile under --cache (pntk.store.shared_cache)
+def store_cache_key(*, kind: str, rows: str, cols: str, checkpoint, data_path, settings: dict) -> str:
+    """sha256 naming a finished store: its kind and index sets, the checkpoint's and the data's content
+    (checkpoint sha256, data fingerprint) and `settings` (kernel and data settings, run, epoch, the digest
+    of the code the kernel jobs import: the workflow's kernel_cache_params)."""
+    _, fingerprint = open_images(data_path)
+    parts = {"store": [kind, rows, cols], "checkpoint_sha256": sha256_file(checkpoint),
+             "data_fingerprint": fingerprint, "settings": settings}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def lookup_job(record: str | Path, *, cache_root, **key_parts) -> dict:
+    """Look the store up in the store cache: on a hit, link its store, flags and sentinel into place.
+    Writes `record` ({"key", "entry", "hit"}), which tells the workflow whether to schedule the tiles."""
+    if not cache_root or not Path(cache_root).is_dir():
+        raise RuntimeError(f"SNAKEMAKE_OUTPUT_CACHE={cache_root!r}: --cache with kernels.jobs: per_tile needs it "
+                           "to name an existing folder on the shared filesystem")
+    paths = StorePaths.of(record)
+    key = store_cache_key(**key_parts)
+    hit = shared_cache.has(cache_root, key, paths.name)
+    if hit:
+        shared_cache.link_from(paths, cache_root, key, manifest=False)
+    entry = shared_cache.entry_of(cache_root, key)
+    log.info("%s: %s the store cache (%s)", paths.name, "taken from" if hit else "not in", entry)
+    rec = {"store": paths.name, "key": key, "entry": str(entry), "hit": hit}
+    atomic_write_json(record, rec)
+    return rec
+
+
+def finalize_job(manifest: str | Path, flags: list, *, record: str | Path, cache_root, inputs: dict) -> None:
+    """kernel_finalize under --cache: on a hit link the entry's manifest; otherwise finalize the tiles as
+    always, then deposit the store into the cache (links left in place)."""
+    rec = json.loads(Path(record).read_text())
+    paths = StorePaths.of(manifest)
+    if rec["hit"]:
+        shared_cache.link_from(paths, cache_root, rec["key"], manifest=True)
+        log.info("%s: manifest linked from the store cache %s", paths.name, rec["entry"])
+        return
+    tiles.finalize(manifest, flags, inputs=inputs)
+    new = shared_cache.deposit(paths, cache_root, rec["key"])
+    log.info("finalized %s: %d tiles; %s the store cache %s", paths.store, len(flags),
+             "deposited in" if new else "already in", rec["entry"])

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -168,7 +169,7 @@ def test_a_changed_kernel_setting_runs_the_kernel_jobs(cached_pair, tmp_path):
 
 def _copy_workflow(dest: Path) -> Path:
     skip = shutil.ignore_patterns("__pycache__", "*.egg-info")
-    for d in ("workflow", "scripts", "src"):
+    for d in ("workflow", "scripts", "src", "envs"):
         shutil.copytree(REPO / d, dest / d, ignore=skip)
     shutil.copy(REPO / "Snakefile", dest / "Snakefile")
     return dest / "Snakefile"
@@ -215,14 +216,108 @@ def test_a_run_without_cache_never_writes_into_the_cache(cached_pair, tmp_path):
     assert ours.keys() == theirs.keys() and all(ours[k] == theirs[k] for k in ours if "/kernel/c/" in k)
 
 
-def test_per_tile_kernel_rules_are_not_cached(tmp_path):
-    """kernels.jobs: per_tile: Snakemake would ask the cache only once every tile upstream of a cached rule had
-    run, so no kernel rule is cached there; data and training still are."""
-    cfg = _config(tmp_path, lambda c: c["kernels"].update(jobs="per_tile"))
-    dry = snakemake(tmp_path, tmp_path, "-n", *_targets(cfg))
-    assert {"kernel_init", "kernel_tile", "kernel_finalize"} <= set(job_counts(dry))
-    plan = cache_plan(dry)
-    assert not [o for o in plan if "/kernels/" in o] and any("/checkpoints/" in o for o in plan), plan
+def ran(out: str) -> dict[str, int]:
+    """{rule: jobs run} from a real run's log (the job stats of a run with checkpoints are only its start)."""
+    return dict(Counter(re.findall(r"^(?:local)?(?:rule|checkpoint) (\w+):$", out, re.M)))
+
+
+def lookup_records(work: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((work / RUN).glob("epoch*/kernels/*.cache.json"))]
+
+
+@pytest.fixture(scope="module")
+def per_tile_pair(tmp_path_factory):
+    """kernels.jobs: per_tile under --cache (pntk's store cache beside Snakemake's): A computes and deposits,
+    B, whose runs match, takes every store."""
+    root = tmp_path_factory.mktemp("per-tile-cache")
+    cache, a, b = root / "cache", root / "A", root / "B"
+    cache.mkdir()
+    per_tile = lambda c: c["kernels"].update(jobs="per_tile")  # noqa: E731
+    cfg = _config(a, per_tile)
+    _config(b, per_tile)
+    targets = _targets(cfg)
+    t0 = time.perf_counter()
+    out_a = snakemake(a, cache, *targets)
+    t_a = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    out_b = snakemake(b, cache, *targets)
+    t_b = time.perf_counter() - t0
+    print(f"per-tile store cache: A (computes) {t_a:.1f} s, B (from the cache) {t_b:.1f} s")
+    return {"cache": cache, "a": a, "b": b, "cfg": cfg, "targets": targets, "out_a": out_a, "out_b": out_b,
+            "per_tile": per_tile}
+
+
+def test_per_tile_a_second_folder_computes_no_tile(per_tile_pair):
+    """B runs no kernel_init and no kernel_tile; its stores are A's bitwise (links into the store cache), they
+    verify, and the regression downstream gives A's numbers. A rerun has nothing to do."""
+    from pntk.store import tiles
+    from pntk.store.paths import StorePaths
+    from pntk.store.shared_cache import ENTRIES
+
+    p = per_tile_pair
+    epochs = p["cfg"]["train"]["checkpoint_epochs"]
+    n_stores = sum(len(v) for v in p["cfg"]["kernels"]["index_sets"].values()) * len(epochs)
+    ran_a, ran_b = ran(p["out_a"]), ran(p["out_b"])
+    assert ran_a["kernel_lookup"] == ran_a["kernel_init"] == ran_a["kernel_finalize"] == n_stores, ran_a
+    assert ran_a["kernel_tile"] >= n_stores, ran_a
+    assert ran_b["kernel_lookup"] == ran_b["kernel_finalize"] == n_stores, ran_b
+    assert "kernel_tile" not in ran_b and "kernel_init" not in ran_b, ran_b
+    assert [r["hit"] for r in lookup_records(p["a"])] == [False] * n_stores
+    assert [r["hit"] for r in lookup_records(p["b"])] == [True] * n_stores
+    assert len(list((p["cache"] / ENTRIES).iterdir())) == n_stores
+    ours, theirs = store_bytes(p["b"]), store_bytes(p["a"])
+    assert ours.keys() == theirs.keys() and len(ours) > 10 * n_stores
+    assert all(ours[k] == theirs[k] for k in ours), [k for k in ours if ours[k] != theirs[k]]
+    for manifest in (p["b"] / RUN).glob("epoch*/kernels/*.manifest.json"):
+        assert tiles.verify(StorePaths.of(manifest).store)["ok"], manifest
+    reg = p["targets"][-1]
+    ra, rb = (json.loads((w / reg).read_text()) for w in (p["a"], p["b"]))
+    assert rb["flin_test_acc"] == ra["flin_test_acc"] and rb["model_test_acc"] == ra["model_test_acc"]
+    assert job_counts(snakemake(p["b"], p["cache"], "-n", *p["targets"])) == {}
+
+
+def _lookup_hit(work: Path, cache: Path, cfg: dict, snakefile: Path = REPO / "Snakefile") -> bool:
+    """Run one store's lookup job only (data and training come from Snakemake's cache): a hit?"""
+    record = f"{RUN}/epoch002/kernels/pntk-train-train.cache.json"
+    snakemake(work, cache, record, snakefile=snakefile)
+    return json.loads((work / record).read_text())["hit"]
+
+
+def test_per_tile_the_key_changes_with_settings_and_modules(per_tile_pair, tmp_path):
+    """A copy of the workflow keeps the key; a comment in the kernel engine's pntk/kernels/_pairs.py (imported
+    through pntk.kernel_jobs), another dtype or other data give new keys."""
+    p = per_tile_pair
+    snakefile = _copy_workflow(tmp_path / "checkout")
+    assert _lookup_hit(tmp_path / "same", p["cache"], _config(tmp_path / "same", p["per_tile"]), snakefile)
+    engine = tmp_path / "checkout" / "src" / "pntk" / "kernels" / "_pairs.py"
+    engine.write_text(engine.read_text() + "\n# edited\n")
+    assert not _lookup_hit(tmp_path / "edited", p["cache"], _config(tmp_path / "edited", p["per_tile"]), snakefile)
+    for what, change in [("dtype", lambda c: c["kernels"].update(dtype="float32")),
+                         ("data", lambda c: c["data"].update(seed=1))]:
+        cfg = _config(tmp_path / what, lambda c, change=change: (p["per_tile"](c), change(c)))
+        assert not _lookup_hit(tmp_path / what, p["cache"], cfg), what
+
+
+def test_per_tile_without_cache_never_writes_into_the_cache(per_tile_pair, tmp_path):
+    """B's stores are links into the store cache; run without --cache only finalize re-runs (its inputs
+    change), copies the store into the folder (no link left) and leaves every file of the cache as it was."""
+    def snapshot(folder: Path) -> dict:
+        return {str(f): (f.read_bytes(), f.stat().st_mtime_ns) for f in sorted(folder.rglob("*")) if f.is_file()}
+
+    p = per_tile_pair
+    cfg = _config(tmp_path, p["per_tile"])
+    targets = [t for t in _targets(cfg) if t.endswith(".manifest.json")]
+    assert "kernel_tile" not in ran(snakemake(tmp_path, p["cache"], *targets))
+    before = snapshot(p["cache"])
+    proc = subprocess.run([SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--configfile",
+                           str(tmp_path / "config.yaml"), "--cores", "2", *targets], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert set(ran(proc.stdout)) == {"kernel_finalize"}, ran(proc.stdout)
+    assert snapshot(p["cache"]) == before
+    assert not [q for q in (tmp_path / RUN).rglob("*") if q.is_symlink() and "/kernels/" in str(q)]
+    ours, theirs = store_bytes(tmp_path), store_bytes(p["a"])
+    assert ours.keys() == theirs.keys() and all(ours[k] == theirs[k] for k in ours if "/kernel/c/" in k)
 
 
 def test_the_networks_on_d_come_from_the_cache_whole(tmp_path):

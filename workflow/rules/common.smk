@@ -1,4 +1,6 @@
 # Validation (before any job) and the path/target functions every rule file uses.
+import hashlib
+import json
 import math
 import os
 import re
@@ -138,10 +140,11 @@ wildcard_constraints:
     j=r"\d+",
 
 
-def closure_digest(script):
+def closure_digest(*scripts):
     """sha256 of the library code a cached rule's script imports, transitively (the output cache hashes the
-    script and params only; pntk.code_closure)."""
-    return _closure_digest(Path(workflow.basedir) / script, Path(workflow.basedir) / "src")
+    script and params only; pntk.code_closure); of several scripts, the sha256 of their digests in order."""
+    digests = [_closure_digest(Path(workflow.basedir) / s, Path(workflow.basedir) / "src") for s in scripts]
+    return digests[0] if len(digests) == 1 else hashlib.sha256("".join(digests).encode()).hexdigest()
 
 
 def data_store(wildcards=None):
@@ -225,6 +228,24 @@ def all_targets():
 def tile_flags(wildcards):
     paths = StorePaths(Path(str(KERNEL.stem).format(**wildcards)))
     return [str(paths.flag(i, j)) for i, j in pcfg.tile_grid(config, wildcards.rows, wildcards.cols)]
+
+
+def finalize_inputs(wildcards):
+    """kernel_finalize's inputs: the sentinel and every tile flag. Under --cache first the record of the store
+    cache lookup (kernel_lookup, a Snakemake checkpoint): on a hit only that, so neither kernel_init nor any
+    kernel_tile of the store is scheduled."""
+    base = {
+        "sentinel": str(KERNEL.sentinel).format(**wildcards),
+        "flags": tile_flags(wildcards),
+        "checkpoint": checkpoint_of(wildcards),
+        "data": data_store(),
+    }
+    if not CACHE_KERNELS:
+        return base
+    record = checkpoints.kernel_lookup.get(**wildcards).output.record
+    if json.loads(Path(record).read_text())["hit"]:
+        return {"record": record, "checkpoint": base["checkpoint"], "data": base["data"]}
+    return {"record": record, **base}
 
 
 # --- diagnostics

@@ -7,6 +7,9 @@
 # manifests only, and a killed job resumes at its first missing tile (Snakemake deletes the declared
 # outputs of an incomplete job).
 CACHE_KERNELS = workflow.workflow_settings.cache is not None
+# kernels.jobs: per_tile under --cache keeps finished stores in pntk's store cache, a folder beside Snakemake's
+# entries in the output cache (kernels.smk, pntk.store.shared_cache).
+STORE_CACHE_ROOT = os.environ.get("SNAKEMAKE_OUTPUT_CACHE", "") if CACHE_KERNELS else ""
 # A default storage provider (`--default-storage-provider s3 …`: the cloud and Kubernetes executors, no shared
 # filesystem) uploads declared outputs only and fetches declared inputs only: every job then declares every
 # file of the stores it writes, and a job that reads a store (by its manifest) declares the store as well.
@@ -20,12 +23,12 @@ if REMOTE_STORAGE and config["kernels"]["jobs"] == "per_tile":
     )
 
 
-def kernel_cache_params(script):
+def kernel_cache_params(*scripts):
     """With --cache, the params a kernel job's cache key needs beyond its settings: the output cache keys on
     params, inputs and the jobs upstream, not on wildcards or library code, and every checkpoint of a run comes
     from one train job, so name the run, the epoch and the script's import closure. Without --cache none: a
     new param would re-run every existing store (Snakemake's params trigger)."""
-    return {**run_cache_params(script), "epoch": lambda wc: int(wc.epoch)} if CACHE_KERNELS else {}
+    return {**run_cache_params(*scripts), "epoch": lambda wc: int(wc.epoch)} if CACHE_KERNELS else {}
 
 
 def kernel_checkpoint_outputs(epoch_dir, trained_on):
@@ -71,9 +74,10 @@ def on_d_outputs():
     return out
 
 
-def run_cache_params(script):
-    """kernel_cache_params for a job that writes a whole run (diagnose_on_D): the run and the import closure."""
-    return {"run": lambda wc: run_of(wc).meta(), "code": closure_digest(script)} if CACHE_KERNELS else {}
+def run_cache_params(*scripts):
+    """kernel_cache_params for a job that writes a whole run (diagnose_on_D): the run and the import closure
+    (of several scripts: the jobs of one store under kernels.jobs: per_tile)."""
+    return {"run": lambda wc: run_of(wc).meta(), "code": closure_digest(*scripts)} if CACHE_KERNELS else {}
 
 
 def with_stores(inputs):

@@ -1,8 +1,11 @@
 # Tile protocol (src/pntk/store/tiles.py): init → one job per tile → finalize (manifest).
 # kernels.jobs: per_checkpoint runs that protocol for every store of a checkpoint inside one job, which
 # Snakemake's output cache (--cache) can hold: then it declares every file of its stores (CACHE_KERNELS).
-# The per-tile rules are never cached: Snakemake asks its cache only when a cached job is about to run, after
-# every job upstream of it (here the tiles) has run, so a cached finalize would still compute every tile.
+# The per-tile rules are not in Snakemake's cache: it asks its cache only when a cached job is about to run,
+# after every job upstream of it (here the tiles) has run. Under --cache they use pntk's store cache beside it
+# instead (pntk.store.shared_cache): kernel_lookup, a Snakemake checkpoint, runs before init and the tiles,
+# and on a hit finalize's inputs (finalize_inputs) name no tile, so none is scheduled.
+PER_TILE_SCRIPTS = ("scripts/kernel_init.py", "scripts/kernel_tile.py", "scripts/kernel_finalize.py")
 
 if config["kernels"]["jobs"] == "per_checkpoint":
 
@@ -93,13 +96,36 @@ else:
         script:
             "../../scripts/kernel_tile.py"
 
+    if CACHE_KERNELS:
+
+        checkpoint kernel_lookup:
+            """--cache: look the store up in the store cache before any of its tiles is scheduled; on a hit link
+            its store, flags and sentinel into place (the key: pntk.kernel_jobs.store_cache_key)."""
+            input:
+                data=data_store,
+                checkpoint=checkpoint_of,
+            output:
+                record=str(KERNEL.cache_record),
+            log:
+                str(KERNEL.log("lookup")),
+            priority: PRIORITY["kernels"]
+            conda:
+                CONDA_ENV
+            resources:
+                **device_resources(),
+            params:
+                **kernel_cache_params(*PER_TILE_SCRIPTS),
+                kernels=config["kernels"],
+                data=config["data"],
+                cache_root=STORE_CACHE_ROOT,
+            script:
+                "../../scripts/kernel_lookup.py"
+
     rule kernel_finalize:
-        """Check every flag against its chunk, consolidate metadata, write the manifest."""
+        """Check every flag against its chunk, consolidate metadata, write the manifest (under --cache: then
+        deposit the store in the store cache, or on a hit link the cached manifest)."""
         input:
-            sentinel=str(KERNEL.sentinel),
-            flags=tile_flags,
-            checkpoint=checkpoint_of,
-            data=data_store,
+            unpack(finalize_inputs),
         output:
             manifest=str(KERNEL.manifest),
         log:
@@ -109,5 +135,7 @@ else:
             CONDA_ENV
         resources:
             **device_resources(),
+        params:
+            **({"cache_root": STORE_CACHE_ROOT} if CACHE_KERNELS else {}),
         script:
             "../../scripts/kernel_finalize.py"

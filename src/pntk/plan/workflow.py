@@ -24,9 +24,11 @@ RULES = ("prepare_data", "train", "train_on_D", "diagnose_on_D", "diagnose_at_in
          "active_learning_seed", "active_figures", "report", "all")
 
 
-# The rules Snakemake's output cache holds (`cache:` in data.smk, train.smk, kernels.smk, diagnostics.smk; the
-# kernel rules only with kernels.jobs: per_checkpoint): what a second workflow folder with the same runs takes.
-CACHED_RULES = ("prepare_data", "train", "train_on_D", "diagnose_on_D", "kernel_checkpoint", "kernel_checkpoint_on_D")
+# What a second workflow folder with the same runs does not run under --cache: the rules Snakemake's output
+# cache holds (`cache:` in data.smk, train.smk, kernels.smk, diagnostics.smk) and, with kernels.jobs: per_tile,
+# the init and tile jobs of each store found in pntk's store cache (its lookup and finalize jobs still run).
+CACHED_RULES = ("prepare_data", "train", "train_on_D", "diagnose_on_D", "kernel_checkpoint", "kernel_checkpoint_on_D",
+                "kernel_init", "kernel_tile")
 
 
 def job_counts(config: dict) -> dict[str, int]:

@@ -4,6 +4,7 @@
     {stem}.init.json          sentinel written by init (the store exists and is empty)
     {stem}.tiles/{i}_{j}.json flag of tile (i, j): its chunk checksums and timing, written after the chunk
     {stem}.manifest.json      written by finalize once every flag matches its chunk; rules read this
+    {stem}.cache.json         kernels.jobs: per_tile under --cache: the lookup's record (hit or miss, key)
 with stem = results/runs/{run}/epoch{E}/kernels/{kind}-{rows}-{cols}. A StorePaths built from a pattern
 with Snakemake wildcards (`{kind}`, …) yields patterns, so the rules use it too. A stem that is a URL
 (`s3://bucket/…`, `https://host/…`) gives `pntk.store.remote.RemotePath`s for the same names.
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from .remote import RemotePath, as_path
 
-STORE, SENTINEL, MANIFEST, TILES = ".zarr", ".init.json", ".manifest.json", ".tiles"
+STORE, SENTINEL, MANIFEST, TILES, CACHE_RECORD = ".zarr", ".init.json", ".manifest.json", ".tiles", ".cache.json"
 _NAME = re.compile(r"^(?P<kind>[a-z_]+)-(?P<rows>(sub-)?(train|test))-(?P<cols>(sub-)?(train|test))$")
 
 
@@ -35,7 +36,7 @@ class StorePaths:
         p = as_path(path)
         if p.parent.name.endswith(TILES):  # a tile flag (or its log)
             return cls(p.parent.with_name(p.parent.name.removesuffix(TILES)))
-        for suffix in (MANIFEST, SENTINEL, STORE, TILES):
+        for suffix in (MANIFEST, SENTINEL, STORE, TILES, CACHE_RECORD):
             if p.name.endswith(suffix):
                 return cls(p.with_name(p.name[: -len(suffix)]))
         return cls(p)
@@ -51,6 +52,8 @@ class StorePaths:
     sentinel = property(lambda self: self._with(SENTINEL), doc="`{stem}.init.json`: written by init")
     manifest = property(lambda self: self._with(MANIFEST), doc="`{stem}.manifest.json`: written by finalize")
     tiles_dir = property(lambda self: self._with(TILES), doc="`{stem}.tiles/`: one flag per tile")
+    cache_record = property(lambda self: self._with(CACHE_RECORD),
+                            doc="`{stem}.cache.json`: the store cache lookup's record (not a file of the store)")
 
     def flag(self, i: int | str, j: int | str) -> Path | RemotePath:
         return self.tiles_dir / f"{i}_{j}.json"

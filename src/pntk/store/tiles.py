@@ -44,6 +44,43 @@ def detach_links(paths: StorePaths) -> bool:
     return found
 
 
+def linked_parts(paths: StorePaths) -> list[Path]:
+    """The links among the store's files (into an output or store cache): the sentinel, the store or flag
+    folder itself, or any file below them (a store taken from pntk's store cache is folders of links). Local
+    stores only."""
+    import os
+
+    out = []
+    for p in (paths.store, paths.tiles_dir, paths.sentinel):
+        if not isinstance(p, Path):
+            continue
+        if p.is_symlink():
+            out.append(p)
+        elif p.is_dir():
+            out += [Path(d, n) for d, dirs, names in os.walk(p) for n in names + dirs if Path(d, n).is_symlink()]
+    return out
+
+
+def materialize_links(paths: StorePaths) -> bool:
+    """Replace the store's links into a cache by copies of what they point to, so that a job that writes into
+    the store (finalize's attributes, a tile) never writes into the cache. Under a lock: the tile jobs of one
+    store may do this at once. True if there were any. Local stores only."""
+    import fcntl
+    import shutil
+
+    if not isinstance(paths.stem, Path) or not linked_parts(paths):
+        return False
+    paths.stem.parent.mkdir(parents=True, exist_ok=True)
+    with open(paths.stem.with_name(paths.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        found = linked_parts(paths)  # again, under the lock: another job may have done it
+        for p in found:
+            target = p.resolve()
+            p.unlink()
+            shutil.copytree(target, p, symlinks=False) if target.is_dir() else shutil.copy2(target, p)
+    return bool(found)
+
+
 def init_store(sentinel: str | Path, *, kind: str, row_ids, col_ids, row_labels, col_labels, tile: int,
                dtype: str, out_dim: int | None, attrs: dict) -> None:
     paths = StorePaths.of(sentinel)
@@ -103,6 +140,7 @@ def write_tile_and_flag(flag: str | Path, block: np.ndarray, i: int, j: int, sec
 
 def finalize(manifest: str | Path, flags: list[str | Path], inputs: dict | None = None) -> dict:
     """Check every flag against the stored chunks and write the manifest; raise naming bad tiles."""
+    materialize_links(StorePaths.of(manifest))  # finalize writes attributes: never through a link into a cache
     spath = StorePaths.of(manifest).store
     expected: dict[str, str] = {}
     timing, methods = {}, {}
