@@ -65,17 +65,19 @@ def s3_server(tmp_path_factory):
         stop(proc)
 
 
+def aws_environment(endpoint: str) -> dict[str, str | None]:
+    """The standard AWS variables pointing at the moto server (None: unset), and nothing from this machine's
+    own AWS files or profile."""
+    return {"AWS_ENDPOINT_URL_S3": endpoint, "AWS_ACCESS_KEY_ID": KEY_ID, "AWS_SECRET_ACCESS_KEY": SECRET,
+            "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_PROFILE": None, "AWS_SESSION_TOKEN": None, "AWS_ENDPOINT_URL": None}
+
+
 @pytest.fixture
 def s3(s3_server, monkeypatch, request):
     """A fresh bucket on the moto server and the AWS environment pointing at it; yields `s3://bucket`."""
-    for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_server)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", KEY_ID)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    for var, value in aws_environment(s3_server).items():
+        monkeypatch.delenv(var, raising=False) if value is None else monkeypatch.setenv(var, value)
     bucket = "pntk-" + request.node.name.lower().replace("_", "-")[:40].strip("-")
     fs = remote.RemotePath(f"s3://{bucket}").fs
     fs.mkdir(bucket)

@@ -96,8 +96,8 @@ def test_plan_says_what_an_output_cache_hit_saves():
 
 def test_plan_says_what_goes_to_the_bucket_and_what_jobs_fetch():
     """A default storage provider: every output to the bucket; each job fetches its inputs — a regression its
-    two pNTK stores, the data and its checkpoint; a kernel job the data and the checkpoint. Per-tile kernel jobs
-    are refused there (declared.smk), and the plan says so."""
+    two pNTK stores, the data and its checkpoint; a kernel job the data and the checkpoint, and per tile the
+    finalize job reads every chunk of its store where it lies as well."""
     cfg = load("tiny")
     cfg["kernels"]["jobs"] = "per_checkpoint"
     plan = plan_workflow(cfg, FIXED_CPU, cores=2)
@@ -110,7 +110,17 @@ def test_plan_says_what_goes_to_the_bucket_and_what_jobs_fetch():
     assert rules["prepare_data"].bytes_read == 0 and rules["train"].bytes_read == rules["train"].jobs * data
     assert t["bytes_read"] == pytest.approx(sum(r.bytes_read for r in plan.rules)) and t["bytes_read"] > stores
     assert "no shared filesystem (--default-storage-provider): " in format_plan(plan)
-    assert "refused with kernels.jobs: per_tile" in format_plan(plan_workflow(load("tiny"), FIXED_CPU, cores=2))
+    per_tile = plan_workflow(load("tiny"), FIXED_CPU, cores=2)
+    tile_rules = {r.rule: r for r in per_tile.rules}
+    runs = len(pcfg.runs(cfg, "train")) * len(cfg["train"]["checkpoint_epochs"])
+    on_d = len(pcfg.runs(cfg, "D")) * len(pcfg.checkpoint_epochs(cfg, "D"))
+    all_stores = (runs * sum(store_bytes(cfg, *s, o) for s in pcfg.store_specs(cfg, "train"))
+                  + on_d * sum(store_bytes(cfg, *s, o) for s in pcfg.store_specs(cfg, "D")))
+    assert tile_rules["kernel_finalize"].jobs == (runs * len(pcfg.store_specs(cfg, "train"))
+                                                  + on_d * len(pcfg.store_specs(cfg, "D")))
+    assert tile_rules["kernel_finalize"].bytes_read == pytest.approx(
+        all_stores + tile_rules["kernel_finalize"].jobs * (data + ckpt))
+    assert "no shared filesystem (--default-storage-provider): " in format_plan(per_tile)
 
 
 def test_one_process_analysis_fetches_both_jobs_inputs():

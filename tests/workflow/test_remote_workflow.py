@@ -7,13 +7,15 @@ computes every kernel store (`--until kernel_checkpoint diagnose_on_D`); folder 
 store declares the store folder as well as its manifest, or in B it finds the manifest without the store
 (checked by hand on 2026-12-07: with that declaration removed, B's regressions fail). Afterwards every output
 is in the bucket, every store there verifies where it lies, an empty third folder has nothing to do, and no
-object holds the credentials. `kernels.jobs: per_tile` (many jobs writing into one store folder) is refused
-before any job runs, naming the key.
+object holds the credentials. The tiny config as shipped (`kernels.jobs: per_tile`) runs so too: kernel_init
+declares the store folder, each tile job writes its chunk into the store where it lies in the bucket and
+declares its flag; its stores equal kernel_checkpoint's bitwise.
 """
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -63,27 +65,34 @@ def bucket_objects(url: str) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def remote_run(s3_server, tmp_path_factory):
-    """Folder A up to the kernel stores, then an empty folder B for the rest, sharing only the bucket."""
-    from servers import KEY_ID
+def aws(s3_server):
+    """The AWS environment pointing at moto's server for this module's Snakemake runs (a module-scoped
+    `servers.s3`), and the bucket."""
+    from servers import aws_environment
 
     from pntk.store import remote
 
-    env = {"AWS_ENDPOINT_URL_S3": s3_server, "AWS_ACCESS_KEY_ID": KEY_ID, "AWS_SECRET_ACCESS_KEY": SECRET,
-           "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
+    env = aws_environment(s3_server)
     old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
+    for k, v in env.items():
+        os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
     try:
         remote.RemotePath("s3://pntk-workflow").fs.mkdir("pntk-workflow")
-        root = tmp_path_factory.mktemp("remote-workflow")
-        prefix = "s3://pntk-workflow/tiny"
-        a, b = _folder(root / "A"), _folder(root / "B")
-        out_a = snakemake(a, prefix, "--until", "kernel_checkpoint", "diagnose_on_D")
-        out_b = snakemake(b, prefix)
-        yield {"root": root, "a": a, "b": b, "prefix": prefix, "out_a": out_a, "out_b": out_b}
+        yield "s3://pntk-workflow"
     finally:
         for k, v in old.items():
             os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+
+
+@pytest.fixture(scope="module")
+def remote_run(aws, tmp_path_factory):
+    """Folder A up to the kernel stores, then an empty folder B for the rest, sharing only the bucket."""
+    root = tmp_path_factory.mktemp("remote-workflow")
+    prefix = f"{aws}/tiny"
+    a, b = _folder(root / "A"), _folder(root / "B")
+    out_a = snakemake(a, prefix, "--until", "kernel_checkpoint", "diagnose_on_D")
+    out_b = snakemake(b, prefix)
+    return {"root": root, "a": a, "b": b, "prefix": prefix, "out_a": out_a, "out_b": out_b}
 
 
 def test_two_folders_sharing_only_the_bucket_run_the_whole_workflow(remote_run):
@@ -126,10 +135,49 @@ def test_an_empty_folder_has_nothing_to_do(remote_run):
     assert job_counts(snakemake(c, remote_run["prefix"], "-n")) == {}
 
 
-def test_per_tile_kernel_jobs_are_refused_under_default_storage(remote_run):
-    d = _folder(remote_run["root"] / "D")
-    cfg = yaml.safe_load((d / "config.yaml").read_text())
-    cfg["kernels"]["jobs"] = "per_tile"
-    (d / "config.yaml").write_text(yaml.safe_dump(cfg))
-    out = snakemake(d, remote_run["prefix"] + "-tiles", "-n", check=False)
-    assert "kernels.jobs: per_tile" in out and "kernels.jobs: per_checkpoint" in out
+@pytest.fixture(scope="module")
+def tiles_run(aws, tmp_path_factory):
+    """tests/configs/tiny.yaml as shipped (`kernels.jobs: per_tile`, the networks on D through the same tile
+    rules): the tile jobs write their chunks into the stores where they lie in the bucket; folder A runs every
+    store, an empty folder B the rest."""
+    root = tmp_path_factory.mktemp("remote-tiles")
+    prefix = f"{aws}/tiles"
+    a, b = root / "A", root / "B"
+    for f in (a, b):
+        f.mkdir()
+        shutil.copy(TINY, f / "config.yaml")
+    out_a = snakemake(a, prefix, "--until", "kernel_finalize")
+    out_b = snakemake(b, prefix)
+    return {"root": root, "prefix": prefix, "out_a": out_a, "out_b": out_b}
+
+
+def test_the_tiny_config_as_shipped_runs_per_tile_without_a_shared_filesystem(tiles_run, remote_run):
+    """Every store in the bucket verifies where it lies; its chunks are bitwise those kernel_checkpoint wrote
+    under the other prefix (same runs, same tiles); B computed no tile and fetched what it read; an empty
+    folder has nothing to do."""
+    r = tiles_run
+    ran_a, ran_b = job_counts(r["out_a"]), job_counts(r["out_b"])
+    assert ran_a["kernel_tile"] >= 32 and ran_a["kernel_finalize"] == 32 and "regression" not in ran_a
+    assert not {"kernel_init", "kernel_tile", "train"} & set(ran_b) and ran_b["report"] == 1, ran_b
+    proc = subprocess.run([str(BIN / "pntk"), "verify", "--json", f"{r['prefix']}/results/runs"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert len(json.loads(proc.stdout)) == 32
+    tiles, ckpt = bucket_objects(r["prefix"]), bucket_objects(remote_run["prefix"])
+    chunks = [k for k in tiles if "/kernel/c/" in k and "-onD/" not in k]
+    assert len(chunks) >= 16 and all(tiles[k] == ckpt[k] for k in chunks)
+    regressions = {k: json.loads(v) for k, v in tiles.items() if k.endswith("/regression.json")}
+    assert len(regressions) == 4
+    assert all(v["flin_test_acc"] == json.loads(ckpt[k])["flin_test_acc"] for k, v in regressions.items())
+    assert "results/report.html" in tiles
+    assert not [k for k, v in tiles.items() if SECRET.encode() in v]
+    c = r["root"] / "C"
+    c.mkdir()
+    shutil.copy(TINY, c / "config.yaml")
+    assert job_counts(snakemake(c, r["prefix"], "-n")) == {}
+
+
+def test_per_tile_needs_an_s3_prefix(tmp_path):
+    shutil.copy(TINY, tmp_path / "config.yaml")
+    out = snakemake(tmp_path, "gs://bucket/x", "-n", check=False)
+    assert "kernels.jobs: per_tile under --default-storage-provider" in out and "got 'gs://bucket/x'" in out

@@ -15,12 +15,31 @@ STORE_CACHE_ROOT = os.environ.get("SNAKEMAKE_OUTPUT_CACHE", "") if CACHE_KERNELS
 # file of the stores it writes, and a job that reads a store (by its manifest) declares the store as well.
 REMOTE_STORAGE = workflow.storage_settings.default_storage_provider is not None
 DECLARE_STORES = CACHE_KERNELS or REMOTE_STORAGE
-if REMOTE_STORAGE and config["kernels"]["jobs"] == "per_tile":
+# kernels.jobs: per_tile has many jobs write into one store folder, which no job can declare as its output.
+# Under a default storage provider kernel_init declares the store folder (the empty store goes to the bucket),
+# each tile job writes its chunk straight into the store where it lies in the bucket (STORE_URL_ROOT, the
+# library's tile protocol on s3://) and declares its flag, finalize reads the chunks there and declares the
+# manifest; a job that reads the store fetches the folder, chunks and all (with_stores).
+REMOTE_TILES = REMOTE_STORAGE and config["kernels"]["jobs"] == "per_tile"
+STORE_URL_ROOT = (
+    str(workflow.storage_settings.default_storage_prefix or "").removesuffix(os.sep) if REMOTE_TILES else ""
+)
+if REMOTE_TILES and not STORE_URL_ROOT.startswith("s3://"):
     raise WorkflowError(
-        "kernels.jobs: per_tile writes each kernel store from many jobs into one folder, which needs a shared "
-        "filesystem; with a default storage provider set kernels.jobs: per_checkpoint (one job per checkpoint "
-        "writes and declares every file of its stores)"
+        f"kernels.jobs: per_tile under --default-storage-provider writes the tiles into the stores where they lie, "
+        f"which needs an s3:// --default-storage-prefix (got {STORE_URL_ROOT!r}); or set kernels.jobs: "
+        "per_checkpoint (one job per checkpoint writes and declares every file of its stores)"
     )
+if REMOTE_TILES and CACHE_KERNELS:
+    raise WorkflowError(
+        "kernels.jobs: per_tile keeps --cache's stores in a folder on a shared filesystem (pntk's store cache), "
+        "which a default storage provider does not have: drop --cache, or set kernels.jobs: per_checkpoint"
+    )
+
+
+def store_url(path):
+    """Where a store file (a local path pattern) lies in the bucket, for the per-tile jobs (REMOTE_TILES)."""
+    return f"{STORE_URL_ROOT}/{path}"
 
 
 def kernel_cache_params(*scripts):

@@ -5,6 +5,8 @@
 # after every job upstream of it (here the tiles) has run. Under --cache they use pntk's store cache beside it
 # instead (pntk.store.shared_cache): kernel_lookup, a Snakemake checkpoint, runs before init and the tiles,
 # and on a hit finalize's inputs (finalize_inputs) name no tile, so none is scheduled.
+# Without a shared filesystem (REMOTE_TILES, declared.smk) kernel_init declares the store folder, and the tile
+# and finalize jobs work on the store where it lies in the bucket (params flag_url, manifest_url).
 PER_TILE_SCRIPTS = ("scripts/kernel_init.py", "scripts/kernel_tile.py", "scripts/kernel_finalize.py")
 
 if config["kernels"]["jobs"] == "per_checkpoint":
@@ -52,6 +54,7 @@ else:
             data=data_store,
             checkpoint=checkpoint_of,
         output:
+            **({"store": directory(str(KERNEL.store))} if REMOTE_TILES else {}),
             sentinel=str(KERNEL.sentinel),
         log:
             str(KERNEL.log("init")),
@@ -91,6 +94,7 @@ else:
                 mem_mb=lambda wc: kernel_mem_mb(wc.kind, wc.rows, wc.cols, tile=True),
             ),
         params:
+            **({"flag_url": store_url(KERNEL.flag("{i}", "{j}"))} if REMOTE_TILES else {}),
             kernels=config["kernels"],
             data=config["data"],
         script:
@@ -137,5 +141,6 @@ else:
             **device_resources(),
         params:
             **({"cache_root": STORE_CACHE_ROOT} if CACHE_KERNELS else {}),
+            **({"manifest_url": store_url(KERNEL.manifest)} if REMOTE_TILES else {}),
         script:
             "../../scripts/kernel_finalize.py"

@@ -55,12 +55,9 @@ def format_plan(plan: WorkflowPlan) -> str:
         lines.append(f"output cache (--cache): a second workflow folder with the same runs takes {hit['jobs']:,} jobs "
                      f"({', '.join(hit['rules'])}) from the cache: {human_seconds(hit['job_seconds'])} of job time "
                      f"and {_si(hit['bytes'], 'B')} written saved")
-    if plan.remote_ok:
-        lines.append(f"no shared filesystem (--default-storage-provider): {_si(t['bytes_written'], 'B')} to the bucket "
-                     f"(every output), {_si(t['bytes_read'], 'B')} fetched by the jobs (data, checkpoints, the stores "
-                     "each reads)")
-    else:
-        lines.append("no shared filesystem (--default-storage-provider): refused with kernels.jobs: per_tile")
+    lines.append(f"no shared filesystem (--default-storage-provider): {_si(t['bytes_written'], 'B')} to the bucket "
+                 f"(every output), {_si(t['bytes_read'], 'B')} fetched by the jobs (data, checkpoints, the stores "
+                 "each reads)")
     too_big = [r.rule for r in plan.rules if r.peak_bytes > (d.memory_bytes if r.device == d.kind else float("inf"))]
     if too_big:
         lines.append(f"WARNING: peak memory above the device's {_si(d.memory_bytes, 'B')}: {', '.join(too_big)}")

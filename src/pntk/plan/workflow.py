@@ -104,11 +104,6 @@ class WorkflowPlan:
     store_bytes: float
     notes: list[str]
 
-    @property
-    def remote_ok(self) -> bool:
-        """Whether the workflow runs with a default storage provider: not with per-tile kernel jobs (declared.smk)."""
-        return not any(r.rule == "kernel_tile" for r in self.rules)
-
     def wall_seconds(self, gpus: int = 1) -> float:
         """A local run's wall time: stages one after the other, the jobs of a stage spread over the
         cores (CPU jobs, `threads` each) or GPUs."""
@@ -162,7 +157,8 @@ def plan_workflow(config: dict, device: DeviceProfile, *, cores: int | None = No
         train = _reads(cm.train(ms, n_train, n_test, config["train"], heavy), data_b)
         ckpt_b = train.bytes_written / epochs  # one checkpoint (its share of the train log too)
         jobs.append(_times(train, seeds))
-        jobs += [_times(_reads(j, data_b + ckpt_b), seeds * epochs) for j in _kernel_jobs(cm, config, ms, o, res)]
+        jobs += [_times(_reads(j, j.bytes_read + data_b + ckpt_b), seeds * epochs)
+                 for j in _kernel_jobs(cm, config, ms, o, res)]
         if pcfg.has_full_pntk(config):
             dd, xd = (store_bytes(config, "pntk", r, "train", o) for r in ("train", "test"))
             reg_threads = heavy if n_train >= pcfg.REGRESSION_ALL_CORES_FROM else 1  # as common.smk
@@ -220,7 +216,7 @@ def _jobs_on_d(cm: CostModel, config: dict, models: list, diagnostics: Job, n_te
         train = _reads(cm.train(ms, n_d, n_test, d_cfg, 1 if one else heavy), data_b)
         train.rule = "train_on_D"
         ckpt_b = train.bytes_written / epochs
-        kernels = [_reads(k, data_b + ckpt_b) for k in _kernel_jobs(cm, config, ms, o, res, "D")]
+        kernels = [_reads(k, k.bytes_read + data_b + ckpt_b) for k in _kernel_jobs(cm, config, ms, o, res, "D")]
         for k in kernels:
             k.rule = k.rule.replace("kernel_checkpoint", "kernel_checkpoint_on_D")
         if not one:
@@ -339,8 +335,10 @@ def _kernel_jobs(cm: CostModel, config: dict, ms: ModelSpec, o: int, res: dict, 
             jobs.append(job)
         size = store_bytes(config, kind, rows, cols, o)
         inside = kcfg["jobs"] != "per_tile"  # one process per checkpoint: no script setup per step
-        jobs += [cm.store_bookkeeping("kernel_init", size, grid.n_rows + grid.n_cols, inside),
-                 cm.store_bookkeeping("kernel_finalize", size, 0, inside)]
+        finalize = cm.store_bookkeeping("kernel_finalize", size, 0, inside)
+        if not inside:  # it checks every chunk where the store lies (in the bucket, without a shared filesystem)
+            finalize.bytes_read = size
+        jobs += [cm.store_bookkeeping("kernel_init", size, grid.n_rows + grid.n_cols, inside), finalize]
     if kcfg["jobs"] == "per_tile":
         for j in jobs:  # a process per job
             j.seconds += cm.start(kcfg["device"] if j.rule == "kernel_tile" else "cpu")
