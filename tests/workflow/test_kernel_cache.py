@@ -285,7 +285,7 @@ def _lookup_hit(work: Path, cache: Path, cfg: dict, snakefile: Path = REPO / "Sn
 
 def test_per_tile_the_key_changes_with_settings_and_modules(per_tile_pair, tmp_path):
     """A copy of the workflow keeps the key; a comment in the kernel engine's pntk/kernels/_pairs.py (imported
-    through pntk.kernel_jobs), another dtype or other data give new keys."""
+    through pntk.kernel_jobs), another dtype, other data or another checkpoint (training setting) give new keys."""
     p = per_tile_pair
     snakefile = _copy_workflow(tmp_path / "checkout")
     assert _lookup_hit(tmp_path / "same", p["cache"], _config(tmp_path / "same", p["per_tile"]), snakefile)
@@ -293,7 +293,8 @@ def test_per_tile_the_key_changes_with_settings_and_modules(per_tile_pair, tmp_p
     engine.write_text(engine.read_text() + "\n# edited\n")
     assert not _lookup_hit(tmp_path / "edited", p["cache"], _config(tmp_path / "edited", p["per_tile"]), snakefile)
     for what, change in [("dtype", lambda c: c["kernels"].update(dtype="float32")),
-                         ("data", lambda c: c["data"].update(seed=1))]:
+                         ("data", lambda c: c["data"].update(seed=1)),
+                         ("checkpoint", lambda c: c["train"].update(lr=0.05))]:
         cfg = _config(tmp_path / what, lambda c, change=change: (p["per_tile"](c), change(c)))
         assert not _lookup_hit(tmp_path / what, p["cache"], cfg), what
 
