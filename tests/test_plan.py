@@ -118,8 +118,14 @@ def test_plan_says_what_goes_to_the_bucket_and_what_jobs_fetch():
                   + on_d * sum(store_bytes(cfg, *s, o) for s in pcfg.store_specs(cfg, "D")))
     assert tile_rules["kernel_finalize"].jobs == (runs * len(pcfg.store_specs(cfg, "train"))
                                                   + on_d * len(pcfg.store_specs(cfg, "D")))
-    assert tile_rules["kernel_finalize"].bytes_read == pytest.approx(
-        all_stores + tile_rules["kernel_finalize"].jobs * (data + ckpt))
+    finalize = tile_rules["kernel_finalize"]
+    assert finalize.bytes_read == pytest.approx(all_stores + finalize.jobs * ckpt)  # its store, no data
+    # a tile job reads its rows where the data lie, in whole chunks of 1,024 rows: here all 90 rows (one chunk)
+    assert tile_rules["kernel_tile"].bytes_read == pytest.approx(tile_rules["kernel_tile"].jobs * (data + ckpt))
+    paper = {r.rule: r for r in plan_workflow(pcfg.load_config(REPO / "configs" / "paper-cifar10.yaml",
+                                                                check_files=False), FIXED_CPU, cores=2).rules}
+    per_job = {k: paper[k].bytes_read / paper[k].jobs for k in ("kernel_init", "kernel_tile")}
+    assert per_job["kernel_tile"] < 0.7 * per_job["kernel_init"], per_job  # CIFAR-10: its rows, not 60,000 images
     assert "no shared filesystem (--default-storage-provider): " in format_plan(per_tile)
 
 

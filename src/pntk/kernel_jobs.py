@@ -14,7 +14,7 @@ from .data import PreparedData, index_set, open_images, open_prepared, read_rows
 from .models.spec import ModelSpec
 from .provenance import atomic_write_json, provenance, sha256_file
 from .runs import checkpoint_meta
-from .store import shared_cache, tiles
+from .store import remote, shared_cache, tiles
 from .store.paths import StorePaths
 from .store.tile_io import RowCache, TileWriter, tile_ids, write_now
 from .store.zarr_store import chunk_checksums
@@ -74,7 +74,7 @@ def tile_job(flag: str | Path, *, kind: str, rows: str, cols: str, i: int, j: in
     coordinates, only its rows of the images are read, and no per-example array (labels, split) is loaded."""
     paths = StorePaths.of(flag)
     tiles.materialize_links(paths)  # a tile job never writes into a store that other folders share
-    x, fingerprint = open_images(data_path)  # x stays on disk: only this tile's rows are read
+    x, fingerprint = _images(data_path)  # x stays where it lies: only this tile's rows are read
     _check_inputs(paths, checkpoint, fingerprint)
     r_sel, c_sel = tile_ids(paths.store, i, j)
     model, _ = load_checkpoint(checkpoint, device=kernels_cfg["device"])
@@ -199,6 +199,17 @@ def _flag_matches(flag: Path, checksums: dict) -> bool:
     except (OSError, ValueError, KeyError, TypeError):
         return False
     return bool(chunks) and all(checksums.get(k) == v for k, v in chunks.items())
+
+
+def _images(data_path):
+    """(images, fingerprint) of the prepared data: `pntk.data.open_images` on a local folder or store, or the
+    prepared store at an s3:// URL (a per-tile job without a shared filesystem reads only its rows there)."""
+    if not remote.is_url(str(data_path)):
+        return open_images(data_path)
+    import zarr
+
+    g = zarr.open_group(remote.zarr_store(str(data_path), read_only=True), mode="r", use_consolidated=False)
+    return g["x"], str(g.attrs["fingerprint"])
 
 
 def _check_inputs(paths: StorePaths, checkpoint, data_fingerprint: str) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -159,6 +160,9 @@ def test_the_tiny_config_as_shipped_runs_per_tile_without_a_shared_filesystem(ti
     ran_a, ran_b = job_counts(r["out_a"]), job_counts(r["out_b"])
     assert ran_a["kernel_tile"] >= 32 and ran_a["kernel_finalize"] == 32 and "regression" not in ran_a
     assert not {"kernel_init", "kernel_tile", "train"} & set(ran_b) and ran_b["report"] == 1, ran_b
+    # a tile job fetches its checkpoint, not the data set (it reads its rows where they lie), nor does finalize
+    inputs = re.findall(r"^(?:local)?rule (kernel_tile|kernel_finalize):\n\s+input: (.*)$", r["out_a"], re.M)
+    assert len(inputs) >= 64 and not [i for _, i in inputs if "results/data" in i], inputs[:3]
     proc = subprocess.run([str(BIN / "pntk"), "verify", "--json", f"{r['prefix']}/results/runs"],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -11,6 +11,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))  # the library, also wit
 
 from pntk import config as pcfg  # noqa: E402
 from pntk.code_closure import closure_digest as _closure_digest  # noqa: E402
+from pntk.data.prepared import store_in  # noqa: E402
 from pntk import layout as lay  # noqa: E402
 from pntk.analysis.infinite import ANALYTIC_ARCHS  # noqa: E402
 from pntk.models import DEFAULT_DEPTH  # noqa: E402
@@ -152,6 +153,12 @@ def data_store(wildcards=None):
     return L.data_folder(DATASET)
 
 
+def prepared_store_of():
+    """The prepared Zarr store inside data_store()'s folder (a per-tile job without a shared filesystem reads its
+    rows where it lies, declared.smk)."""
+    return str(store_in(data_store()))
+
+
 def epoch_dir_of(epoch):
     """EPOCH_DIR with the epoch filled in and the run's wildcards left: a rule that writes every checkpoint."""
     return EPOCH_DIR.replace("{epoch}", f"{epoch:03d}")
@@ -240,6 +247,8 @@ def finalize_inputs(wildcards):
         "checkpoint": checkpoint_of(wildcards),
         "data": data_store(),
     }
+    if REMOTE_TILES:  # finalize does not read the data: not fetched for every store (the flags order it after)
+        del base["data"]
     if not CACHE_KERNELS:
         return base
     record = checkpoints.kernel_lookup.get(**wildcards).output.record

@@ -72,8 +72,8 @@ else:
     rule kernel_tile:
         """Compute tile (i, j) with the kernel engine; write its chunk(s), then its flag."""
         input:
+            **({} if REMOTE_TILES else {"data": data_store}),
             sentinel=str(KERNEL.sentinel),
-            data=data_store,
             checkpoint=checkpoint_of,
         output:
             flag=str(KERNEL.flag("{i}", "{j}")),
@@ -94,7 +94,11 @@ else:
                 mem_mb=lambda wc: kernel_mem_mb(wc.kind, wc.rows, wc.cols, tile=True),
             ),
         params:
-            **({"flag_url": store_url(KERNEL.flag("{i}", "{j}"))} if REMOTE_TILES else {}),
+            **(
+                {"flag_url": store_url(KERNEL.flag("{i}", "{j}")), "data_url": store_url(prepared_store_of())}
+                if REMOTE_TILES
+                else {}
+            ),
             kernels=config["kernels"],
             data=config["data"],
         script:

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from .. import config as pcfg
 from ..analysis import torchvision_resnet
 from ..analysis.cntk import regression_cpu_hours
+from ..data.prepared import CHUNK_ROWS
 from ..models import DEFAULT_DEPTH, ModelSpec
 from .costs import CostModel, Job, model_facts
 from .devices import COSTS, DeviceProfile, host_profile
@@ -157,8 +158,7 @@ def plan_workflow(config: dict, device: DeviceProfile, *, cores: int | None = No
         train = _reads(cm.train(ms, n_train, n_test, config["train"], heavy), data_b)
         ckpt_b = train.bytes_written / epochs  # one checkpoint (its share of the train log too)
         jobs.append(_times(train, seeds))
-        jobs += [_times(_reads(j, j.bytes_read + data_b + ckpt_b), seeds * epochs)
-                 for j in _kernel_jobs(cm, config, ms, o, res)]
+        jobs += [_times(j, seeds * epochs) for j in _kernel_jobs(cm, config, ms, o, res, (data_b, ckpt_b))]
         if pcfg.has_full_pntk(config):
             dd, xd = (store_bytes(config, "pntk", r, "train", o) for r in ("train", "test"))
             reg_threads = heavy if n_train >= pcfg.REGRESSION_ALL_CORES_FROM else 1  # as common.smk
@@ -216,7 +216,7 @@ def _jobs_on_d(cm: CostModel, config: dict, models: list, diagnostics: Job, n_te
         train = _reads(cm.train(ms, n_d, n_test, d_cfg, 1 if one else heavy), data_b)
         train.rule = "train_on_D"
         ckpt_b = train.bytes_written / epochs
-        kernels = [_reads(k, k.bytes_read + data_b + ckpt_b) for k in _kernel_jobs(cm, config, ms, o, res, "D")]
+        kernels = _kernel_jobs(cm, config, ms, o, res, (data_b, ckpt_b), "D")
         for k in kernels:
             k.rule = k.rule.replace("kernel_checkpoint", "kernel_checkpoint_on_D")
         if not one:
@@ -318,9 +318,14 @@ def store_bytes(config: dict, kind: str, rows: str, cols: str, o: int) -> float:
     return padded[0] * padded[1] * outs * item + coords
 
 
-def _kernel_jobs(cm: CostModel, config: dict, ms: ModelSpec, o: int, res: dict, trained_on: str = "train"
-                 ) -> list[Job]:
-    """Jobs of one run and checkpoint: per tile (tiles of equal shape share one Job) or one per checkpoint."""
+def _kernel_jobs(cm: CostModel, config: dict, ms: ModelSpec, o: int, res: dict, reads: tuple[float, float],
+                 trained_on: str = "train") -> list[Job]:
+    """Jobs of one run and checkpoint: per tile (tiles of equal shape share one Job) or one per checkpoint.
+    `reads` (bytes of the prepared data, of one checkpoint): what they fetch without a shared filesystem — the
+    data and the checkpoint; per tile (declared.smk, REMOTE_TILES) a tile job reads only its rows of the data
+    where it lies, finalize its store and no data."""
+    data_b, ckpt_b = reads
+    row_b = 4 * math.prod(ms.in_shape)  # a float32 image of the prepared store
     kcfg = config["kernels"]
     threads = res["cpus_per_gpu"] if kcfg["device"].startswith("cuda") else 1  # device_threads of common.smk
     jobs = []
@@ -332,19 +337,30 @@ def _kernel_jobs(cm: CostModel, config: dict, ms: ModelSpec, o: int, res: dict, 
                                  mirrored=grid.symmetric, out_values=o * o if kind == "entk" else 1, threads=threads,
                                  overlap=kcfg["jobs"] == "per_checkpoint")
             job.count = count
+            job.bytes_read = min(data_b, _rows_read(rows, r, row_b) + _rows_read(cols, c, row_b)) + ckpt_b
             jobs.append(job)
         size = store_bytes(config, kind, rows, cols, o)
         inside = kcfg["jobs"] != "per_tile"  # one process per checkpoint: no script setup per step
         finalize = cm.store_bookkeeping("kernel_finalize", size, 0, inside)
-        if not inside:  # it checks every chunk where the store lies (in the bucket, without a shared filesystem)
-            finalize.bytes_read = size
-        jobs += [cm.store_bookkeeping("kernel_init", size, grid.n_rows + grid.n_cols, inside), finalize]
+        finalize.bytes_read = size + ckpt_b  # it checks every chunk where the store lies
+        init = cm.store_bookkeeping("kernel_init", size, grid.n_rows + grid.n_cols, inside)
+        init.bytes_read = data_b + ckpt_b
+        jobs += [init, finalize]
     if kcfg["jobs"] == "per_tile":
         for j in jobs:  # a process per job
             j.seconds += cm.start(kcfg["device"] if j.rule == "kernel_tile" else "cpu")
         return jobs
-    # one process: a single start, the work of every store
-    return [_one_start("kernel_checkpoint", jobs, cm.start(kcfg["device"]), jobs[0].device, threads)]
+    # one process: a single start, the work of every store, the data and the checkpoint fetched once
+    return [_reads(_one_start("kernel_checkpoint", jobs, cm.start(kcfg["device"]), jobs[0].device, threads),
+                   data_b + ckpt_b)]
+
+
+def _rows_read(index_set: str, extent: int, row_b: float) -> float:
+    """Bytes of the prepared images a tile job reads for `extent` rows of `index_set` where the data lies: whole
+    chunks of CHUNK_ROWS rows; a split's rows are consecutive (at most one chunk more than they fill), a subset's
+    scattered (a chunk per row at worst). The caller caps it at the data set."""
+    chunks = math.ceil(extent / CHUNK_ROWS) + 1 if index_set in ("train", "test") else extent
+    return chunks * CHUNK_ROWS * row_b
 
 
 def _timing_models(config: dict, in_channels: int, o: int) -> list:
