@@ -83,6 +83,23 @@ def store_bytes(work: Path) -> dict[str, bytes]:
     return out
 
 
+def assert_b_has_a_stores(p: dict, n_stores: int) -> None:
+    """Folder B's stores are A's bitwise (links into the cache followed) and verify; the regression downstream,
+    which read them through the links, gives A's numbers; a rerun in B has nothing to do."""
+    from pntk.store import tiles
+    from pntk.store.paths import StorePaths
+
+    ours, theirs = store_bytes(p["b"]), store_bytes(p["a"])
+    assert ours.keys() == theirs.keys() and len(ours) > 10 * n_stores
+    assert all(ours[k] == theirs[k] for k in ours), [k for k in ours if ours[k] != theirs[k]]
+    for manifest in (p["b"] / RUN).glob("epoch*/kernels/*.manifest.json"):
+        assert tiles.verify(StorePaths.of(manifest).store)["ok"], manifest
+    reg = p["targets"][-1]
+    ra, rb = (json.loads((w / reg).read_text()) for w in (p["a"], p["b"]))
+    assert rb["flin_test_acc"] == ra["flin_test_acc"] and rb["model_test_acc"] == ra["model_test_acc"]
+    assert job_counts(snakemake(p["b"], p["cache"], "-n", *p["targets"])) == {}
+
+
 def kernel_logs(work: Path) -> list[str]:
     return [p.read_text() for p in sorted((work / RUN).glob("epoch*/kernels/kernel_checkpoint.log"))]
 
@@ -110,8 +127,6 @@ def cached_pair(tmp_path_factory):
 
 
 def test_a_second_folder_takes_the_stores_from_the_cache(cached_pair):
-    from pntk.store import tiles
-    from pntk.store.paths import StorePaths
 
     p = cached_pair
     epochs = p["cfg"]["train"]["checkpoint_epochs"]
@@ -123,18 +138,9 @@ def test_a_second_folder_takes_the_stores_from_the_cache(cached_pair):
     assert all("computed in" in log for log in kernel_logs(p["a"])) and len(kernel_logs(p["a"])) == len(epochs)
     assert kernel_logs(p["b"]) == [""] * len(epochs)
     assert f"{RUN}/epoch{epochs[-1]:03d}/kernels/pntk-train-train.manifest.json from cache" in p["out_b"]
-    ours, theirs = store_bytes(p["b"]), store_bytes(p["a"])
     n_stores = sum(len(v) for v in p["cfg"]["kernels"]["index_sets"].values()) * len(epochs)
     assert len(list((p["b"] / RUN).glob("epoch*/kernels/*.manifest.json"))) == n_stores
-    assert ours.keys() == theirs.keys() and len(ours) > 10 * n_stores
-    assert all(ours[k] == theirs[k] for k in ours), [k for k in ours if ours[k] != theirs[k]]
-    for manifest in (p["b"] / RUN).glob("epoch*/kernels/*.manifest.json"):
-        assert tiles.verify(StorePaths.of(manifest).store)["ok"], manifest
-    # the regression downstream read the stores through the links into the cache: A's numbers
-    reg = p["targets"][-1]
-    ra, rb = (json.loads((w / reg).read_text()) for w in (p["a"], p["b"]))
-    assert rb["flin_test_acc"] == ra["flin_test_acc"] and rb["model_test_acc"] == ra["model_test_acc"]
-    assert job_counts(snakemake(p["b"], p["cache"], "-n", *p["targets"])) == {}
+    assert_b_has_a_stores(p, n_stores)
 
 
 @pytest.mark.parametrize("what, change, train_too", [
@@ -250,8 +256,6 @@ def per_tile_pair(tmp_path_factory):
 def test_per_tile_a_second_folder_computes_no_tile(per_tile_pair):
     """B runs no kernel_init and no kernel_tile; its stores are A's bitwise (links into the store cache), they
     verify, and the regression downstream gives A's numbers. A rerun has nothing to do."""
-    from pntk.store import tiles
-    from pntk.store.paths import StorePaths
     from pntk.store.shared_cache import ENTRIES
 
     p = per_tile_pair
@@ -265,15 +269,7 @@ def test_per_tile_a_second_folder_computes_no_tile(per_tile_pair):
     assert [r["hit"] for r in lookup_records(p["a"])] == [False] * n_stores
     assert [r["hit"] for r in lookup_records(p["b"])] == [True] * n_stores
     assert len(list((p["cache"] / ENTRIES).iterdir())) == n_stores
-    ours, theirs = store_bytes(p["b"]), store_bytes(p["a"])
-    assert ours.keys() == theirs.keys() and len(ours) > 10 * n_stores
-    assert all(ours[k] == theirs[k] for k in ours), [k for k in ours if ours[k] != theirs[k]]
-    for manifest in (p["b"] / RUN).glob("epoch*/kernels/*.manifest.json"):
-        assert tiles.verify(StorePaths.of(manifest).store)["ok"], manifest
-    reg = p["targets"][-1]
-    ra, rb = (json.loads((w / reg).read_text()) for w in (p["a"], p["b"]))
-    assert rb["flin_test_acc"] == ra["flin_test_acc"] and rb["model_test_acc"] == ra["model_test_acc"]
-    assert job_counts(snakemake(p["b"], p["cache"], "-n", *p["targets"])) == {}
+    assert_b_has_a_stores(p, n_stores)
 
 
 def _lookup_hit(work: Path, cache: Path, cfg: dict, snakefile: Path = REPO / "Snakefile") -> bool:
